@@ -1,0 +1,182 @@
+# Kaa platform - the single entry point. See README.md.
+#
+#   make run          install what is missing, build, start kaa-node standalone
+#   make test         install what is missing, build, run every test suite
+#   make bench        benchmarks (not tests), see bench/README.md
+#
+# Variants: the default build goes to build/; tests are built with
+# ASan+UBSan into build/asan/ (make SAN=1 BUILD=build/asan ...).
+
+BUILD ?= build
+SAN ?=
+CC ?= gcc
+ifeq ($(CC),cc)
+CC := gcc
+endif
+
+PKGS := libcurl yajl libwebsockets libuv grpc libprotobuf-c libpq libmongoc-1.0 sqlite3 openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+DEVICE_LIBS := $(shell pkg-config --libs libwebsockets libprotobuf-c openssl 2>/dev/null)
+CUNIT_LIBS := $(shell pkg-config --libs cunit 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+ifneq ($(CI),)
+WARN += -Werror
+endif
+OPT := -O2
+ifneq ($(SAN),)
+OPT := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+CFLAGS ?=
+CFLAGS += -std=gnu11 -g $(OPT) -pthread -fvisibility=hidden -D_GNU_SOURCE
+CPPFLAGS += -Ilib -Iservices/node -Itests/support -I$(BUILD)/gen $(PKG_CFLAGS)
+LDFLAGS += -pthread $(if $(SAN),-fsanitize=address$(comma)undefined)
+comma := ,
+
+GEN := $(BUILD)/gen
+PROTOS := protos/etcd/kv.proto protos/etcd/rpc.proto
+PROTO_C := $(patsubst protos/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
+PROTO_H := $(PROTO_C:.c=.h)
+
+LIB_SRC := $(wildcard lib/*.c)
+LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(patsubst $(GEN)/%.c,$(BUILD)/obj/gen/%.o,$(PROTO_C))
+LIBKAA_CORE := $(BUILD)/lib/libkaacore.a
+
+# kaa-node's modules except main.c also form libkaanode.a, which the unit
+# tests link to test flag parsing and the like.
+NODE_SRC := $(wildcard services/*.c services/*/*.c)
+NODE_MAIN_OBJ := $(BUILD)/obj/services/node/main.o
+NODE_OBJ := $(filter-out $(NODE_MAIN_OBJ),$(patsubst %.c,$(BUILD)/obj/%.o,$(NODE_SRC)))
+LIBKAA_NODE := $(BUILD)/lib/libkaanode.a
+OPERATOR_SRC := $(wildcard operator/*.c)
+OPERATOR_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(OPERATOR_SRC))
+DEVICE_SRC := $(wildcard sdk/device/*.c)
+DEVICE_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(DEVICE_SRC))
+
+BINS := $(BUILD)/bin/kaa-node $(BUILD)/bin/kaa-operator $(BUILD)/bin/kaa-device
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+INTEG_SRC := $(wildcard tests/integration/test_*.c)
+INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
+TEST_SUPPORT := $(wildcard tests/support/*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+.PHONY: all deps tools run test unit fuzz fuzz-smoke format format-check \
+	check-runtime-libs bench clean test-bins
+
+
+.DEFAULT_GOAL := all
+# Generated sources are kept (not treated as intermediate files).
+.SECONDARY: $(PROTO_C) $(PROTO_H)
+
+all: $(BINS)
+
+deps:
+	@scripts/install-deps.sh build test
+
+tools: deps
+	@e2e/tools/build.sh
+
+# ---- code generation -------------------------------------------------
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: protos/%.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=protos --c_out=$(GEN) $<
+
+# ---- compilation ------------------------------------------------------
+$(BUILD)/obj/gen/%.o: $(GEN)/%.c $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -w -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
+
+$(LIBKAA_CORE): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBKAA_NODE): $(NODE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/kaa-node: $(NODE_MAIN_OBJ) $(LIBKAA_NODE) $(LIBKAA_CORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/bin/kaa-operator: $(OPERATOR_OBJ) $(LIBKAA_CORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+# A device never links server code or gRPC: only its own objects.
+$(BUILD)/bin/kaa-device: $(DEVICE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEVICE_LIBS)
+
+TEST_SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SUPPORT))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_NODE) $(LIBKAA_CORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUNIT_LIBS) -lm
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_CORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUNIT_LIBS) -lm
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBKAA_CORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+test-bins: $(BINS) $(UNIT_BINS) $(INTEG_BINS)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- running -----------------------------------------------------------
+run: deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p data
+	exec $(BUILD)/bin/kaa-node
+
+# ---- tests -------------------------------------------------------------
+ASAN_BUILD := build/asan
+
+FUZZ_SECONDS ?= 20
+
+# Order: cheap checks first; the sanitizer build runs every suite; the plain
+# build's binaries and tests also run under valgrind (e2e/test_valgrind.sh).
+test: deps
+	@$(MAKE) --no-print-directory format-check
+	@$(MAKE) --no-print-directory -j2 all test-bins
+	@$(MAKE) --no-print-directory check-runtime-libs
+	@$(MAKE) --no-print-directory -j2 SAN=1 BUILD=$(ASAN_BUILD) test-bins
+	@e2e/tools/build.sh
+	@fuzz/build.sh --smoke $(FUZZ_SECONDS)
+	@e2e/run-tests.sh $(ASAN_BUILD)
+
+unit:
+	@$(MAKE) --no-print-directory SAN=1 BUILD=$(ASAN_BUILD) test-bins
+	@e2e/run-tests.sh --unit-only $(ASAN_BUILD)
+
+check-runtime-libs: all
+	@scripts/check-runtime-libs.sh $(BINS)
+
+fuzz:
+	@fuzz/build.sh
+
+fuzz-smoke:
+	@fuzz/build.sh --smoke $(FUZZ_SECONDS)
+
+format:
+	clang-format -i $$(git ls-files -co --exclude-standard '*.c' '*.h' | grep -v '^build/')
+
+format-check:
+	@scripts/format-check.sh
+
+bench: deps tools
+	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@bench/run.sh $(BUILD)
+
+clean:
+	rm -rf build

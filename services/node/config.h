@@ -1,0 +1,67 @@
+/*
+ * config.h - kaa-node's settings: defaults, then --config FILE, then
+ * KAA_<NAME> environment variables, then flags (a flag wins).
+ * Names (flag / env / config-file key):
+ *   --services LIST      KAA_SERVICES        services
+ *   --node-id ID         KAA_NODE_ID         node-id
+ *   --cluster NAME       KAA_CLUSTER         cluster
+ *   --etcd URLS          KAA_ETCD            etcd
+ *   --sql URL            KAA_SQL             sql
+ *   --nosql URL          KAA_NOSQL           nosql
+ *   --host ADDR          KAA_HOST            host
+ *   --control-port N     KAA_CONTROL_PORT    control-port
+ *   --bootstrap-port N   KAA_BOOTSTRAP_PORT  bootstrap-port
+ *   --operations-port N  KAA_OPERATIONS_PORT operations-port
+ *   --internode-port N   KAA_INTERNODE_PORT  internode-port
+ *   --bind ADDR          KAA_BIND            bind
+ *   --lease-ttl SECONDS  KAA_LEASE_TTL       lease-ttl
+ *   --log-level LEVEL    KAA_LOG_LEVEL       log-level
+ *   --config FILE        KAA_CONFIG          (the file itself)
+ * The config file holds "key = value" lines; '#' starts a comment.
+ * Pure functions; not thread-safe (getopt), call from main only.
+ */
+#ifndef KAA_NODE_CONFIG_H
+#define KAA_NODE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define KAA_NODE_VERSION "0.1.0"
+
+typedef struct kaa_node_config {
+	bool control, operations, bootstrap; /* from services */
+	char *services;
+	char *node_id;
+	char *cluster;
+	char *etcd; /* NULL: standalone */
+	char *sql;
+	char *nosql;
+	char *host;
+	char *bind;
+	int control_port;
+	int bootstrap_port;
+	int operations_port;
+	int internode_port;
+	int lease_ttl;
+	char *log_level;
+	char *config_file;
+} kaa_node_config;
+
+enum {
+	KAA_CONFIG_OK = 0,
+	KAA_CONFIG_HELP = 1,    /* --help: print usage, exit 0 */
+	KAA_CONFIG_VERSION = 3, /* --version: print version, exit 0 */
+	KAA_CONFIG_USAGE = 2,   /* bad flag/value: err says why; exit 2 */
+};
+
+/* Fills cfg (which this zeroes first) from argv, envp (NULL-terminated
+ * "NAME=value" array) and the config file. On KAA_CONFIG_USAGE, err holds
+ * a one-line reason. cfg must be released with kaa__node_config_clear in
+ * every case. */
+int kaa__node_config_parse(int argc, char **argv, char **envp, kaa_node_config *cfg, char *err,
+			   size_t errlen);
+void kaa__node_config_clear(kaa_node_config *cfg);
+/* The usage text (static). */
+const char *kaa__node_usage(void);
+
+#endif

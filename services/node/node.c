@@ -1,0 +1,335 @@
+/*
+ * node.c - wiring of one kaa-node: coordination backend (etcd or local),
+ * node registry, control leader election, and an HTTP server per enabled
+ * service port answering /healthz, /readyz and /metrics.
+ *
+ * Readiness: a port is ready once this node's record is registered under a
+ * live lease (and, with etcd, the registry view is synced).
+ */
+#include "node.h"
+
+#include "coord.h"
+#include "election.h"
+#include "error.h"
+#include "http_server.h"
+#include "log.h"
+#include "metrics.h"
+#include "registry.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { SVC_CONTROL, SVC_BOOTSTRAP, SVC_OPERATIONS, SVC_COUNT };
+static const char *svc_names[SVC_COUNT] = {"control", "bootstrap", "operations"};
+
+typedef struct svc_port {
+	struct kaa__node *node;
+	int svc;
+	kaa__http_server *http;
+	kaa__counter *requests;
+} svc_port;
+
+struct kaa__node {
+	const kaa_node_config *cfg;
+	kaa__coord *coord;
+	kaa__registry *registry;
+	kaa__election *election;
+	kaa__metrics *metrics;
+	svc_port ports[SVC_COUNT];
+	kaa__node_record self;
+	double last_load;
+	atomic_uint_fast64_t leader_changes;
+};
+
+static double read_load(void)
+{
+	double l = 0;
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = 0;
+		fclose(f);
+	}
+	return l;
+}
+
+static bool node_ready(kaa__node *n)
+{
+	if (!kaa__registry_registered(n->registry))
+		return false;
+	return kaa__registry_view_synced(n->registry);
+}
+
+static void set_body(kaa__http_response *resp, int status, const char *type, const char *text)
+{
+	resp->status = status;
+	resp->content_type = type;
+	resp->body = strdup(text);
+	if (!resp->body)
+		abort(); /* daemons abort on OOM */
+	resp->body_len = strlen(text);
+}
+
+static void handle(const kaa__http_request *req, kaa__http_response *resp, void *ud)
+{
+	svc_port *p = ud;
+	kaa__node *n = p->node;
+
+	kaa__counter_add(p->requests, 1);
+	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+		kaa__http_respond_json_error(resp, 405, "method_not_allowed",
+					     "only GET and HEAD are served here");
+		return;
+	}
+	if (strcmp(req->path, "/healthz") == 0) {
+		set_body(resp, 200, "application/json", "{\"status\":\"ok\"}\n");
+	} else if (strcmp(req->path, "/readyz") == 0) {
+		if (node_ready(n))
+			set_body(resp, 200, "application/json", "{\"status\":\"ready\"}\n");
+		else
+			set_body(
+				resp, 503, "application/json",
+				kaa__registry_registered(n->registry)
+					? "{\"status\":\"not ready\",\"reason\":\"registry view not synced\"}\n"
+					: "{\"status\":\"not ready\",\"reason\":\"not registered\"}\n");
+	} else if (strcmp(req->path, "/metrics") == 0) {
+		char *text = NULL;
+		size_t len = 0;
+		if (kaa__metrics_render(n->metrics, &text, &len) != KAA_OK) {
+			kaa__http_respond_json_error(resp, 500, "internal", "metrics unavailable");
+			return;
+		}
+		resp->status = 200;
+		resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+		resp->body = text;
+		resp->body_len = len;
+	} else {
+		kaa__http_respond_json_error(resp, 404, "not_found", "no such path");
+	}
+}
+
+/* ---- metrics callbacks ----------------------------------------------------- */
+
+static double m_registered(void *ud)
+{
+	return kaa__registry_registered(((kaa__node *)ud)->registry) ? 1 : 0;
+}
+
+static double m_nodes(void *ud)
+{
+	return (double)kaa__registry_count(((kaa__node *)ud)->registry);
+}
+
+static double m_leader(void *ud)
+{
+	kaa__node *n = ud;
+	return n->election && kaa__election_is_leader(n->election) ? 1 : 0;
+}
+
+static double m_leader_changes(void *ud)
+{
+	return (double)atomic_load(&((kaa__node *)ud)->leader_changes);
+}
+
+#define COORD_STAT(field)                                            \
+	static double m_##field(void *ud)                            \
+	{                                                            \
+		kaa__coord_stats st;                                 \
+		kaa__coord_get_stats(((kaa__node *)ud)->coord, &st); \
+		return (double)st.field;                             \
+	}
+COORD_STAT(calls)
+COORD_STAT(call_errors)
+COORD_STAT(watch_reconnects)
+COORD_STAT(watch_resets)
+
+static void on_elected(void *ud)
+{
+	kaa__node *n = ud;
+	atomic_fetch_add(&n->leader_changes, 1);
+	KAA_INFO("node", "control_leader node=%s", n->cfg->node_id);
+}
+
+static void on_deposed(void *ud)
+{
+	kaa__node *n = ud;
+	atomic_fetch_add(&n->leader_changes, 1);
+	KAA_INFO("node", "control_follower node=%s", n->cfg->node_id);
+}
+
+static int build_self(kaa__node *n)
+{
+	const kaa_node_config *cfg = n->cfg;
+	kaa__node_record *r = &n->self;
+	const struct {
+		bool on;
+		const char *name;
+		int port;
+	} s[] = {
+		{cfg->control, "control", cfg->control_port},
+		{cfg->operations, "operations", cfg->operations_port},
+		{cfg->bootstrap, "bootstrap", cfg->bootstrap_port},
+		{cfg->operations, "internode", cfg->internode_port},
+	};
+	r->id = strdup(cfg->node_id);
+	r->host = strdup(cfg->host);
+	r->version = strdup(KAA_NODE_VERSION);
+	if (!r->id || !r->host || !r->version)
+		return KAA_ERR_NOMEM;
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+		if (!s[i].on)
+			continue;
+		if (i < 3) {
+			r->services[r->n_services] = strdup(s[i].name);
+			if (!r->services[r->n_services++])
+				return KAA_ERR_NOMEM;
+		}
+		r->ports[r->n_ports].name = strdup(s[i].name);
+		r->ports[r->n_ports].port = s[i].port;
+		if (!r->ports[r->n_ports++].name)
+			return KAA_ERR_NOMEM;
+	}
+	r->load = n->last_load = read_load();
+	return KAA_OK;
+}
+
+static void register_metrics(kaa__node *n)
+{
+	char labels[256];
+	kaa__metrics *m = n->metrics;
+	snprintf(labels, sizeof(labels), "node=\"%s\",cluster=\"%s\",version=\"%s\",coord=\"%s\"",
+		 n->cfg->node_id, n->cfg->cluster, KAA_NODE_VERSION, kaa__coord_kind(n->coord));
+	kaa__gauge_set(
+		kaa__metrics_gauge(m, "kaa_node_info", "Static facts about this node.", labels), 1);
+	kaa__metrics_gauge_fn(m, "kaa_node_registered",
+			      "1 while this node's record is written under a live lease.", NULL,
+			      m_registered, n);
+	kaa__metrics_gauge_fn(m, "kaa_registry_nodes", "Nodes in this node's registry view.", NULL,
+			      m_nodes, n);
+	kaa__metrics_gauge_fn(m, "kaa_control_leader", "1 while this node is the control leader.",
+			      NULL, m_leader, n);
+	kaa__metrics_gauge_fn(m, "kaa_control_leader_changes_total",
+			      "Times this node became or stopped being the control leader.", NULL,
+			      m_leader_changes, n);
+	kaa__metrics_gauge_fn(m, "kaa_coord_calls_total", "Unary coordination-store calls.", NULL,
+			      m_calls, n);
+	kaa__metrics_gauge_fn(m, "kaa_coord_call_errors_total",
+			      "Coordination-store calls that failed.", NULL, m_call_errors, n);
+	kaa__metrics_gauge_fn(m, "kaa_coord_watch_reconnects_total",
+			      "Watch streams re-established after a failure.", NULL,
+			      m_watch_reconnects, n);
+	kaa__metrics_gauge_fn(m, "kaa_coord_watch_resets_total",
+			      "Watches re-listed because their revision was compacted.", NULL,
+			      m_watch_resets, n);
+}
+
+int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
+{
+	kaa__node *n = calloc(1, sizeof(*n));
+	int rc;
+
+	*out = NULL;
+	if (!n)
+		return KAA_ERR_NOMEM;
+	n->cfg = cfg;
+	n->metrics = kaa__metrics_new();
+	if (!n->metrics) {
+		rc = KAA_ERR_NOMEM;
+		goto fail;
+	}
+	if (cfg->etcd) {
+		rc = kaa__coord_new_etcd(cfg->etcd, NULL, &n->coord);
+		if (rc != KAA_OK) {
+			KAA_ERROR("node", "bad_etcd_endpoints etcd=%s err=%s", cfg->etcd,
+				  kaa_strerror(rc));
+			goto fail;
+		}
+	} else {
+		rc = kaa__coord_new_local(&n->coord);
+		if (rc != KAA_OK)
+			goto fail;
+	}
+	register_metrics(n);
+
+	/* Bind every port first: a busy port fails start-up before we register. */
+	const bool on[SVC_COUNT] = {cfg->control, cfg->bootstrap, cfg->operations};
+	const int port[SVC_COUNT] = {cfg->control_port, cfg->bootstrap_port, cfg->operations_port};
+	for (int i = 0; i < SVC_COUNT; i++) {
+		char labels[64];
+		if (!on[i])
+			continue;
+		n->ports[i].node = n;
+		n->ports[i].svc = i;
+		snprintf(labels, sizeof(labels), "service=\"%s\"", svc_names[i]);
+		n->ports[i].requests = kaa__metrics_counter(n->metrics, "kaa_http_requests_total",
+							    "HTTP requests served.", labels);
+		rc = kaa__http_server_new(cfg->bind, port[i], NULL, handle, &n->ports[i],
+					  &n->ports[i].http);
+		if (rc != KAA_OK) {
+			KAA_ERROR("node", "listen_failed service=%s bind=%s port=%d err=%s",
+				  svc_names[i], cfg->bind, port[i], kaa_strerror(rc));
+			goto fail;
+		}
+	}
+
+	rc = build_self(n);
+	if (rc != KAA_OK)
+		goto fail;
+	rc = kaa__registry_new(n->coord, cfg->cluster, &n->self, cfg->lease_ttl, &n->registry);
+	if (rc != KAA_OK)
+		goto fail;
+	if (cfg->control) {
+		char key[256];
+		kaa__election_cb cb = {.elected = on_elected, .deposed = on_deposed, .ud = n};
+		snprintf(key, sizeof(key), "/kaa/%s/control/leader", cfg->cluster);
+		rc = kaa__election_new(n->coord, key, cfg->node_id, cfg->lease_ttl, &cb,
+				       &n->election);
+		if (rc != KAA_OK)
+			goto fail;
+	}
+	for (int i = 0; i < SVC_COUNT; i++) {
+		if (!n->ports[i].http)
+			continue;
+		rc = kaa__http_server_start(n->ports[i].http);
+		if (rc != KAA_OK)
+			goto fail;
+	}
+	KAA_INFO("node", "started node=%s cluster=%s services=%s coord=%s%s%s", cfg->node_id,
+		 cfg->cluster, cfg->services, kaa__coord_kind(n->coord), cfg->etcd ? " etcd=" : "",
+		 cfg->etcd ? cfg->etcd : "");
+	*out = n;
+	return KAA_OK;
+fail:
+	kaa__node_stop(n);
+	return rc;
+}
+
+void kaa__node_tick(kaa__node *n)
+{
+	double load = read_load();
+	/* Rewrite the record only for a meaningful change: etcd traffic stays
+	 * O(nodes) and the registry coalesces to at most one write a second. */
+	if (load - n->last_load > 0.05 || n->last_load - load > 0.05) {
+		n->last_load = load;
+		n->self.load = load;
+		kaa__registry_update(n->registry, &n->self);
+	}
+}
+
+void kaa__node_stop(kaa__node *n)
+{
+	if (!n)
+		return;
+	/* Stop answering ready first, then give up leadership so a standby can
+	 * take over at once, then deregister. */
+	kaa__election_free(n->election);
+	kaa__registry_free(n->registry, true);
+	for (int i = 0; i < SVC_COUNT; i++)
+		kaa__http_server_free(n->ports[i].http);
+	kaa__coord_free(n->coord);
+	kaa__metrics_free(n->metrics);
+	kaa__node_record_clear(&n->self);
+	free(n);
+}
