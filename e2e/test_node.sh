@@ -121,6 +121,12 @@ check "dead node-a's record expires" wait_for 8000 etcd_lacks "$ETCD" "/kaa/$clu
 
 echo "== etcd restarted under a running node"
 check "etcd killed" "$KAA_HARNESS" kill etcd "$KAA_TEST_ETCD_DIR"
+t0=$(now_ms)
+# etcd cannot expire the lease before TTL (3 s) after the last keepalive it
+# received; the leader must have stepped down by then.
+check "leader steps down within the lease TTL of losing etcd" \
+	wait_for 3000 metric_is "http://127.0.0.1:$b1" kaa_control_leader 0
+echo "  (stepped down after $(($(now_ms) - t0)) ms)"
 check "node-b survives and reports not registered" \
 	wait_for 10000 metric_is "http://127.0.0.1:$b1" kaa_node_registered 0
 check "node-b not ready while etcd is down" http_is 503 "http://127.0.0.1:$b1/readyz"

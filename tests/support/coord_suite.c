@@ -364,6 +364,35 @@ static void test_election(void)
 	kaa__coord_free(c2);
 }
 
+static bool not_leader(void *arg)
+{
+	return !kaa__election_is_leader(arg);
+}
+
+/* A leader whose lease disappears (expired during an outage, revoked by an
+ * operator) must step down, then win again with a fresh lease. */
+static void test_election_lease_lost(void)
+{
+	kaa__coord *c = factory();
+	kaa__election *e = NULL;
+	kaa__kv kv;
+
+	new_prefix();
+	CU_ASSERT_EQUAL_FATAL(kaa__election_new(c, k("leader"), "one", 3, NULL, &e), KAA_OK);
+	CU_ASSERT_TRUE_FATAL(wait_until(is_leader, e, 5000));
+	CU_ASSERT_EQUAL_FATAL(kaa__coord_get(c, k("leader"), &kv, NULL), KAA_OK);
+	int64_t lease = kv.lease;
+	kaa__kv_clear(&kv);
+	CU_ASSERT_EQUAL(kaa__coord_lease_revoke(c, lease), KAA_OK);
+	CU_ASSERT_TRUE(wait_until(not_leader, e, 3000));
+	CU_ASSERT_TRUE(wait_until(is_leader, e, 5000));
+	CU_ASSERT_EQUAL(kaa__coord_get(c, k("leader"), &kv, NULL), KAA_OK);
+	CU_ASSERT_NOT_EQUAL(kv.lease, lease);
+	kaa__kv_clear(&kv);
+	kaa__election_free(e);
+	kaa__coord_free(c);
+}
+
 typedef struct reg_count {
 	kaa__registry *r;
 	size_t n;
@@ -457,6 +486,8 @@ int coord_suite_add(const char *name, coord_factory f)
 	    !CU_add_test(s, "prefix watch with snapshot and history", test_watch) ||
 	    !CU_add_test(s, "watch from a compacted revision recovers", test_watch_compacted) ||
 	    !CU_add_test(s, "election: one leader, hand-over on resign", test_election) ||
+	    !CU_add_test(s, "election: leader steps down when its lease is lost",
+			 test_election_lease_lost) ||
 	    !CU_add_test(s, "registry view, malformed values, deregister", test_registry))
 		return -1;
 	return 0;
