@@ -137,6 +137,8 @@ test-bins: $(BINS) $(UNIT_BINS) $(INTEG_BINS)
 run: deps
 	@$(MAKE) --no-print-directory all
 	@mkdir -p data
+	@echo "kaa-node standalone: control http://localhost:8080, bootstrap :8081, operations :9080"
+	@echo "  try: curl localhost:8080/readyz; curl localhost:8080/metrics   (Ctrl-C stops it)"
 	exec $(BUILD)/bin/kaa-node
 
 # ---- tests -------------------------------------------------------------

@@ -1,0 +1,107 @@
+/* Password hashing, tokens and the role table. */
+#include "auth.h"
+#include "error.h"
+
+#include <CUnit/Basic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_password(void)
+{
+	char *h = NULL, *h2 = NULL;
+	CU_ASSERT_EQUAL_FATAL(kaa__password_hash("s3cret", 1000, &h), KAA_OK);
+	CU_ASSERT_EQUAL(strncmp(h, "pbkdf2-sha256$1000$", 19), 0);
+	CU_ASSERT_TRUE(kaa__password_verify("s3cret", h));
+	CU_ASSERT_FALSE(kaa__password_verify("s3cret ", h));
+	CU_ASSERT_FALSE(kaa__password_verify("", h));
+	/* Salted: the same password hashes differently. */
+	CU_ASSERT_EQUAL_FATAL(kaa__password_hash("s3cret", 1000, &h2), KAA_OK);
+	CU_ASSERT_STRING_NOT_EQUAL(h, h2);
+	CU_ASSERT_TRUE(kaa__password_verify("s3cret", h2));
+	free(h2);
+	/* Tampered or malformed stored strings never verify. */
+	char *t = strdup(h);
+	t[strlen(t) - 2] = t[strlen(t) - 2] == 'A' ? 'B' : 'A';
+	CU_ASSERT_FALSE(kaa__password_verify("s3cret", t));
+	free(t);
+	static const char *bad[] = {"",
+				    "plain",
+				    "pbkdf2-sha256$",
+				    "pbkdf2-sha256$10$abc$def",
+				    "pbkdf2-sha256$1000$$",
+				    "pbkdf2-sha256$1000$c2FsdA$!!!!",
+				    "md5$1000$x$y"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CU_ASSERT_FALSE(kaa__password_verify("s3cret", bad[i]));
+	free(h);
+	char *big = malloc(KAA_PASSWORD_MAX + 2);
+	memset(big, 'a', KAA_PASSWORD_MAX + 1);
+	big[KAA_PASSWORD_MAX + 1] = '\0';
+	CU_ASSERT_EQUAL(kaa__password_hash(big, 1000, &h), KAA_ERR_TOO_BIG);
+	free(big);
+	/* The default iteration count is the slow one. */
+	CU_ASSERT_EQUAL_FATAL(kaa__password_hash("x", 0, &h), KAA_OK);
+	CU_ASSERT_PTR_NOT_NULL(strstr(h, "$100000$"));
+	CU_ASSERT_TRUE(kaa__password_verify("x", h));
+	free(h);
+}
+
+static void test_tokens(void)
+{
+	char a[64], b[64], hex[65], pw[17];
+	CU_ASSERT_EQUAL(kaa__token_new(a, sizeof(a)), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__token_new(b, sizeof(b)), KAA_OK);
+	CU_ASSERT_EQUAL(strncmp(a, "kaa_", 4), 0);
+	CU_ASSERT_EQUAL(strlen(a), 47);
+	CU_ASSERT_STRING_NOT_EQUAL(a, b);
+	CU_ASSERT_PTR_NULL(strpbrk(a, "+/="));
+	CU_ASSERT_EQUAL(kaa__token_new(a, 10), KAA_ERR_INVAL);
+	kaa__sha256_hex("abc", 3, hex);
+	CU_ASSERT_STRING_EQUAL(hex,
+			       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	CU_ASSERT_EQUAL(kaa__password_generate(pw, sizeof(pw)), KAA_OK);
+	CU_ASSERT_EQUAL(strlen(pw), 16);
+}
+
+static void test_roles(void)
+{
+	CU_ASSERT_EQUAL(kaa__role_parse("tenant-admin"), KAA_ROLE_TENANT_ADMIN);
+	CU_ASSERT_EQUAL(kaa__role_parse("root"), KAA_ROLE_NONE);
+	CU_ASSERT_STRING_EQUAL(kaa__role_name(KAA_ROLE_TENANT_USER), "tenant-user");
+	/* Spot checks of the original platform's split of duties. */
+	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_PLATFORM_ADMIN, KAA_ACT_WRITE, KAA_RES_TENANT));
+	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_RES_TENANT));
+	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_RES_APPLICATION));
+	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_RES_USER));
+	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_RES_SCHEMA));
+	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_TENANT_DEVELOPER, KAA_ACT_WRITE, KAA_RES_SCHEMA));
+	CU_ASSERT_FALSE(
+		kaa__role_allows(KAA_ROLE_TENANT_DEVELOPER, KAA_ACT_WRITE, KAA_RES_APPLICATION));
+	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_PLATFORM_ADMIN, KAA_ACT_READ, KAA_RES_SCHEMA));
+	/* A tenant user reads everything of its tenant and writes nothing but
+	 * its own API tokens. */
+	for (int r = 0; r < KAA_RES_COUNT; r++) {
+		CU_ASSERT_TRUE(
+			kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_READ, (kaa__resource)r));
+		CU_ASSERT_EQUAL(
+			kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_WRITE, (kaa__resource)r),
+			r == KAA_RES_API_TOKEN);
+		CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_NONE, KAA_ACT_READ, (kaa__resource)r));
+	}
+	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_READ, KAA_RES_COUNT));
+}
+
+int main(void)
+{
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_pSuite s = CU_add_suite("auth", NULL, NULL);
+	CU_add_test(s, "PBKDF2 password hashes", test_password);
+	CU_add_test(s, "tokens and digests", test_tokens);
+	CU_add_test(s, "role table", test_roles);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned fails = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	return fails ? 1 : 0;
+}
