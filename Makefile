@@ -30,7 +30,7 @@ OPT := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 endif
 CFLAGS ?=
 CFLAGS += -std=gnu11 -g $(OPT) -pthread -fvisibility=hidden -D_GNU_SOURCE
-CPPFLAGS += -Ilib -Iservices/node -Itests/support -I$(BUILD)/gen $(PKG_CFLAGS)
+CPPFLAGS += -Ilib -Iservices/node -Iservices/control -Itests/support -I$(BUILD)/gen $(PKG_CFLAGS)
 LDFLAGS += -pthread $(if $(SAN),-fsanitize=address$(comma)undefined)
 comma := ,
 
