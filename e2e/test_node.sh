@@ -79,19 +79,19 @@ holder=$!
 E2E_PIDS+=($holder)
 wait_for 5000 test -s "$work/busy.port"
 busy=$(cat "$work/busy.port")
-timeout 10 "$BIN" --services control --control-port "$busy" --bind 127.0.0.1 >/dev/null 2>"$work/busy.log"
+timeout 10 "$BIN" --sql "sqlite:$work/busy.db" --services control --control-port "$busy" --bind 127.0.0.1 >/dev/null 2>"$work/busy.log"
 rc=$?
 check "busy port -> exit 1 with a log line" bash -c "[ $rc = 1 ] && grep -q listen_failed '$work/busy.log'"
 kill "$holder" 2>/dev/null
 
 echo "== two nodes on etcd: registration, election, kill -9 fail-over"
 read -r a1 a2 b1 b2 <<<"$(free_ports 4)"
-start_node "$work/a.log" --etcd "$ETCD" --cluster "$cluster" --node-id node-a --services control \
+start_node "$work/a.log" --sql "sqlite:$work/a.db" --etcd "$ETCD" --cluster "$cluster" --node-id node-a --services control \
 	--control-port "$a1" --internode-port "$a2" --bind 127.0.0.1 --host 127.0.0.1 --lease-ttl 3
 pa=$NODE_PID
 check "node-a ready" wait_for 10000 http_is 200 "http://127.0.0.1:$a1/readyz"
 check "node-a leads" wait_for 10000 metric_is "http://127.0.0.1:$a1" kaa_control_leader 1
-start_node "$work/b.log" --etcd "$ETCD" --cluster "$cluster" --node-id node-b --services control \
+start_node "$work/b.log" --sql "sqlite:$work/b.db" --etcd "$ETCD" --cluster "$cluster" --node-id node-b --services control \
 	--control-port "$b1" --internode-port "$b2" --bind 127.0.0.1 --host 127.0.0.1 --lease-ttl 3
 pb=$NODE_PID
 check "node-b ready" wait_for 10000 http_is 200 "http://127.0.0.1:$b1/readyz"

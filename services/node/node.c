@@ -8,6 +8,7 @@
  */
 #include "node.h"
 
+#include "api.h"
 #include "coord.h"
 #include "election.h"
 #include "error.h"
@@ -36,6 +37,7 @@ struct kaa__node {
 	kaa__coord *coord;
 	kaa__registry *registry;
 	kaa__election *election;
+	kaa__control *control;
 	kaa__metrics *metrics;
 	svc_port ports[SVC_COUNT];
 	kaa__node_record self;
@@ -78,6 +80,10 @@ static void handle(const kaa__http_request *req, kaa__http_response *resp, void 
 	kaa__node *n = p->node;
 
 	kaa__counter_add(p->requests, 1);
+	if (p->svc == SVC_CONTROL && n->control && strncmp(req->path, "/api/", 5) == 0) {
+		kaa__control_handle(n->control, req, resp);
+		return;
+	}
 	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
 		kaa__http_respond_json_error(resp, 405, "method_not_allowed",
 					     "only GET and HEAD are served here");
@@ -274,6 +280,11 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 		}
 	}
 
+	if (cfg->control) {
+		rc = kaa__control_new(cfg->sql, n->coord, cfg->cluster, &n->control);
+		if (rc != KAA_OK)
+			goto fail;
+	}
 	rc = build_self(n);
 	if (rc != KAA_OK)
 		goto fail;
@@ -308,6 +319,8 @@ fail:
 
 void kaa__node_tick(kaa__node *n)
 {
+	if (n->control && n->election && kaa__election_is_leader(n->election))
+		kaa__control_leader_tick(n->control);
 	double load = read_load();
 	/* Rewrite the record only for a meaningful change: etcd traffic stays
 	 * O(nodes) and the registry coalesces to at most one write a second. */
@@ -328,6 +341,7 @@ void kaa__node_stop(kaa__node *n)
 	kaa__registry_free(n->registry, true);
 	for (int i = 0; i < SVC_COUNT; i++)
 		kaa__http_server_free(n->ports[i].http);
+	kaa__control_free(n->control);
 	kaa__coord_free(n->coord);
 	kaa__metrics_free(n->metrics);
 	kaa__node_record_clear(&n->self);

@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# The control REST API over HTTP against real kaa-node processes, once on
+# SQLite and once on PostgreSQL ($KAA_TEST_PG): the life of a tenant, every
+# role against every resource kind, tenant isolation, bad inputs, ETags,
+# pagination, the per-application revision key in etcd, and two control
+# replicas on one PostgreSQL and etcd (both serve, one leads, a change made
+# through one is visible through the other).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+BIN=${KAA_ASAN_BIN_DIR:-${KAA_BIN_DIR:?}}/kaa-node
+ETCD=${KAA_TEST_ETCD:?}
+PG=${KAA_TEST_PG:?}
+work=$(mktemp -d "${TMPDIR:-/tmp}/test_control_api.XXXXXX")
+trap 'cleanup_pids; rm -rf "$work"' EXIT
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export -f metric etcd_value b64
+JSON='Content-Type: application/json'
+
+# api USER:PASS METHOD PATH [BODY] -> sets CODE and BODY (response)
+api() {
+	local auth=$1 method=$2 path=$3 data=${4:-}
+	local args=(-s -o "$work/resp" -w '%{http_code}' -X "$method" --max-time 10)
+	[ -n "$auth" ] && args+=(-u "$auth")
+	[ -n "$data" ] && args+=(-H "$JSON" --data-binary "$data")
+	CODE=$(curl "${args[@]}" "${EXTRA_CURL[@]}" "$URL$path")
+	RESP=$(cat "$work/resp")
+}
+EXTRA_CURL=()
+jget() { python3 -c 'import sys, json
+v = json.loads(sys.argv[1])
+for k in sys.argv[2].split("."):
+    v = v[int(k)] if isinstance(v, list) else v[k]
+print(v if not isinstance(v, (dict, list)) else json.dumps(v, sort_keys=True))' "$RESP" "$1"; }
+expect() { # expect CODE description
+	if [ "$CODE" = "$1" ]; then pass "$2 -> $1"; else fail "$2 -> $CODE (want $1): $RESP"; fi
+}
+expect_err() { # expect_err CODE error.code error.path description
+	if [ "$CODE" = "$1" ] && [ "$(jget error.code 2>/dev/null)" = "$2" ] &&
+		{ [ -z "$3" ] || [ "$(jget error.path 2>/dev/null)" = "$3" ]; }; then
+		pass "$4 -> $1 $2 ${3}"
+	else
+		fail "$4 -> $CODE: $RESP (want $1 $2 $3)"
+	fi
+}
+
+ADMIN=root:rootpass123
+# start_control NAME SQL [extra args]: sets NODE_PID and URL
+start_control() {
+	local name=$1 sql=$2 port
+	shift 2
+	port=$(free_ports 1)
+	KAA_ADMIN_USER=root KAA_ADMIN_PASSWORD=rootpass123 spawn "$BIN" --services control \
+		--control-port "$port" --bind 127.0.0.1 --host 127.0.0.1 --node-id "$name" \
+		--sql "$sql" "$@" >"$work/$name.out" 2>"$work/$name.log"
+	NODE_PID=$SPAWNED
+	BASE=http://127.0.0.1:$port
+	URL=$BASE/api/v1
+}
+
+lifecycle() { # the whole suite on one backend
+	local tag=$1
+	echo "== [$tag] life of a tenant"
+	api "" GET /me
+	expect 401 "[$tag] no credentials"
+	api root:wrong GET /me
+	expect 401 "[$tag] wrong password"
+	EXTRA_CURL=(-H "Authorization: Bearer kaa_nope")
+	api "" GET /me
+	expect 401 "[$tag] unknown bearer token"
+	EXTRA_CURL=()
+	api $ADMIN GET /me
+	expect 200 "[$tag] platform admin /me"
+	api $ADMIN POST /tenants '{"name":"acme"}'
+	expect 201 "[$tag] create tenant"
+	T1=$(jget id)
+	api $ADMIN POST /tenants '{"name":"globex"}'
+	T2=$(jget id)
+	api $ADMIN POST /tenants '{"name":"acme"}'
+	expect_err 409 exists "" "[$tag] duplicate tenant"
+	for who in admin:tenant-admin dev:tenant-developer user:tenant-user; do
+		api $ADMIN POST "/tenants/$T1/users" \
+			"{\"name\":\"${who%%:*}-$tag\",\"role\":\"${who#*:}\",\"password\":\"password-$tag\"}"
+		expect 201 "[$tag] create ${who#*:}"
+	done
+	api $ADMIN POST "/tenants/$T2/users" \
+		"{\"name\":\"other-$tag\",\"role\":\"tenant-admin\",\"password\":\"password-$tag\"}"
+	local TA=admin-$tag:password-$tag TD=dev-$tag:password-$tag TU=user-$tag:password-$tag
+	local TO=other-$tag:password-$tag
+	api "$TA" POST "/tenants/$T1/applications" '{"name":"thermo","credentialsMode":"trustful"}'
+	expect 201 "[$tag] tenant admin creates application"
+	A1=$(jget id)
+	[ -n "$(jget applicationToken)" ] && pass "[$tag] application token issued" ||
+		fail "[$tag] no application token"
+	local rev1
+	rev1=$(jget appRev)
+	api "$TO" POST "/tenants/$T2/applications" '{"name":"thermo"}'
+	A2=$(jget id)
+
+	api "$TD" POST "/applications/$A1/schemas" \
+		'{"kind":"configuration","schema":{"type":"record","name":"Cfg","fields":[{"name":"rate","type":"int","default":5},{"name":"mode","type":{"type":"enum","name":"Mode","symbols":["ECO","FAST"]}}]}}'
+	expect 201 "[$tag] developer creates configuration schema"
+	api "$TD" POST "/applications/$A1/schemas" \
+		'{"kind":"notification","schema":{"type":"record","name":"Note","fields":[{"name":"text","type":"string"}]}}'
+	expect 201 "[$tag] notification schema"
+	api "$TD" POST "/applications/$A1/groups" '{"name":"eu","weight":10,"filter":{"cp.region":"eu"}}'
+	expect 201 "[$tag] group with filter"
+	G1=$(jget id)
+	api "$TD" POST "/applications/$A1/configurations" \
+		"{\"groupId\":$G1,\"schemaVersion\":1,\"body\":{\"rate\":7,\"mode\":\"ECO\"}}"
+	expect 201 "[$tag] configuration"
+	C1=$(jget id)
+	api "$TD" POST "/applications/$A1/topics" "{\"name\":\"alerts\",\"mandatory\":true,\"groupIds\":[$G1]}"
+	expect 201 "[$tag] topic"
+	TP=$(jget id)
+	api "$TD" POST "/applications/$A1/notifications" "{\"topicId\":$TP,\"body\":{\"text\":\"hi\"},\"ttlSeconds\":60}"
+	expect 201 "[$tag] notification"
+	[ "$(jget seq)" = 1 ] && pass "[$tag] first notification seq 1" || fail "[$tag] seq: $RESP"
+	api "$TD" POST "/applications/$A1/notifications" "{\"topicId\":$TP,\"body\":{\"text\":\"again\"}}"
+	[ "$(jget seq)" = 2 ] && pass "[$tag] second notification seq 2" || fail "[$tag] seq: $RESP"
+	api "$TD" POST "/applications/$A1/sdk-profiles" '{"name":"v1","schemaVersions":{"configuration":1},"bootstrap":["127.0.0.1:8081"]}'
+	expect 201 "[$tag] SDK profile"
+	api "$TA" POST "/applications/$A1/credentials" '{"endpointKeyHash":"abc","publicKey":"pk","status":"provisioned"}'
+	expect 201 "[$tag] provision a credential"
+	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"file","settings":{"path":"/tmp/x"}}'
+	expect 201 "[$tag] log appender"
+	api "$TU" GET "/applications/$A1/configurations/$C1"
+	expect 200 "[$tag] tenant user reads configuration"
+	api "$TA" GET "/tenants/$T1/applications/$A1"
+	if [ "$(jget appRev)" -gt "$rev1" ]; then pass "[$tag] app revision bumped by changes"; else fail "[$tag] appRev: $RESP"; fi
+	local rev
+	rev=$(jget appRev)
+	if [ -n "${CLUSTER:-}" ]; then
+		check "[$tag] app revision published to etcd" wait_for 5000 bash -c \
+			"[ \"\$(etcd_value '$ETCD' '/kaa/$CLUSTER/apps/$A1/rev')\" = '{\"rev\":$rev}' ]"
+	fi
+
+	echo "== [$tag] bad inputs"
+	api "$TD" POST "/applications/$A1/configurations" "{\"groupId\":$G1,\"schemaVersion\":1,\"body\":{\"rate\":\"fast\",\"mode\":\"ECO\"}}"
+	expect_err 400 schema_mismatch '$.body.rate' "[$tag] configuration not matching its schema"
+	api "$TD" POST "/applications/$A1/configurations" "{\"groupId\":$G1,\"schemaVersion\":1,\"body\":{\"rate\":1,\"mode\":\"SLOW\"}}"
+	expect_err 400 schema_mismatch '$.body.mode' "[$tag] bad enum symbol"
+	api "$TD" POST "/applications/$A1/schemas" '{"kind":"log","schema":{"type":"record","name":"L","fields":[{"name":"x","type":"strin"}]}}'
+	expect_err 400 invalid_schema '$.schema.fields[0].type' "[$tag] invalid Avro schema"
+	api "$TD" POST "/applications/$A1/groups" '{"name":"bad","filter":{"cp.x":{"$regx":"y"}}}'
+	expect_err 400 invalid_filter "" "[$tag] invalid filter"
+	api "$TD" POST "/applications/$A1/groups" '{"name":"g","colour":"red"}'
+	expect_err 400 unknown_field '$.colour' "[$tag] unknown field"
+	api "$TD" POST "/applications/$A1/groups" '{"name":5}'
+	expect_err 400 invalid '$.name' "[$tag] wrong type"
+	api "$TD" POST "/applications/$A1/groups" '{"weight":1}'
+	expect_err 400 missing_field '$.name' "[$tag] missing field"
+	api "$TD" POST "/applications/$A1/groups" '{"name":'
+	expect_err 400 malformed_json "" "[$tag] malformed JSON"
+	CODE=$(curl -s -o "$work/resp" -w '%{http_code}' -u "$TD" -X POST -H 'Content-Type: text/plain' \
+		--data 'x' "$URL/applications/$A1/groups")
+	expect 415 "[$tag] wrong media type"
+	head -c 1100000 /dev/zero | tr '\0' ' ' >"$work/big"
+	CODE=$(curl -s -o /dev/null -w '%{http_code}' -u "$TD" -X POST -H "$JSON" \
+		--data-binary @"$work/big" "$URL/applications/$A1/groups")
+	expect 413 "[$tag] body over 1 MiB"
+	api "$TD" POST "/applications/$A1/notifications" "{\"topicId\":$TP,\"body\":{\"text\":1}}"
+	expect_err 400 schema_mismatch '$.body.text' "[$tag] notification not matching its schema"
+	api "$TD" GET "/applications/$A1/groups?limit=0"
+	expect 400 "[$tag] bad limit"
+	api "$TD" GET "/applications/$A1/groups?cursor=garbage"
+	expect 400 "[$tag] bad cursor"
+	api "$TD" DELETE "/applications/$A1/tenants"
+	expect 404 "[$tag] unknown route"
+	api "$TD" PATCH "/applications/$A1/groups/$G1"
+	expect 405 "[$tag] unsupported method"
+
+	echo "== [$tag] ETags"
+	api "$TD" PUT "/applications/$A1/groups/$G1" '{"weight":20}'
+	expect 428 "[$tag] update without If-Match"
+	EXTRA_CURL=(-H 'If-Match: "1"')
+	api "$TD" PUT "/applications/$A1/groups/$G1" '{"weight":20}'
+	expect 200 "[$tag] update with the right ETag"
+	api "$TD" PUT "/applications/$A1/groups/$G1" '{"weight":30}'
+	expect 412 "[$tag] second admin with a stale ETag"
+	EXTRA_CURL=()
+	api "$TD" GET "/applications/$A1/groups/$G1"
+	[ "$(jget weight)" = 20 ] && pass "[$tag] stale update did not overwrite" || fail "[$tag] $RESP"
+
+	echo "== [$tag] pagination"
+	for i in $(seq 1 12); do api "$TD" POST "/applications/$A1/groups" "{\"name\":\"p$i\"}"; done
+	local seen="" cursor="" pages=0
+	while :; do
+		api "$TD" GET "/applications/$A1/groups?limit=5${cursor:+&cursor=$cursor}"
+		seen="$seen $(python3 -c 'import sys,json; print(" ".join(str(i["id"]) for i in json.loads(sys.argv[1])["items"]))' "$RESP")"
+		cursor=$(python3 -c 'import sys,json,urllib.parse; c=json.loads(sys.argv[1])["nextCursor"]; print(urllib.parse.quote(c) if c else "")' "$RESP")
+		pages=$((pages + 1))
+		[ -n "$cursor" ] && [ "$pages" -lt 10 ] || break
+	done
+	local n uniq
+	n=$(wc -w <<<"$seen")
+	uniq=$(tr ' ' '\n' <<<"$seen" | sed '/^$/d' | sort -u | wc -l)
+	check "[$tag] 13 groups over $pages pages, none twice (got $n, $uniq unique)" \
+		bash -c "[ $n = 13 ] && [ $uniq = 13 ] && [ $pages = 3 ]"
+
+	echo "== [$tag] tenant isolation"
+	api "$TO" GET "/applications/$A1/groups"
+	expect 404 "[$tag] other tenant lists our groups"
+	api "$TO" GET "/tenants/$T1/applications/$A1"
+	expect 404 "[$tag] other tenant reads our application"
+	api "$TO" GET "/applications/$A1/configurations/$C1"
+	expect 404 "[$tag] other tenant reads our configuration"
+	api "$TD" GET "/applications/$A2/groups"
+	expect 404 "[$tag] we list the other tenant's groups"
+	api "$TA" GET "/tenants/$T2"
+	expect 404 "[$tag] we read the other tenant"
+	api "$TA" GET "/tenants"
+	[ "$(python3 -c 'import sys,json; print([i["id"] for i in json.loads(sys.argv[1])["items"]])' "$RESP")" = "[$T1]" ] &&
+		pass "[$tag] tenant list shows only our tenant" || fail "[$tag] tenants: $RESP"
+	api "$TD" GET "/applications/$A1/groups/999999"
+	expect 404 "[$tag] missing object"
+
+	echo "== [$tag] roles x resources"
+	# role: what it may write; reads are allowed to every tenant role.
+	local kinds="schemas groups configurations topics notifications sdk-profiles credentials log-appenders"
+	local role k want
+	for role in "$TA" "$TD" "$TU"; do
+		for k in $kinds; do
+			api "$role" GET "/applications/$A1/$k"
+			expect 200 "[$tag] ${role%%:*} reads $k"
+			api "$role" POST "/applications/$A1/$k" '{}'
+			case "${role%%-*}:$k" in
+			dev:*) want=400 ;;                              # allowed, then the body is incomplete
+			admin:credentials | admin:log-appenders) want=400 ;;
+			*) want=403 ;;
+			esac
+			expect "$want" "[$tag] ${role%%:*} writes $k"
+		done
+		api "$role" POST "/tenants/$T1/applications" '{}'
+		[ "${role%%-*}" = admin ] && want=400 || want=403
+		expect "$want" "[$tag] ${role%%:*} writes applications"
+		api "$role" POST "/tenants/$T1/users" '{}'
+		[ "${role%%-*}" = admin ] && want=400 || want=403
+		expect "$want" "[$tag] ${role%%:*} writes users"
+		api "$role" POST /tenants '{"name":"x"}'
+		expect 403 "[$tag] ${role%%:*} creates tenants"
+	done
+	api $ADMIN GET "/applications/$A1/schemas"
+	expect 403 "[$tag] platform admin reads schemas"
+	api $ADMIN POST "/tenants/$T1/applications" '{"name":"pa"}'
+	expect 403 "[$tag] platform admin creates applications"
+	api "$TA" POST "/tenants/$T1/users" '{"name":"evil","role":"platform-admin","password":"password-x"}'
+	expect 403 "[$tag] tenant admin cannot mint platform admins"
+
+	echo "== [$tag] API tokens"
+	api "$TU" POST /tokens '{"name":"ci"}'
+	expect 201 "[$tag] create API token"
+	local tok
+	tok=$(jget token)
+	EXTRA_CURL=(-H "Authorization: Bearer $tok")
+	api "" GET "/applications/$A1/groups/$G1"
+	expect 200 "[$tag] bearer token authenticates"
+	EXTRA_CURL=()
+
+	echo "== [$tag] deletes cascade"
+	api "$TD" DELETE "/applications/$A1/groups/$G1"
+	expect 204 "[$tag] delete group"
+	api "$TD" GET "/applications/$A1/configurations/$C1"
+	expect 404 "[$tag] its configuration is gone"
+	api "$ADMIN" DELETE "/tenants/$T2"
+	expect 204 "[$tag] delete tenant"
+	api "$TO" GET /me
+	expect 401 "[$tag] its users are gone"
+}
+
+echo "== SQLite, standalone"
+start_control sa "sqlite:$work/sa/kaa.db"
+sa=$NODE_PID
+check "sqlite node ready" wait_for 20000 http_is 200 "$BASE/readyz"
+lifecycle sqlite
+kill -TERM "$sa"
+wait "$sa"
+check "sqlite node exits 0" [ $? = 0 ]
+
+echo "== PostgreSQL, two control replicas on one database and etcd"
+CLUSTER=api$$
+dbname=kaa_api_$$
+psql "$PG" -qc "CREATE DATABASE $dbname" >/dev/null
+PGURL=${PG%/*}/$dbname
+start_control r1 "$PGURL" --etcd "$ETCD" --cluster "$CLUSTER" --lease-ttl 3
+r1=$NODE_PID u1=$BASE
+start_control r2 "$PGURL" --etcd "$ETCD" --cluster "$CLUSTER" --lease-ttl 3
+r2=$NODE_PID u2=$BASE
+check "replica 1 ready" wait_for 20000 http_is 200 "$u1/readyz"
+check "replica 2 ready" wait_for 20000 http_is 200 "$u2/readyz"
+check "exactly one leader" wait_for 10000 bash -c \
+	"[ \$(( \$(metric $u1 kaa_control_leader) + \$(metric $u2 kaa_control_leader) )) = 1 ]"
+URL=$u1/api/v1
+lifecycle postgresql
+URL=$u1/api/v1
+api $ADMIN POST /tenants '{"name":"shared"}'
+ts=$(jget id)
+URL=$u2/api/v1
+api $ADMIN GET "/tenants/$ts"
+expect 200 "a tenant made through replica 1 is read through replica 2"
+api $ADMIN POST "/tenants/$ts/users" '{"name":"via2","role":"tenant-user","password":"password-2"}'
+expect 201 "replica 2 writes too"
+URL=$u1/api/v1
+api via2:password-2 GET /me
+expect 200 "the user made through replica 2 logs in through replica 1"
+kill -TERM "$r1" "$r2"
+wait "$r1"
+check "replica 1 exits 0" [ $? = 0 ]
+wait "$r2"
+check "replica 2 exits 0" [ $? = 0 ]
+psql "$PG" -qc "DROP DATABASE $dbname" >/dev/null 2>&1
+
+for f in "$work"/*.log; do
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f"; then
+		fail "sanitizer report in $(basename "$f")"
+		sed -n '1,60p' "$f"
+	fi
+done
+summary

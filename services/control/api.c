@@ -1,0 +1,1233 @@
+/*
+ * api.c - REST resources over the metadata store. One generic handler
+ * serves every resource kind from a table of field specs: JSON bodies are
+ * parsed with limits, unknown fields and wrong types are rejected with the
+ * path of the field, and data payloads are validated against their Avro
+ * schema before they reach the store.
+ */
+#include "api.h"
+
+#include "auth.h"
+#include "avro_schema.h"
+#include "backoff.h"
+#include "error.h"
+#include "filter.h"
+#include "json_merge.h"
+#include "log.h"
+#include "meta_store.h"
+#include "router.h"
+
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+struct kaa__control {
+	kaa__meta_store *store;
+	kaa__coord *coord;
+	char *cluster;
+	int64_t last_expiry_ms;
+};
+
+/* ---- responses -------------------------------------------------------------- */
+
+static void json_error(kaa__http_response *resp, int status, const char *code, const char *msg,
+		       const char *path)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	const unsigned char *buf;
+	size_t len;
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"error", 5);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"code", 4);
+	yajl_gen_string(g, (const unsigned char *)code, strlen(code));
+	yajl_gen_string(g, (const unsigned char *)"message", 7);
+	yajl_gen_string(g, (const unsigned char *)msg, strlen(msg));
+	if (path) {
+		yajl_gen_string(g, (const unsigned char *)"path", 4);
+		yajl_gen_string(g, (const unsigned char *)path, strlen(path));
+	}
+	yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
+	yajl_gen_get_buf(g, &buf, &len);
+	kaa__http_respond(resp, status, "application/json", buf, len);
+	yajl_gen_free(g);
+}
+
+/* Validation messages read "<path>: <reason>"; split them for the error. */
+static void json_error_pathmsg(kaa__http_response *resp, const char *code, const char *msg)
+{
+	const char *sep = strstr(msg, ": ");
+	if (sep && (msg[0] == '$' || msg[0] == 'f' || msg[0] == '[')) {
+		char path[256];
+		size_t n = (size_t)(sep - msg);
+		if (n >= sizeof(path))
+			n = sizeof(path) - 1;
+		memcpy(path, msg, n);
+		path[n] = '\0';
+		json_error(resp, 400, code, sep + 2, path);
+	} else {
+		json_error(resp, 400, code, msg, NULL);
+	}
+}
+
+static void store_error(kaa__http_response *resp, int rc)
+{
+	switch (rc) {
+	case KAA_ERR_NOTFOUND: json_error(resp, 404, "not_found", "no such object", NULL); break;
+	case KAA_ERR_EXISTS:
+		json_error(resp, 409, "exists", "an object with this name or key exists", NULL);
+		break;
+	case KAA_ERR_CONFLICT:
+		json_error(resp, 412, "version_mismatch",
+			   "the object changed since it was read (If-Match)", NULL);
+		break;
+	case KAA_ERR_INVAL: json_error(resp, 400, "invalid", "invalid value", NULL); break;
+	case KAA_ERR_TOO_BIG: json_error(resp, 413, "too_big", "value too large", NULL); break;
+	case KAA_ERR_UNAVAILABLE:
+	case KAA_ERR_TIMEOUT:
+		json_error(resp, 503, "unavailable", "metadata store unavailable, retry", NULL);
+		kaa__http_response_add_header(resp, "Retry-After", "1");
+		break;
+	default: json_error(resp, 500, "internal", kaa_strerror(rc), NULL); break;
+	}
+}
+
+/* ---- resource specs ------------------------------------------------------------ */
+
+enum ftype { F_STR, F_INT, F_BOOL, F_JSON, F_IDS, F_PASSWORD, F_TTL };
+enum { F_CREATE = 1, F_UPDATE = 2, F_REQUIRED = 4, F_READ = 8 };
+
+typedef struct field {
+	const char *json;
+	enum ftype type;
+	size_t off;
+	int flags;
+} field;
+
+#define OFF(m) offsetof(kaa__meta_obj, m)
+
+enum scope { SC_ROOT, SC_TENANT, SC_SELF, SC_APP };
+
+typedef struct resource {
+	const char *coll;  /* URL collection segment */
+	const char *param; /* item parameter name */
+	kaa__meta_kind kind;
+	kaa__resource res;
+	enum scope scope;
+	bool immutable; /* no PUT */
+	field fields[10];
+} resource;
+
+static const resource resources[] = {
+	{"tenants",
+	 "tenant",
+	 KAA_META_TENANT,
+	 KAA_RES_TENANT,
+	 SC_ROOT,
+	 false,
+	 {{"name", F_STR, OFF(name), F_CREATE | F_UPDATE | F_REQUIRED | F_READ}}},
+	{"users",
+	 "user",
+	 KAA_META_USER,
+	 KAA_RES_USER,
+	 SC_TENANT,
+	 false,
+	 {{"name", F_STR, OFF(name), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
+	  {"role", F_STR, OFF(role), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
+	  {"password", F_PASSWORD, OFF(password_hash), F_CREATE | F_UPDATE | F_REQUIRED}}},
+	{"applications",
+	 "app",
+	 KAA_META_APPLICATION,
+	 KAA_RES_APPLICATION,
+	 SC_TENANT,
+	 false,
+	 {{"name", F_STR, OFF(name), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
+	  {"credentialsMode", F_STR, OFF(credentials_mode), F_CREATE | F_UPDATE | F_READ},
+	  {"applicationToken", F_STR, OFF(app_token), F_READ},
+	  {"appRev", F_INT, OFF(app_rev), F_READ}}},
+	{"tokens",
+	 "token",
+	 KAA_META_API_TOKEN,
+	 KAA_RES_API_TOKEN,
+	 SC_SELF,
+	 true,
+	 {{"name", F_STR, OFF(name), F_CREATE | F_REQUIRED | F_READ}}},
+	{"schemas",
+	 "schema",
+	 KAA_META_SCHEMA,
+	 KAA_RES_SCHEMA,
+	 SC_APP,
+	 true,
+	 {{"kind", F_STR, OFF(schema_kind), F_CREATE | F_REQUIRED | F_READ},
+	  {"name", F_STR, OFF(name), F_CREATE | F_READ},
+	  {"schema", F_JSON, OFF(body), F_CREATE | F_REQUIRED | F_READ},
+	  {"schemaVersion", F_INT, OFF(schema_version), F_READ}}},
+	{"groups",
+	 "group",
+	 KAA_META_GROUP,
+	 KAA_RES_GROUP,
+	 SC_APP,
+	 false,
+	 {{"name", F_STR, OFF(name), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
+	  {"weight", F_INT, OFF(weight), F_CREATE | F_UPDATE | F_READ},
+	  {"filter", F_JSON, OFF(body), F_CREATE | F_UPDATE | F_READ}}},
+	{"configurations",
+	 "configuration",
+	 KAA_META_CONFIGURATION,
+	 KAA_RES_CONFIGURATION,
+	 SC_APP,
+	 false,
+	 {{"groupId", F_INT, OFF(group_id), F_CREATE | F_REQUIRED | F_READ},
+	  {"schemaVersion", F_INT, OFF(schema_version), F_CREATE | F_REQUIRED | F_READ},
+	  {"body", F_JSON, OFF(body), F_CREATE | F_UPDATE | F_REQUIRED | F_READ}}},
+	{"topics",
+	 "topic",
+	 KAA_META_TOPIC,
+	 KAA_RES_TOPIC,
+	 SC_APP,
+	 false,
+	 {{"name", F_STR, OFF(name), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
+	  {"mandatory", F_BOOL, OFF(mandatory), F_CREATE | F_UPDATE | F_READ},
+	  {"groupIds", F_IDS, OFF(group_ids), F_CREATE | F_UPDATE | F_READ},
+	  {"seq", F_INT, OFF(seq), F_READ}}},
+	{"notifications",
+	 "notification",
+	 KAA_META_NOTIFICATION,
+	 KAA_RES_NOTIFICATION,
+	 SC_APP,
+	 true,
+	 {{"topicId", F_INT, OFF(topic_id), F_CREATE | F_REQUIRED | F_READ},
+	  {"endpointKeyHash", F_STR, OFF(endpoint_key_hash), F_CREATE | F_READ},
+	  {"body", F_JSON, OFF(body), F_CREATE | F_REQUIRED | F_READ},
+	  {"ttlSeconds", F_TTL, OFF(expires_ms), F_CREATE},
+	  {"seq", F_INT, OFF(seq), F_READ},
+	  {"expiresAt", F_INT, OFF(expires_ms), F_READ}}},
+	{"log-appenders",
+	 "appender",
+	 KAA_META_LOG_APPENDER,
+	 KAA_RES_LOG_APPENDER,
+	 SC_APP,
+	 false,
+	 {{"name", F_STR, OFF(name), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
+	  {"settings", F_JSON, OFF(body), F_CREATE | F_UPDATE | F_REQUIRED | F_READ}}},
+	{"credentials",
+	 "credential",
+	 KAA_META_CREDENTIAL,
+	 KAA_RES_CREDENTIAL,
+	 SC_APP,
+	 false,
+	 {{"endpointKeyHash", F_STR, OFF(endpoint_key_hash), F_CREATE | F_REQUIRED | F_READ},
+	  {"publicKey", F_STR, OFF(public_key), F_CREATE | F_UPDATE | F_READ},
+	  {"status", F_STR, OFF(status), F_CREATE | F_UPDATE | F_READ}}},
+	{"sdk-profiles",
+	 "profile",
+	 KAA_META_SDK_PROFILE,
+	 KAA_RES_SDK_PROFILE,
+	 SC_APP,
+	 false,
+	 {{"name", F_STR, OFF(name), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
+	  {"schemaVersions", F_JSON, OFF(body), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
+	  {"bootstrap", F_JSON, OFF(bootstrap), F_CREATE | F_UPDATE | F_READ}}},
+};
+#define N_RESOURCES (sizeof(resources) / sizeof(resources[0]))
+
+/* Routes: ids encode resource index * 4 + operation. */
+enum { OP_LIST, OP_CREATE, OP_GET, OP_PUT, OP_DELETE };
+#define ROUTE_ID(r, op) ((int)(r)*8 + (op))
+#define ROUTE_ME 1000
+
+static kaa__route routes[N_RESOURCES * 5 + 1];
+static size_t n_routes;
+static char route_patterns[N_RESOURCES][2][128];
+static pthread_once_t routes_once = PTHREAD_ONCE_INIT;
+
+static void build_routes(void)
+{
+	static const char *ops_coll[] = {"GET", "POST"};
+	for (size_t i = 0; i < N_RESOURCES; i++) {
+		const resource *r = &resources[i];
+		char *coll = route_patterns[i][0], *item = route_patterns[i][1];
+		switch (r->scope) {
+		case SC_ROOT:
+		case SC_SELF: snprintf(coll, 128, "/api/v1/%s", r->coll); break;
+		case SC_TENANT: snprintf(coll, 128, "/api/v1/tenants/{tenant}/%s", r->coll); break;
+		case SC_APP: snprintf(coll, 128, "/api/v1/applications/{app}/%s", r->coll); break;
+		}
+		snprintf(item, 128, "%s/{%s}", coll, r->param);
+		for (int op = 0; op < 2; op++)
+			routes[n_routes++] = (kaa__route){ops_coll[op], coll, ROUTE_ID(i, op)};
+		routes[n_routes++] = (kaa__route){"GET", item, ROUTE_ID(i, OP_GET)};
+		if (!r->immutable)
+			routes[n_routes++] = (kaa__route){"PUT", item, ROUTE_ID(i, OP_PUT)};
+		routes[n_routes++] = (kaa__route){"DELETE", item, ROUTE_ID(i, OP_DELETE)};
+	}
+	routes[n_routes++] = (kaa__route){"GET", "/api/v1/me", ROUTE_ME};
+}
+
+const kaa__route *kaa__control_routes(size_t *n)
+{
+	pthread_once(&routes_once, build_routes);
+	*n = n_routes;
+	return routes;
+}
+
+/* ---- JSON output ------------------------------------------------------------ */
+
+static void gen_key(yajl_gen g, const char *k)
+{
+	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+}
+
+static void gen_raw_json(yajl_gen g, const char *json)
+{
+	yajl_val v = NULL;
+	char err[64];
+	if (json && kaa__json_parse(json, strlen(json), KAA_META_BODY_MAX, KAA_JSON_MAX_DEPTH, &v,
+				    err, sizeof(err)) == KAA_OK) {
+		kaa__json_gen_canonical(g, v);
+		yajl_tree_free(v);
+	} else {
+		yajl_gen_null(g);
+	}
+}
+
+static void gen_obj(yajl_gen g, const resource *r, const kaa__meta_obj *o)
+{
+	yajl_gen_map_open(g);
+	gen_key(g, "id");
+	yajl_gen_integer(g, o->id);
+	gen_key(g, "version");
+	yajl_gen_integer(g, o->version);
+	if (r->scope == SC_APP) {
+		gen_key(g, "applicationId");
+		yajl_gen_integer(g, o->app_id);
+	}
+	if (r->kind != KAA_META_TENANT && r->scope != SC_SELF) {
+		gen_key(g, "tenantId");
+		yajl_gen_integer(g, o->tenant_id);
+	}
+	gen_key(g, "createdAt");
+	yajl_gen_integer(g, o->created_ms);
+	gen_key(g, "updatedAt");
+	yajl_gen_integer(g, o->updated_ms);
+	for (const field *f = r->fields; f->json; f++) {
+		if (!(f->flags & F_READ))
+			continue;
+		const char *base = (const char *)o;
+		gen_key(g, f->json);
+		switch (f->type) {
+		case F_STR: {
+			const char *s = *(char *const *)(base + f->off);
+			if (s)
+				yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+			else
+				yajl_gen_null(g);
+			break;
+		}
+		case F_INT: yajl_gen_integer(g, *(const int64_t *)(base + f->off)); break;
+		case F_BOOL: yajl_gen_bool(g, *(const bool *)(base + f->off)); break;
+		case F_JSON: gen_raw_json(g, *(char *const *)(base + f->off)); break;
+		case F_IDS:
+			yajl_gen_array_open(g);
+			for (size_t i = 0; i < o->n_group_ids; i++)
+				yajl_gen_integer(g, o->group_ids[i]);
+			yajl_gen_array_close(g);
+			break;
+		default: yajl_gen_null(g); break;
+		}
+	}
+	yajl_gen_map_close(g);
+}
+
+static void respond_gen(kaa__http_response *resp, int status, yajl_gen g)
+{
+	const unsigned char *buf;
+	size_t len;
+	yajl_gen_get_buf(g, &buf, &len);
+	kaa__http_respond(resp, status, "application/json", buf, len);
+}
+
+static void respond_obj(kaa__http_response *resp, int status, const resource *r,
+			const kaa__meta_obj *o, const char *extra_key, const char *extra_val)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	char etag[32];
+	if (extra_key) {
+		/* One-time secrets (a new API token) ride beside the object. */
+		yajl_gen_map_open(g);
+		gen_key(g, extra_key);
+		gen_key(g, extra_val);
+		gen_key(g, "object");
+	}
+	gen_obj(g, r, o);
+	if (extra_key)
+		yajl_gen_map_close(g);
+	respond_gen(resp, status, g);
+	yajl_gen_free(g);
+	snprintf(etag, sizeof(etag), "\"%" PRId64 "\"", o->version);
+	kaa__http_response_add_header(resp, "ETag", etag);
+}
+
+/* ---- principal ------------------------------------------------------------- */
+
+typedef struct principal {
+	int64_t user_id;
+	int64_t tenant_id;
+	kaa__role role;
+	char name[KAA_META_NAME_MAX + 1];
+} principal;
+
+static bool b64_decode(const char *in, char *out, size_t cap)
+{
+	size_t n = strlen(in);
+	unsigned char tmp[1024];
+	if (n == 0 || n % 4 || n > sizeof(tmp) / 3 * 4 - 4)
+		return false;
+	int w = EVP_DecodeBlock(tmp, (const unsigned char *)in, (int)n);
+	if (w < 0)
+		return false;
+	while (n && in[n - 1] == '=') {
+		n--;
+		w--;
+	}
+	if ((size_t)w >= cap || memchr(tmp, '\0', (size_t)w))
+		return false;
+	memcpy(out, tmp, (size_t)w);
+	out[w] = '\0';
+	return true;
+}
+
+/* 0 on success, else the HTTP status to answer (401). */
+static int authenticate(kaa__control *c, const kaa__http_request *req, principal *p)
+{
+	const char *h = kaa__http_header(req, "authorization");
+	kaa__meta_obj user = {0}, tok = {0};
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	if (!h)
+		return 401;
+	if (strncasecmp(h, "Basic ", 6) == 0) {
+		char cred[768];
+		if (!b64_decode(h + 6, cred, sizeof(cred)))
+			return 401;
+		char *colon = strchr(cred, ':');
+		if (!colon)
+			return 401;
+		*colon = '\0';
+		rc = kaa__meta_find_name(c->store, KAA_META_USER, 0, cred, &user);
+		if (rc == KAA_OK && user.password_hash &&
+		    kaa__password_verify(colon + 1, user.password_hash))
+			goto ok;
+		if (rc != KAA_OK && rc != KAA_ERR_NOTFOUND && rc != KAA_ERR_INVAL)
+			rc = 503;
+		else
+			rc = 401;
+		kaa__meta_obj_clear(&user);
+		return rc;
+	}
+	if (strncasecmp(h, "Bearer ", 7) == 0) {
+		char hex[65];
+		const char *t = h + 7;
+		if (strlen(t) > 256)
+			return 401;
+		kaa__sha256_hex(t, strlen(t), hex);
+		rc = kaa__meta_find_token(c->store, hex, &tok);
+		if (rc != KAA_OK)
+			return rc == KAA_ERR_NOTFOUND ? 401 : 503;
+		rc = kaa__meta_get(c->store, KAA_META_USER, tok.user_id, &user);
+		kaa__meta_obj_clear(&tok);
+		if (rc == KAA_OK)
+			goto ok;
+		return 401;
+	}
+	return 401;
+ok:
+	p->user_id = user.id;
+	p->tenant_id = user.tenant_id;
+	p->role = kaa__role_parse(user.role ? user.role : "");
+	snprintf(p->name, sizeof(p->name), "%s", user.name ? user.name : "");
+	kaa__meta_obj_clear(&user);
+	return p->role == KAA_ROLE_NONE ? 401 : 0;
+}
+
+/* ---- request bodies ------------------------------------------------------------ */
+
+typedef struct body_refs {
+	yajl_val tree;
+	char *owned[12]; /* strings to free after the call */
+	size_t n_owned;
+	int64_t ids[256];
+	int64_t ttl_s;
+	bool has_ttl;
+} body_refs;
+
+static void body_refs_free(body_refs *b)
+{
+	for (size_t i = 0; i < b->n_owned; i++)
+		free(b->owned[i]);
+	yajl_tree_free(b->tree);
+}
+
+/* Fills o from the JSON body for create (flag F_CREATE) or update. Returns
+ * 0 or answers 400/415 itself and returns -1. */
+static int parse_body(const kaa__http_request *req, const resource *r, int flag, kaa__meta_obj *o,
+		      body_refs *b, kaa__http_response *resp)
+{
+	const char *ct = kaa__http_header(req, "content-type");
+	char err[256], path[300];
+
+	memset(b, 0, sizeof(*b));
+	if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
+	    (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+		json_error(resp, 415, "unsupported_media_type",
+			   "send Content-Type: application/json", NULL);
+		return -1;
+	}
+	if (kaa__json_parse(req->body, req->body_len, KAA_META_BODY_MAX, KAA_JSON_MAX_DEPTH,
+			    &b->tree, err, sizeof(err)) != KAA_OK) {
+		json_error_pathmsg(resp, "malformed_json", err);
+		return -1;
+	}
+	if (!YAJL_IS_OBJECT(b->tree)) {
+		json_error(resp, 400, "invalid", "the body must be a JSON object", "$");
+		return -1;
+	}
+	for (size_t i = 0; i < b->tree->u.object.len; i++) {
+		const char *k = b->tree->u.object.keys[i];
+		yajl_val v = b->tree->u.object.values[i];
+		const field *f = NULL;
+		for (const field *x = r->fields; x->json; x++)
+			if (strcmp(x->json, k) == 0)
+				f = x;
+		snprintf(path, sizeof(path), "$.%s", k);
+		if (!f || !(f->flags & flag)) {
+			json_error(resp, 400, "unknown_field",
+				   f ? "this field cannot be set here" : "unknown field", path);
+			return -1;
+		}
+		char *base = (char *)o;
+		switch (f->type) {
+		case F_STR:
+		case F_PASSWORD:
+			if (!YAJL_IS_STRING(v)) {
+				json_error(resp, 400, "invalid", "expected a string", path);
+				return -1;
+			}
+			if (f->type == F_PASSWORD) {
+				char *hash = NULL;
+				if (strlen(v->u.string) < 8) {
+					json_error(resp, 400, "invalid",
+						   "passwords have at least 8 characters", path);
+					return -1;
+				}
+				if (kaa__password_hash(v->u.string, 0, &hash) != KAA_OK) {
+					json_error(resp, 400, "invalid", "password not accepted",
+						   path);
+					return -1;
+				}
+				b->owned[b->n_owned++] = hash;
+				*(char **)(base + f->off) = hash;
+			} else {
+				*(char **)(base + f->off) = v->u.string;
+			}
+			break;
+		case F_INT:
+			if (!kaa__json_int64(v, (int64_t *)(base + f->off))) {
+				json_error(resp, 400, "invalid", "expected an integer", path);
+				return -1;
+			}
+			break;
+		case F_TTL:
+			if (!kaa__json_int64(v, &b->ttl_s) || b->ttl_s < 1 ||
+			    b->ttl_s > 365LL * 24 * 3600) {
+				json_error(resp, 400, "invalid",
+					   "expected seconds between 1 and 31536000", path);
+				return -1;
+			}
+			b->has_ttl = true;
+			break;
+		case F_BOOL:
+			if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
+				json_error(resp, 400, "invalid", "expected true or false", path);
+				return -1;
+			}
+			*(bool *)(base + f->off) = YAJL_IS_TRUE(v);
+			break;
+		case F_JSON: {
+			char *txt = NULL;
+			size_t len = 0;
+			if (kaa__json_canonical_tree(v, &txt, &len) != KAA_OK) {
+				json_error(resp, 400, "invalid", "cannot encode value", path);
+				return -1;
+			}
+			b->owned[b->n_owned++] = txt;
+			*(char **)(base + f->off) = txt;
+			break;
+		}
+		case F_IDS:
+			if (!YAJL_IS_ARRAY(v) || v->u.array.len > 256) {
+				json_error(resp, 400, "invalid",
+					   "expected an array of ids (at most 256)", path);
+				return -1;
+			}
+			for (size_t j = 0; j < v->u.array.len; j++) {
+				if (!kaa__json_int64(v->u.array.values[j], &b->ids[j]) ||
+				    b->ids[j] < 1) {
+					snprintf(path, sizeof(path), "$.%s[%zu]", k, j);
+					json_error(resp, 400, "invalid", "expected a positive id",
+						   path);
+					return -1;
+				}
+			}
+			o->group_ids = b->ids;
+			o->n_group_ids = v->u.array.len;
+			break;
+		}
+	}
+	for (const field *f = r->fields; f->json; f++) {
+		if ((f->flags & F_REQUIRED) && (f->flags & flag) && flag == F_CREATE) {
+			bool present = false;
+			for (size_t i = 0; i < b->tree->u.object.len; i++)
+				if (strcmp(b->tree->u.object.keys[i], f->json) == 0)
+					present = true;
+			if (!present) {
+				snprintf(path, sizeof(path), "$.%s", f->json);
+				json_error(resp, 400, "missing_field", "required field is missing",
+					   path);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* ---- semantic validation of payloads ----------------------------------------- */
+
+static int validate_against(kaa__control *c, int64_t app_id, const char *kind, int64_t version,
+			    const char *doc, kaa__http_response *resp, const char *field_name)
+{
+	kaa__meta_obj sch = {0};
+	kaa__avro_schema *s = NULL;
+	char err[300];
+	int rc;
+
+	if (version == 0) {
+		/* The latest schema of this kind. */
+		kaa__meta_query q = {
+			.parent_id = app_id, .schema_kind = kind, .limit = KAA_META_LIMIT_MAX};
+		kaa__meta_page pg;
+		rc = kaa__meta_list(c->store, KAA_META_SCHEMA, &q, &pg);
+		if (rc != KAA_OK) {
+			store_error(resp, rc);
+			return -1;
+		}
+		for (size_t i = 0; i < pg.n; i++)
+			if (pg.items[i].schema_version > version)
+				version = pg.items[i].schema_version;
+		kaa__meta_page_clear(&pg);
+		if (version == 0)
+			return 0; /* no schema of this kind: payloads are free-form JSON */
+	}
+	rc = kaa__meta_find_schema(c->store, app_id, kind, version, &sch);
+	if (rc == KAA_ERR_NOTFOUND) {
+		snprintf(err, sizeof(err), "the application has no %s schema version %" PRId64,
+			 kind, version);
+		json_error(resp, 400, "unknown_schema", err, "$.schemaVersion");
+		return -1;
+	}
+	if (rc != KAA_OK) {
+		store_error(resp, rc);
+		return -1;
+	}
+	rc = kaa__avro_schema_parse(sch.body, strlen(sch.body), &s, err, sizeof(err));
+	kaa__meta_obj_clear(&sch);
+	if (rc != KAA_OK) {
+		json_error(resp, 500, "internal", "stored schema does not parse", NULL);
+		return -1;
+	}
+	rc = kaa__avro_validate(s, doc, strlen(doc), err, sizeof(err));
+	kaa__avro_schema_free(s);
+	if (rc != KAA_OK) {
+		/* Report the path inside the request body: "$.x: why" from the
+		 * validator becomes path "$.body.x", message "why". */
+		char msg[400], path[400];
+		const char *sep = strstr(err, ": ");
+		if (sep && err[0] == '$') {
+			snprintf(path, sizeof(path), "$.%s%.*s", field_name, (int)(sep - err - 1),
+				 err + 1);
+			snprintf(msg, sizeof(msg), "does not match the %s schema: %s", kind,
+				 sep + 2);
+		} else {
+			snprintf(path, sizeof(path), "$.%s", field_name);
+			snprintf(msg, sizeof(msg), "does not match the %s schema: %s", kind, err);
+		}
+		json_error(resp, 400, "schema_mismatch", msg, path);
+		return -1;
+	}
+	return 0;
+}
+
+static int validate_obj(kaa__control *c, const resource *r, kaa__meta_obj *o, int64_t app_id,
+			kaa__http_response *resp)
+{
+	char err[300];
+	switch (r->kind) {
+	case KAA_META_USER:
+		if (o->role && kaa__role_parse(o->role) == KAA_ROLE_NONE) {
+			json_error(resp, 400, "invalid",
+				   "role must be tenant-admin, tenant-developer or tenant-user",
+				   "$.role");
+			return -1;
+		}
+		return 0;
+	case KAA_META_SCHEMA: {
+		static const char *kinds[] = {"profile-client", "profile-server", "configuration",
+					      "notification", "log"};
+		bool ok = false;
+		for (size_t i = 0; i < 5; i++)
+			ok |= strcmp(o->schema_kind, kinds[i]) == 0;
+		if (!ok) {
+			json_error(resp, 400, "invalid",
+				   "kind must be profile-client, profile-server, configuration, "
+				   "notification or log",
+				   "$.kind");
+			return -1;
+		}
+		kaa__avro_schema *s = NULL;
+		if (kaa__avro_schema_parse(o->body, strlen(o->body), &s, err, sizeof(err)) !=
+		    KAA_OK) {
+			char path[300];
+			const char *sep = strstr(err, ": ");
+			if (sep) {
+				snprintf(path, sizeof(path), "$.schema%s%.*s",
+					 err[0] == '$' || err[0] == '[' ? "" : ".",
+					 (int)(sep - err) - (err[0] == '$'), err + (err[0] == '$'));
+				json_error(resp, 400, "invalid_schema", sep + 2, path);
+			} else {
+				json_error(resp, 400, "invalid_schema", err, "$.schema");
+			}
+			return -1;
+		}
+		kaa__avro_schema_free(s);
+		return 0;
+	}
+	case KAA_META_GROUP: {
+		if (!o->body)
+			return 0;
+		kaa__filter *f = NULL;
+		if (kaa__filter_compile(o->body, strlen(o->body), &f, err, sizeof(err)) != KAA_OK) {
+			const char *sep = strstr(err, ": ");
+			char path[300];
+			snprintf(path, sizeof(path), "$.filter%.*s", sep ? (int)(sep - err) - 1 : 0,
+				 sep ? err + 1 : "");
+			json_error(resp, 400, "invalid_filter", sep ? sep + 2 : err, path);
+			return -1;
+		}
+		kaa__filter_free(f);
+		return 0;
+	}
+	case KAA_META_CONFIGURATION:
+		if (!o->body)
+			return 0;
+		return validate_against(c, app_id, "configuration", o->schema_version, o->body,
+					resp, "body");
+	case KAA_META_NOTIFICATION:
+		return validate_against(c, app_id, "notification", 0, o->body, resp, "body");
+	default: return 0;
+	}
+}
+
+/* ---- change publication --------------------------------------------------------- */
+
+static void publish(kaa__control *c, const kaa__meta_change *chg)
+{
+	char key[256], val[64];
+	if (chg->app_id) {
+		snprintf(key, sizeof(key), "/kaa/%s/apps/%" PRId64 "/rev", c->cluster, chg->app_id);
+		snprintf(val, sizeof(val), "{\"rev\":%" PRId64 "}", chg->app_rev);
+		int rc = kaa__coord_put(c->coord, key, val, strlen(val), 0, NULL);
+		if (rc != KAA_OK)
+			KAA_WARN("control", "publish_failed key=%s err=%s", key, kaa_strerror(rc));
+	}
+	for (size_t i = 0; i < chg->n_deleted_apps; i++) {
+		snprintf(key, sizeof(key), "/kaa/%s/apps/%" PRId64 "/", c->cluster,
+			 chg->deleted_apps[i]);
+		kaa__coord_delete(c->coord, key, true, NULL);
+	}
+}
+
+/* ---- the handler --------------------------------------------------------------- */
+
+static int64_t parse_id(const char *s)
+{
+	char *end;
+	if (!s || !*s || strlen(s) > 18)
+		return -1;
+	long long v = strtoll(s, &end, 10);
+	return *end || v < 1 ? -1 : (int64_t)v;
+}
+
+static bool query_param(const char *query, const char *name, char *out, size_t cap)
+{
+	size_t n = strlen(name);
+	const char *p = query;
+	while (p && *p) {
+		const char *amp = strchr(p, '&');
+		size_t len = amp ? (size_t)(amp - p) : strlen(p);
+		if (len > n && strncmp(p, name, n) == 0 && p[n] == '=')
+			return kaa__percent_decode(p + n + 1, len - n - 1, out, cap);
+		p = amp ? amp + 1 : NULL;
+	}
+	return false;
+}
+
+static int64_t if_match(const kaa__http_request *req, bool *bad)
+{
+	const char *h = kaa__http_header(req, "if-match");
+	*bad = false;
+	if (!h)
+		return 0;
+	char *end;
+	const char *p = h[0] == '"' ? h + 1 : h;
+	long long v = strtoll(p, &end, 10);
+	if (end == p || v < 1 || (h[0] == '"' && *end != '"')) {
+		*bad = true;
+		return 0;
+	}
+	return v;
+}
+
+static void handle_me(const principal *p, kaa__http_response *resp)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	yajl_gen_map_open(g);
+	gen_key(g, "id");
+	yajl_gen_integer(g, p->user_id);
+	gen_key(g, "name");
+	gen_key(g, p->name);
+	gen_key(g, "role");
+	gen_key(g, kaa__role_name(p->role));
+	gen_key(g, "tenantId");
+	yajl_gen_integer(g, p->tenant_id);
+	yajl_gen_map_close(g);
+	respond_gen(resp, 200, g);
+	yajl_gen_free(g);
+}
+
+void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__http_response *resp)
+{
+	const kaa__route *route;
+	kaa__route_params params;
+	principal p;
+	char allow[64];
+	size_t nr;
+	const kaa__route *table = kaa__control_routes(&nr);
+	kaa__meta_obj parent = {0}, obj = {0}, in = {0}, out = {0};
+	kaa__meta_change chg = {0};
+	body_refs body = {0};
+	bool have_body = false;
+	int rc;
+
+	int m = kaa__route_match(table, nr, req->method, req->path, &route, &params, allow,
+				 sizeof(allow));
+	if (m == KAA_ROUTE_NO_PATH) {
+		json_error(resp, 404, "not_found", "no such route", NULL);
+		return;
+	}
+	int st = authenticate(c, req, &p);
+	if (st != 0) {
+		if (st == 401)
+			kaa__http_response_add_header(resp, "WWW-Authenticate",
+						      "Basic realm=\"kaa\"");
+		json_error(resp, st, st == 401 ? "unauthorized" : "unavailable",
+			   st == 401 ? "valid credentials required" : "metadata store unavailable",
+			   NULL);
+		return;
+	}
+	if (m == KAA_ROUTE_NO_METHOD) {
+		kaa__http_response_add_header(resp, "Allow", allow);
+		json_error(resp, 405, "method_not_allowed", "method not allowed on this route",
+			   NULL);
+		return;
+	}
+	if (route->id == ROUTE_ME) {
+		handle_me(&p, resp);
+		return;
+	}
+	const resource *r = &resources[route->id / 8];
+	int op = route->id % 8;
+	bool write = op == OP_CREATE || op == OP_PUT || op == OP_DELETE;
+	bool platform = p.role == KAA_ROLE_PLATFORM_ADMIN;
+
+	/* Scope first (404 for another tenant), then the role (403). */
+	int64_t tenant_id = 0, app_id = 0, parent_id = 0;
+	switch (r->scope) {
+	case SC_ROOT: break;
+	case SC_SELF: parent_id = p.user_id; break;
+	case SC_TENANT:
+		tenant_id = parse_id(kaa__route_param(&params, "tenant"));
+		if (tenant_id < 0 || (!platform && tenant_id != p.tenant_id)) {
+			json_error(resp, 404, "not_found", "no such tenant", NULL);
+			goto out;
+		}
+		rc = kaa__meta_get(c->store, KAA_META_TENANT, tenant_id, &parent);
+		if (rc != KAA_OK) {
+			store_error(resp, rc);
+			goto out;
+		}
+		parent_id = tenant_id;
+		break;
+	case SC_APP:
+		app_id = parse_id(kaa__route_param(&params, "app"));
+		rc = app_id < 0 ? KAA_ERR_NOTFOUND
+				: kaa__meta_get(c->store, KAA_META_APPLICATION, app_id, &parent);
+		if (rc == KAA_OK && !platform && parent.tenant_id != p.tenant_id)
+			rc = KAA_ERR_NOTFOUND;
+		if (rc != KAA_OK) {
+			store_error(resp, rc);
+			goto out;
+		}
+		parent_id = app_id;
+		break;
+	}
+	if (!kaa__role_allows(p.role, write ? KAA_ACT_WRITE : KAA_ACT_READ, r->res)) {
+		json_error(resp, 403, "forbidden", "your role may not do this", NULL);
+		goto out;
+	}
+	int64_t id = 0;
+	if (op == OP_GET || op == OP_PUT || op == OP_DELETE) {
+		id = parse_id(kaa__route_param(&params, r->param));
+		rc = id < 0 ? KAA_ERR_NOTFOUND : kaa__meta_get(c->store, r->kind, id, &obj);
+		if (rc == KAA_OK) {
+			bool inside = true;
+			if (r->scope == SC_ROOT)
+				inside = platform || obj.id == p.tenant_id;
+			else if (r->scope == SC_TENANT)
+				inside = obj.tenant_id == tenant_id;
+			else if (r->scope == SC_SELF)
+				inside = obj.user_id == p.user_id;
+			else
+				inside = obj.app_id == app_id;
+			if (!inside)
+				rc = KAA_ERR_NOTFOUND;
+		}
+		if (rc != KAA_OK) {
+			store_error(resp, rc);
+			goto out;
+		}
+	}
+	switch (op) {
+	case OP_GET: respond_obj(resp, 200, r, &obj, NULL, NULL); break;
+	case OP_LIST: {
+		char cursor[256] = "", lim[16];
+		kaa__meta_query q = {.parent_id = parent_id};
+		if (query_param(req->query, "limit", lim, sizeof(lim))) {
+			char *end;
+			long v = strtol(lim, &end, 10);
+			if (*end || v < 1 || v > KAA_META_LIMIT_MAX) {
+				json_error(resp, 400, "invalid", "limit must be 1..1000", "limit");
+				goto out;
+			}
+			q.limit = (size_t)v;
+		}
+		if (query_param(req->query, "cursor", cursor, sizeof(cursor)))
+			q.cursor = cursor;
+		kaa__meta_page pg;
+		if (r->scope == SC_ROOT && !platform) {
+			/* A tenant's users see their own tenant only. */
+			kaa__meta_obj t = {0};
+			rc = kaa__meta_get(c->store, KAA_META_TENANT, p.tenant_id, &t);
+			memset(&pg, 0, sizeof(pg));
+			if (rc == KAA_OK && !q.cursor) {
+				pg.items = calloc(1, sizeof(*pg.items));
+				pg.items[0] = t;
+				pg.n = 1;
+			} else {
+				kaa__meta_obj_clear(&t);
+			}
+			rc = KAA_OK;
+		} else {
+			rc = kaa__meta_list(c->store, r->kind, &q, &pg);
+		}
+		if (rc != KAA_OK) {
+			store_error(resp, rc == KAA_ERR_INVAL ? KAA_ERR_INVAL : rc);
+			goto out;
+		}
+		yajl_gen g = yajl_gen_alloc(NULL);
+		yajl_gen_map_open(g);
+		gen_key(g, "items");
+		yajl_gen_array_open(g);
+		for (size_t i = 0; i < pg.n; i++)
+			gen_obj(g, r, &pg.items[i]);
+		yajl_gen_array_close(g);
+		gen_key(g, "nextCursor");
+		if (pg.next_cursor)
+			gen_key(g, pg.next_cursor);
+		else
+			yajl_gen_null(g);
+		yajl_gen_map_close(g);
+		respond_gen(resp, 200, g);
+		yajl_gen_free(g);
+		kaa__meta_page_clear(&pg);
+		break;
+	}
+	case OP_CREATE: {
+		char token[64];
+		in.kind = r->kind;
+		if (parse_body(req, r, F_CREATE, &in, &body, resp) != 0)
+			goto out;
+		have_body = true;
+		if (r->scope == SC_TENANT)
+			in.tenant_id = tenant_id;
+		if (r->scope == SC_APP)
+			in.app_id = app_id;
+		if (r->scope == SC_SELF) {
+			in.user_id = p.user_id;
+			char hex[65];
+			if (kaa__token_new(token, sizeof(token)) != KAA_OK) {
+				json_error(resp, 500, "internal", "no randomness", NULL);
+				goto out;
+			}
+			kaa__sha256_hex(token, strlen(token), hex);
+			body.owned[body.n_owned++] = strdup(hex);
+			in.token_hash = body.owned[body.n_owned - 1];
+		}
+		if (r->kind == KAA_META_USER && in.role &&
+		    kaa__role_parse(in.role) == KAA_ROLE_PLATFORM_ADMIN) {
+			json_error(resp, 403, "forbidden", "platform admins are not created here",
+				   "$.role");
+			goto out;
+		}
+		if (r->kind == KAA_META_NOTIFICATION) {
+			kaa__meta_obj topic = {0};
+			rc = kaa__meta_get(c->store, KAA_META_TOPIC, in.topic_id, &topic);
+			bool mine = rc == KAA_OK && topic.app_id == app_id;
+			kaa__meta_obj_clear(&topic);
+			if (!mine) {
+				json_error(resp, 400, "invalid",
+					   "no such topic in this application", "$.topicId");
+				goto out;
+			}
+			if (body.has_ttl)
+				in.expires_ms = kaa__wall_ms() + body.ttl_s * 1000;
+		}
+		if (r->kind == KAA_META_CONFIGURATION) {
+			kaa__meta_obj grp = {0};
+			rc = kaa__meta_get(c->store, KAA_META_GROUP, in.group_id, &grp);
+			bool mine = rc == KAA_OK && grp.app_id == app_id;
+			kaa__meta_obj_clear(&grp);
+			if (!mine) {
+				json_error(resp, 400, "invalid",
+					   "no such group in this application", "$.groupId");
+				goto out;
+			}
+		}
+		if (validate_obj(c, r, &in, app_id, resp) != 0)
+			goto out;
+		rc = kaa__meta_create(c->store, &in, &out, &chg);
+		if (rc != KAA_OK) {
+			store_error(resp, rc);
+			goto out;
+		}
+		publish(c, &chg);
+		if (r->scope == SC_SELF)
+			respond_obj(resp, 201, r, &out, "token", token);
+		else
+			respond_obj(resp, 201, r, &out, NULL, NULL);
+		break;
+	}
+	case OP_PUT: {
+		bool bad;
+		int64_t want = if_match(req, &bad);
+		if (bad) {
+			json_error(resp, 400, "invalid", "If-Match must be an ETag from this API",
+				   NULL);
+			goto out;
+		}
+		if (want == 0) {
+			json_error(resp, 428, "precondition_required",
+				   "send If-Match with the ETag you read, so concurrent edits are "
+				   "not lost",
+				   NULL);
+			goto out;
+		}
+		in.kind = r->kind;
+		in.id = id;
+		in.version = want;
+		/* Fields not sent keep their value: start from the stored object. */
+		in.weight = obj.weight;
+		in.mandatory = obj.mandatory;
+		in.group_ids = obj.group_ids;
+		in.n_group_ids = obj.n_group_ids;
+		if (parse_body(req, r, F_UPDATE, &in, &body, resp) != 0)
+			goto out;
+		have_body = true;
+		kaa__meta_obj check = in;
+		check.schema_version = obj.schema_version;
+		if (!check.body && r->kind != KAA_META_GROUP)
+			check.body = NULL;
+		if (validate_obj(c, r, &check, app_id, resp) != 0)
+			goto out;
+		rc = kaa__meta_update(c->store, &in, &out, &chg);
+		if (rc != KAA_OK) {
+			store_error(resp, rc);
+			goto out;
+		}
+		publish(c, &chg);
+		respond_obj(resp, 200, r, &out, NULL, NULL);
+		break;
+	}
+	case OP_DELETE: {
+		bool bad;
+		int64_t want = if_match(req, &bad);
+		if (bad) {
+			json_error(resp, 400, "invalid", "If-Match must be an ETag from this API",
+				   NULL);
+			goto out;
+		}
+		if (r->kind == KAA_META_USER && id == p.user_id) {
+			json_error(resp, 409, "conflict", "you cannot delete yourself", NULL);
+			goto out;
+		}
+		rc = kaa__meta_delete(c->store, r->kind, id, want, &chg);
+		if (rc != KAA_OK) {
+			store_error(resp, rc);
+			goto out;
+		}
+		publish(c, &chg);
+		kaa__http_respond(resp, 204, NULL, NULL, 0);
+		break;
+	}
+	}
+out:
+	(void)have_body;
+	body_refs_free(&body);
+	kaa__meta_obj_clear(&parent);
+	kaa__meta_obj_clear(&obj);
+	kaa__meta_obj_clear(&out);
+	kaa__meta_change_clear(&chg);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+static int ensure_admin(kaa__control *c)
+{
+	const char *user = getenv("KAA_ADMIN_USER");
+	const char *pass = getenv("KAA_ADMIN_PASSWORD");
+	char generated[25];
+	kaa__meta_obj u = {0}, in = {0};
+	char *hash = NULL;
+	int rc;
+
+	if (!user || !*user)
+		user = "admin";
+	rc = kaa__meta_find_name(c->store, KAA_META_USER, 0, user, &u);
+	kaa__meta_obj_clear(&u);
+	if (rc == KAA_OK)
+		return KAA_OK;
+	if (rc != KAA_ERR_NOTFOUND)
+		return rc;
+	bool gen = !pass || !*pass;
+	if (gen) {
+		rc = kaa__password_generate(generated, sizeof(generated));
+		if (rc != KAA_OK)
+			return rc;
+		pass = generated;
+	}
+	rc = kaa__password_hash(pass, 0, &hash);
+	if (rc != KAA_OK)
+		return rc;
+	in.kind = KAA_META_USER;
+	in.name = (char *)user;
+	in.role = "platform-admin";
+	in.password_hash = hash;
+	rc = kaa__meta_create(c->store, &in, NULL, NULL);
+	free(hash);
+	if (rc == KAA_ERR_EXISTS)
+		return KAA_OK; /* another replica created it first */
+	if (rc != KAA_OK)
+		return rc;
+	KAA_INFO("control", "platform_admin_created user=%s", user);
+	if (gen) {
+		/* Printed once, on stdout, so it stays out of structured logs. */
+		printf("kaa-node: created platform admin user=%s password=%s\n", user, generated);
+		fflush(stdout);
+	}
+	return KAA_OK;
+}
+
+int kaa__control_new(const char *sql_url, kaa__coord *coord, const char *cluster,
+		     kaa__control **out)
+{
+	kaa__control *c = calloc(1, sizeof(*c));
+	int rc;
+
+	*out = NULL;
+	if (!c)
+		return KAA_ERR_NOMEM;
+	c->coord = coord;
+	c->cluster = strdup(cluster);
+	rc = kaa__meta_store_new(sql_url, NULL, &c->store);
+	if (rc != KAA_OK) {
+		KAA_ERROR("control", "store_open_failed url=%s err=%s", sql_url, kaa_strerror(rc));
+		goto fail;
+	}
+	rc = ensure_admin(c);
+	if (rc != KAA_OK) {
+		KAA_ERROR("control", "admin_bootstrap_failed err=%s", kaa_strerror(rc));
+		goto fail;
+	}
+	*out = c;
+	return KAA_OK;
+fail:
+	kaa__control_free(c);
+	return rc;
+}
+
+void kaa__control_free(kaa__control *c)
+{
+	if (!c)
+		return;
+	kaa__meta_store_free(c->store);
+	free(c->cluster);
+	free(c);
+}
+
+void kaa__control_leader_tick(kaa__control *c)
+{
+	int64_t now = kaa__wall_ms();
+	if (now - c->last_expiry_ms < 10000)
+		return;
+	c->last_expiry_ms = now;
+	int64_t deleted = 0;
+	int rc = kaa__meta_notifications_expire(c->store, now, &deleted);
+	if (rc != KAA_OK)
+		KAA_WARN("control", "notification_expiry_failed err=%s", kaa_strerror(rc));
+	else if (deleted > 0)
+		KAA_INFO("control", "notifications_expired count=%" PRId64, deleted);
+	/* Node records are written under leases; a record without one was left
+	 * by hand or by a broken writer and would never go away. */
+	char prefix[256];
+	kaa__kv_list l;
+	snprintf(prefix, sizeof(prefix), "/kaa/%s/nodes/", c->cluster);
+	if (kaa__coord_range(c->coord, prefix, true, &l) == KAA_OK) {
+		for (size_t i = 0; i < l.n; i++) {
+			if (l.items[i].lease != 0)
+				continue;
+			bool ok = false;
+			kaa__coord_cas(c->coord, l.items[i].key, l.items[i].mod_rev, NULL, 0, 0,
+				       &ok, NULL);
+			if (ok)
+				KAA_WARN("control", "stale_node_key_removed key=%s",
+					 l.items[i].key);
+		}
+		kaa__kv_list_clear(&l);
+	}
+}
