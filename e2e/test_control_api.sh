@@ -99,7 +99,7 @@ lifecycle() { # the whole suite on one backend
 	A2=$(jget id)
 
 	api "$TD" POST "/applications/$A1/schemas" \
-		'{"kind":"configuration","schema":{"type":"record","name":"Cfg","fields":[{"name":"rate","type":"int","default":5},{"name":"mode","type":{"type":"enum","name":"Mode","symbols":["ECO","FAST"]}}]}}'
+		'{"kind":"configuration","schema":{"type":"record","name":"Cfg","fields":[{"name":"rate","type":"int","default":5},{"name":"mode","type":{"type":"enum","name":"Mode","symbols":["ECO","FAST"]},"default":"ECO"}]}}'
 	expect 201 "[$tag] developer creates configuration schema"
 	api "$TD" POST "/applications/$A1/schemas" \
 		'{"kind":"notification","schema":{"type":"record","name":"Note","fields":[{"name":"text","type":"string"}]}}'
@@ -121,6 +121,26 @@ lifecycle() { # the whole suite on one backend
 	[ "$(jget seq)" = 2 ] && pass "[$tag] second notification seq 2" || fail "[$tag] seq: $RESP"
 	api "$TD" POST "/applications/$A1/sdk-profiles" '{"name":"v1","schemaVersions":{"configuration":1},"bootstrap":["127.0.0.1:8081"]}'
 	expect 201 "[$tag] SDK profile"
+	local SP
+	SP=$(jget id)
+	CODE=$(curl -s -o "$work/sdk.tar" -w '%{http_code}' -u "$TU" "$URL/applications/$A1/sdk-profiles/$SP/sdk")
+	expect 200 "[$tag] SDK generation"
+	mkdir -p "$work/sdk-$tag"
+	if tar -xf "$work/sdk.tar" -C "$work/sdk-$tag" kaa_profile.h 2>/dev/null; then
+		local tokn
+		api "$TA" GET "/tenants/$T1/applications/$A1"
+		tokn=$(jget applicationToken)
+		check "[$tag] kaa_profile.h carries the application token" \
+			grep -q "KAA_APPLICATION_TOKEN \"$tokn\"" "$work/sdk-$tag/kaa_profile.h"
+		check "[$tag] kaa_profile.h carries the default configuration" \
+			grep -q 'KAA_DEFAULT_CONFIGURATION "{\\"mode\\":\\"ECO\\",\\"rate\\":5}"' \
+			"$work/sdk-$tag/kaa_profile.h"
+		printf '#include "kaa_profile.h"\nstatic const char *b[] = KAA_BOOTSTRAP_SERVERS;\nint main(void) { return KAA_CONFIGURATION_SCHEMA_VERSION == 1 && b[0] && sizeof(KAA_DEFAULT_CONFIGURATION) > 2 ? 0 : 1; }\n' >"$work/sdk-$tag/t.c"
+		check "[$tag] kaa_profile.h compiles and holds what the profile says" bash -c \
+			"cc -std=c11 -Wall -Werror -I'$work/sdk-$tag' -o '$work/sdk-$tag/t' '$work/sdk-$tag/t.c' && '$work/sdk-$tag/t'"
+	else
+		fail "[$tag] SDK archive does not hold kaa_profile.h"
+	fi
 	api "$TA" POST "/applications/$A1/credentials" '{"endpointKeyHash":"abc","publicKey":"pk","status":"provisioned"}'
 	expect 201 "[$tag] provision a credential"
 	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"file","settings":{"path":"/tmp/x"}}'

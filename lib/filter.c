@@ -112,15 +112,23 @@ static void node_clear(fnode *n)
 }
 
 /* Rejects what would make glibc's matcher slow or huge: back-references
- * (\1..\9, exponential) and large repetition bounds (each {m,n} copies its
- * operand up to n times; nested bounds multiply). Bracket expressions are
- * skipped, since "\" and "{" are literal inside them. */
+ * (\1..\9, exponential), large repetition bounds (each {m,n} copies its
+ * operand up to n times; nested bounds multiply) and stacked quantifiers
+ * ("a++++{2,3}": undefined in ERE, and glibc's regcomp duplicates the
+ * tree once per level, which a fuzzer drove to gigabytes). Bracket
+ * expressions are skipped, since "\" and "{" are literal inside them. */
 static int regex_precheck(cctx *c, const char *re)
 {
 	unsigned long product = 1;
 	const char *p = re;
+	bool prev_quant = false;
 
 	while (*p) {
+		bool quant = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+		if (quant && prev_quant)
+			CFAIL(c, "a quantifier may not follow another quantifier (at offset %zu)",
+			      (size_t)(p - re));
+		prev_quant = quant;
 		if (*p == '\\') {
 			if (p[1] >= '1' && p[1] <= '9')
 				CFAIL(c, "back-references (\\%c) are not supported", p[1]);
@@ -165,6 +173,8 @@ static int regex_precheck(cctx *c, const char *re)
 			if (product > KAA_FILTER_MAX_REPEAT)
 				CFAIL(c, "repetition bounds multiply to more than %d",
 				      KAA_FILTER_MAX_REPEAT);
+			if (*p == '}')
+				p++; /* the next token must not be another quantifier */
 		} else {
 			p++;
 		}

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Real-server test harness: starts etcd, PostgreSQL or FerretDB (MongoDB wire
-# protocol on SQLite) on 127.0.0.1 with free ports and a private state
-# directory, waits until the server really answers, and can stop, kill and
-# restart it on the same ports and data. See e2e/README.md.
+# Real-server test harness: starts etcd, PostgreSQL, FerretDB (MongoDB wire
+# protocol on SQLite) or a Kubernetes control plane (k8s) on 127.0.0.1 with
+# free ports and a private state directory, waits until the server really
+# answers, and can stop, kill and restart it on the same ports and data. See
+# e2e/README.md.
 #
-#   harness.sh start   etcd|postgres|ferretdb DIR   start, print KAA_TEST_*=... on stdout
+#   harness.sh start   etcd|postgres|ferretdb|k8s DIR   start, print KAA_TEST_*=... on stdout
 #   harness.sh stop    KIND DIR    graceful stop (SIGTERM; postgres: SIGINT), SIGKILL after a deadline
 #   harness.sh kill    KIND DIR    SIGKILL the server (and its process group), wait until gone
 #   harness.sh restart KIND DIR    start again on the same ports and data (stops it first if running)
@@ -15,6 +16,15 @@
 # (the exact command line, reused by restart), data (etcd), pgdata
 # (postgres), db + state (ferretdb).
 #
+# k8s is several servers, one sub-directory each (a kind of its own, so that
+# a stop/kill of the sub-directory works too): etcd/, kube-apiserver/,
+# kube-controller-manager/, kube-scheduler/, kwok/; DIR/pki holds the
+# generated CA, certificates, service-account key and per-component
+# kubeconfigs, DIR/kubeconfig the admin (system:masters) kubeconfig, DIR/bin
+# links to the cached kubectl, helm and kwok. KWOK manages KAA_K8S_NODES
+# (default 3) fake nodes kwok-node-0.. so pods become Running/Ready without
+# containers.
+#
 # Environment:
 #   KAA_ETCD_BIN       etcd binary (default: the cached pinned build, see e2e/tools/build.sh)
 #   KAA_ETCD_ARGS      extra etcd flags (word-split)
@@ -22,6 +32,9 @@
 #   KAA_PG_BINDIR      PostgreSQL bin directory (default: newest /usr/lib/postgresql/*/bin)
 #   KAA_PG_USER        OS user that runs postgres when the harness runs as root
 #                      (default: postgres, else kaatest, created if missing)
+#   KAA_K8S_NODES      number of KWOK nodes of the k8s kind (default 3)
+#   KAA_KUBE_APISERVER_ARGS, KAA_KUBE_CONTROLLER_MANAGER_ARGS,
+#   KAA_KUBE_SCHEDULER_ARGS, KAA_KWOK_ARGS   extra flags (word-split)
 #   KAA_HARNESS_TIMEOUT  seconds to wait for readiness / shutdown (default 60)
 #   KAA_CACHE          tool cache (default ~/.cache/kaa)
 set -euo pipefail
@@ -36,7 +49,7 @@ log() { echo "harness: $*" >&2; }
 die() { echo "harness: $*" >&2; exit 1; }
 
 usage() {
-    sed -n '7,13p' "$HARNESS_DIR/harness.sh" | sed 's/^# \{0,1\}//' >&2
+    sed -n '8,14p' "$HARNESS_DIR/harness.sh" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -237,6 +250,26 @@ EOF
 
 probe_ferretdb() { mongo_ping "$MONGO_PORT"; }
 
+# k8s components: the parent directory holds pki/ (see k8s_pki)
+probe_kube_apiserver() {
+    local pki=$PARENT/pki body
+    body=$(curl -sS --max-time 2 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+        "https://127.0.0.1:$API_PORT/readyz" 2>/dev/null) || return 1
+    [ "$body" = ok ]
+}
+
+probe_https_healthz() {
+    local body
+    body=$(curl -sS --max-time 2 --cacert "$PARENT/pki/ca.crt" "https://127.0.0.1:$1/healthz" 2>/dev/null) || return 1
+    [ "$body" = ok ]
+}
+
+probe_kwok() {
+    local body
+    body=$(curl -sS --max-time 2 "http://127.0.0.1:$KWOK_PORT/healthz" 2>/dev/null) || return 1
+    [ "$body" = ok ]
+}
+
 # ---- per-kind configuration ------------------------------------------------------
 
 tool_bin() {
@@ -303,9 +336,99 @@ load_ports() {
     . "$DIR/ports"
 }
 
+# extra flags from the environment variable named $1, one per line (split
+# on white space, no globbing: "--controllers=*,-x" stays as it is)
+extra_args() {
+    local -
+    set -f
+    # shellcheck disable=SC2086
+    [ -z "${!1:-}" ] || printf '%s\n' ${!1}
+}
+
 # writes DIR/cmd (one argument per line) and DIR/env
 configure() {
+    local pki=${PARENT:-}/pki
     case $KIND in
+    kube-apiserver)
+        local etcd_url
+        etcd_url=$(sed -n 's/^KAA_TEST_ETCD=//p' "$PARENT/etcd/env")
+        [ -n "$etcd_url" ] || die "no etcd URL in $PARENT/etcd/env"
+        {
+            # Node,RBAC and the default admission plugins plus
+            # NodeRestriction, as kubeadm sets them up
+            printf '%s\n' "$(tool_bin kube-apiserver)" \
+                --etcd-servers="$etcd_url" \
+                --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+                --secure-port="$API_PORT" \
+                --tls-cert-file="$pki/serving.crt" --tls-private-key-file="$pki/serving.key" \
+                --client-ca-file="$pki/ca.crt" \
+                --authorization-mode=Node,RBAC \
+                --enable-admission-plugins=NodeRestriction \
+                --allow-privileged=true \
+                --service-cluster-ip-range="$K8S_SERVICE_CIDR" \
+                --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+                --service-account-key-file="$pki/sa.pub" \
+                --service-account-signing-key-file="$pki/sa.key" \
+                --endpoint-reconciler-type=none \
+                --profiling=false
+            extra_args KAA_KUBE_APISERVER_ARGS
+        } >"$DIR/cmd"
+        echo "KAA_TEST_K8S_APISERVER=https://127.0.0.1:$API_PORT" >"$DIR/env"
+        ;;
+    kube-controller-manager)
+        {
+            # every default controller (Deployments, ReplicaSets, garbage
+            # collector, service accounts and their tokens, namespaces,
+            # endpoints, disruption budgets, node lifecycle, ...), each
+            # with its own service-account credentials
+            printf '%s\n' "$(tool_bin kube-controller-manager)" \
+                --kubeconfig="$pki/kube-controller-manager.kubeconfig" \
+                --bind-address=127.0.0.1 --secure-port="$CM_PORT" \
+                --tls-cert-file="$pki/serving.crt" --tls-private-key-file="$pki/serving.key" \
+                --service-account-private-key-file="$pki/sa.key" \
+                --root-ca-file="$pki/ca.crt" \
+                --use-service-account-credentials=true \
+                --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
+                --service-cluster-ip-range="$K8S_SERVICE_CIDR" \
+                --leader-elect=false \
+                --profiling=false
+            extra_args KAA_KUBE_CONTROLLER_MANAGER_ARGS
+        } >"$DIR/cmd"
+        echo "KAA_TEST_K8S_CONTROLLER_MANAGER=https://127.0.0.1:$CM_PORT" >"$DIR/env"
+        ;;
+    kube-scheduler)
+        cat >"$DIR/config.yaml" <<EOF
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: $pki/kube-scheduler.kubeconfig
+leaderElection:
+  leaderElect: false
+EOF
+        {
+            printf '%s\n' "$(tool_bin kube-scheduler)" --config="$DIR/config.yaml" \
+                --bind-address=127.0.0.1 --secure-port="$SCHED_PORT" \
+                --tls-cert-file="$pki/serving.crt" --tls-private-key-file="$pki/serving.key" \
+                --profiling=false
+            extra_args KAA_KUBE_SCHEDULER_ARGS
+        } >"$DIR/cmd"
+        echo "KAA_TEST_K8S_SCHEDULER=https://127.0.0.1:$SCHED_PORT" >"$DIR/env"
+        ;;
+    kwok)
+        # HOME: kwok always also reads ~/.kwok/kwok.yaml when it exists
+        mkdir -p "$DIR/home"
+        {
+            printf '%s\n' env HOME="$DIR/home" "$(tool_bin kwok)" \
+                --kubeconfig="$pki/kwok.kubeconfig" \
+                --config="$HARNESS_DIR/../tools/kwok/stages.yaml" \
+                --manage-all-nodes=false \
+                --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+                --node-ip=127.0.0.1 --cidr="$K8S_POD_CIDR" \
+                --server-address="127.0.0.1:$KWOK_PORT"
+            extra_args KAA_KWOK_ARGS
+        } >"$DIR/cmd"
+        echo "KAA_TEST_K8S_KWOK=http://127.0.0.1:$KWOK_PORT" >"$DIR/env"
+        ;;
     etcd)
         local bin=${KAA_ETCD_BIN:-}
         [ -n "$bin" ] || bin=$(tool_bin etcd)
@@ -349,6 +472,10 @@ probe() {
     etcd) probe_etcd ;;
     postgres) probe_postgres ;;
     ferretdb) probe_ferretdb ;;
+    kube-apiserver) probe_kube_apiserver ;;
+    kube-controller-manager) probe_https_healthz "$CM_PORT" ;;
+    kube-scheduler) probe_https_healthz "$SCHED_PORT" ;;
+    kwok) probe_kwok ;;
     esac
 }
 
@@ -519,6 +646,22 @@ cmd_start() {
             MONGO_PORT=$(free_ports 1) || die "no free ports"
             echo "MONGO_PORT=$MONGO_PORT" >"$DIR/ports.try"
             ;;
+        kube-apiserver)
+            API_PORT=$(free_ports 1) || die "no free ports"
+            echo "API_PORT=$API_PORT" >"$DIR/ports.try"
+            ;;
+        kube-controller-manager)
+            CM_PORT=$(free_ports 1) || die "no free ports"
+            echo "CM_PORT=$CM_PORT" >"$DIR/ports.try"
+            ;;
+        kube-scheduler)
+            SCHED_PORT=$(free_ports 1) || die "no free ports"
+            echo "SCHED_PORT=$SCHED_PORT" >"$DIR/ports.try"
+            ;;
+        kwok)
+            KWOK_PORT=$(free_ports 1) || die "no free ports"
+            echo "KWOK_PORT=$KWOK_PORT" >"$DIR/ports.try"
+            ;;
         esac
         configure
         launch start
@@ -634,22 +777,300 @@ cmd_kill() {
     log "$KIND killed (pid $pid)"
 }
 
+# ---- k8s: a control plane made of several servers ----------------------------------
+
+# start order; stop and kill go the other way
+K8S_PARTS="etcd kube-apiserver kube-controller-manager kube-scheduler kwok"
+K8S_PARTS_REVERSED="kwok kube-scheduler kube-controller-manager kube-apiserver etcd"
+K8S_SERVICE_CIDR=10.96.0.0/16
+K8S_SERVICE_IP=10.96.0.1 # the first address: the kubernetes Service
+K8S_POD_CIDR=10.244.0.1/16 # fake pod IPs handed out by kwok; nothing listens there
+
+# run the harness on one part's sub-directory; its stdout (assignments) is dropped
+part() { "$HARNESS_DIR/harness.sh" "$1" "$2" "$DIR/$2" >/dev/null; }
+
+k8s_api_port() {
+    sed -n 's/^API_PORT=//p' "$DIR/kube-apiserver/ports" 2>/dev/null
+}
+
+KUBECTL=''
+kubectl_() { "$KUBECTL" --kubeconfig="$DIR/kubeconfig" --request-timeout=5s "$@"; }
+
+# CA, serving and client certificates (ECDSA P-256), service-account key
+k8s_pki() {
+    local pki=$DIR/pki name subj
+    mkdir -p "$pki"
+    chmod 0700 "$pki"
+    cat >"$pki/openssl.cnf" <<EOF
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign, digitalSignature
+subjectKeyIdentifier = hash
+[client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
+[server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+authorityKeyIdentifier = keyid
+subjectAltName = IP:127.0.0.1, IP:$K8S_SERVICE_IP, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local
+EOF
+    newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$pki/$1.key" 2>/dev/null; }
+    newkey ca || return 1
+    openssl req -config "$pki/openssl.cnf" -new -x509 -key "$pki/ca.key" -subj "/CN=kaa-test-ca" \
+        -days 3650 -extensions ca -out "$pki/ca.crt" 2>/dev/null || return 1
+    # name subject extensions
+    while read -r name subj ext; do
+        newkey "$name" || return 1
+        openssl req -config "$pki/openssl.cnf" -new -key "$pki/$name.key" -subj "$subj" 2>/dev/null |
+            openssl x509 -req -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
+                -days 3650 -extfile "$pki/openssl.cnf" -extensions "$ext" -out "$pki/$name.crt" 2>/dev/null ||
+            return 1
+    done <<EOF
+serving /CN=kube-apiserver server
+admin /O=system:masters/CN=kaa-admin client
+kube-controller-manager /CN=system:kube-controller-manager client
+kube-scheduler /CN=system:kube-scheduler client
+kwok /O=system:masters/CN=kwok client
+EOF
+    newkey sa || return 1
+    openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null || return 1
+    cp "$pki/ca.crt" "$DIR/ca.crt"
+}
+
+# FILE USER: a kubeconfig for pki/USER.crt/.key
+k8s_kubeconfig() {
+    local pki=$DIR/pki
+    (
+        umask 077
+        cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: kaa-test
+  cluster:
+    server: https://127.0.0.1:$(k8s_api_port)
+    certificate-authority-data: $(base64 -w0 "$pki/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $(base64 -w0 "$pki/$2.crt")
+    client-key-data: $(base64 -w0 "$pki/$2.key")
+contexts:
+- name: kaa-test
+  context:
+    cluster: kaa-test
+    user: $2
+current-context: kaa-test
+EOF
+    )
+}
+
+# Node objects that kwok manages (the annotation); no taints, so every pod
+# may land there; zones a, b, c for topology spreading
+k8s_nodes_yaml() {
+    local i zones=(a b c)
+    for ((i = 0; i < K8S_NODES; i++)); do
+        cat <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    type: kwok
+    kubernetes.io/arch: amd64
+    kubernetes.io/os: linux
+    kubernetes.io/hostname: kwok-node-$i
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+    topology.kubernetes.io/zone: zone-${zones[i % 3]}
+spec: {}
+status:
+  allocatable: {cpu: "256", memory: 1Ti, pods: "1000"}
+  capacity: {cpu: "256", memory: 1Ti, pods: "1000"}
+EOF
+    done
+}
+
+# every kwok node Ready and untainted (the not-ready taint that admission puts
+# on a new node is gone), and the default service account exists
+k8s_nodes_ready() {
+    local out n
+    out=$(kubectl_ get nodes -l type=kwok -o \
+        'jsonpath={range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.spec.taints}{"\n"}{end}' \
+        2>/dev/null) || return 1
+    n=$(grep -cE '^kwok-node-[0-9]+ True $' <<<"$out") || true
+    [ "$n" = "$K8S_NODES" ] || return 1
+    kubectl_ get serviceaccount default -n default -o name >/dev/null 2>&1
+}
+
+k8s_wait_ready() {
+    local deadline=$(($(now_ms) + TIMEOUT * 1000)) p
+    until k8s_nodes_ready; do
+        for p in $K8S_PARTS; do
+            part status "$p" || { log "k8s: $p exited"; return 1; }
+        done
+        if [ "$(now_ms)" -ge "$deadline" ]; then
+            log "k8s: the kwok nodes are not Ready (and untainted) after ${TIMEOUT}s:"
+            kubectl_ get nodes -o wide >&2 2>&1 || true
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+k8s_teardown() {
+    local p
+    for p in $K8S_PARTS_REVERSED; do
+        [ ! -f "$DIR/$p/kind" ] || "$HARNESS_DIR/harness.sh" stop "$p" "$DIR/$p" 2>/dev/null || true
+    done
+}
+
+k8s_fail() {
+    log "k8s: $*; stopping what was started"
+    k8s_teardown
+    exit 1
+}
+
+k8s_write_env() {
+    {
+        echo "KUBECONFIG=$DIR/kubeconfig"
+        echo "KAA_TEST_K8S_APISERVER=https://127.0.0.1:$(k8s_api_port)"
+        echo "KAA_TEST_K8S_CA=$DIR/ca.crt"
+        echo "KAA_TEST_K8S_BIN=$DIR/bin"
+        echo "KAA_TEST_K8S_DIR=$DIR"
+    } >"$DIR/env.tmp"
+    mv "$DIR/env.tmp" "$DIR/env"
+}
+
+k8s_start() {
+    local t0 p pids=() rc=0 tool
+    t0=$(now_ms)
+    if [ -f "$DIR/env" ] || [ -d "$DIR/kube-apiserver" ]; then
+        die "$DIR already holds a k8s cluster; use restart, or remove the directory"
+    fi
+    echo k8s >"$DIR/kind"
+    command -v openssl >/dev/null || die "openssl is needed for the k8s certificates (Debian package openssl)"
+    KUBECTL=$(tool_bin kubectl)
+    for p in kube-apiserver kube-controller-manager kube-scheduler kwok; do
+        tool_bin "$p" >/dev/null
+    done
+    mkdir -p "$DIR/bin"
+    for tool in kubectl helm kwok; do
+        p=$("$TOOLS_BUILD" path "$tool")
+        [ -x "$p" ] && ln -sfn "$p" "$DIR/bin/$tool"
+    done
+    k8s_pki || die "k8s: generating the certificates with openssl failed"
+    part start etcd || k8s_fail "etcd did not start"
+    part start kube-apiserver || k8s_fail "kube-apiserver did not start"
+    k8s_kubeconfig "$DIR/kubeconfig" admin
+    for p in kube-controller-manager kube-scheduler kwok; do
+        k8s_kubeconfig "$DIR/pki/$p.kubeconfig" "$p"
+    done
+    k8s_nodes_yaml >"$DIR/nodes.yaml"
+    kubectl_ apply -f "$DIR/nodes.yaml" >/dev/null || k8s_fail "creating the kwok nodes failed"
+    # the rest start in parallel, each waits for its own /healthz
+    for p in kube-controller-manager kube-scheduler kwok; do
+        part start "$p" &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do
+        wait "$p" || rc=1
+    done
+    [ "$rc" = 0 ] || k8s_fail "a component did not start"
+    k8s_wait_ready || k8s_fail "the cluster did not become ready"
+    k8s_write_env
+    log "k8s ready in $(($(now_ms) - t0)) ms ($K8S_NODES kwok nodes, $DIR)"
+    cat "$DIR/env"
+}
+
+k8s_restart() {
+    local t0 p
+    t0=$(now_ms)
+    [ -f "$DIR/env" ] || die "$DIR holds no k8s cluster started by the harness"
+    KUBECTL=$(tool_bin kubectl)
+    k8s_teardown
+    for p in $K8S_PARTS; do
+        part restart "$p" || k8s_fail "$p did not restart"
+    done
+    k8s_wait_ready || k8s_fail "the cluster did not become ready again"
+    log "k8s ready again in $(($(now_ms) - t0)) ms ($DIR)"
+    cat "$DIR/env"
+}
+
+k8s_stop() {
+    [ -d "$DIR" ] || { log "no such directory: $DIR (nothing to stop)"; return 0; }
+    local p rc=0
+    for p in $K8S_PARTS_REVERSED; do
+        [ -f "$DIR/$p/kind" ] || continue
+        "$HARNESS_DIR/harness.sh" stop "$p" "$DIR/$p" || rc=1
+    done
+    [ "$rc" = 0 ] || die "k8s: a component did not stop"
+    log "k8s stopped ($DIR)"
+}
+
+k8s_kill() {
+    local p rc=0
+    for p in $K8S_PARTS_REVERSED; do
+        [ -f "$DIR/$p/pid" ] || continue
+        "$HARNESS_DIR/harness.sh" kill "$p" "$DIR/$p" || rc=1
+    done
+    [ "$rc" = 0 ] || die "k8s: a component survived SIGKILL"
+}
+
+k8s_status() {
+    local p
+    for p in $K8S_PARTS; do
+        part status "$p" || return 1
+    done
+}
+
 # ---- main ----------------------------------------------------------------------
 
 [ $# -eq 3 ] || usage
 CMD=$1 KIND=$2 DIR=$3
 case $KIND in
-etcd | postgres | ferretdb) ;;
-*) echo "harness: unknown server kind '$KIND' (etcd, postgres, ferretdb)" >&2; exit 2 ;;
+etcd | postgres | ferretdb | k8s) ;;
+# the parts of k8s, each in its sub-directory of the k8s DIR
+kube-apiserver | kube-controller-manager | kube-scheduler | kwok) ;;
+*) echo "harness: unknown server kind '$KIND' (etcd, postgres, ferretdb, k8s)" >&2; exit 2 ;;
 esac
 PG_USER='' PG_BINDIR=''
+K8S_NODES=${KAA_K8S_NODES:-3}
+[ "$KIND" != k8s ] || [[ $K8S_NODES =~ ^[1-9][0-9]*$ ]] || die "KAA_K8S_NODES must be a positive number"
 [ "$CMD" != start ] || mkdir -p "$DIR"
 if [ -d "$DIR" ]; then
     DIR=$(cd "$DIR" && pwd)
 elif [ "$CMD" != stop ]; then
     die "no such directory: $DIR"
 fi
+PARENT=$(dirname "$DIR")
 cd / # postgres runs as another user who may not read the caller's directory
+
+if [ "$KIND" = k8s ]; then
+    case $CMD in
+    start) k8s_start ;;
+    restart) k8s_restart ;;
+    stop) k8s_stop ;;
+    kill) k8s_kill ;;
+    status) k8s_status ;;
+    env) cat "$DIR/env" ;;
+    *) usage ;;
+    esac
+    exit
+fi
 
 case $CMD in
 start) cmd_start ;;

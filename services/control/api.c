@@ -16,6 +16,7 @@
 #include "log.h"
 #include "meta_store.h"
 #include "router.h"
+#include "sdk_gen.h"
 
 #include <inttypes.h>
 #include <openssl/evp.h>
@@ -241,8 +242,9 @@ static const resource resources[] = {
 enum { OP_LIST, OP_CREATE, OP_GET, OP_PUT, OP_DELETE };
 #define ROUTE_ID(r, op) ((int)(r)*8 + (op))
 #define ROUTE_ME 1000
+#define ROUTE_SDK 1001
 
-static kaa__route routes[N_RESOURCES * 5 + 1];
+static kaa__route routes[N_RESOURCES * 5 + 2];
 static size_t n_routes;
 static char route_patterns[N_RESOURCES][2][128];
 static pthread_once_t routes_once = PTHREAD_ONCE_INIT;
@@ -268,6 +270,8 @@ static void build_routes(void)
 		routes[n_routes++] = (kaa__route){"DELETE", item, ROUTE_ID(i, OP_DELETE)};
 	}
 	routes[n_routes++] = (kaa__route){"GET", "/api/v1/me", ROUTE_ME};
+	routes[n_routes++] = (kaa__route){
+		"GET", "/api/v1/applications/{app}/sdk-profiles/{profile}/sdk", ROUTE_SDK};
 }
 
 const kaa__route *kaa__control_routes(size_t *n)
@@ -821,6 +825,98 @@ static void handle_me(const principal *p, kaa__http_response *resp)
 	yajl_gen_free(g);
 }
 
+/* GET .../sdk-profiles/{profile}/sdk: a tar with the generated kaa_profile.h. */
+static void handle_sdk(kaa__control *c, const principal *p, const kaa__route_params *params,
+		       kaa__http_response *resp)
+{
+	kaa__meta_obj app = {0}, prof = {0}, sch = {0};
+	kaa__avro_schema *schema = NULL;
+	char *header = NULL, *tar = NULL, *defcfg = NULL;
+	size_t hlen = 0, tlen = 0, dlen = 0;
+	char err[KAA_JSON_ERR_SIZE];
+	int64_t app_id = parse_id(kaa__route_param(params, "app"));
+	int64_t id = parse_id(kaa__route_param(params, "profile"));
+	int rc = app_id < 0 || id < 0 ? KAA_ERR_NOTFOUND
+				      : kaa__meta_get(c->store, KAA_META_APPLICATION, app_id, &app);
+	if (rc == KAA_OK && p->role != KAA_ROLE_PLATFORM_ADMIN && app.tenant_id != p->tenant_id)
+		rc = KAA_ERR_NOTFOUND;
+	if (rc == KAA_OK && !kaa__role_allows(p->role, KAA_ACT_READ, KAA_RES_SDK_PROFILE)) {
+		json_error(resp, 403, "forbidden", "your role may not do this", NULL);
+		goto out;
+	}
+	if (rc == KAA_OK)
+		rc = kaa__meta_get(c->store, KAA_META_SDK_PROFILE, id, &prof);
+	if (rc == KAA_OK && prof.app_id != app_id)
+		rc = KAA_ERR_NOTFOUND;
+	if (rc != KAA_OK) {
+		store_error(resp, rc);
+		goto out;
+	}
+	/* The default configuration comes from the configuration schema version
+	 * the profile names, when it names one. */
+	yajl_val vers = NULL;
+	int64_t cfg_ver = 0;
+	if (kaa__json_parse(prof.body, strlen(prof.body), 65536, 8, &vers, err, sizeof(err)) ==
+		    KAA_OK &&
+	    YAJL_IS_OBJECT(vers)) {
+		for (size_t i = 0; i < vers->u.object.len; i++)
+			if (strcmp(vers->u.object.keys[i], "configuration") == 0)
+				kaa__json_int64(vers->u.object.values[i], &cfg_ver);
+	}
+	yajl_tree_free(vers);
+	if (cfg_ver > 0) {
+		rc = kaa__meta_find_schema(c->store, app_id, "configuration", cfg_ver, &sch);
+		if (rc == KAA_ERR_NOTFOUND) {
+			json_error(resp, 409, "unknown_schema",
+				   "the profile names a configuration schema version that does not "
+				   "exist",
+				   NULL);
+			goto out;
+		}
+		if (rc != KAA_OK) {
+			store_error(resp, rc);
+			goto out;
+		}
+		if (kaa__avro_schema_parse(sch.body, strlen(sch.body), &schema, err, sizeof(err)) !=
+			    KAA_OK ||
+		    kaa__avro_default_document(schema, &defcfg, &dlen, err, sizeof(err)) !=
+			    KAA_OK) {
+			json_error(resp, 409, "no_default_configuration", err, NULL);
+			goto out;
+		}
+	}
+	kaa__sdk_profile_info info = {.profile_id = prof.id,
+				      .profile_name = prof.name,
+				      .app_token = app.app_token,
+				      .bootstrap_json = prof.bootstrap,
+				      .schema_versions_json = prof.body,
+				      .default_config_json = defcfg};
+	if (kaa__sdk_profile_header(&info, &header, &hlen, err, sizeof(err)) != KAA_OK) {
+		json_error(resp, 409, "invalid_profile", err, NULL);
+		goto out;
+	}
+	if (kaa__tar_single("kaa_profile.h", header, hlen, kaa__wall_ms() / 1000, &tar, &tlen) !=
+	    KAA_OK) {
+		json_error(resp, 500, "internal", "cannot build the archive", NULL);
+		goto out;
+	}
+	resp->status = 200;
+	resp->content_type = "application/x-tar";
+	resp->body = tar;
+	resp->body_len = tlen;
+	tar = NULL;
+	kaa__http_response_add_header(resp, "Content-Disposition",
+				      "attachment; filename=\"kaa-sdk.tar\"");
+out:
+	free(tar);
+	free(header);
+	free(defcfg);
+	kaa__avro_schema_free(schema);
+	kaa__meta_obj_clear(&app);
+	kaa__meta_obj_clear(&prof);
+	kaa__meta_obj_clear(&sch);
+}
+
 void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__http_response *resp)
 {
 	const kaa__route *route;
@@ -859,6 +955,10 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 	}
 	if (route->id == ROUTE_ME) {
 		handle_me(&p, resp);
+		return;
+	}
+	if (route->id == ROUTE_SDK) {
+		handle_sdk(c, &p, &params, resp);
 		return;
 	}
 	const resource *r = &resources[route->id / 8];

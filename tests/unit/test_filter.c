@@ -235,6 +235,22 @@ static void test_limits(void)
 	size_t n;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+	/* Stacked quantifiers: found by fuzz_filter, glibc's regcomp took
+	 * gigabytes on "^x[0-9]+++...{2,3}". */
+	static const char *stacked[] = {
+		"{\"cp.a\":{\"$regex\":\"^x[0-9]++++++++++++++++++++++++++++++{2,3}$\"}}",
+		"{\"cp.a\":{\"$regex\":\"a{2}+\"}}",
+		"{\"cp.a\":{\"$regex\":\"a*?\"}}",
+	};
+	for (size_t i = 0; i < sizeof(stacked) / sizeof(stacked[0]); i++) {
+		CU_ASSERT_EQUAL(
+			kaa__filter_compile(stacked[i], strlen(stacked[i]), &f, err, sizeof(err)),
+			KAA_ERR_INVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "quantifier"));
+	}
+	const char *fine = "{\"cp.a\":{\"$regex\":\"^a+[+*?]{2}\\\\+(b|c)*$\"}}";
+	CU_ASSERT_EQUAL(kaa__filter_compile(fine, strlen(fine), &f, err, sizeof(err)), KAA_OK);
+	kaa__filter_free(f);
 	/* byte limit */
 	n = (size_t)snprintf(buf, cap, "{\"cp.a\":\"");
 	memset(buf + n, 'x', KAA_FILTER_MAX_BYTES);
