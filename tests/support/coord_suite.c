@@ -424,6 +424,23 @@ static bool reg_load_seen(void *arg)
 	return seen;
 }
 
+static bool watch_live(void *arg)
+{
+	return kaa__coord_watch_revision(arg) > 0;
+}
+
+static bool saw_sessions_119(void *arg)
+{
+	rec_watch *r = arg;
+	bool yes = false;
+	pthread_mutex_lock(&r->mu);
+	for (size_t i = 0; i < r->n; i++)
+		if (strstr(r->keys[i], "\"sessions\":119"))
+			yes = true;
+	pthread_mutex_unlock(&r->mu);
+	return yes;
+}
+
 static void test_registry(void)
 {
 	kaa__coord *c = factory();
@@ -464,6 +481,29 @@ static void test_registry(void)
 	b.sessions = 42;
 	CU_ASSERT_EQUAL(kaa__registry_update(r2, &b), KAA_OK);
 	CU_ASSERT_TRUE(wait_until(reg_load_seen, r1, 5000));
+
+	/* A burst of updates is coalesced: at most one write a second. */
+	rec_watch rw;
+	kaa__watch *w = NULL;
+	snprintf(key, sizeof(key), "/kaa/%s/nodes/n2", cluster);
+	rec_init(&rw);
+	CU_ASSERT_EQUAL_FATAL(kaa__coord_watch(c, key, 0, 0, &rw.cb, &w), KAA_OK);
+	CU_ASSERT_TRUE(wait_until(watch_live, w, 5000));
+	int64_t t0 = kaa__now_ms();
+	for (int i = 0; i < 20; i++) {
+		b.sessions = 100 + i;
+		CU_ASSERT_EQUAL(kaa__registry_update(r2, &b), KAA_OK);
+	}
+	count_at_least last = {&rw, 1};
+	CU_ASSERT_TRUE(wait_until(has_count, &last, 5000));
+	CU_ASSERT_TRUE(wait_until(saw_sessions_119, &rw, 5000));
+	size_t writes = rec_count(&rw);
+	int64_t span = kaa__now_ms() - t0;
+	/* The first write may go out at once; the rest wait a second each. */
+	CU_ASSERT(writes <= (size_t)(span / 1000) + 2);
+	CU_ASSERT(writes < 20);
+	kaa__coord_watch_free(w);
+	rec_free(&rw);
 
 	/* Deregistering removes the record at once (lease revoked). */
 	kaa__registry_free(r2, true);
