@@ -15,6 +15,7 @@
 #include "json_merge.h"
 #include "log.h"
 #include "meta_store.h"
+#include "rest_body.h"
 #include "router.h"
 #include "sdk_gen.h"
 
@@ -60,23 +61,6 @@ static void json_error(kaa__http_response *resp, int status, const char *code, c
 	yajl_gen_free(g);
 }
 
-/* Validation messages read "<path>: <reason>"; split them for the error. */
-static void json_error_pathmsg(kaa__http_response *resp, const char *code, const char *msg)
-{
-	const char *sep = strstr(msg, ": ");
-	if (sep && (msg[0] == '$' || msg[0] == 'f' || msg[0] == '[')) {
-		char path[256];
-		size_t n = (size_t)(sep - msg);
-		if (n >= sizeof(path))
-			n = sizeof(path) - 1;
-		memcpy(path, msg, n);
-		path[n] = '\0';
-		json_error(resp, 400, code, sep + 2, path);
-	} else {
-		json_error(resp, 400, code, msg, NULL);
-	}
-}
-
 static void store_error(kaa__http_response *resp, int rc)
 {
 	switch (rc) {
@@ -101,16 +85,6 @@ static void store_error(kaa__http_response *resp, int rc)
 
 /* ---- resource specs ------------------------------------------------------------ */
 
-enum ftype { F_STR, F_INT, F_BOOL, F_JSON, F_IDS, F_PASSWORD, F_TTL };
-enum { F_CREATE = 1, F_UPDATE = 2, F_REQUIRED = 4, F_READ = 8 };
-
-typedef struct field {
-	const char *json;
-	enum ftype type;
-	size_t off;
-	int flags;
-} field;
-
 #define OFF(m) offsetof(kaa__meta_obj, m)
 
 enum scope { SC_ROOT, SC_TENANT, SC_SELF, SC_APP };
@@ -122,7 +96,7 @@ typedef struct resource {
 	kaa__resource res;
 	enum scope scope;
 	bool immutable; /* no PUT */
-	field fields[10];
+	kaa__rest_field fields[10];
 } resource;
 
 static const resource resources[] = {
@@ -132,109 +106,124 @@ static const resource resources[] = {
 	 KAA_RES_TENANT,
 	 SC_ROOT,
 	 false,
-	 {{"name", F_STR, OFF(name), F_CREATE | F_UPDATE | F_REQUIRED | F_READ}}},
+	 {{"name", KAA_RF_STR, OFF(name),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ}}},
 	{"users",
 	 "user",
 	 KAA_META_USER,
 	 KAA_RES_USER,
 	 SC_TENANT,
 	 false,
-	 {{"name", F_STR, OFF(name), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
-	  {"role", F_STR, OFF(role), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
-	  {"password", F_PASSWORD, OFF(password_hash), F_CREATE | F_UPDATE | F_REQUIRED}}},
+	 {{"name", KAA_RF_STR, OFF(name),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"role", KAA_RF_STR, OFF(role),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"password", KAA_RF_PASSWORD, OFF(password_hash),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED}}},
 	{"applications",
 	 "app",
 	 KAA_META_APPLICATION,
 	 KAA_RES_APPLICATION,
 	 SC_TENANT,
 	 false,
-	 {{"name", F_STR, OFF(name), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
-	  {"credentialsMode", F_STR, OFF(credentials_mode), F_CREATE | F_UPDATE | F_READ},
-	  {"applicationToken", F_STR, OFF(app_token), F_READ},
-	  {"appRev", F_INT, OFF(app_rev), F_READ}}},
+	 {{"name", KAA_RF_STR, OFF(name),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"credentialsMode", KAA_RF_STR, OFF(credentials_mode),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_READ},
+	  {"applicationToken", KAA_RF_STR, OFF(app_token), KAA_RF_READ},
+	  {"appRev", KAA_RF_INT, OFF(app_rev), KAA_RF_READ}}},
 	{"tokens",
 	 "token",
 	 KAA_META_API_TOKEN,
 	 KAA_RES_API_TOKEN,
 	 SC_SELF,
 	 true,
-	 {{"name", F_STR, OFF(name), F_CREATE | F_REQUIRED | F_READ}}},
+	 {{"name", KAA_RF_STR, OFF(name), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ}}},
 	{"schemas",
 	 "schema",
 	 KAA_META_SCHEMA,
 	 KAA_RES_SCHEMA,
 	 SC_APP,
 	 true,
-	 {{"kind", F_STR, OFF(schema_kind), F_CREATE | F_REQUIRED | F_READ},
-	  {"name", F_STR, OFF(name), F_CREATE | F_READ},
-	  {"schema", F_JSON, OFF(body), F_CREATE | F_REQUIRED | F_READ},
-	  {"schemaVersion", F_INT, OFF(schema_version), F_READ}}},
+	 {{"kind", KAA_RF_STR, OFF(schema_kind), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"name", KAA_RF_STR, OFF(name), KAA_RF_CREATE | KAA_RF_READ},
+	  {"schema", KAA_RF_JSON, OFF(body), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"schemaVersion", KAA_RF_INT, OFF(schema_version), KAA_RF_READ}}},
 	{"groups",
 	 "group",
 	 KAA_META_GROUP,
 	 KAA_RES_GROUP,
 	 SC_APP,
 	 false,
-	 {{"name", F_STR, OFF(name), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
-	  {"weight", F_INT, OFF(weight), F_CREATE | F_UPDATE | F_READ},
-	  {"filter", F_JSON, OFF(body), F_CREATE | F_UPDATE | F_READ}}},
+	 {{"name", KAA_RF_STR, OFF(name),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"weight", KAA_RF_INT, OFF(weight), KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_READ},
+	  {"filter", KAA_RF_JSON, OFF(body), KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_READ}}},
 	{"configurations",
 	 "configuration",
 	 KAA_META_CONFIGURATION,
 	 KAA_RES_CONFIGURATION,
 	 SC_APP,
 	 false,
-	 {{"groupId", F_INT, OFF(group_id), F_CREATE | F_REQUIRED | F_READ},
-	  {"schemaVersion", F_INT, OFF(schema_version), F_CREATE | F_REQUIRED | F_READ},
-	  {"body", F_JSON, OFF(body), F_CREATE | F_UPDATE | F_REQUIRED | F_READ}}},
+	 {{"groupId", KAA_RF_INT, OFF(group_id), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"schemaVersion", KAA_RF_INT, OFF(schema_version),
+	   KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"body", KAA_RF_JSON, OFF(body),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ}}},
 	{"topics",
 	 "topic",
 	 KAA_META_TOPIC,
 	 KAA_RES_TOPIC,
 	 SC_APP,
 	 false,
-	 {{"name", F_STR, OFF(name), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
-	  {"mandatory", F_BOOL, OFF(mandatory), F_CREATE | F_UPDATE | F_READ},
-	  {"groupIds", F_IDS, OFF(group_ids), F_CREATE | F_UPDATE | F_READ},
-	  {"seq", F_INT, OFF(seq), F_READ}}},
+	 {{"name", KAA_RF_STR, OFF(name),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"mandatory", KAA_RF_BOOL, OFF(mandatory), KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_READ},
+	  {"groupIds", KAA_RF_IDS, OFF(group_ids), KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_READ},
+	  {"seq", KAA_RF_INT, OFF(seq), KAA_RF_READ}}},
 	{"notifications",
 	 "notification",
 	 KAA_META_NOTIFICATION,
 	 KAA_RES_NOTIFICATION,
 	 SC_APP,
 	 true,
-	 {{"topicId", F_INT, OFF(topic_id), F_CREATE | F_REQUIRED | F_READ},
-	  {"endpointKeyHash", F_STR, OFF(endpoint_key_hash), F_CREATE | F_READ},
-	  {"body", F_JSON, OFF(body), F_CREATE | F_REQUIRED | F_READ},
-	  {"ttlSeconds", F_TTL, OFF(expires_ms), F_CREATE},
-	  {"seq", F_INT, OFF(seq), F_READ},
-	  {"expiresAt", F_INT, OFF(expires_ms), F_READ}}},
+	 {{"topicId", KAA_RF_INT, OFF(topic_id), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"endpointKeyHash", KAA_RF_STR, OFF(endpoint_key_hash), KAA_RF_CREATE | KAA_RF_READ},
+	  {"body", KAA_RF_JSON, OFF(body), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"ttlSeconds", KAA_RF_TTL, OFF(expires_ms), KAA_RF_CREATE},
+	  {"seq", KAA_RF_INT, OFF(seq), KAA_RF_READ},
+	  {"expiresAt", KAA_RF_INT, OFF(expires_ms), KAA_RF_READ}}},
 	{"log-appenders",
 	 "appender",
 	 KAA_META_LOG_APPENDER,
 	 KAA_RES_LOG_APPENDER,
 	 SC_APP,
 	 false,
-	 {{"name", F_STR, OFF(name), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
-	  {"settings", F_JSON, OFF(body), F_CREATE | F_UPDATE | F_REQUIRED | F_READ}}},
+	 {{"name", KAA_RF_STR, OFF(name),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"settings", KAA_RF_JSON, OFF(body),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ}}},
 	{"credentials",
 	 "credential",
 	 KAA_META_CREDENTIAL,
 	 KAA_RES_CREDENTIAL,
 	 SC_APP,
 	 false,
-	 {{"endpointKeyHash", F_STR, OFF(endpoint_key_hash), F_CREATE | F_REQUIRED | F_READ},
-	  {"publicKey", F_STR, OFF(public_key), F_CREATE | F_UPDATE | F_READ},
-	  {"status", F_STR, OFF(status), F_CREATE | F_UPDATE | F_READ}}},
+	 {{"endpointKeyHash", KAA_RF_STR, OFF(endpoint_key_hash),
+	   KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"publicKey", KAA_RF_STR, OFF(public_key), KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_READ},
+	  {"status", KAA_RF_STR, OFF(status), KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_READ}}},
 	{"sdk-profiles",
 	 "profile",
 	 KAA_META_SDK_PROFILE,
 	 KAA_RES_SDK_PROFILE,
 	 SC_APP,
 	 false,
-	 {{"name", F_STR, OFF(name), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
-	  {"schemaVersions", F_JSON, OFF(body), F_CREATE | F_UPDATE | F_REQUIRED | F_READ},
-	  {"bootstrap", F_JSON, OFF(bootstrap), F_CREATE | F_UPDATE | F_READ}}},
+	 {{"name", KAA_RF_STR, OFF(name),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"schemaVersions", KAA_RF_JSON, OFF(body),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"bootstrap", KAA_RF_JSON, OFF(bootstrap), KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_READ}}},
 };
 #define N_RESOURCES (sizeof(resources) / sizeof(resources[0]))
 
@@ -320,13 +309,13 @@ static void gen_obj(yajl_gen g, const resource *r, const kaa__meta_obj *o)
 	yajl_gen_integer(g, o->created_ms);
 	gen_key(g, "updatedAt");
 	yajl_gen_integer(g, o->updated_ms);
-	for (const field *f = r->fields; f->json; f++) {
-		if (!(f->flags & F_READ))
+	for (const kaa__rest_field *f = r->fields; f->json; f++) {
+		if (!(f->flags & KAA_RF_READ))
 			continue;
 		const char *base = (const char *)o;
 		gen_key(g, f->json);
 		switch (f->type) {
-		case F_STR: {
+		case KAA_RF_STR: {
 			const char *s = *(char *const *)(base + f->off);
 			if (s)
 				yajl_gen_string(g, (const unsigned char *)s, strlen(s));
@@ -334,10 +323,10 @@ static void gen_obj(yajl_gen g, const resource *r, const kaa__meta_obj *o)
 				yajl_gen_null(g);
 			break;
 		}
-		case F_INT: yajl_gen_integer(g, *(const int64_t *)(base + f->off)); break;
-		case F_BOOL: yajl_gen_bool(g, *(const bool *)(base + f->off)); break;
-		case F_JSON: gen_raw_json(g, *(char *const *)(base + f->off)); break;
-		case F_IDS:
+		case KAA_RF_INT: yajl_gen_integer(g, *(const int64_t *)(base + f->off)); break;
+		case KAA_RF_BOOL: yajl_gen_bool(g, *(const bool *)(base + f->off)); break;
+		case KAA_RF_JSON: gen_raw_json(g, *(char *const *)(base + f->off)); break;
+		case KAA_RF_IDS:
 			yajl_gen_array_open(g);
 			for (size_t i = 0; i < o->n_group_ids; i++)
 				yajl_gen_integer(g, o->group_ids[i]);
@@ -463,29 +452,13 @@ ok:
 
 /* ---- request bodies ------------------------------------------------------------ */
 
-typedef struct body_refs {
-	yajl_val tree;
-	char *owned[12]; /* strings to free after the call */
-	size_t n_owned;
-	int64_t ids[256];
-	int64_t ttl_s;
-	bool has_ttl;
-} body_refs;
-
-static void body_refs_free(body_refs *b)
-{
-	for (size_t i = 0; i < b->n_owned; i++)
-		free(b->owned[i]);
-	yajl_tree_free(b->tree);
-}
-
-/* Fills o from the JSON body for create (flag F_CREATE) or update. Returns
- * 0 or answers 400/415 itself and returns -1. */
+/* Fills o from the JSON body for create (flag KAA_RF_CREATE) or update.
+ * Returns 0, or answers 400/415 itself and returns -1. */
 static int parse_body(const kaa__http_request *req, const resource *r, int flag, kaa__meta_obj *o,
-		      body_refs *b, kaa__http_response *resp)
+		      kaa__rest_body *b, kaa__http_response *resp)
 {
 	const char *ct = kaa__http_header(req, "content-type");
-	char err[256], path[300];
+	kaa__rest_error e;
 
 	memset(b, 0, sizeof(*b));
 	if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
@@ -494,120 +467,9 @@ static int parse_body(const kaa__http_request *req, const resource *r, int flag,
 			   "send Content-Type: application/json", NULL);
 		return -1;
 	}
-	if (kaa__json_parse(req->body, req->body_len, KAA_META_BODY_MAX, KAA_JSON_MAX_DEPTH,
-			    &b->tree, err, sizeof(err)) != KAA_OK) {
-		json_error_pathmsg(resp, "malformed_json", err);
+	if (kaa__rest_parse_body(req->body, req->body_len, r->fields, flag, o, b, &e) != 0) {
+		json_error(resp, e.status, e.code, e.message, e.path[0] ? e.path : NULL);
 		return -1;
-	}
-	if (!YAJL_IS_OBJECT(b->tree)) {
-		json_error(resp, 400, "invalid", "the body must be a JSON object", "$");
-		return -1;
-	}
-	for (size_t i = 0; i < b->tree->u.object.len; i++) {
-		const char *k = b->tree->u.object.keys[i];
-		yajl_val v = b->tree->u.object.values[i];
-		const field *f = NULL;
-		for (const field *x = r->fields; x->json; x++)
-			if (strcmp(x->json, k) == 0)
-				f = x;
-		snprintf(path, sizeof(path), "$.%s", k);
-		if (!f || !(f->flags & flag)) {
-			json_error(resp, 400, "unknown_field",
-				   f ? "this field cannot be set here" : "unknown field", path);
-			return -1;
-		}
-		char *base = (char *)o;
-		switch (f->type) {
-		case F_STR:
-		case F_PASSWORD:
-			if (!YAJL_IS_STRING(v)) {
-				json_error(resp, 400, "invalid", "expected a string", path);
-				return -1;
-			}
-			if (f->type == F_PASSWORD) {
-				char *hash = NULL;
-				if (strlen(v->u.string) < 8) {
-					json_error(resp, 400, "invalid",
-						   "passwords have at least 8 characters", path);
-					return -1;
-				}
-				if (kaa__password_hash(v->u.string, 0, &hash) != KAA_OK) {
-					json_error(resp, 400, "invalid", "password not accepted",
-						   path);
-					return -1;
-				}
-				b->owned[b->n_owned++] = hash;
-				*(char **)(base + f->off) = hash;
-			} else {
-				*(char **)(base + f->off) = v->u.string;
-			}
-			break;
-		case F_INT:
-			if (!kaa__json_int64(v, (int64_t *)(base + f->off))) {
-				json_error(resp, 400, "invalid", "expected an integer", path);
-				return -1;
-			}
-			break;
-		case F_TTL:
-			if (!kaa__json_int64(v, &b->ttl_s) || b->ttl_s < 1 ||
-			    b->ttl_s > 365LL * 24 * 3600) {
-				json_error(resp, 400, "invalid",
-					   "expected seconds between 1 and 31536000", path);
-				return -1;
-			}
-			b->has_ttl = true;
-			break;
-		case F_BOOL:
-			if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
-				json_error(resp, 400, "invalid", "expected true or false", path);
-				return -1;
-			}
-			*(bool *)(base + f->off) = YAJL_IS_TRUE(v);
-			break;
-		case F_JSON: {
-			char *txt = NULL;
-			size_t len = 0;
-			if (kaa__json_canonical_tree(v, &txt, &len) != KAA_OK) {
-				json_error(resp, 400, "invalid", "cannot encode value", path);
-				return -1;
-			}
-			b->owned[b->n_owned++] = txt;
-			*(char **)(base + f->off) = txt;
-			break;
-		}
-		case F_IDS:
-			if (!YAJL_IS_ARRAY(v) || v->u.array.len > 256) {
-				json_error(resp, 400, "invalid",
-					   "expected an array of ids (at most 256)", path);
-				return -1;
-			}
-			for (size_t j = 0; j < v->u.array.len; j++) {
-				if (!kaa__json_int64(v->u.array.values[j], &b->ids[j]) ||
-				    b->ids[j] < 1) {
-					snprintf(path, sizeof(path), "$.%s[%zu]", k, j);
-					json_error(resp, 400, "invalid", "expected a positive id",
-						   path);
-					return -1;
-				}
-			}
-			o->group_ids = b->ids;
-			o->n_group_ids = v->u.array.len;
-			break;
-		}
-	}
-	for (const field *f = r->fields; f->json; f++) {
-		if ((f->flags & F_REQUIRED) && (f->flags & flag) && flag == F_CREATE) {
-			bool present = false;
-			for (size_t i = 0; i < b->tree->u.object.len; i++)
-				if (strcmp(b->tree->u.object.keys[i], f->json) == 0)
-					present = true;
-			if (!present) {
-				snprintf(path, sizeof(path), "$.%s", f->json);
-				json_error(resp, 400, "missing_field", "required field is missing",
-					   path);
-				return -1;
-			}
-		}
 	}
 	return 0;
 }
@@ -927,7 +789,7 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 	const kaa__route *table = kaa__control_routes(&nr);
 	kaa__meta_obj parent = {0}, obj = {0}, in = {0}, out = {0};
 	kaa__meta_change chg = {0};
-	body_refs body = {0};
+	kaa__rest_body body = {0};
 	bool have_body = false;
 	int rc;
 
@@ -1081,7 +943,7 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 	case OP_CREATE: {
 		char token[64];
 		in.kind = r->kind;
-		if (parse_body(req, r, F_CREATE, &in, &body, resp) != 0)
+		if (parse_body(req, r, KAA_RF_CREATE, &in, &body, resp) != 0)
 			goto out;
 		have_body = true;
 		if (r->scope == SC_TENANT)
@@ -1166,7 +1028,7 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 		in.mandatory = obj.mandatory;
 		in.group_ids = obj.group_ids;
 		in.n_group_ids = obj.n_group_ids;
-		if (parse_body(req, r, F_UPDATE, &in, &body, resp) != 0)
+		if (parse_body(req, r, KAA_RF_UPDATE, &in, &body, resp) != 0)
 			goto out;
 		have_body = true;
 		kaa__meta_obj check = in;
@@ -1208,7 +1070,7 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 	}
 out:
 	(void)have_body;
-	body_refs_free(&body);
+	kaa__rest_body_free(&body);
 	kaa__meta_obj_clear(&parent);
 	kaa__meta_obj_clear(&obj);
 	kaa__meta_obj_clear(&out);
