@@ -278,6 +278,24 @@ lifecycle() { # the whole suite on one backend
 	expect 200 "[$tag] bearer token authenticates"
 	EXTRA_CURL=()
 
+	echo "== [$tag] password change"
+	api "$TU" GET /me
+	expect 200 "[$tag] tenant user logs in (verification now cached)"
+	local uid
+	uid=$(jget id)
+	api "$TA" GET "/tenants/$T1/users/$uid"
+	local uver
+	uver=$(jget version)
+	EXTRA_CURL=(-H "If-Match: \"$uver\"")
+	api "$TA" PUT "/tenants/$T1/users/$uid" '{"password":"a-new-password"}'
+	expect 200 "[$tag] tenant admin changes the user's password"
+	EXTRA_CURL=()
+	api "$TU" GET /me
+	expect 401 "[$tag] the old password no longer works"
+	api "user-$tag:a-new-password" GET /me
+	expect 200 "[$tag] the new password works"
+	TU=user-$tag:a-new-password
+
 	echo "== [$tag] deletes cascade"
 	api "$TD" DELETE "/applications/$A1/groups/$G1"
 	expect 204 "[$tag] delete group"

@@ -20,7 +20,9 @@
 #include "sdk_gen.h"
 
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,12 +30,65 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+/* Basic auth costs a 100k-iteration PBKDF2 per request. Successful
+ * verifications are remembered for a minute in a small direct-mapped
+ * cache keyed by SHA-256(process secret, stored hash, password): a changed
+ * password (new stored hash) misses, and the cache holds nothing that
+ * helps guess a password without the per-process secret. */
+#define AUTH_CACHE_SLOTS 256
+#define AUTH_CACHE_TTL_MS 60000
+
+typedef struct auth_cache_entry {
+	unsigned char key[32];
+	int64_t expires_ms;
+} auth_cache_entry;
+
 struct kaa__control {
 	kaa__meta_store *store;
 	kaa__coord *coord;
 	char *cluster;
 	int64_t last_expiry_ms;
+	unsigned char auth_secret[32];
+	pthread_mutex_t auth_mu;
+	auth_cache_entry auth_cache[AUTH_CACHE_SLOTS];
 };
+
+static void auth_cache_key(kaa__control *c, const char *stored, const char *password,
+			   unsigned char key[32])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int n = 0;
+	if (!ctx) {
+		memset(key, 0, 32);
+		return;
+	}
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	EVP_DigestUpdate(ctx, c->auth_secret, sizeof(c->auth_secret));
+	EVP_DigestUpdate(ctx, stored, strlen(stored) + 1);
+	EVP_DigestUpdate(ctx, password, strlen(password));
+	EVP_DigestFinal_ex(ctx, key, &n);
+	EVP_MD_CTX_free(ctx);
+}
+
+static bool verify_password_cached(kaa__control *c, const char *password, const char *stored)
+{
+	unsigned char key[32];
+	auth_cache_key(c, stored, password, key);
+	auth_cache_entry *e = &c->auth_cache[key[0]];
+	int64_t now = kaa__now_ms();
+	pthread_mutex_lock(&c->auth_mu);
+	bool hit = e->expires_ms > now && CRYPTO_memcmp(e->key, key, sizeof(key)) == 0;
+	pthread_mutex_unlock(&c->auth_mu);
+	if (hit)
+		return true;
+	if (!kaa__password_verify(password, stored))
+		return false;
+	pthread_mutex_lock(&c->auth_mu);
+	memcpy(e->key, key, sizeof(key));
+	e->expires_ms = now + AUTH_CACHE_TTL_MS;
+	pthread_mutex_unlock(&c->auth_mu);
+	return true;
+}
 
 /* ---- responses -------------------------------------------------------------- */
 
@@ -416,7 +471,7 @@ static int authenticate(kaa__control *c, const kaa__http_request *req, principal
 		*colon = '\0';
 		rc = kaa__meta_find_name(c->store, KAA_META_USER, 0, cred, &user);
 		if (rc == KAA_OK && user.password_hash &&
-		    kaa__password_verify(colon + 1, user.password_hash))
+		    verify_password_cached(c, colon + 1, user.password_hash))
 			goto ok;
 		if (rc != KAA_OK && rc != KAA_ERR_NOTFOUND && rc != KAA_ERR_INVAL)
 			rc = 503;
@@ -1136,6 +1191,12 @@ int kaa__control_new(const char *sql_url, kaa__coord *coord, const char *cluster
 		return KAA_ERR_NOMEM;
 	c->coord = coord;
 	c->cluster = strdup(cluster);
+	pthread_mutex_init(&c->auth_mu, NULL);
+	if (RAND_bytes(c->auth_secret, sizeof(c->auth_secret)) != 1) {
+		free(c->cluster);
+		free(c);
+		return KAA_ERR_INTERNAL;
+	}
 	rc = kaa__meta_store_new(sql_url, NULL, &c->store);
 	if (rc != KAA_OK) {
 		KAA_ERROR("control", "store_open_failed url=%s err=%s", sql_url, kaa_strerror(rc));
@@ -1158,6 +1219,7 @@ void kaa__control_free(kaa__control *c)
 	if (!c)
 		return;
 	kaa__meta_store_free(c->store);
+	pthread_mutex_destroy(&c->auth_mu);
 	free(c->cluster);
 	free(c);
 }
