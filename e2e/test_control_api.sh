@@ -111,6 +111,26 @@ lifecycle() { # the whole suite on one backend
 		"{\"groupId\":$G1,\"schemaVersion\":1,\"body\":{\"rate\":7,\"mode\":\"ECO\"}}"
 	expect 201 "[$tag] configuration"
 	C1=$(jget id)
+	api "$TD" POST "/applications/$A1/groups" '{"name":"all","weight":1}'
+	local GALL
+	GALL=$(jget id)
+	api "$TD" POST "/applications/$A1/configurations" \
+		"{\"groupId\":$GALL,\"schemaVersion\":1,\"body\":{\"rate\":3,\"mode\":\"FAST\"}}"
+	expect 201 "[$tag] configuration of the catch-all group"
+	api "$TU" POST "/applications/$A1/resolve-configuration" '{"clientProfile":{"region":"eu"}}'
+	expect 200 "[$tag] resolve an EU endpoint's configuration"
+	check "[$tag] EU endpoint: both groups, the heavier group wins" \
+		[ "$(jget groupIds)" = "[$G1, $GALL]" ] && [ "$(jget configuration)" = '{"mode": "ECO", "rate": 7}' ]
+	check "[$tag] configuration hash is SHA-256 of the canonical document" python3 -c '
+import hashlib, json, sys
+r = json.loads(sys.argv[1])
+canon = json.dumps(r["configuration"], sort_keys=True, separators=(",", ":"))
+sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "$RESP"
+	api "$TU" POST "/applications/$A1/resolve-configuration" '{"clientProfile":{"region":"us"},"schemaVersion":1}'
+	check "[$tag] US endpoint: only the catch-all group" \
+		[ "$(jget groupIds)" = "[$GALL]" ] && [ "$(jget configuration)" = '{"mode": "FAST", "rate": 3}' ]
+	api "$TU" POST "/applications/$A1/resolve-configuration" '{"clientProfile":1,"nope":2}'
+	expect 400 "[$tag] resolve with an unknown field"
 	api "$TD" POST "/applications/$A1/topics" "{\"name\":\"alerts\",\"mandatory\":true,\"groupIds\":[$G1]}"
 	expect 201 "[$tag] topic"
 	TP=$(jget id)
@@ -216,8 +236,8 @@ lifecycle() { # the whole suite on one backend
 	local n uniq
 	n=$(wc -w <<<"$seen")
 	uniq=$(tr ' ' '\n' <<<"$seen" | sed '/^$/d' | sort -u | wc -l)
-	check "[$tag] 13 groups over $pages pages, none twice (got $n, $uniq unique)" \
-		bash -c "[ $n = 13 ] && [ $uniq = 13 ] && [ $pages = 3 ]"
+	check "[$tag] 14 groups over $pages pages, none twice (got $n, $uniq unique)" \
+		bash -c "[ $n = 14 ] && [ $uniq = 14 ] && [ $pages = 3 ]"
 
 	echo "== [$tag] tenant isolation"
 	api "$TO" GET "/applications/$A1/groups"
