@@ -281,8 +281,20 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 		api "$role" POST /tenants '{"name":"x"}'
 		expect 403 "[$tag] ${role%%:*} creates tenants"
 	done
-	api $ADMIN GET "/applications/$A1/schemas"
-	expect 403 "[$tag] platform admin reads schemas"
+	# The platform admin manages tenants and their users, reads
+	# applications, and has no business inside them.
+	for k in $kinds; do
+		api $ADMIN GET "/applications/$A1/$k"
+		expect 403 "[$tag] platform admin reads $k"
+		api $ADMIN POST "/applications/$A1/$k" '{}'
+		expect 403 "[$tag] platform admin writes $k"
+	done
+	api $ADMIN GET "/tenants/$T1/applications"
+	expect 200 "[$tag] platform admin lists applications"
+	api $ADMIN GET "/tenants/$T1/users"
+	expect 200 "[$tag] platform admin lists users"
+	api $ADMIN POST "/tenants/$T1/users" '{}'
+	expect 400 "[$tag] platform admin writes users (then the body is incomplete)"
 	api $ADMIN POST "/tenants/$T1/applications" '{"name":"pa"}'
 	expect 403 "[$tag] platform admin creates applications"
 	api "$TA" POST "/tenants/$T1/users" '{"name":"evil","role":"platform-admin","password":"password-x"}'
