@@ -534,6 +534,23 @@ static int parse_body(const kaa__http_request *req, const resource *r, int flag,
 
 /* ---- semantic validation of payloads ----------------------------------------- */
 
+/* The highest version of the application's schemas of one kind (0: none). */
+static int latest_schema_version(kaa__control *c, int64_t app_id, const char *kind,
+				 int64_t *version)
+{
+	kaa__meta_query q = {.parent_id = app_id, .schema_kind = kind, .limit = KAA_META_LIMIT_MAX};
+	kaa__meta_page pg;
+	int rc = kaa__meta_list(c->store, KAA_META_SCHEMA, &q, &pg);
+	*version = 0;
+	if (rc != KAA_OK)
+		return rc;
+	for (size_t i = 0; i < pg.n; i++)
+		if (pg.items[i].schema_version > *version)
+			*version = pg.items[i].schema_version;
+	kaa__meta_page_clear(&pg);
+	return KAA_OK;
+}
+
 static int validate_against(kaa__control *c, int64_t app_id, const char *kind, int64_t version,
 			    const char *doc, kaa__http_response *resp, const char *field_name)
 {
@@ -543,19 +560,11 @@ static int validate_against(kaa__control *c, int64_t app_id, const char *kind, i
 	int rc;
 
 	if (version == 0) {
-		/* The latest schema of this kind. */
-		kaa__meta_query q = {
-			.parent_id = app_id, .schema_kind = kind, .limit = KAA_META_LIMIT_MAX};
-		kaa__meta_page pg;
-		rc = kaa__meta_list(c->store, KAA_META_SCHEMA, &q, &pg);
+		rc = latest_schema_version(c, app_id, kind, &version);
 		if (rc != KAA_OK) {
 			store_error(resp, rc);
 			return -1;
 		}
-		for (size_t i = 0; i < pg.n; i++)
-			if (pg.items[i].schema_version > version)
-				version = pg.items[i].schema_version;
-		kaa__meta_page_clear(&pg);
 		if (version == 0)
 			return 0; /* no schema of this kind: payloads are free-form JSON */
 	}
@@ -902,19 +911,11 @@ static void handle_resolve(kaa__control *c, const principal *p, const kaa__route
 	/* Schema version: given, else the latest configuration schema. */
 	int64_t version = in.schema_version;
 	if (version == 0) {
-		kaa__meta_query q = {.parent_id = app_id,
-				     .schema_kind = "configuration",
-				     .limit = KAA_META_LIMIT_MAX};
-		kaa__meta_page pg;
-		rc = kaa__meta_list(c->store, KAA_META_SCHEMA, &q, &pg);
+		rc = latest_schema_version(c, app_id, "configuration", &version);
 		if (rc != KAA_OK) {
 			store_error(resp, rc);
 			goto out;
 		}
-		for (size_t i = 0; i < pg.n; i++)
-			if (pg.items[i].schema_version > version)
-				version = pg.items[i].schema_version;
-		kaa__meta_page_clear(&pg);
 	}
 	kaa__meta_query gq = {.parent_id = app_id, .limit = KAA_META_LIMIT_MAX};
 	rc = kaa__meta_list(c->store, KAA_META_GROUP, &gq, &groups);
