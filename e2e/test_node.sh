@@ -157,6 +157,35 @@ wait "$pb"
 check "node-b SIGTERM -> exit 0" [ $? = 0 ]
 check "leader key released" wait_for 3000 etcd_lacks "$ETCD" "/kaa/$cluster/control/leader"
 
+echo "== bootstrap lists live operations nodes"
+read -r e1 e2 e3 <<<"$(free_ports 3)"
+start_node "$work/e.log" --etcd "$ETCD" --cluster "$cluster" --node-id node-e \
+	--services operations,bootstrap --operations-port "$e1" --internode-port "$e2" \
+	--bootstrap-port "$e3" --bind 127.0.0.1 --host 127.0.0.1 --lease-ttl 3
+pe=$NODE_PID
+check "node-e ready" wait_for 10000 http_is 200 "http://127.0.0.1:$e3/readyz"
+put_record() { # KEY JSON
+	curl -s -X POST "$ETCD/v3/kv/put" -d "{\"key\":\"$(b64 "$1")\",\"value\":\"$(b64 "$2")\"}" >/dev/null
+}
+put_record "/kaa/$cluster/nodes/busy" '{"id":"busy","services":["operations"],"host":"10.1.1.1","ports":{"operations":9999},"sessions":3000,"load":0,"draining":false}'
+put_record "/kaa/$cluster/nodes/drain" '{"id":"drain","services":["operations"],"host":"10.1.1.2","ports":{"operations":9999},"sessions":0,"load":0,"draining":true}'
+put_record "/kaa/$cluster/nodes/junk" 'not json'
+export BOOT_URL="http://127.0.0.1:$e3/v1/operations?application=x"
+boot_list() { curl -s "$BOOT_URL"; }
+export -f boot_list
+has_busy() { boot_list | grep -q '"id":"busy"'; }
+check "bootstrap sees the new node" wait_for 5000 has_busy
+check "bootstrap list: node-e at its operations port, busy weighted lower, no draining or junk" \
+	bash -c "boot_list | python3 -c '
+import json, sys
+n = {x[\"id\"]: x for x in json.load(sys.stdin)[\"nodes\"]}
+assert set(n) == {\"node-e\", \"busy\"}, n
+assert n[\"node-e\"][\"port\"] == $e1 and n[\"node-e\"][\"host\"] == \"127.0.0.1\"
+assert n[\"busy\"][\"weight\"] == 250 and n[\"node-e\"][\"weight\"] > 250'"
+kill -TERM "$pe"
+wait "$pe"
+check "node-e SIGTERM -> exit 0" [ $? = 0 ]
+
 echo "== unreachable etcd: clear log, retry, no crash"
 read -r d1 <<<"$(free_ports 1)"
 start_node "$work/d.log" --etcd "http://127.0.0.1:1" --cluster "$cluster" --node-id node-d \

@@ -9,6 +9,7 @@
 #include "node.h"
 
 #include "api.h"
+#include "bootstrap.h"
 #include "coord.h"
 #include "election.h"
 #include "error.h"
@@ -82,6 +83,25 @@ static void handle(const kaa__http_request *req, kaa__http_response *resp, void 
 	kaa__counter_add(p->requests, 1);
 	if (p->svc == SVC_CONTROL && n->control && strncmp(req->path, "/api/", 5) == 0) {
 		kaa__control_handle(n->control, req, resp);
+		return;
+	}
+	if (p->svc == SVC_BOOTSTRAP && strcmp(req->path, "/v1/operations") == 0 &&
+	    (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)) {
+		kaa__node_record *recs = NULL;
+		size_t nrec = 0;
+		char *body = NULL;
+		size_t len = 0;
+		if (kaa__registry_nodes(n->registry, &recs, &nrec) != KAA_OK ||
+		    kaa__bootstrap_render(recs, nrec, &body, &len) != KAA_OK) {
+			kaa__node_records_free(recs, nrec);
+			kaa__http_respond_json_error(resp, 500, "internal", "registry unavailable");
+			return;
+		}
+		kaa__node_records_free(recs, nrec);
+		resp->status = 200;
+		resp->content_type = "application/json";
+		resp->body = body;
+		resp->body_len = len;
 		return;
 	}
 	if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {

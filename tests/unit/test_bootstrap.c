@@ -1,0 +1,73 @@
+/* The bootstrap service's node list and weights. */
+#include "bootstrap.h"
+#include "error.h"
+
+#include <CUnit/Basic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static kaa__node_record rec(const char *id, const char *svc, int port, int64_t sessions,
+			    double load, bool draining)
+{
+	kaa__node_record r = {0};
+	r.id = (char *)id;
+	r.host = "10.0.0.1";
+	r.services[0] = (char *)svc;
+	r.n_services = 1;
+	r.ports[0].name = (char *)svc;
+	r.ports[0].port = port;
+	r.n_ports = port ? 1 : 0;
+	r.sessions = sessions;
+	r.load = load;
+	r.draining = draining;
+	return r;
+}
+
+static void test_weight(void)
+{
+	kaa__node_record idle = rec("a", "operations", 9080, 0, 0, false);
+	kaa__node_record busy = rec("b", "operations", 9080, 9000, 1.0, false);
+	kaa__node_record huge = rec("c", "operations", 9080, 100000000, 1e9, false);
+	CU_ASSERT_EQUAL(kaa__bootstrap_weight(&idle), 1000);
+	CU_ASSERT_EQUAL(kaa__bootstrap_weight(&busy), 91);
+	CU_ASSERT_EQUAL(kaa__bootstrap_weight(&huge), 1);
+	idle.load = -5; /* nonsense load is ignored, not rewarded */
+	CU_ASSERT_EQUAL(kaa__bootstrap_weight(&idle), 1000);
+}
+
+static void test_render(void)
+{
+	kaa__node_record nodes[] = {
+		rec("ops1", "operations", 9080, 0, 0, false),
+		rec("ops2", "operations", 9081, 1000, 0, false),
+		rec("drain", "operations", 9082, 0, 0, true),
+		rec("ctl", "control", 8080, 0, 0, false),
+		rec("noport", "operations", 0, 0, 0, false),
+	};
+	char *out = NULL;
+	size_t len = 0;
+	CU_ASSERT_EQUAL_FATAL(kaa__bootstrap_render(nodes, 5, &out, &len), KAA_OK);
+	CU_ASSERT_STRING_EQUAL(out,
+			       "{\"nodes\":[{\"id\":\"ops1\",\"host\":\"10.0.0.1\",\"port\":9080,"
+			       "\"weight\":1000},{\"id\":\"ops2\",\"host\":\"10.0.0.1\","
+			       "\"port\":9081,\"weight\":500}]}");
+	CU_ASSERT_EQUAL(len, strlen(out));
+	free(out);
+	CU_ASSERT_EQUAL_FATAL(kaa__bootstrap_render(NULL, 0, &out, &len), KAA_OK);
+	CU_ASSERT_STRING_EQUAL(out, "{\"nodes\":[]}");
+	free(out);
+}
+
+int main(void)
+{
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_pSuite s = CU_add_suite("bootstrap", NULL, NULL);
+	CU_add_test(s, "weights from load", test_weight);
+	CU_add_test(s, "node list", test_render);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned fails = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	return fails ? 1 : 0;
+}
