@@ -43,7 +43,8 @@ vg_node standalone
 echo "== kaa-node on etcd"
 vg_node etcd --etcd "$ETCD" --lease-ttl 3
 
-for t in test_coord_local test_node_record test_etcd_coord test_meta_store_sqlite; do
+for t in test_coord_local test_node_record test_etcd_coord test_meta_store_sqlite \
+	test_endpoint_codec test_filter test_json_merge test_avro test_auth test_bootstrap; do
 	echo "== $t"
 	if [ ! -x "$TEST_DIR/$t" ]; then
 		fail "$t not built in $TEST_DIR"
