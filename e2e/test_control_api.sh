@@ -214,6 +214,11 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 	echo "== [$tag] ETags"
 	api "$TD" PUT "/applications/$A1/groups/$G1" '{"weight":20}'
 	expect 428 "[$tag] update without If-Match"
+	for bad in '"1x"' '1junk' '"1' '0'; do
+		EXTRA_CURL=(-H "If-Match: $bad")
+		api "$TD" PUT "/applications/$A1/groups/$G1" '{"weight":20}'
+		expect 400 "[$tag] malformed If-Match $bad"
+	done
 	EXTRA_CURL=(-H 'If-Match: "1"')
 	api "$TD" PUT "/applications/$A1/groups/$G1" '{"weight":20}'
 	expect 200 "[$tag] update with the right ETag"

@@ -721,20 +721,31 @@ static bool query_param(const char *query, const char *name, char *out, size_t c
 	return false;
 }
 
-static int64_t if_match(const kaa__http_request *req, bool *bad)
+/* Reads If-Match ("N" or N, an ETag of this API) into *want (0 when
+ * absent). Answers 400 for a malformed value, and 428 when required and
+ * absent, returning -1 then. */
+static int read_if_match(const kaa__http_request *req, bool required, int64_t *want,
+			 kaa__http_response *resp)
 {
 	const char *h = kaa__http_header(req, "if-match");
-	*bad = false;
-	if (!h)
-		return 0;
-	char *end;
-	const char *p = h[0] == '"' ? h + 1 : h;
-	long long v = strtoll(p, &end, 10);
-	if (end == p || v < 1 || (h[0] == '"' && *end != '"')) {
-		*bad = true;
-		return 0;
+	*want = 0;
+	if (!h) {
+		if (!required)
+			return 0;
+		json_error(resp, 428, "precondition_required",
+			   "send If-Match with the ETag you read, so concurrent edits are not lost",
+			   NULL);
+		return -1;
 	}
-	return v;
+	bool quoted = h[0] == '"';
+	char *end;
+	long long v = strtoll(h + quoted, &end, 10);
+	if (end == h + quoted || v < 1 || (quoted && *end++ != '"') || *end != '\0') {
+		json_error(resp, 400, "invalid", "If-Match must be an ETag from this API", NULL);
+		return -1;
+	}
+	*want = v;
+	return 0;
 }
 
 static void handle_me(const principal *p, kaa__http_response *resp)
@@ -1014,7 +1025,6 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 	kaa__meta_obj parent = {0}, obj = {0}, in = {0}, out = {0};
 	kaa__meta_change chg = {0};
 	kaa__rest_body body = {0};
-	bool have_body = false;
 	int rc;
 
 	int m = kaa__route_match(table, nr, req->method, req->path, &route, &params, allow,
@@ -1137,17 +1147,22 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 			memset(&pg, 0, sizeof(pg));
 			if (rc == KAA_OK && !q.cursor) {
 				pg.items = calloc(1, sizeof(*pg.items));
+				if (!pg.items)
+					abort(); /* daemons abort on OOM */
 				pg.items[0] = t;
 				pg.n = 1;
 			} else {
 				kaa__meta_obj_clear(&t);
 			}
-			rc = KAA_OK;
+			/* A tenant deleted under its user lists empty; a store
+			 * failure is answered, not hidden as an empty list. */
+			if (rc == KAA_ERR_NOTFOUND)
+				rc = KAA_OK;
 		} else {
 			rc = kaa__meta_list(c->store, r->kind, &q, &pg);
 		}
 		if (rc != KAA_OK) {
-			store_error(resp, rc == KAA_ERR_INVAL ? KAA_ERR_INVAL : rc);
+			store_error(resp, rc);
 			goto out;
 		}
 		yajl_gen g = yajl_gen_alloc(NULL);
@@ -1173,7 +1188,6 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 		in.kind = r->kind;
 		if (parse_body(req, r, KAA_RF_CREATE, &in, &body, resp) != 0)
 			goto out;
-		have_body = true;
 		if (r->scope == SC_TENANT)
 			in.tenant_id = tenant_id;
 		if (r->scope == SC_APP)
@@ -1234,20 +1248,9 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 		break;
 	}
 	case OP_PUT: {
-		bool bad;
-		int64_t want = if_match(req, &bad);
-		if (bad) {
-			json_error(resp, 400, "invalid", "If-Match must be an ETag from this API",
-				   NULL);
+		int64_t want;
+		if (read_if_match(req, true, &want, resp) != 0)
 			goto out;
-		}
-		if (want == 0) {
-			json_error(resp, 428, "precondition_required",
-				   "send If-Match with the ETag you read, so concurrent edits are "
-				   "not lost",
-				   NULL);
-			goto out;
-		}
 		in.kind = r->kind;
 		in.id = id;
 		in.version = want;
@@ -1258,11 +1261,9 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 		in.n_group_ids = obj.n_group_ids;
 		if (parse_body(req, r, KAA_RF_UPDATE, &in, &body, resp) != 0)
 			goto out;
-		have_body = true;
+		/* A configuration keeps its schema version: validate against it. */
 		kaa__meta_obj check = in;
 		check.schema_version = obj.schema_version;
-		if (!check.body && r->kind != KAA_META_GROUP)
-			check.body = NULL;
 		if (validate_obj(c, r, &check, app_id, resp) != 0)
 			goto out;
 		rc = kaa__meta_update(c->store, &in, &out, &chg);
@@ -1275,13 +1276,9 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 		break;
 	}
 	case OP_DELETE: {
-		bool bad;
-		int64_t want = if_match(req, &bad);
-		if (bad) {
-			json_error(resp, 400, "invalid", "If-Match must be an ETag from this API",
-				   NULL);
+		int64_t want;
+		if (read_if_match(req, false, &want, resp) != 0)
 			goto out;
-		}
 		if (r->kind == KAA_META_USER && id == p.user_id) {
 			json_error(resp, 409, "conflict", "you cannot delete yourself", NULL);
 			goto out;
@@ -1297,7 +1294,6 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 	}
 	}
 out:
-	(void)have_body;
 	kaa__rest_body_free(&body);
 	kaa__meta_obj_clear(&parent);
 	kaa__meta_obj_clear(&obj);
