@@ -14,10 +14,10 @@ ifeq ($(CC),cc)
 CC := gcc
 endif
 
-PKGS := libcurl yajl libwebsockets libuv grpc libprotobuf-c libpq libmongoc-1.0 sqlite3 openssl
+PKGS := libcurl yajl yaml-0.1 libwebsockets libuv grpc libprotobuf-c libpq libmongoc-1.0 sqlite3 openssl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-DEVICE_LIBS := $(shell pkg-config --libs libwebsockets libprotobuf-c openssl 2>/dev/null)
+DEVICE_LIBS := $(shell pkg-config --libs libwebsockets libuv libprotobuf-c openssl 2>/dev/null)
 CUNIT_LIBS := $(shell pkg-config --libs cunit 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
@@ -30,7 +30,7 @@ OPT := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 endif
 CFLAGS ?=
 CFLAGS += -std=gnu11 -g $(OPT) -pthread -fvisibility=hidden -D_GNU_SOURCE
-CPPFLAGS += -Ilib -Iservices/node -Iservices/control -Iservices/bootstrap -Itests/support -I$(BUILD)/gen $(PKG_CFLAGS)
+CPPFLAGS += -Ilib -Iservices/node -Iservices/control -Iservices/bootstrap -Iservices/operations -Itests/support -I$(BUILD)/gen $(PKG_CFLAGS)
 LDFLAGS += -pthread $(if $(SAN),-fsanitize=address$(comma)undefined)
 comma := ,
 
@@ -49,10 +49,22 @@ NODE_SRC := $(wildcard services/*.c services/*/*.c)
 NODE_MAIN_OBJ := $(BUILD)/obj/services/node/main.o
 NODE_OBJ := $(filter-out $(NODE_MAIN_OBJ),$(patsubst %.c,$(BUILD)/obj/%.o,$(NODE_SRC)))
 LIBKAA_NODE := $(BUILD)/lib/libkaanode.a
+# The operator's modules except main.c form libkaaoperator.a for its tests.
 OPERATOR_SRC := $(wildcard operator/*.c)
-OPERATOR_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(OPERATOR_SRC))
+OPERATOR_MAIN_OBJ := $(BUILD)/obj/operator/main.o
+OPERATOR_OBJ := $(filter-out $(OPERATOR_MAIN_OBJ),$(patsubst %.c,$(BUILD)/obj/%.o,$(OPERATOR_SRC)))
+LIBKAA_OPERATOR := $(BUILD)/lib/libkaaoperator.a
+
+# libkaa, the device SDK: sdk/src plus the device-protocol codec objects
+# (the same objects libkaacore holds; a device never links server code).
+SDK_SRC := $(wildcard sdk/src/*.c)
+SDK_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(SDK_SRC)) \
+	$(BUILD)/obj/lib/endpoint_codec.o $(BUILD)/obj/lib/error.o $(BUILD)/obj/gen/endpoint.pb-c.o
+LIBKAA_SDK := $(BUILD)/lib/libkaa.a
 DEVICE_SRC := $(wildcard sdk/device/*.c)
 DEVICE_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(DEVICE_SRC))
+SDK_EXAMPLE_SRC := $(wildcard sdk/examples/*.c)
+SDK_EXAMPLES := $(patsubst sdk/examples/%.c,$(BUILD)/sdk-examples/%,$(SDK_EXAMPLE_SRC))
 
 BINS := $(BUILD)/bin/kaa-node $(BUILD)/bin/kaa-operator $(BUILD)/bin/kaa-device
 
@@ -60,6 +72,10 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEG_SRC := $(wildcard tests/integration/test_*.c)
 INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
+SDK_TEST_SRC := $(wildcard tests/sdk/test_*.c)
+SDK_TEST_BINS := $(patsubst tests/sdk/%.c,$(BUILD)/tests/%,$(SDK_TEST_SRC))
+OPERATOR_TEST_SRC := $(wildcard tests/operator/test_*.c)
+OPERATOR_TEST_BINS := $(patsubst tests/operator/%.c,$(BUILD)/tests/%,$(OPERATOR_TEST_SRC))
 TEST_SUPPORT := $(wildcard tests/support/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
@@ -115,16 +131,36 @@ $(BUILD)/bin/kaa-node: $(NODE_MAIN_OBJ) $(LIBKAA_NODE) $(LIBKAA_CORE)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-$(BUILD)/bin/kaa-operator: $(OPERATOR_OBJ) $(LIBKAA_CORE)
+$(LIBKAA_OPERATOR): $(OPERATOR_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/kaa-operator: $(OPERATOR_MAIN_OBJ) $(LIBKAA_OPERATOR) $(LIBKAA_CORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-# A device never links server code or gRPC: only its own objects.
-$(BUILD)/bin/kaa-device: $(DEVICE_OBJ)
+# Operator sources see their own headers; services never do (and vice versa).
+$(BUILD)/obj/operator/%.o $(BUILD)/obj/tests/operator/%.o: CPPFLAGS += -Ioperator
+# SDK sources, its tests, examples and kaa-device see the public headers.
+$(BUILD)/obj/sdk/%.o $(BUILD)/obj/tests/sdk/%.o: CPPFLAGS += -Isdk/include -Isdk/src
+
+$(LIBKAA_SDK): $(SDK_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# A device never links server code or gRPC: its own objects and libkaa.
+$(BUILD)/bin/kaa-device: $(DEVICE_OBJ) $(LIBKAA_SDK)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DEVICE_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DEVICE_LIBS) -lm
+
+$(BUILD)/sdk-examples/%: $(BUILD)/obj/sdk/examples/%.o $(LIBKAA_SDK)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DEVICE_LIBS) -lm
 
 TEST_SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SUPPORT))
 
@@ -138,12 +174,22 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TEST_SUPPORT_OBJ) $(LIBKA
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUNIT_LIBS) -lm
 
+$(BUILD)/tests/%: $(BUILD)/obj/tests/sdk/%.o $(LIBKAA_SDK)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DEVICE_LIBS) $(CUNIT_LIBS) -lm
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/operator/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_OPERATOR) $(LIBKAA_CORE)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUNIT_LIBS) -lm
+
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBKAA_CORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-test-bins: $(BINS) $(UNIT_BINS) $(INTEG_BINS)
+test-bins: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(SDK_TEST_BINS) $(OPERATOR_TEST_BINS) $(SDK_EXAMPLES)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

@@ -4,7 +4,7 @@
 #   e2e/run-tests.sh [--unit-only] BUILD_DIR        (BUILD_DIR e.g. build/asan)
 #
 # Suites, in order; each binary or script is one suite:
-#   1. unit:        BUILD_DIR/tests/test_X for every tests/unit/test_X.c
+#   1. unit:        BUILD_DIR/tests/test_X for every tests/{unit,sdk,operator}/test_X.c
 #   2. integration: BUILD_DIR/tests/test_X for every tests/integration/test_X.c,
 #                   against real etcd, PostgreSQL and FerretDB started by
 #                   e2e/harness/harness.sh in a temporary directory
@@ -125,7 +125,7 @@ run_binaries() { # kind label
             continue
         fi
         run_suite "$2: $name" "$BUILD/tests/$name"
-        [ "$1" = unit ] || ensure_servers "$2: $name"
+        [ "$2" = unit ] || ensure_servers "$2: $name"
     done
 }
 
@@ -143,6 +143,8 @@ summary() {
 # ---- unit ----------------------------------------------------------------------
 
 run_binaries unit unit
+run_binaries sdk unit
+run_binaries operator unit
 
 if [ "$UNIT_ONLY" = 1 ]; then
     summary

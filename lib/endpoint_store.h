@@ -1,0 +1,139 @@
+/*
+ * endpoint_store.h - the operations service's store of endpoint (device)
+ * data: one record per registered endpoint, and the log records devices
+ * upload. One interface, two backends chosen by URL (kaa-node --nosql):
+ *
+ *   sqlite:PATH           embedded default (parent directories are created;
+ *                         WAL, synchronous=FULL so an acknowledged write
+ *                         survives a crash)
+ *   mongodb://...         MongoDB (or a MongoDB-protocol server such as
+ *                         FerretDB) through libmongoc; writes use write
+ *                         concern w=1 with j=true (journaled)
+ *
+ * Endpoints are keyed by (app_id, key_hash); key_hash is the base64url
+ * (no padding) SHA-256 of the endpoint's public key, 43 characters.
+ *
+ * Log records: a batch is identified by (app_id, key_hash, batch_id).
+ * kaa__ep_logs_append stores all records of a batch or none; a batch that
+ * was already stored is not stored again (*duplicate = true, KAA_OK), so a
+ * device re-sending after a lost acknowledgement causes no duplicates.
+ * When the call returns KAA_OK the records are durable (the caller then
+ * acknowledges the batch to the device).
+ *
+ * Threads: one handle is shared by all threads; every function may be
+ * called concurrently except kaa__ep_store_free. Calls block on I/O: never
+ * call them from an event-loop thread.
+ *
+ * Errors (negative kaa_err) for every function unless it says less:
+ *   KAA_ERR_INVAL        bad argument (NULL, empty or over-long key, bad
+ *                        UTF-8, malformed JSON where JSON is expected)
+ *   KAA_ERR_TOO_BIG      a field over its limit below
+ *   KAA_ERR_NOTFOUND     no such endpoint
+ *   KAA_ERR_UNAVAILABLE  the database cannot be reached; the next call
+ *                        retries the connection. A write that failed this
+ *                        way may or may not have been applied (appends stay
+ *                        idempotent, so re-sending is safe).
+ *   KAA_ERR_TIMEOUT      the database did not answer in time
+ *   KAA_ERR_IO           the SQLite file cannot be read or written
+ *   KAA_ERR_NOMEM        allocation failed
+ *   KAA_ERR_INTERNAL     the database answered something unexpected (logged)
+ */
+#ifndef KAA_ENDPOINT_STORE_H
+#define KAA_ENDPOINT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KAA_EP_KEY_HASH_MAX 64          /* bytes, without the NUL */
+#define KAA_EP_TEXT_MAX 16384           /* public key, token, node id, hashes */
+#define KAA_EP_JSON_MAX (256 * 1024)    /* profiles, config document, state */
+#define KAA_EP_LOG_RECORD_MAX (64 * 1024)
+#define KAA_EP_BATCH_ID_MAX 128
+
+typedef struct kaa__ep_store kaa__ep_store;
+
+/*
+ * One endpoint. Strings are owned by the struct (freed by
+ * kaa__endpoint_clear); NULL means absent. JSON fields hold one JSON value.
+ */
+typedef struct kaa__endpoint {
+	int64_t app_id;
+	char *key_hash;           /* required */
+	char *public_key;         /* as the device sent it (base64) */
+	char *access_token;       /* endpoint access token, may be NULL */
+	char *client_profile;     /* JSON object the device reported */
+	int64_t client_profile_version; /* profile-client schema version */
+	char *server_profile;     /* JSON object, set through control */
+	char *groups;             /* JSON array of group ids it belongs to */
+	char *config_hash;        /* hash of the last configuration delivered */
+	char *config_doc;         /* that document (JSON), base for merge patches */
+	char *topics;             /* JSON array of optional topic ids subscribed */
+	char *notif_state;        /* JSON object {"<topic id>": last acked seq} */
+	char *node_id;            /* operations node holding its session, or NULL */
+	int64_t last_seen_ms;
+	int64_t created_ms;       /* set by the store at first put */
+	int64_t updated_ms;       /* set by the store at every put */
+} kaa__endpoint;
+
+/* Frees the strings and zeroes *ep; accepts NULL. */
+void kaa__endpoint_clear(kaa__endpoint *ep);
+
+/* Opens (creating tables/collections and indexes when missing). On error
+ * *out is NULL. Extra error: KAA_ERR_INVAL for an unknown URL scheme. */
+int kaa__ep_store_new(const char *url, kaa__ep_store **out);
+void kaa__ep_store_free(kaa__ep_store *s); /* accepts NULL */
+/* "sqlite" or "mongodb"; static. */
+const char *kaa__ep_store_backend(const kaa__ep_store *s);
+
+/* Reads one endpoint into *out (cleared first; caller clears it after). */
+int kaa__ep_get(kaa__ep_store *s, int64_t app_id, const char *key_hash, kaa__endpoint *out);
+
+/* Inserts or replaces the whole record (borrowed; created_ms is kept
+ * from the stored record when it exists). */
+int kaa__ep_put(kaa__ep_store *s, const kaa__endpoint *ep);
+
+/* Updates only node_id (NULL clears it) and last_seen_ms. */
+int kaa__ep_touch(kaa__ep_store *s, int64_t app_id, const char *key_hash, const char *node_id,
+		  int64_t last_seen_ms);
+
+/* Deletes the endpoint and its log records. KAA_ERR_NOTFOUND if absent. */
+int kaa__ep_delete(kaa__ep_store *s, int64_t app_id, const char *key_hash);
+
+/*
+ * Calls cb for each endpoint of app_id in key_hash order, starting after
+ * after_key (NULL: from the start), at most limit (1..1000) endpoints.
+ * The endpoint passed to cb is borrowed for the call only. cb returning
+ * non-zero stops the walk and that value is returned. *last_key (optional)
+ * receives a malloc'd copy of the last key visited (NULL if none), for
+ * the next page.
+ */
+typedef int (*kaa__ep_cb)(void *ud, const kaa__endpoint *ep);
+int kaa__ep_list(kaa__ep_store *s, int64_t app_id, const char *after_key, int limit,
+		 kaa__ep_cb cb, void *ud, char **last_key);
+
+/*
+ * Appends one batch of log records (each a JSON value, borrowed, at most
+ * KAA_EP_LOG_RECORD_MAX bytes; n 1..1000) for the endpoint, stamped with
+ * received_ms and schema_version. Atomic and idempotent per batch as
+ * described above. *duplicate (required) says whether the batch had
+ * already been stored.
+ */
+int kaa__ep_logs_append(kaa__ep_store *s, int64_t app_id, const char *key_hash,
+			const char *batch_id, int64_t schema_version, const char *const *records,
+			size_t n, int64_t received_ms, bool *duplicate);
+
+/* Number of log records stored for the endpoint (key_hash NULL: for the
+ * whole application). */
+int kaa__ep_logs_count(kaa__ep_store *s, int64_t app_id, const char *key_hash, int64_t *count);
+
+/*
+ * Calls cb(ud, batch_id, index_in_batch, record_json) for the endpoint's
+ * records in (received order, index) order, at most limit (1..100000).
+ * Strings are borrowed for the call. For tests and export.
+ */
+typedef int (*kaa__ep_log_cb)(void *ud, const char *batch_id, int64_t index, const char *record);
+int kaa__ep_logs_list(kaa__ep_store *s, int64_t app_id, const char *key_hash, int limit,
+		      kaa__ep_log_cb cb, void *ud);
+
+#endif
