@@ -76,11 +76,15 @@ SDK_TEST_SRC := $(wildcard tests/sdk/test_*.c)
 SDK_TEST_BINS := $(patsubst tests/sdk/%.c,$(BUILD)/tests/%,$(SDK_TEST_SRC))
 OPERATOR_TEST_SRC := $(wildcard tests/operator/test_*.c)
 OPERATOR_TEST_BINS := $(patsubst tests/operator/%.c,$(BUILD)/tests/%,$(OPERATOR_TEST_SRC))
+# tests/k8s: operator tests that need a Kubernetes API server; built here,
+# run by e2e/test_*.sh suites that start one with the harness.
+K8S_TEST_SRC := $(wildcard tests/k8s/test_*.c)
+K8S_TEST_BINS := $(patsubst tests/k8s/%.c,$(BUILD)/tests/k8s/%,$(K8S_TEST_SRC))
 TEST_SUPPORT := $(wildcard tests/support/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps tools run test unit fuzz fuzz-smoke format format-check \
+.PHONY: all deps tools run test unit e2e-k8s fuzz fuzz-smoke format format-check \
 	check-runtime-libs bench clean test-bins
 
 
@@ -142,7 +146,7 @@ $(BUILD)/bin/kaa-operator: $(OPERATOR_MAIN_OBJ) $(LIBKAA_OPERATOR) $(LIBKAA_CORE
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 # Operator sources see their own headers; services never do (and vice versa).
-$(BUILD)/obj/operator/%.o $(BUILD)/obj/tests/operator/%.o: CPPFLAGS += -Ioperator
+$(BUILD)/obj/operator/%.o $(BUILD)/obj/tests/operator/%.o $(BUILD)/obj/tests/k8s/%.o: CPPFLAGS += -Ioperator
 # SDK sources, its tests, examples and kaa-device see the public headers.
 $(BUILD)/obj/sdk/%.o $(BUILD)/obj/tests/sdk/%.o: CPPFLAGS += -Isdk/include -Isdk/src
 
@@ -184,12 +188,17 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/operator/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_O
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUNIT_LIBS) -lm
 
+$(BUILD)/tests/k8s/%: $(BUILD)/obj/tests/k8s/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_OPERATOR) $(LIBKAA_CORE)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUNIT_LIBS) -lm
+
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBKAA_CORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-test-bins: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(SDK_TEST_BINS) $(OPERATOR_TEST_BINS) $(SDK_EXAMPLES)
+test-bins: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(SDK_TEST_BINS) $(OPERATOR_TEST_BINS) $(K8S_TEST_BINS) $(SDK_EXAMPLES)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
@@ -220,6 +229,12 @@ test: deps
 unit:
 	@$(MAKE) --no-print-directory SAN=1 BUILD=$(ASAN_BUILD) test-bins
 	@e2e/run-tests.sh --unit-only $(ASAN_BUILD)
+
+# The Kubernetes suites alone (harness, CRD, operator), sanitizer build.
+e2e-k8s: deps
+	@$(MAKE) --no-print-directory -j2 SAN=1 BUILD=$(ASAN_BUILD) test-bins
+	@e2e/tools/build.sh
+	@KAA_TEST_FILTER=k8s e2e/run-tests.sh $(ASAN_BUILD)
 
 check-runtime-libs: all
 	@scripts/check-runtime-libs.sh $(BINS)
