@@ -174,6 +174,16 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 	if [ -n "${CLUSTER:-}" ]; then
 		check "[$tag] app revision published to etcd" wait_for 5000 bash -c \
 			"[ \"\$(etcd_value '$ETCD' '/kaa/$CLUSTER/apps/$A1/rev')\" = '{\"rev\":$rev}' ]"
+		# A lost publication (key gone, or left by a deleted application) is
+		# repaired by the control leader's periodic pass (every 10 s).
+		curl -s --max-time 2 -X POST "$ETCD/v3/kv/deleterange" \
+			-d "{\"key\":\"$(b64 "/kaa/$CLUSTER/apps/$A1/rev")\"}" >/dev/null
+		curl -s --max-time 2 -X POST "$ETCD/v3/kv/put" \
+			-d "{\"key\":\"$(b64 "/kaa/$CLUSTER/apps/987654/rev")\",\"value\":\"$(b64 '{"rev":3}')\"}" >/dev/null
+		check "[$tag] leader republishes a lost app revision" wait_for 25000 bash -c \
+			"[ \"\$(etcd_value '$ETCD' '/kaa/$CLUSTER/apps/$A1/rev')\" = '{\"rev\":$rev}' ]"
+		check "[$tag] leader removes the key of an application that does not exist" \
+			wait_for 25000 bash -c "[ -z \"\$(etcd_value '$ETCD' '/kaa/$CLUSTER/apps/987654/rev')\" ]"
 	fi
 
 	echo "== [$tag] bad inputs"

@@ -10,6 +10,7 @@
  * History keeps the last HISTORY_MAX events; a watch starting before that
  * gets a reset snapshot, like a compacted etcd revision.
  */
+#include "alloc.h"
 #include "coord_internal.h"
 #include "error.h"
 
@@ -126,16 +127,6 @@ static void enqueue(local_watch *w, qitem *it)
 	pthread_mutex_unlock(&w->qmu);
 }
 
-/* Daemons abort on out-of-memory through the allocation checks below; the
- * local store is daemon-only (the SDK never links it). */
-static void *xcalloc(size_t n, size_t sz)
-{
-	void *p = calloc(n ? n : 1, sz);
-	if (!p)
-		abort();
-	return p;
-}
-
 /* Called with l->mu held after a write of one revision: records history
  * and queues the events to matching watches. */
 static void publish(local *l, hist_ev *evs, size_t n)
@@ -154,7 +145,7 @@ static void publish(local *l, hist_ev *evs, size_t n)
 		}
 		l->hist[slot].type = evs[i].type;
 		if (kv_copy(&l->hist[slot].kv, &evs[i].kv) != KAA_OK)
-			abort();
+			kaa__oom();
 	}
 	for (local_watch *w = l->watches; w; w = w->next) {
 		qitem *it = NULL;
@@ -162,12 +153,12 @@ static void publish(local *l, hist_ev *evs, size_t n)
 			if (!key_matches(evs[i].kv.key, w->key, w->key_len, w->prefix))
 				continue;
 			if (!it) {
-				it = xcalloc(1, sizeof(*it));
-				it->evs = xcalloc(n, sizeof(*it->evs));
+				it = kaa__xcalloc(1, sizeof(*it));
+				it->evs = kaa__xcalloc(n, sizeof(*it->evs));
 			}
 			it->evs[it->n].type = evs[i].type;
 			if (kv_copy(&it->evs[it->n].kv, &evs[i].kv) != KAA_OK)
-				abort();
+				kaa__oom();
 			it->n++;
 		}
 		if (it)
@@ -243,7 +234,7 @@ static int put_locked(local *l, const char *key, const void *val, size_t len, in
 	}
 	kv = &l->kvs[pos];
 	if (kaa__kv_set(kv, key, strlen(key), val, len) != KAA_OK)
-		abort();
+		kaa__oom();
 	l->rev++;
 	if (!found) {
 		kv->create_rev = l->rev;
@@ -279,7 +270,7 @@ static int64_t delete_where(local *l, bool (*match)(const kaa__kv *, const void 
 			cnt++;
 	if (cnt == 0)
 		return 0;
-	hist_ev *evs = xcalloc(cnt, sizeof(*evs));
+	hist_ev *evs = kaa__xcalloc(cnt, sizeof(*evs));
 	l->rev++;
 	size_t j = 0, k = 0;
 	for (size_t i = 0; i < l->n; i++) {
@@ -513,11 +504,11 @@ static int local_watch_new(kaa__coord *c, const char *key, int flags, int64_t st
 	*out = NULL;
 	if (!cb->reset)
 		return KAA_ERR_INVAL;
-	w = xcalloc(1, sizeof(*w));
+	w = kaa__xcalloc(1, sizeof(*w));
 	w->base.coord = c;
 	w->key = strdup(key);
 	if (!w->key)
-		abort();
+		kaa__oom();
 	w->key_len = strlen(key);
 	w->prefix = flags & KAA_WATCH_PREFIX;
 	w->cb = *cb;
@@ -528,11 +519,11 @@ static int local_watch_new(kaa__coord *c, const char *key, int flags, int64_t st
 	bool need_reset =
 		(flags & KAA_WATCH_SNAPSHOT) || (start_rev > 0 && start_rev <= l->compact_rev);
 	if (need_reset) {
-		qitem *it = xcalloc(1, sizeof(*it));
+		qitem *it = kaa__xcalloc(1, sizeof(*it));
 		it->is_reset = true;
 		rc = snapshot_locked(l, key, w->prefix, &it->snapshot);
 		if (rc != KAA_OK)
-			abort();
+			kaa__oom();
 		enqueue(w, it);
 	} else if (start_rev > 0) {
 		/* Replay history from start_rev, one batch per revision. */
@@ -549,12 +540,12 @@ static int local_watch_new(kaa__coord *c, const char *key, int flags, int64_t st
 				    !key_matches(h->kv.key, key, w->key_len, w->prefix))
 					continue;
 				if (!it) {
-					it = xcalloc(1, sizeof(*it));
-					it->evs = xcalloc(l->hist_n, sizeof(*it->evs));
+					it = kaa__xcalloc(1, sizeof(*it));
+					it->evs = kaa__xcalloc(l->hist_n, sizeof(*it->evs));
 				}
 				it->evs[it->n].type = h->type;
 				if (kv_copy(&it->evs[it->n].kv, &h->kv) != KAA_OK)
-					abort();
+					kaa__oom();
 				it->n++;
 			}
 			if (it)
@@ -568,7 +559,7 @@ static int local_watch_new(kaa__coord *c, const char *key, int flags, int64_t st
 	if (cb->connected)
 		cb->connected(cb->ud, true);
 	if (pthread_create(&w->thread, NULL, lwatch_main, w) != 0)
-		abort();
+		abort(); /* out of threads: as fatal as out of memory here */
 	*out = &w->base;
 	return rc;
 }

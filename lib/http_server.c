@@ -1,3 +1,4 @@
+#include "alloc.h"
 #include "http_server.h"
 
 #include "backoff.h"
@@ -42,23 +43,6 @@
 
 /* ---- allocation and small strings ------------------------------------- */
 
-/* Daemons abort on out-of-memory: there is no useful recovery here. */
-static void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p)
-		abort();
-	return p;
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p)
-		abort();
-	return p;
-}
-
 typedef struct sbuf {
 	char *p;
 	size_t len;
@@ -71,7 +55,7 @@ static void sb_put(sbuf *b, const void *s, size_t n)
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap - b->len < n + 1)
 			cap *= 2;
-		b->p = xrealloc(b->p, cap);
+		b->p = kaa__xrealloc(b->p, cap);
 		b->cap = cap;
 	}
 	memcpy(b->p + b->len, s, n);
@@ -104,7 +88,7 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 	sb_put(b, "", 0);
 	while (b->cap - b->len < (size_t)n + 1) {
 		b->cap *= 2;
-		b->p = xrealloc(b->p, b->cap);
+		b->p = kaa__xrealloc(b->p, b->cap);
 	}
 	va_start(ap, fmt);
 	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
@@ -559,7 +543,7 @@ int kaa__http_parse_request(const char *buf, size_t len, const kaa__http_limits 
 	}
 
 	fsz = sc.n_headers * sizeof(*fields);
-	mem = xmalloc(fsz + sc.head_len + 1 + sc.content_length + 1);
+	mem = kaa__xmalloc(fsz + sc.head_len + 1 + sc.content_length + 1);
 	fields = (kaa__http_header_field *)(void *)mem;
 	cp = mem + fsz;
 	memcpy(cp, buf, sc.head_len);
@@ -743,7 +727,7 @@ void kaa__http_respond(kaa__http_response *resp, int status, const char *content
 	free(resp->body);
 	resp->status = status;
 	resp->content_type = content_type;
-	resp->body = xmalloc(len + 1);
+	resp->body = kaa__xmalloc(len + 1);
 	if (len)
 		memcpy(resp->body, body, len);
 	resp->body[len] = '\0';
@@ -787,7 +771,7 @@ int kaa__http_response_add_header(kaa__http_response *resp, const char *name, co
 		if (ieq(name, nlen, managed[i]))
 			return KAA_ERR_INVAL;
 	old = resp->headers ? strlen(resp->headers) : 0;
-	resp->headers = xrealloc(resp->headers, old + nlen + vlen + 5);
+	resp->headers = kaa__xrealloc(resp->headers, old + nlen + vlen + 5);
 	memcpy(resp->headers + old, name, nlen);
 	memcpy(resp->headers + old + nlen, ": ", 2);
 	memcpy(resp->headers + old + nlen + 2, value, vlen);
@@ -1094,7 +1078,7 @@ static void conn_read(kaa__http_server *s, conn *c, int64_t now)
 			conn_fail(s, c, 431, "request too large", now);
 			return;
 		}
-		c->in = xrealloc(c->in, cap);
+		c->in = kaa__xrealloc(c->in, cap);
 		c->in_cap = cap;
 	}
 	r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
@@ -1259,7 +1243,7 @@ static void accept_some(kaa__http_server *s, int64_t now)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c = calloc(1, sizeof(*c));
 		if (!c)
-			abort();
+			kaa__oom();
 		c->fd = fd;
 		c->state = CONN_READING;
 		c->since_ms = now;
@@ -1521,7 +1505,7 @@ int kaa__http_server_new(const char *bind_host, int port, const kaa__http_limits
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
-		abort();
+		kaa__oom();
 	s->listen_fd = -1;
 	s->wake_fd = -1;
 	limits_resolve(limits, &s->lim);
@@ -1540,7 +1524,7 @@ int kaa__http_server_new(const char *bind_host, int port, const kaa__http_limits
 	s->pfd = calloc(s->lim.max_connections + 2, sizeof(*s->pfd));
 	s->workers = calloc(s->lim.workers, sizeof(*s->workers));
 	if (!s->conns || !s->pfd || !s->workers)
-		abort();
+		kaa__oom();
 
 	rc = open_listener(bind_host, port, &s->listen_fd);
 	if (rc != KAA_OK)

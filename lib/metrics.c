@@ -1,3 +1,4 @@
+#include "alloc.h"
 #include "metrics.h"
 
 #include "error.h"
@@ -93,25 +94,9 @@ struct kaa__metrics {
 	family *last;
 };
 
-static void *xcalloc(size_t n, size_t sz)
-{
-	void *p = calloc(n ? n : 1, sz);
-	if (!p)
-		abort();
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *p = strdup(s);
-	if (!p)
-		abort();
-	return p;
-}
-
 kaa__metrics *kaa__metrics_new(void)
 {
-	kaa__metrics *m = xcalloc(1, sizeof(*m));
+	kaa__metrics *m = kaa__xcalloc(1, sizeof(*m));
 
 	pthread_mutex_init(&m->mu, NULL);
 	return m;
@@ -294,9 +279,9 @@ static series *lookup(kaa__metrics *m, const char *name, const char *help, const
 		return NULL;
 	}
 	if (!f) {
-		f = xcalloc(1, sizeof(*f));
-		f->name = xstrdup(name);
-		f->help = help && *help ? xstrdup(help) : NULL;
+		f = kaa__xcalloc(1, sizeof(*f));
+		f->name = kaa__xstrdup(name);
+		f->help = help && *help ? kaa__xstrdup(help) : NULL;
 		f->type = kind_type(k);
 		if (m->last)
 			m->last->next = f;
@@ -316,8 +301,8 @@ static series *lookup(kaa__metrics *m, const char *name, const char *help, const
 		}
 		return s;
 	}
-	s = xcalloc(1, sizeof(*s));
-	s->labels = xstrdup(labels);
+	s = kaa__xcalloc(1, sizeof(*s));
+	s->labels = kaa__xstrdup(labels);
 	s->kind = k;
 	if (f->last)
 		f->last->next = s;
@@ -412,10 +397,10 @@ kaa__histogram *kaa__metrics_histogram(kaa__metrics *m, const char *name, const 
 	if (s && created) {
 		h = &s->u.hist;
 		h->n = n;
-		h->bounds = xcalloc(n, sizeof(*h->bounds));
+		h->bounds = kaa__xcalloc(n, sizeof(*h->bounds));
 		if (n)
 			memcpy(h->bounds, bounds, n * sizeof(*bounds));
-		h->counts = xcalloc(n + 1, sizeof(*h->counts));
+		h->counts = kaa__xcalloc(n + 1, sizeof(*h->counts));
 		for (size_t i = 0; i <= n; i++)
 			atomic_init(&h->counts[i], 0);
 		atomic_init(&h->sum_bits, d2u(0.0));
@@ -503,7 +488,7 @@ static void sb_put(sbuf *b, const char *s, size_t n)
 			cap *= 2;
 		b->p = realloc(b->p, cap);
 		if (!b->p)
-			abort();
+			kaa__oom();
 		b->cap = cap;
 	}
 	memcpy(b->p + b->len, s, n);

@@ -1,3 +1,4 @@
+#include "alloc.h"
 #include "registry.h"
 
 #include "backoff.h"
@@ -91,7 +92,7 @@ static void view_put(kaa__node_view *v, const char *prefix, const kaa__kv *kv)
 		size_t ncap = v->cap ? v->cap * 2 : 8;
 		kaa__node_record *nr = realloc(v->recs, ncap * sizeof(*nr));
 		if (!nr)
-			abort(); /* daemons abort on OOM */
+			kaa__oom();
 		v->recs = nr;
 		v->cap = ncap;
 	}

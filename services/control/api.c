@@ -5,6 +5,7 @@
  * path of the field, and data payloads are validated against their Avro
  * schema before they reach the store.
  */
+#include "alloc.h"
 #include "api.h"
 
 #include "auth.h"
@@ -938,7 +939,7 @@ static void handle_resolve(kaa__control *c, const principal *p, const kaa__route
 	parts = calloc(groups.n + 1, sizeof(*parts));
 	cfgs = calloc(groups.n + 1, sizeof(*cfgs));
 	if (!matched || !parts || !cfgs)
-		abort();
+		kaa__oom();
 	size_t n_parts = 0;
 	for (size_t i = 0; i < groups.n; i++) {
 		kaa__meta_obj *g = &groups.items[i];
@@ -1148,7 +1149,7 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 			if (rc == KAA_OK && !q.cursor) {
 				pg.items = calloc(1, sizeof(*pg.items));
 				if (!pg.items)
-					abort(); /* daemons abort on OOM */
+					kaa__oom();
 				pg.items[0] = t;
 				pg.n = 1;
 			} else {
@@ -1393,6 +1394,107 @@ void kaa__control_free(kaa__control *c)
 	free(c);
 }
 
+/*
+ * The leader's repair of application revisions in etcd: a replica that fails
+ * to publish after a commit (etcd down, or the replica died in between) only
+ * logs it, so every 10 s the leader compares each application's app_rev in
+ * the store with /kaa/<cluster>/apps/<id>/rev and puts the newer one; keys of
+ * applications that no longer exist are removed. O(applications) store reads
+ * and one etcd range per pass.
+ */
+static int64_t etcd_rev_of(const kaa__kv_list *l, const char *key)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcmp(l->items[i].key, key) != 0)
+			continue;
+		const char *v = (const char *)l->items[i].value;
+		const char *r = v ? strstr(v, "\"rev\":") : NULL;
+		return r ? strtoll(r + 6, NULL, 10) : -1;
+	}
+	return -1;
+}
+
+static void republish_app_revs(kaa__control *c)
+{
+	char prefix[256], key[320], val[64];
+	kaa__kv_list l = {0};
+	kaa__meta_page tenants = {0}, apps = {0};
+	size_t seen = 0, repaired = 0;
+	int64_t *live = NULL;
+	size_t n_live = 0, cap_live = 0;
+	snprintf(prefix, sizeof(prefix), "/kaa/%s/apps/", c->cluster);
+	if (kaa__coord_range(c->coord, prefix, true, &l) != KAA_OK)
+		return;
+	kaa__meta_query tq = {.limit = KAA_META_LIMIT_MAX};
+	char *tcursor = NULL;
+	do {
+		tq.cursor = tcursor;
+		int rc = kaa__meta_list(c->store, KAA_META_TENANT, &tq, &tenants);
+		free(tcursor);
+		tcursor = NULL;
+		if (rc != KAA_OK)
+			goto out;
+		for (size_t t = 0; t < tenants.n; t++) {
+			kaa__meta_query aq = {.parent_id = tenants.items[t].id,
+					      .limit = KAA_META_LIMIT_MAX};
+			char *acursor = NULL;
+			do {
+				aq.cursor = acursor;
+				rc = kaa__meta_list(c->store, KAA_META_APPLICATION, &aq, &apps);
+				free(acursor);
+				acursor = NULL;
+				if (rc != KAA_OK)
+					goto out;
+				for (size_t a = 0; a < apps.n; a++) {
+					const kaa__meta_obj *app = &apps.items[a];
+					if (n_live == cap_live) {
+						cap_live = cap_live ? cap_live * 2 : 64;
+						live = kaa__xrealloc(live,
+								     cap_live * sizeof(*live));
+					}
+					live[n_live++] = app->id;
+					seen++;
+					snprintf(key, sizeof(key), "%s%" PRId64 "/rev", prefix,
+						 app->id);
+					if (etcd_rev_of(&l, key) >= app->app_rev)
+						continue;
+					snprintf(val, sizeof(val), "{\"rev\":%" PRId64 "}",
+						 app->app_rev);
+					if (kaa__coord_put(c->coord, key, val, strlen(val), 0,
+							   NULL) == KAA_OK)
+						repaired++;
+				}
+				if (apps.next_cursor)
+					acursor = kaa__xstrdup(apps.next_cursor);
+				kaa__meta_page_clear(&apps);
+			} while (acursor);
+		}
+		if (tenants.next_cursor)
+			tcursor = kaa__xstrdup(tenants.next_cursor);
+		kaa__meta_page_clear(&tenants);
+	} while (tcursor);
+	/* Keys of deleted applications: only after a complete walk. */
+	for (size_t i = 0; i < l.n; i++) {
+		const char *rest = l.items[i].key + strlen(prefix);
+		int64_t id = strtoll(rest, NULL, 10);
+		bool found = false;
+		for (size_t j = 0; j < n_live && !found; j++)
+			found = live[j] == id;
+		if (!found) {
+			snprintf(key, sizeof(key), "%s%" PRId64 "/", prefix, id);
+			if (kaa__coord_delete(c->coord, key, true, NULL) == KAA_OK)
+				repaired++;
+		}
+	}
+	if (repaired)
+		KAA_INFO("control", "app_revs_repaired count=%zu apps=%zu", repaired, seen);
+out:
+	kaa__meta_page_clear(&tenants);
+	kaa__meta_page_clear(&apps);
+	kaa__kv_list_clear(&l);
+	free(live);
+}
+
 void kaa__control_leader_tick(kaa__control *c)
 {
 	int64_t now = kaa__wall_ms();
@@ -1405,6 +1507,7 @@ void kaa__control_leader_tick(kaa__control *c)
 		KAA_WARN("control", "notification_expiry_failed err=%s", kaa_strerror(rc));
 	else if (deleted > 0)
 		KAA_INFO("control", "notifications_expired count=%" PRId64, deleted);
+	republish_app_revs(c);
 	/* Node records are written under leases; a record without one was left
 	 * by hand or by a broken writer and would never go away. */
 	char prefix[256];

@@ -1,3 +1,4 @@
+#include "alloc.h"
 #include "sdk_gen.h"
 
 #include "error.h"
@@ -24,7 +25,7 @@ static void sb_add(sbuf *b, const char *s, size_t n)
 			cap *= 2;
 		char *p = realloc(b->p, cap);
 		if (!p)
-			abort();
+			kaa__oom();
 		b->p = p;
 		b->cap = cap;
 	}

@@ -6,6 +6,7 @@
  * Readiness: a port is ready once this node's record is registered under a
  * live lease (and, with etcd, the registry view is synced).
  */
+#include "alloc.h"
 #include "node.h"
 
 #include "api.h"
@@ -71,7 +72,7 @@ static void set_body(kaa__http_response *resp, int status, const char *type, con
 	resp->content_type = type;
 	resp->body = strdup(text);
 	if (!resp->body)
-		abort(); /* daemons abort on OOM */
+		kaa__oom();
 	resp->body_len = strlen(text);
 }
 
