@@ -167,6 +167,68 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 	expect 201 "[$tag] log appender"
 	api "$TU" GET "/applications/$A1/configurations/$C1"
 	expect 200 "[$tag] tenant user reads configuration"
+
+	echo "== [$tag] event families, event maps, owner verifiers"
+	local FAM='{"name":"thermo-events","classes":[{"fqn":"org.acme.Temp","schema":{"type":"record","name":"Temp","fields":[{"name":"c","type":"double"}]}},{"fqn":"org.acme.SetPoint","schema":{"type":"record","name":"SetPoint","fields":[{"name":"c","type":"double"}]}}]}'
+	api "$TD" POST "/tenants/$T1/event-families" "$FAM"
+	expect 201 "[$tag] developer creates an event family"
+	local F1 F2 M1 V1
+	F1=$(jget id)
+	check "[$tag] first family version is 1" [ "$(jget familyVersion)" = 1 ]
+	api "$TD" POST "/tenants/$T1/event-families" "$FAM"
+	F2=$(jget id)
+	check "[$tag] same name again: version 2" [ "$(jget familyVersion)" = 2 ]
+	api "$TU" POST "/tenants/$T1/event-families" "$FAM"
+	expect_err 403 forbidden "" "[$tag] tenant user cannot create families"
+	api "$TO" GET "/tenants/$T1/event-families/$F1"
+	expect_err 404 not_found "" "[$tag] another tenant's admin does not see the family"
+	api "$TU" GET "/tenants/$T1/event-families"
+	check "[$tag] tenant user lists both versions" [ "$(jget items.1.familyVersion)" = 2 ]
+	api "$TD" POST "/tenants/$T1/event-families" '{"name":"bad","classes":[{"fqn":"org..Temp","schema":{"type":"record","name":"T","fields":[]}}]}'
+	expect_err 400 invalid '$.classes[0].fqn' "[$tag] malformed fqn"
+	api "$TD" POST "/tenants/$T1/event-families" '{"name":"bad","classes":[{"fqn":"a.B","schema":{"type":"recrd"}}]}'
+	expect_err 400 invalid_schema '$.classes[0].schema' "[$tag] invalid event schema"
+	api "$TD" POST "/tenants/$T1/event-families" '{"name":"bad","classes":[]}'
+	expect_err 400 invalid '$.classes' "[$tag] empty family"
+	api "$TD" POST "/applications/$A1/event-maps" "{\"familyId\":$F1,\"classes\":{\"org.acme.Temp\":\"source\",\"org.acme.SetPoint\":\"sink\"}}"
+	expect 201 "[$tag] map the family into the application"
+	M1=$(jget id)
+	api "$TD" POST "/applications/$A1/event-maps" "{\"familyId\":$F1,\"classes\":{\"org.acme.Nope\":\"source\"}}"
+	expect_err 400 invalid '$.classes.org.acme.Nope' "[$tag] class not in the family"
+	api "$TD" POST "/applications/$A1/event-maps" "{\"familyId\":$F2,\"classes\":{\"org.acme.Temp\":\"listener\"}}"
+	expect_err 400 invalid '$.classes.org.acme.Temp' "[$tag] unknown role"
+	api "$TO" POST "/tenants/$T2/event-families" "$FAM"
+	local FOTHER
+	FOTHER=$(jget id)
+	api "$TD" POST "/applications/$A1/event-maps" "{\"familyId\":$FOTHER,\"classes\":{\"org.acme.Temp\":\"sink\"}}"
+	expect_err 400 invalid '$.familyId' "[$tag] another tenant's family cannot be mapped"
+	api "$TD" DELETE "/tenants/$T1/event-families/$F1"
+	expect_err 409 in_use "" "[$tag] a mapped family version cannot be deleted"
+	api "$TD" DELETE "/tenants/$T1/event-families/$F2"
+	expect 204 "[$tag] an unmapped version can"
+	EXTRA_CURL=(-H 'If-Match: 1')
+	api "$TD" PUT "/applications/$A1/event-maps/$M1" '{"classes":{"org.acme.Temp":"both"}}'
+	EXTRA_CURL=()
+	check "[$tag] event map roles updated, family kept" \
+		[ "$(jget classes)" = '{"org.acme.Temp": "both"}' ] && [ "$(jget familyId)" = "$F1" ]
+	api "$TA" POST "/applications/$A1/user-verifiers" '{"name":"default","settings":{"type":"jwt-hs256","secret":"0123456789abcdef0123456789abcdef","issuer":"acme"}}'
+	expect 201 "[$tag] JWT owner verifier"
+	V1=$(jget id)
+	check "[$tag] the secret is write-only" [ "$(jget settings.secret)" = '********' ]
+	api "$TU" GET "/applications/$A1/user-verifiers/$V1"
+	check "[$tag] ... also when read back" [ "$(jget settings.secret)" = '********' ] && [ "$(jget settings.issuer)" = acme ]
+	api "$TA" POST "/applications/$A1/user-verifiers" '{"name":"short","settings":{"type":"jwt-hs256","secret":"tooshort"}}'
+	expect_err 400 invalid '$.settings.secret' "[$tag] short JWT secret"
+	api "$TA" POST "/applications/$A1/user-verifiers" '{"name":"t","settings":{"type":"trustful","secret":"0123456789abcdef0123456789abcdef"}}'
+	expect_err 400 invalid '$.settings.secret' "[$tag] trustful takes no settings"
+	api "$TA" POST "/applications/$A1/user-verifiers" '{"name":"t","settings":{"type":"ldap"}}'
+	expect_err 400 invalid '$.settings.type' "[$tag] unknown verifier type"
+	api "$TA" POST "/applications/$A1/user-verifiers" '{"name":"t","settings":{"type":"jwt-hs256"}}'
+	expect_err 400 invalid '$.settings.secret' "[$tag] JWT verifier without a secret"
+	api "$TA" POST "/applications/$A1/user-verifiers" '{"name":"open","settings":{"type":"trustful"}}'
+	expect 201 "[$tag] trustful owner verifier"
+	api "$TA" POST "/applications/$A1/user-verifiers" '{"name":"open","settings":{"type":"trustful"}}'
+	expect_err 409 exists "" "[$tag] verifier names are unique per application"
 	api "$TA" GET "/tenants/$T1/applications/$A1"
 	if [ "$(jget appRev)" -gt "$rev1" ]; then pass "[$tag] app revision bumped by changes"; else fail "[$tag] appRev: $RESP"; fi
 	local rev

@@ -32,12 +32,23 @@ kaa__role kaa__role_parse(const char *s)
  * user); values: 0 none, 1 read, 2 read and write. The platform admin
  * manages tenants and their admins, not applications' contents. */
 static const unsigned char perms[KAA_RES_COUNT][4] = {
-	[KAA_RES_TENANT] = {2, 1, 1, 1},        [KAA_RES_USER] = {2, 2, 1, 1},
-	[KAA_RES_API_TOKEN] = {2, 2, 2, 2},     [KAA_RES_APPLICATION] = {1, 2, 1, 1},
-	[KAA_RES_SCHEMA] = {0, 1, 2, 1},        [KAA_RES_GROUP] = {0, 1, 2, 1},
-	[KAA_RES_CONFIGURATION] = {0, 1, 2, 1}, [KAA_RES_TOPIC] = {0, 1, 2, 1},
-	[KAA_RES_NOTIFICATION] = {0, 1, 2, 1},  [KAA_RES_LOG_APPENDER] = {0, 2, 2, 1},
-	[KAA_RES_CREDENTIAL] = {0, 2, 2, 1},    [KAA_RES_SDK_PROFILE] = {0, 1, 2, 1},
+	[KAA_RES_TENANT] = {2, 1, 1, 1},
+	[KAA_RES_USER] = {2, 2, 1, 1},
+	[KAA_RES_API_TOKEN] = {2, 2, 2, 2},
+	[KAA_RES_APPLICATION] = {1, 2, 1, 1},
+	[KAA_RES_SCHEMA] = {0, 1, 2, 1},
+	[KAA_RES_GROUP] = {0, 1, 2, 1},
+	[KAA_RES_CONFIGURATION] = {0, 1, 2, 1},
+	[KAA_RES_TOPIC] = {0, 1, 2, 1},
+	[KAA_RES_NOTIFICATION] = {0, 1, 2, 1},
+	[KAA_RES_LOG_APPENDER] = {0, 2, 2, 1},
+	[KAA_RES_CREDENTIAL] = {0, 2, 2, 1},
+	[KAA_RES_SDK_PROFILE] = {0, 1, 2, 1},
+	/* event class families are tenant-wide, as in the original platform */
+	[KAA_RES_EVENT_FAMILY] = {0, 2, 2, 1},
+	[KAA_RES_EVENT_MAP] = {0, 1, 2, 1},
+	/* verifiers hold secrets: like credentials */
+	[KAA_RES_USER_VERIFIER] = {0, 2, 2, 1},
 };
 
 bool kaa__role_allows(kaa__role r, kaa__action a, kaa__resource res)

@@ -111,8 +111,27 @@
 	"CREATE INDEX credentials_app ON credentials (app_id, id);"         \
 	"CREATE INDEX sdk_profiles_app ON sdk_profiles (app_id, id);"
 
-static const char *const mig_pg[] = {MIG1(PG_IDPK), MIG2(PG_IDPK), MIG3};
-static const char *const mig_lite[] = {MIG1(LITE_IDPK), MIG2(LITE_IDPK), MIG3};
+/* Event class families (tenant-wide, versioned), their mapping to
+ * applications, and owner verifiers. A mapped family version cannot be
+ * deleted (NO ACTION: checked at the end of the statement, so a tenant's
+ * cascade that removes both the maps and the families passes). */
+#define MIG4(IDPK)                                                                  \
+	"CREATE TABLE event_families (id " IDPK ","                                 \
+	" tenant_id BIGINT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"      \
+	" name TEXT NOT NULL, seq BIGINT NOT NULL, body TEXT NOT NULL, " STAMPS "," \
+	" UNIQUE (tenant_id, name, seq));"                                          \
+	"CREATE INDEX event_families_tenant ON event_families (tenant_id, id);"     \
+	"CREATE TABLE event_maps (id " IDPK ", " APP_FK ","                         \
+	" family_id BIGINT NOT NULL REFERENCES event_families(id),"                 \
+	" body TEXT NOT NULL, " STAMPS ", UNIQUE (app_id, family_id));"             \
+	"CREATE INDEX event_maps_app ON event_maps (app_id, id);"                   \
+	"CREATE INDEX event_maps_family ON event_maps (family_id);"                 \
+	"CREATE TABLE user_verifiers (id " IDPK ", " APP_FK ", name TEXT NOT NULL," \
+	" settings TEXT NOT NULL, " STAMPS ", UNIQUE (app_id, name));"              \
+	"CREATE INDEX user_verifiers_app ON user_verifiers (app_id, id);"
+
+static const char *const mig_pg[] = {MIG1(PG_IDPK), MIG2(PG_IDPK), MIG3, MIG4(PG_IDPK)};
+static const char *const mig_lite[] = {MIG1(LITE_IDPK), MIG2(LITE_IDPK), MIG3, MIG4(LITE_IDPK)};
 #define N_MIGRATIONS ((int)(sizeof(mig_pg) / sizeof(mig_pg[0])))
 _Static_assert(sizeof(mig_pg) == sizeof(mig_lite), "one migration list per dialect");
 
@@ -201,6 +220,19 @@ enum {
 	    "NULL", "NULL", "NULL", "NULL")                                                  \
 	" FROM sdk_profiles x" APPJ
 
+#define FAMILY_SEL                                                                              \
+	SEL("x.tenant_id", "NULL", "NULL", "x.name", "x.body", "NULL", "NULL", "NULL", "x.seq", \
+	    "NULL")                                                                             \
+	" FROM event_families x"
+#define EVMAP_SEL                                                                               \
+	SEL("a.tenant_id", "x.app_id", "x.family_id", "NULL", "x.body", "NULL", "NULL", "NULL", \
+	    "NULL", "NULL")                                                                     \
+	" FROM event_maps x" APPJ
+#define VERIFIER_SEL                                                                           \
+	SEL("a.tenant_id", "x.app_id", "NULL", "x.name", "x.settings", "NULL", "NULL", "NULL", \
+	    "NULL", "NULL")                                                                    \
+	" FROM user_verifiers x" APPJ
+
 /* Update/delete suffix: $1 id, $2 expected version (0 = any), $3 now. */
 #define UPD_TAIL                                                 \
 	", version = version + 1, updated_ms = $3 WHERE id = $1" \
@@ -236,6 +268,8 @@ enum {
 	X_EXPIRE,
 	X_MIG_MAX,
 	X_MIG_INSERT,
+	X_FAMILY_SEQ,
+	X_FAMILY_USED,
 	X_COUNT,
 };
 _Static_assert(X_COUNT <= KAA__META_STMT_MAX, "statement cache too small");
@@ -257,6 +291,9 @@ struct stmt {
 #define L KAA_META_LOG_APPENDER
 #define CR KAA_META_CREDENTIAL
 #define SD KAA_META_SDK_PROFILE
+#define EF KAA_META_EVENT_FAMILY
+#define EM KAA_META_EVENT_MAP
+#define UV KAA_META_USER_VERIFIER
 
 static const struct stmt stmts[X_COUNT] = {
 	/* tenants */
@@ -387,6 +424,34 @@ static const struct stmt stmts[X_COUNT] = {
 	[S(SD, OP_LIST)] = {SDK_SEL PAGE("x.app_id") ORDER("$3")},
 	[S(SD, OP_HEAD)] = {"SELECT version, app_id FROM sdk_profiles WHERE id = $1"},
 	[S(SD, OP_BYNAME)] = {SDK_SEL BYAPP},
+	/* event families (immutable: no update) */
+	[S(EF, OP_INSERT)] = {"INSERT INTO event_families (tenant_id, name, seq, body, version,"
+			      " created_ms, updated_ms) VALUES ($1, $2, $3, $4, 1, $5, $5)"
+			      " RETURNING id"},
+	[S(EF, OP_GET)] = {FAMILY_SEL " WHERE x.id = $1"},
+	[S(EF, OP_DELETE)] = {DEL("event_families")},
+	[S(EF, OP_LIST)] = {FAMILY_SEL PAGE("x.tenant_id") ORDER("$3")},
+	[S(EF, OP_HEAD)] = {"SELECT version, NULL FROM event_families WHERE id = $1"},
+	/* event maps */
+	[S(EM,
+	   OP_INSERT)] = {"INSERT INTO event_maps (app_id, family_id, body, version,"
+			  " created_ms, updated_ms) VALUES ($1, $2, $3, 1, $4, $4) RETURNING id"},
+	[S(EM, OP_GET)] = {EVMAP_SEL " WHERE x.id = $1"},
+	[S(EM, OP_UPDATE)] = {"UPDATE event_maps SET body = COALESCE($4, body)" UPD_TAIL},
+	[S(EM, OP_DELETE)] = {DEL("event_maps")},
+	[S(EM, OP_LIST)] = {EVMAP_SEL PAGE("x.app_id") ORDER("$3")},
+	[S(EM, OP_HEAD)] = {"SELECT version, app_id FROM event_maps WHERE id = $1"},
+	/* user verifiers */
+	[S(UV,
+	   OP_INSERT)] = {"INSERT INTO user_verifiers (app_id, name, settings, version,"
+			  " created_ms, updated_ms) VALUES ($1, $2, $3, 1, $4, $4) RETURNING id"},
+	[S(UV, OP_GET)] = {VERIFIER_SEL " WHERE x.id = $1"},
+	[S(UV, OP_UPDATE)] = {"UPDATE user_verifiers SET name = COALESCE($4, name),"
+			      " settings = COALESCE($5, settings)" UPD_TAIL},
+	[S(UV, OP_DELETE)] = {DEL("user_verifiers")},
+	[S(UV, OP_LIST)] = {VERIFIER_SEL PAGE("x.app_id") ORDER("$3")},
+	[S(UV, OP_HEAD)] = {"SELECT version, app_id FROM user_verifiers WHERE id = $1"},
+	[S(UV, OP_BYNAME)] = {VERIFIER_SEL BYAPP},
 	/* helpers */
 	[X_BUMP] =
 		{"UPDATE applications SET app_rev = app_rev + 1 WHERE id = $1 RETURNING app_rev"},
@@ -414,6 +479,10 @@ static const struct stmt stmts[X_COUNT] = {
 		      " WHERE expires_ms <= $1 LIMIT $2) RETURNING id"},
 	[X_MIG_MAX] = {"SELECT COALESCE(MAX(version), 0), COUNT(*) FROM schema_migrations"},
 	[X_MIG_INSERT] = {"INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, $2)"},
+	/* next version of a family; the caller holds the tenant lock */
+	[X_FAMILY_SEQ] = {"SELECT COALESCE(MAX(seq), 0) + 1 FROM event_families"
+			  " WHERE tenant_id = $1 AND name = $2"},
+	[X_FAMILY_USED] = {"SELECT id FROM event_maps WHERE family_id = $1 LIMIT 1"},
 };
 
 /* ---- enumerations and validation ------------------------------------------ */
@@ -428,9 +497,9 @@ static const char *const cred_statuses[] = {"provisioned", "revoked", NULL};
 const char *kaa__meta_kind_name(kaa__meta_kind kind)
 {
 	static const char *const names[KAA_META_KIND_COUNT] = {
-		"tenant",       "user",         "api-token",     "application",
-		"schema",       "group",        "configuration", "topic",
-		"notification", "log-appender", "credential",    "sdk-profile",
+		"tenant",     "user",          "api-token",    "application",  "schema",
+		"group",      "configuration", "topic",        "notification", "log-appender",
+		"credential", "sdk-profile",   "event-family", "event-map",    "user-verifier",
 	};
 	if ((int)kind < 0 || kind >= KAA_META_KIND_COUNT)
 		return "?";
@@ -609,12 +678,31 @@ static int validate(const kaa__meta_obj *o, bool create)
 		CHECK(check_json(o->body, false));
 		CHECK(check_json(o->bootstrap, false));
 		break;
+	case KAA_META_EVENT_FAMILY:
+		if (!create)
+			return KAA_ERR_INVAL; /* immutable */
+		CHECK(check_text(o->name, NM, true));
+		CHECK(check_json(o->body, true));
+		if (o->tenant_id <= 0)
+			return KAA_ERR_INVAL;
+		break;
+	case KAA_META_EVENT_MAP:
+		CHECK(check_json(o->body, create));
+		if (create && o->family_id <= 0)
+			return KAA_ERR_INVAL;
+		break;
+	case KAA_META_USER_VERIFIER:
+		CHECK(check_text(o->name, NM, create));
+		CHECK(check_json(o->body, create));
+		break;
 	case KAA_META_KIND_COUNT: return KAA_ERR_INVAL;
 	}
 	if (create) {
-		bool app_scoped = o->kind == KAA_META_SCHEMA || o->kind == KAA_META_GROUP ||
-				  o->kind == KAA_META_TOPIC || o->kind == KAA_META_LOG_APPENDER ||
-				  o->kind == KAA_META_CREDENTIAL || o->kind == KAA_META_SDK_PROFILE;
+		bool app_scoped =
+			o->kind == KAA_META_SCHEMA || o->kind == KAA_META_GROUP ||
+			o->kind == KAA_META_TOPIC || o->kind == KAA_META_LOG_APPENDER ||
+			o->kind == KAA_META_CREDENTIAL || o->kind == KAA_META_SDK_PROFILE ||
+			o->kind == KAA_META_EVENT_MAP || o->kind == KAA_META_USER_VERIFIER;
 		if (app_scoped && o->app_id <= 0)
 			return KAA_ERR_INVAL;
 	}
@@ -765,6 +853,8 @@ static int decode_obj(kaa__meta_kind kind, int ncols, const char *const *v, kaa_
 		o->status = sdup(v[C_S3], &oom);
 		break;
 	case KAA_META_SDK_PROFILE: o->bootstrap = sdup(v[C_S1], &oom); break;
+	case KAA_META_EVENT_FAMILY: o->schema_version = num(v[C_N1]); break;
+	case KAA_META_EVENT_MAP: o->family_id = ref; break;
 	default: break;
 	}
 	if (oom) {
@@ -1300,6 +1390,17 @@ static int fn_create(struct call *c, void *ud)
 			w->chg.app_rev = 1;
 		}
 		break;
+	case KAA_META_EVENT_FAMILY: {
+		/* The tenant lock serializes version assignment per tenant. */
+		int64_t tv = 0;
+		rc = FIRST(c, X_TENANT_LOCK, &tv, NULL, pi(in->tenant_id));
+		if (rc == KAA_OK)
+			rc = FIRST(c, X_FAMILY_SEQ, &seq, NULL, pi(in->tenant_id), ps(in->name));
+		if (rc == KAA_OK)
+			rc = FIRST(c, S(EF, OP_INSERT), &id, NULL, pi(in->tenant_id), ps(in->name),
+				   pi(seq), ps(in->body), pi(now));
+		break;
+	}
 	default:
 		/* application-scoped: find the application, bump it (locks it) */
 		if (in->kind == KAA_META_CONFIGURATION)
@@ -1360,6 +1461,14 @@ static int fn_create(struct call *c, void *ud)
 				   ps(or_default(in->body, "{}")),
 				   ps(or_default(in->bootstrap, "[]")), pi(now));
 			break;
+		case KAA_META_EVENT_MAP:
+			rc = FIRST(c, S(EM, OP_INSERT), &id, NULL, pi(app), pi(in->family_id),
+				   ps(in->body), pi(now));
+			break;
+		case KAA_META_USER_VERIFIER:
+			rc = FIRST(c, S(UV, OP_INSERT), &id, NULL, pi(app), ps(in->name),
+				   ps(in->body), pi(now));
+			break;
 		default: rc = KAA_ERR_INVAL; break;
 		}
 	}
@@ -1400,6 +1509,11 @@ static int update_stmt(struct call *c, const kaa__meta_obj *in, int64_t now)
 	case KAA_META_SDK_PROFILE:
 		return FIRST(c, id, NULL, NULL, pi(in->id), pi(v), pi(now), ps(in->name),
 			     ps(in->body), ps(in->bootstrap));
+	case KAA_META_EVENT_MAP:
+		return FIRST(c, id, NULL, NULL, pi(in->id), pi(v), pi(now), ps(in->body));
+	case KAA_META_USER_VERIFIER:
+		return FIRST(c, id, NULL, NULL, pi(in->id), pi(v), pi(now), ps(in->name),
+			     ps(in->body));
 	default: return KAA_ERR_INVAL;
 	}
 }
@@ -1475,6 +1589,13 @@ static int fn_delete(struct call *c, void *ud)
 		if (app) {
 			rc = bump(c, app, &w->chg);
 			if (rc != KAA_OK)
+				return rc;
+		}
+		if (w->kind == KAA_META_EVENT_FAMILY) {
+			rc = FIRST(c, X_FAMILY_USED, NULL, NULL, pi(w->id));
+			if (rc == KAA_OK)
+				return KAA_ERR_CONFLICT; /* mapped by an application */
+			if (rc != KAA_ERR_NOTFOUND)
 				return rc;
 		}
 		if (w->kind == KAA_META_APPLICATION) {

@@ -31,6 +31,10 @@
  *   credential     application           endpoint_key_hash per app endpoint_key_hash, public_key, status
  *   sdk-profile    application           name per app              name, body (schema versions),
  *                                                                  bootstrap (addresses)
+ *   event-family   tenant                (tenant, name, version)   name, body (classes),
+ *                                                                  schema_version (= family version)
+ *   event-map      application           family_id per app         family_id, body (class roles)
+ *   user-verifier  application           name per app              name, body (settings)
  *
  * Every object read back carries tenant_id (a tenant's own id for tenants,
  * 0 for platform admins and their tokens) and app_id (an application's own id
@@ -57,6 +61,12 @@
  *   immutable (update: KAA_ERR_INVAL) and removed by
  *   kaa__meta_notifications_expire or a delete.
  * - A credential's status is "provisioned" (default) or "revoked".
+ * - Event families are versioned like schemas: creating one with a name the
+ *   tenant already has adds the next version (1, 2, ... per tenant and name;
+ *   never reused). They are immutable; deleting a version an application
+ *   maps fails with KAA_ERR_CONFLICT (unmap first).
+ *   Their changes bump no app_rev (no application changed); event maps and
+ *   user verifiers do.
  * - Deletes cascade: tenant -> users, their tokens, applications; user ->
  *   tokens; application -> everything in it; group -> its configurations and
  *   topic attachments; topic -> notifications; configuration schema ->
@@ -129,12 +139,16 @@ typedef enum kaa__meta_kind {
 	KAA_META_LOG_APPENDER,
 	KAA_META_CREDENTIAL,
 	KAA_META_SDK_PROFILE,
+	KAA_META_EVENT_FAMILY,
+	KAA_META_EVENT_MAP,
+	KAA_META_USER_VERIFIER,
 	KAA_META_KIND_COUNT,
 } kaa__meta_kind;
 
 /* "tenant", "user", "api-token", "application", "schema", "group",
  * "configuration", "topic", "notification", "log-appender", "credential",
- * "sdk-profile"; static, "?" for an unknown kind. */
+ * "sdk-profile", "event-family", "event-map", "user-verifier"; static, "?"
+ * for an unknown kind. */
 const char *kaa__meta_kind_name(kaa__meta_kind kind);
 
 /*
@@ -186,6 +200,8 @@ typedef struct kaa__meta_obj {
 	char *status; /* provisioned, revoked */
 	/* SDK profiles */
 	char *bootstrap; /* JSON */
+	/* event maps: the event family (one version of it) mapped */
+	int64_t family_id;
 } kaa__meta_obj;
 
 /* Frees the owned pointers and zeroes the struct; accepts NULL. */
@@ -325,7 +341,7 @@ typedef struct kaa__meta_param {
 
 #define KAA__META_MAX_PARAMS 12
 #define KAA__META_MAX_COLS 16
-#define KAA__META_STMT_MAX 128
+#define KAA__META_STMT_MAX 160
 /* Internal: a deadlock or serialization failure; run() retries the
  * transaction. Never returned to callers of the functions above. */
 #define KAA__META_RETRY (-1000)

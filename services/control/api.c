@@ -280,6 +280,34 @@ static const resource resources[] = {
 	  {"schemaVersions", KAA_RF_JSON, OFF(body),
 	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ},
 	  {"bootstrap", KAA_RF_JSON, OFF(bootstrap), KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_READ}}},
+	{"event-families",
+	 "family",
+	 KAA_META_EVENT_FAMILY,
+	 KAA_RES_EVENT_FAMILY,
+	 SC_TENANT,
+	 true,
+	 {{"name", KAA_RF_STR, OFF(name), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"classes", KAA_RF_JSON, OFF(body), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"familyVersion", KAA_RF_INT, OFF(schema_version), KAA_RF_READ}}},
+	{"event-maps",
+	 "map",
+	 KAA_META_EVENT_MAP,
+	 KAA_RES_EVENT_MAP,
+	 SC_APP,
+	 false,
+	 {{"familyId", KAA_RF_INT, OFF(family_id), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"classes", KAA_RF_JSON, OFF(body),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ}}},
+	{"user-verifiers",
+	 "verifier",
+	 KAA_META_USER_VERIFIER,
+	 KAA_RES_USER_VERIFIER,
+	 SC_APP,
+	 false,
+	 {{"name", KAA_RF_STR, OFF(name),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ},
+	  {"settings", KAA_RF_JSON, OFF(body),
+	   KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ | KAA_RF_SECRET}}},
 };
 #define N_RESOURCES (sizeof(resources) / sizeof(resources[0]))
 
@@ -336,13 +364,28 @@ static void gen_key(yajl_gen g, const char *k)
 	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
 }
 
-static void gen_raw_json(yajl_gen g, const char *json)
+static void gen_raw_json(yajl_gen g, const char *json, bool redact)
 {
 	yajl_val v = NULL;
 	char err[64];
 	if (json && kaa__json_parse(json, strlen(json), KAA_META_BODY_MAX, KAA_JSON_MAX_DEPTH, &v,
 				    err, sizeof(err)) == KAA_OK) {
+		/* Write-only secrets: swap the string for the mask while
+		 * generating, and back before the tree is freed. */
+		static char mask[] = "********";
+		yajl_val secret = NULL;
+		char *saved = NULL;
+		for (size_t i = 0; redact && YAJL_IS_OBJECT(v) && i < v->u.object.len; i++)
+			if (strcmp(v->u.object.keys[i], "secret") == 0 &&
+			    YAJL_IS_STRING(v->u.object.values[i]))
+				secret = v->u.object.values[i];
+		if (secret) {
+			saved = secret->u.string;
+			secret->u.string = mask;
+		}
 		kaa__json_gen_canonical(g, v);
+		if (secret)
+			secret->u.string = saved;
 		yajl_tree_free(v);
 	} else {
 		yajl_gen_null(g);
@@ -384,7 +427,9 @@ static void gen_obj(yajl_gen g, const resource *r, const kaa__meta_obj *o)
 		}
 		case KAA_RF_INT: yajl_gen_integer(g, *(const int64_t *)(base + f->off)); break;
 		case KAA_RF_BOOL: yajl_gen_bool(g, *(const bool *)(base + f->off)); break;
-		case KAA_RF_JSON: gen_raw_json(g, *(char *const *)(base + f->off)); break;
+		case KAA_RF_JSON:
+			gen_raw_json(g, *(char *const *)(base + f->off), f->flags & KAA_RF_SECRET);
+			break;
 		case KAA_RF_IDS:
 			yajl_gen_array_open(g);
 			for (size_t i = 0; i < o->n_group_ids; i++)
@@ -608,6 +653,233 @@ static int validate_against(kaa__control *c, int64_t app_id, const char *kind, i
 	return 0;
 }
 
+/* ---- events and owner verifiers --------------------------------------------- */
+
+#define EVENT_CLASSES_MAX 100
+
+/* A dotted Java-style name: segments of [A-Za-z_][A-Za-z0-9_]*. */
+static bool fqn_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 255)
+		return false;
+	bool start = true;
+	for (const char *p = s; *p; p++) {
+		char ch = *p;
+		bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+		bool digit = ch >= '0' && ch <= '9';
+		if (ch == '.') {
+			if (start)
+				return false;
+			start = true;
+		} else if (alpha || (digit && !start)) {
+			start = false;
+		} else {
+			return false;
+		}
+	}
+	return !start;
+}
+
+static yajl_val obj_get(yajl_val o, const char *key)
+{
+	for (size_t i = 0; YAJL_IS_OBJECT(o) && i < o->u.object.len; i++)
+		if (strcmp(o->u.object.keys[i], key) == 0)
+			return o->u.object.values[i];
+	return NULL;
+}
+
+/* classes: [{"fqn": "a.b.C", "schema": <Avro record>}, ...], 1..100, fqns unique. */
+static int validate_family(const char *body, kaa__http_response *resp)
+{
+	char err[300], path[64];
+	yajl_val v = NULL;
+	int ret = -1;
+	if (kaa__json_parse(body, strlen(body), KAA_META_BODY_MAX, KAA_JSON_MAX_DEPTH, &v, err,
+			    sizeof(err)) != KAA_OK)
+		goto bad_shape;
+	if (!YAJL_IS_ARRAY(v) || v->u.array.len == 0 || v->u.array.len > EVENT_CLASSES_MAX)
+		goto bad_shape;
+	for (size_t i = 0; i < v->u.array.len; i++) {
+		yajl_val cl = v->u.array.values[i], fqn = obj_get(cl, "fqn"),
+			 sch = obj_get(cl, "schema");
+		snprintf(path, sizeof(path), "$.classes[%zu]", i);
+		if (!YAJL_IS_OBJECT(cl) || cl->u.object.len != 2 || !sch) {
+			json_error(resp, 400, "invalid",
+				   "an event class is {\"fqn\": name, \"schema\": Avro record}",
+				   path);
+			goto out;
+		}
+		snprintf(path, sizeof(path), "$.classes[%zu].fqn", i);
+		if (!YAJL_IS_STRING(fqn) || !fqn_valid(fqn->u.string)) {
+			json_error(resp, 400, "invalid",
+				   "fqn must be a dotted name such as org.example.Temperature",
+				   path);
+			goto out;
+		}
+		for (size_t j = 0; j < i; j++) {
+			yajl_val prev = obj_get(v->u.array.values[j], "fqn");
+			if (strcmp(prev->u.string, fqn->u.string) == 0) {
+				json_error(resp, 400, "invalid", "duplicate event class fqn", path);
+				goto out;
+			}
+		}
+		char *text = NULL;
+		size_t tlen = 0;
+		kaa__avro_schema *as = NULL;
+		if (kaa__json_canonical_tree(sch, &text, &tlen) != KAA_OK)
+			kaa__oom();
+		int rc = kaa__avro_schema_parse(text, tlen, &as, err, sizeof(err));
+		free(text);
+		if (rc != KAA_OK) {
+			snprintf(path, sizeof(path), "$.classes[%zu].schema", i);
+			json_error(resp, 400, "invalid_schema", err, path);
+			goto out;
+		}
+		kaa__avro_schema_free(as);
+	}
+	ret = 0;
+	goto out;
+bad_shape:
+	json_error(resp, 400, "invalid", "classes must be an array of 1..100 event classes",
+		   "$.classes");
+out:
+	yajl_tree_free(v);
+	return ret;
+}
+
+/* classes: {"<fqn of the family>": "source" | "sink" | "both", ...}, non-empty;
+ * the family must belong to the application's tenant. */
+static int validate_event_map(kaa__control *c, const kaa__meta_obj *o, int64_t app_id,
+			      kaa__http_response *resp)
+{
+	kaa__meta_obj app = {0}, fam = {0};
+	yajl_val fv = NULL, mv = NULL;
+	char err[128], path[300];
+	int ret = -1;
+	int rc = kaa__meta_get(c->store, KAA_META_APPLICATION, app_id, &app);
+	if (rc == KAA_OK)
+		rc = kaa__meta_get(c->store, KAA_META_EVENT_FAMILY, o->family_id, &fam);
+	if (rc == KAA_ERR_NOTFOUND || (rc == KAA_OK && fam.tenant_id != app.tenant_id)) {
+		json_error(resp, 400, "invalid", "no such event family in this tenant",
+			   "$.familyId");
+		goto out;
+	}
+	if (rc != KAA_OK) {
+		store_error(resp, rc);
+		goto out;
+	}
+	if (!o->body)
+		goto ok; /* update without classes: unchanged */
+	if (kaa__json_parse(fam.body, strlen(fam.body), KAA_META_BODY_MAX, KAA_JSON_MAX_DEPTH, &fv,
+			    err, sizeof(err)) != KAA_OK ||
+	    kaa__json_parse(o->body, strlen(o->body), KAA_META_BODY_MAX, KAA_JSON_MAX_DEPTH, &mv,
+			    err, sizeof(err)) != KAA_OK ||
+	    !YAJL_IS_OBJECT(mv) || mv->u.object.len == 0) {
+		json_error(resp, 400, "invalid",
+			   "classes must map event class fqns to source, sink or both",
+			   "$.classes");
+		goto out;
+	}
+	for (size_t i = 0; i < mv->u.object.len; i++) {
+		const char *fqn = mv->u.object.keys[i];
+		yajl_val role = mv->u.object.values[i];
+		bool known = false;
+		for (size_t j = 0; YAJL_IS_ARRAY(fv) && j < fv->u.array.len && !known; j++) {
+			yajl_val f = obj_get(fv->u.array.values[j], "fqn");
+			known = YAJL_IS_STRING(f) && strcmp(f->u.string, fqn) == 0;
+		}
+		snprintf(path, sizeof(path), "$.classes.%.250s", fqn);
+		if (!known) {
+			json_error(resp, 400, "invalid", "the event family has no such class",
+				   path);
+			goto out;
+		}
+		if (!YAJL_IS_STRING(role) ||
+		    (strcmp(role->u.string, "source") != 0 && strcmp(role->u.string, "sink") != 0 &&
+		     strcmp(role->u.string, "both") != 0)) {
+			json_error(resp, 400, "invalid", "role must be source, sink or both", path);
+			goto out;
+		}
+	}
+ok:
+	ret = 0;
+out:
+	yajl_tree_free(fv);
+	yajl_tree_free(mv);
+	kaa__meta_obj_clear(&app);
+	kaa__meta_obj_clear(&fam);
+	return ret;
+}
+
+/* settings: {"type": "trustful"} or {"type": "jwt-hs256", "secret": 32..4096
+ * bytes, optional "issuer", "audience" (strings) and "leewaySeconds" 0..600}. */
+static int validate_verifier(const char *body, kaa__http_response *resp)
+{
+	char err[128];
+	yajl_val v = NULL;
+	int ret = -1;
+	if (kaa__json_parse(body, strlen(body), KAA_META_BODY_MAX, KAA_JSON_MAX_DEPTH, &v, err,
+			    sizeof(err)) != KAA_OK ||
+	    !YAJL_IS_OBJECT(v)) {
+		json_error(resp, 400, "invalid", "settings must be an object", "$.settings");
+		goto out;
+	}
+	yajl_val type = obj_get(v, "type");
+	bool jwt = YAJL_IS_STRING(type) && strcmp(type->u.string, "jwt-hs256") == 0;
+	bool trustful = YAJL_IS_STRING(type) && strcmp(type->u.string, "trustful") == 0;
+	if (!jwt && !trustful) {
+		json_error(resp, 400, "invalid", "type must be trustful or jwt-hs256",
+			   "$.settings.type");
+		goto out;
+	}
+	for (size_t i = 0; i < v->u.object.len; i++) {
+		const char *k = v->u.object.keys[i];
+		yajl_val x = v->u.object.values[i];
+		char path[128];
+		snprintf(path, sizeof(path), "$.settings.%.100s", k);
+		if (strcmp(k, "type") == 0)
+			continue;
+		if (!jwt) {
+			json_error(resp, 400, "invalid", "a trustful verifier takes no settings",
+				   path);
+			goto out;
+		}
+		if (strcmp(k, "secret") == 0) {
+			size_t n = YAJL_IS_STRING(x) ? strlen(x->u.string) : 0;
+			if (n < 32 || n > 4096) {
+				json_error(resp, 400, "invalid",
+					   "secret must be a string of 32..4096 bytes", path);
+				goto out;
+			}
+		} else if (strcmp(k, "issuer") == 0 || strcmp(k, "audience") == 0) {
+			if (!YAJL_IS_STRING(x) || !*x->u.string || strlen(x->u.string) > 1024) {
+				json_error(resp, 400, "invalid", "must be a non-empty string",
+					   path);
+				goto out;
+			}
+		} else if (strcmp(k, "leewaySeconds") == 0) {
+			int64_t n;
+			if (!kaa__json_int64(x, &n) || n < 0 || n > 600) {
+				json_error(resp, 400, "invalid", "must be an integer 0..600", path);
+				goto out;
+			}
+		} else {
+			json_error(resp, 400, "invalid", "unknown setting", path);
+			goto out;
+		}
+	}
+	if (jwt && !YAJL_IS_STRING(obj_get(v, "secret"))) {
+		json_error(resp, 400, "invalid", "a jwt-hs256 verifier needs a secret",
+			   "$.settings.secret");
+		goto out;
+	}
+	ret = 0;
+out:
+	yajl_tree_free(v);
+	return ret;
+}
+
 static int validate_obj(kaa__control *c, const resource *r, kaa__meta_obj *o, int64_t app_id,
 			kaa__http_response *resp)
 {
@@ -674,6 +946,9 @@ static int validate_obj(kaa__control *c, const resource *r, kaa__meta_obj *o, in
 					resp, "body");
 	case KAA_META_NOTIFICATION:
 		return validate_against(c, app_id, "notification", 0, o->body, resp, "body");
+	case KAA_META_EVENT_FAMILY: return validate_family(o->body, resp);
+	case KAA_META_EVENT_MAP: return validate_event_map(c, o, app_id, resp);
+	case KAA_META_USER_VERIFIER: return o->body ? validate_verifier(o->body, resp) : 0;
 	default: return 0;
 	}
 }
@@ -994,7 +1269,7 @@ static void handle_resolve(kaa__control *c, const principal *p, const kaa__route
 		yajl_gen_integer(g, matched[i]);
 	yajl_gen_array_close(g);
 	gen_key(g, "configuration");
-	gen_raw_json(g, merged);
+	gen_raw_json(g, merged, false);
 	gen_key(g, "hash");
 	gen_key(g, hash);
 	yajl_gen_map_close(g);
@@ -1265,6 +1540,7 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 		/* A configuration keeps its schema version: validate against it. */
 		kaa__meta_obj check = in;
 		check.schema_version = obj.schema_version;
+		check.family_id = obj.family_id;
 		if (validate_obj(c, r, &check, app_id, resp) != 0)
 			goto out;
 		rc = kaa__meta_update(c->store, &in, &out, &chg);
@@ -1285,6 +1561,14 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 			goto out;
 		}
 		rc = kaa__meta_delete(c->store, r->kind, id, want, &chg);
+		if (rc == KAA_ERR_CONFLICT && r->kind == KAA_META_EVENT_FAMILY &&
+		    (want == 0 || want == obj.version)) {
+			json_error(resp, 409, "in_use",
+				   "an application maps this event family version; delete the "
+				   "map first",
+				   NULL);
+			goto out;
+		}
 		if (rc != KAA_OK) {
 			store_error(resp, rc);
 			goto out;

@@ -27,6 +27,9 @@ static const meta_suite_env *env;
 #define L KAA_META_LOG_APPENDER
 #define CR KAA_META_CREDENTIAL
 #define SD KAA_META_SDK_PROFILE
+#define EF KAA_META_EVENT_FAMILY
+#define EM KAA_META_EVENT_MAP
+#define UV KAA_META_USER_VERIFIER
 
 kaa__meta_store *meta_suite_open(void)
 {
@@ -872,6 +875,116 @@ static void test_appenders_credentials_sdk(void)
 	kaa__meta_store_free(s);
 }
 
+/* ---- event families, event maps, user verifiers ------------------------------- */
+
+static void test_events_verifiers(void)
+{
+	kaa__meta_store *s = meta_suite_open();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	int64_t t = mk_tenant(s), t2 = mk_tenant(s), app = mk_app(s, t);
+	kaa__meta_obj out, got;
+	const char *classes = "[{\"fqn\":\"org.x.Temp\",\"schema\":{\"type\":\"record\","
+			      "\"name\":\"Temp\",\"fields\":[]}}]";
+
+	/* versions per (tenant, name), never reused, other tenants independent */
+	kaa__meta_obj ef = {.kind = EF, .tenant_id = t, .name = "thermo", .body = (char *)classes};
+	CU_ASSERT_EQUAL_FATAL(kaa__meta_create(s, &ef, &out, NULL), KAA_OK);
+	CU_ASSERT_EQUAL(out.schema_version, 1);
+	CU_ASSERT_EQUAL(out.tenant_id, t);
+	CU_ASSERT_EQUAL(out.app_id, 0);
+	int64_t f1 = out.id;
+	kaa__meta_obj_clear(&out);
+	CU_ASSERT_EQUAL_FATAL(kaa__meta_create(s, &ef, &out, NULL), KAA_OK);
+	CU_ASSERT_EQUAL(out.schema_version, 2);
+	int64_t f2 = out.id;
+	kaa__meta_obj_clear(&out);
+	CU_ASSERT_EQUAL(kaa__meta_delete(s, EF, f2, 0, NULL), KAA_OK);
+	CU_ASSERT_EQUAL_FATAL(kaa__meta_create(s, &ef, &out, NULL), KAA_OK);
+	CU_ASSERT_EQUAL(out.schema_version, 2); /* max + 1 after the delete of 2 */
+	int64_t f3 = out.id;
+	kaa__meta_obj_clear(&out);
+	kaa__meta_obj ef2 = {.kind = EF, .tenant_id = t2, .name = "thermo", .body = "[]"};
+	CU_ASSERT_EQUAL_FATAL(kaa__meta_create(s, &ef2, &out, NULL), KAA_OK);
+	CU_ASSERT_EQUAL(out.schema_version, 1);
+	kaa__meta_obj_clear(&out);
+	kaa__meta_obj efu = {.kind = EF, .id = f1, .version = 1, .name = "x"};
+	CU_ASSERT_EQUAL(kaa__meta_update(s, &efu, NULL, NULL), KAA_ERR_INVAL); /* immutable */
+	ef.body = "[";
+	CU_ASSERT_EQUAL(kaa__meta_create(s, &ef, NULL, NULL), KAA_ERR_INVAL);
+	ef.body = (char *)classes;
+	ef.tenant_id = 0;
+	CU_ASSERT_EQUAL(kaa__meta_create(s, &ef, NULL, NULL), KAA_ERR_INVAL);
+
+	/* maps bump the app revision; one map per family version per app */
+	int64_t rev = app_rev(s, app);
+	kaa__meta_obj em = {
+		.kind = EM, .app_id = app, .family_id = f1, .body = "{\"org.x.Temp\":\"source\"}"};
+	CU_ASSERT_EQUAL_FATAL(kaa__meta_create(s, &em, &out, NULL), KAA_OK);
+	CU_ASSERT_EQUAL(out.family_id, f1);
+	CU_ASSERT_EQUAL(out.tenant_id, t);
+	int64_t m1 = out.id;
+	kaa__meta_obj_clear(&out);
+	CU_ASSERT_EQUAL(app_rev(s, app), rev + 1);
+	CU_ASSERT_EQUAL(kaa__meta_create(s, &em, NULL, NULL), KAA_ERR_EXISTS);
+	em.family_id = 999999999;
+	CU_ASSERT_EQUAL(kaa__meta_create(s, &em, NULL, NULL), KAA_ERR_NOTFOUND);
+	kaa__meta_obj emu = {
+		.kind = EM, .id = m1, .version = 1, .body = "{\"org.x.Temp\":\"both\"}"};
+	CU_ASSERT_EQUAL(kaa__meta_update(s, &emu, &out, NULL), KAA_OK);
+	CU_ASSERT_STRING_EQUAL(out.body, "{\"org.x.Temp\":\"both\"}");
+	CU_ASSERT_EQUAL(out.family_id, f1);
+	kaa__meta_obj_clear(&out);
+	/* a mapped family version cannot be deleted */
+	CU_ASSERT_EQUAL(kaa__meta_delete(s, EF, f1, 0, NULL), KAA_ERR_CONFLICT);
+	CU_ASSERT_TRUE(exists(s, EF, f1));
+
+	kaa__meta_obj uv = {.kind = UV,
+			    .app_id = app,
+			    .name = "default",
+			    .body = "{\"type\":\"jwt-hs256\",\"secret\":\"s3cr3t\"}"};
+	CU_ASSERT_EQUAL_FATAL(kaa__meta_create(s, &uv, &out, NULL), KAA_OK);
+	int64_t v1 = out.id;
+	kaa__meta_obj_clear(&out);
+	CU_ASSERT_EQUAL(kaa__meta_create(s, &uv, NULL, NULL), KAA_ERR_EXISTS);
+	CU_ASSERT_EQUAL(kaa__meta_find_name(s, UV, app, "default", &got), KAA_OK);
+	CU_ASSERT_EQUAL(got.id, v1);
+	CU_ASSERT_STRING_EQUAL(got.body, uv.body);
+	kaa__meta_obj_clear(&got);
+	kaa__meta_obj uvu = {.kind = UV, .id = v1, .version = 1, .body = "{\"type\":\"trustful\"}"};
+	CU_ASSERT_EQUAL(kaa__meta_update(s, &uvu, &out, NULL), KAA_OK);
+	CU_ASSERT_STRING_EQUAL(out.name, "default");
+	kaa__meta_obj_clear(&out);
+
+	/* lists: families by tenant, maps and verifiers by app */
+	kaa__meta_page pg;
+	kaa__meta_query q = {.parent_id = t};
+	CU_ASSERT_EQUAL_FATAL(kaa__meta_list(s, EF, &q, &pg), KAA_OK);
+	CU_ASSERT_EQUAL(pg.n, 2);
+	if (pg.n == 2) {
+		CU_ASSERT_EQUAL(pg.items[0].id, f1);
+		CU_ASSERT_EQUAL(pg.items[1].id, f3);
+	}
+	kaa__meta_page_clear(&pg);
+	q.parent_id = app;
+	CU_ASSERT_EQUAL_FATAL(kaa__meta_list(s, EM, &q, &pg), KAA_OK);
+	CU_ASSERT_EQUAL(pg.n, 1);
+	kaa__meta_page_clear(&pg);
+	CU_ASSERT_EQUAL_FATAL(kaa__meta_list(s, UV, &q, &pg), KAA_OK);
+	CU_ASSERT_EQUAL(pg.n, 1);
+	kaa__meta_page_clear(&pg);
+
+	/* unmapped, the family goes; the tenant's cascade takes everything */
+	CU_ASSERT_EQUAL(kaa__meta_delete(s, EM, m1, 0, NULL), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__meta_delete(s, EF, f3, 0, NULL), KAA_OK);
+	em.family_id = f1;
+	CU_ASSERT_EQUAL(kaa__meta_create(s, &em, NULL, NULL), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__meta_delete(s, T, t, 0, NULL), KAA_OK);
+	CU_ASSERT_FALSE(exists(s, EF, f1));
+	CU_ASSERT_FALSE(exists(s, UV, v1));
+	CU_ASSERT_EQUAL(kaa__meta_delete(s, T, t2, 0, NULL), KAA_OK);
+	kaa__meta_store_free(s);
+}
+
 /* ---- cascades ---------------------------------------------------------------- */
 
 struct tree {
@@ -1595,6 +1708,7 @@ int meta_suite_add(const char *name, const meta_suite_env *e)
 	    !CU_add_test(suite, "topics and notifications", test_topics_notifications) ||
 	    !CU_add_test(suite, "log appenders, credentials, SDK profiles",
 			 test_appenders_credentials_sdk) ||
+	    !CU_add_test(suite, "event families, maps, verifiers", test_events_verifiers) ||
 	    !CU_add_test(suite, "cascading deletes", test_cascades) ||
 	    !CU_add_test(suite, "list and delete every kind", test_list_delete_every_kind) ||
 	    !CU_add_test(suite, "version conflicts on every kind", test_version_conflicts) ||
