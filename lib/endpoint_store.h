@@ -45,9 +45,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KAA_EP_KEY_HASH_MAX 64          /* bytes, without the NUL */
-#define KAA_EP_TEXT_MAX 16384           /* public key, token, node id, hashes */
-#define KAA_EP_JSON_MAX (256 * 1024)    /* profiles, config document, state */
+#define KAA_EP_KEY_HASH_MAX 64       /* bytes, without the NUL */
+#define KAA_EP_TEXT_MAX 16384        /* public key, token, node id, hashes */
+#define KAA_EP_JSON_MAX (256 * 1024) /* profiles, config document, state */
 #define KAA_EP_LOG_RECORD_MAX (64 * 1024)
 #define KAA_EP_BATCH_ID_MAX 128
 
@@ -59,21 +59,21 @@ typedef struct kaa__ep_store kaa__ep_store;
  */
 typedef struct kaa__endpoint {
 	int64_t app_id;
-	char *key_hash;           /* required */
-	char *public_key;         /* as the device sent it (base64) */
-	char *access_token;       /* endpoint access token, may be NULL */
-	char *client_profile;     /* JSON object the device reported */
+	char *key_hash;                 /* required */
+	char *public_key;               /* as the device sent it (base64) */
+	char *access_token;             /* endpoint access token, may be NULL */
+	char *client_profile;           /* JSON object the device reported */
 	int64_t client_profile_version; /* profile-client schema version */
-	char *server_profile;     /* JSON object, set through control */
-	char *groups;             /* JSON array of group ids it belongs to */
-	char *config_hash;        /* hash of the last configuration delivered */
-	char *config_doc;         /* that document (JSON), base for merge patches */
-	char *topics;             /* JSON array of optional topic ids subscribed */
-	char *notif_state;        /* JSON object {"<topic id>": last acked seq} */
-	char *node_id;            /* operations node holding its session, or NULL */
+	char *server_profile;           /* JSON object, set through control */
+	char *groups;                   /* JSON array of group ids it belongs to */
+	char *config_hash;              /* hash of the last configuration delivered */
+	char *config_doc;               /* that document (JSON), base for merge patches */
+	char *topics;                   /* JSON array of optional topic ids subscribed */
+	char *notif_state;              /* JSON object {"<topic id>": last acked seq} */
+	char *node_id;                  /* operations node holding its session, or NULL */
 	int64_t last_seen_ms;
-	int64_t created_ms;       /* set by the store at first put */
-	int64_t updated_ms;       /* set by the store at every put */
+	int64_t created_ms; /* set by the store at first put */
+	int64_t updated_ms; /* set by the store at every put */
 } kaa__endpoint;
 
 /* Frees the strings and zeroes *ep; accepts NULL. */
@@ -109,8 +109,8 @@ int kaa__ep_delete(kaa__ep_store *s, int64_t app_id, const char *key_hash);
  * the next page.
  */
 typedef int (*kaa__ep_cb)(void *ud, const kaa__endpoint *ep);
-int kaa__ep_list(kaa__ep_store *s, int64_t app_id, const char *after_key, int limit,
-		 kaa__ep_cb cb, void *ud, char **last_key);
+int kaa__ep_list(kaa__ep_store *s, int64_t app_id, const char *after_key, int limit, kaa__ep_cb cb,
+		 void *ud, char **last_key);
 
 /*
  * Appends one batch of log records (each a JSON value, borrowed, at most
