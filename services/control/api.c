@@ -16,6 +16,8 @@
 #include "json_merge.h"
 #include "log.h"
 #include "meta_store.h"
+#include "node_record.h"
+#include "rebalance.h"
 #include "rest_body.h"
 #include "router.h"
 #include "sdk_gen.h"
@@ -49,6 +51,11 @@ struct kaa__control {
 	kaa__coord *coord;
 	char *cluster;
 	int64_t last_expiry_ms;
+	/* rebalancing (leader only, main thread) */
+	double rb_threshold;
+	int64_t rb_min_sessions;
+	int rb_interval_ms, rb_cooldown_ms;
+	int64_t rb_last_check_ms, rb_last_plan_ms;
 	unsigned char auth_secret[32];
 	pthread_mutex_t auth_mu;
 	auth_cache_entry auth_cache[AUTH_CACHE_SLOTS];
@@ -1645,6 +1652,7 @@ int kaa__control_new(const char *sql_url, kaa__coord *coord, const char *cluster
 		return KAA_ERR_NOMEM;
 	c->coord = coord;
 	c->cluster = strdup(cluster);
+	kaa__control_set_rebalance(c, 0.2, 50, 30000, 60000);
 	pthread_mutex_init(&c->auth_mu, NULL);
 	if (RAND_bytes(c->auth_secret, sizeof(c->auth_secret)) != 1) {
 		free(c->cluster);
@@ -1779,9 +1787,84 @@ out:
 	free(live);
 }
 
+void kaa__control_set_rebalance(kaa__control *c, double threshold, int64_t min_sessions,
+				int interval_ms, int cooldown_ms)
+{
+	c->rb_threshold = threshold < 0 ? 0 : threshold;
+	c->rb_min_sessions = min_sessions < 1 ? 1 : min_sessions;
+	c->rb_interval_ms = interval_ms < 0 ? 0 : interval_ms;
+	c->rb_cooldown_ms = cooldown_ms < 0 ? 0 : cooldown_ms;
+}
+
+/* One rebalancing pass: plan from the registry records, publish if any. */
+static void rebalance(kaa__control *c, int64_t now)
+{
+	char prefix[256], key[300];
+	kaa__kv_list l = {0}, cur = {0};
+	kaa__node_record *recs = NULL;
+	kaa__rebalance_node *nodes = NULL;
+	size_t n = 0;
+	char *json = NULL;
+	size_t len = 0;
+	snprintf(prefix, sizeof(prefix), "/kaa/%s/nodes/", c->cluster);
+	snprintf(key, sizeof(key), "/kaa/%s/rebalance", c->cluster);
+	if (kaa__coord_range(c->coord, prefix, true, &l) != KAA_OK)
+		return;
+	recs = kaa__xcalloc(l.n, sizeof(*recs));
+	nodes = kaa__xcalloc(l.n, sizeof(*nodes));
+	for (size_t i = 0; i < l.n; i++) {
+		kaa__node_record *r = &recs[n];
+		if (kaa__node_record_decode(l.items[i].value, l.items[i].value_len, r) != KAA_OK)
+			continue;
+		if (!kaa__node_record_has_service(r, "operations")) {
+			kaa__node_record_clear(r);
+			continue;
+		}
+		nodes[n].id = r->id;
+		nodes[n].sessions = r->sessions;
+		nodes[n].draining = r->draining;
+		n++;
+	}
+	kaa__rebalance_plan plan = {.created_ms = now};
+	int64_t moved =
+		kaa__rebalance_compute(nodes, n, c->rb_threshold, c->rb_min_sessions, &plan);
+	if (moved == 0)
+		goto out;
+	/* seq continues from the published plan, so nodes apply each once */
+	if (kaa__coord_range(c->coord, key, false, &cur) == KAA_OK && cur.n == 1) {
+		kaa__rebalance_plan old;
+		if (kaa__rebalance_decode(cur.items[0].value, cur.items[0].value_len, &old) ==
+		    KAA_OK) {
+			plan.seq = old.seq;
+			kaa__rebalance_plan_clear(&old);
+		}
+	}
+	plan.seq++;
+	if (kaa__rebalance_encode(&plan, &json, &len) != KAA_OK)
+		goto out;
+	if (kaa__coord_put(c->coord, key, json, len, 0, NULL) == KAA_OK) {
+		c->rb_last_plan_ms = now;
+		KAA_INFO("control", "rebalance_planned seq=%" PRId64 " moves=%zu sessions=%" PRId64,
+			 plan.seq, plan.n_moves, moved);
+	}
+out:
+	free(json);
+	for (size_t i = 0; i < n; i++)
+		kaa__node_record_clear(&recs[i]);
+	free(recs);
+	free(nodes);
+	kaa__kv_list_clear(&l);
+	kaa__kv_list_clear(&cur);
+}
+
 void kaa__control_leader_tick(kaa__control *c)
 {
 	int64_t now = kaa__wall_ms();
+	if (c->rb_interval_ms > 0 && now - c->rb_last_check_ms >= c->rb_interval_ms &&
+	    now - c->rb_last_plan_ms >= c->rb_cooldown_ms) {
+		c->rb_last_check_ms = now;
+		rebalance(c, now);
+	}
 	if (now - c->last_expiry_ms < 10000)
 		return;
 	c->last_expiry_ms = now;

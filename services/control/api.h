@@ -33,8 +33,21 @@ int kaa__control_new(const char *sql_url, kaa__coord *coord, const char *cluster
 void kaa__control_free(kaa__control *c);
 /* Serves one /api/v1/ request. */
 void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__http_response *resp);
-/* The leader's singletons: notification expiry, stale node keys cleanup. */
+/* The leader's singletons: notification expiry, stale node keys cleanup,
+ * repair of lost app revision publications, and load rebalancing. */
 void kaa__control_leader_tick(kaa__control *c);
+
+/*
+ * Rebalancing (lib/rebalance.h): every interval_ms the leader reads the
+ * operations nodes' records; when the busiest exceeds the mean by more than
+ * threshold (a fraction, e.g. 0.2) and by at least min_sessions, it puts a
+ * plan with the next seq at /kaa/<cluster>/rebalance, then makes no new plan
+ * for cooldown_ms (the moves take effect and loads are republished).
+ * interval_ms 0 disables it. Defaults: 0.2, 50, 30000, 60000.
+ * Call before the first tick (main thread).
+ */
+void kaa__control_set_rebalance(kaa__control *c, double threshold, int64_t min_sessions,
+				int interval_ms, int cooldown_ms);
 
 /* The route table (for the OpenAPI check). */
 typedef struct kaa__route kaa__route;
