@@ -30,12 +30,12 @@ OPT := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 endif
 CFLAGS ?=
 CFLAGS += -std=gnu11 -g $(OPT) -pthread -fvisibility=hidden -D_GNU_SOURCE
-CPPFLAGS += -Ilib -Iservices/node -Iservices/control -Iservices/bootstrap -Iservices/operations -Itests/support -I$(BUILD)/gen $(PKG_CFLAGS)
+CPPFLAGS += -Ilib -Iservices/node -Iservices/control -Iservices/bootstrap -Iservices/operations -Iservices/cluster -Itests/support -I$(BUILD)/gen $(PKG_CFLAGS)
 LDFLAGS += -pthread $(if $(SAN),-fsanitize=address$(comma)undefined)
 comma := ,
 
 GEN := $(BUILD)/gen
-PROTOS := protos/etcd/kv.proto protos/etcd/rpc.proto protos/endpoint.proto
+PROTOS := protos/etcd/kv.proto protos/etcd/rpc.proto protos/endpoint.proto protos/cluster.proto
 PROTO_C := $(patsubst protos/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PROTO_H := $(PROTO_C:.c=.h)
 

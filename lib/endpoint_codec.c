@@ -795,7 +795,7 @@ static int validate(vctx *c, const frame_t *f)
  * Returns -1 when one has field number 0, which protobuf-c accepts when the
  * key is a non-canonical varint but is not valid protobuf.
  */
-static int strip_unknown(ProtobufCMessage *m)
+int kaa__proto_strip_unknown(ProtobufCMessage *m)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
 	char *base = (char *)m;
@@ -819,7 +819,7 @@ static int strip_unknown(ProtobufCMessage *m)
 			ProtobufCMessage **arr = *(ProtobufCMessage ***)(base + fd->offset);
 
 			for (size_t j = 0; j < n; j++)
-				if (arr[j] && strip_unknown(arr[j]) < 0)
+				if (arr[j] && kaa__proto_strip_unknown(arr[j]) < 0)
 					bad = 1;
 			continue;
 		}
@@ -827,7 +827,7 @@ static int strip_unknown(ProtobufCMessage *m)
 		    *(uint32_t *)(base + fd->quantifier_offset) != fd->id)
 			continue;
 		ProtobufCMessage *sub = *(ProtobufCMessage **)(base + fd->offset);
-		if (sub && strip_unknown(sub) < 0)
+		if (sub && kaa__proto_strip_unknown(sub) < 0)
 			bad = 1;
 	}
 	return bad ? -1 : 0;
@@ -859,7 +859,7 @@ int kaa__frame_decode(const uint8_t *buf, size_t len, const kaa__frame_limits *l
 					    scan_request_id(buf, len), "frame",
 					    "frame: %zu bytes do not decode as a Frame", len);
 	c.request_id = f->request_id;
-	if (strip_unknown(&f->base) < 0) {
+	if (kaa__proto_strip_unknown(&f->base) < 0) {
 		kaa__frame_free(f);
 		return kaa__frame_error_set(err, KAA_ERR_PROTOCOL, C_BAD_FRAME, c.request_id,
 					    "frame", "frame: field number 0");

@@ -116,4 +116,13 @@ int kaa__frame_encode_error(const kaa__frame_error *e, uint8_t **out, size_t *le
 int kaa__json_check(const char *s, size_t len, unsigned max_depth, size_t *err_off,
 		    const char **why);
 
+/*
+ * Drops the unknown fields of any decoded protobuf-c message and of its
+ * submessages (receivers ignore fields they do not know, and a re-encoded
+ * message carries only known ones). Returns -1 when one had field number 0,
+ * which protobuf-c accepts from a non-canonical varint key but is not valid
+ * protobuf: the caller refuses the message. Used for internode frames too.
+ */
+int kaa__proto_strip_unknown(ProtobufCMessage *m);
+
 #endif
