@@ -193,7 +193,7 @@ $(BUILD)/tests/k8s/%: $(BUILD)/obj/tests/k8s/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_OP
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUNIT_LIBS) -lm
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBKAA_CORE)
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBKAA_NODE) $(LIBKAA_CORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm

@@ -102,4 +102,7 @@ echo "== control REST API on PostgreSQL $(psql --version 2>/dev/null | awk '{pri
 control_bench pg "$KAA_TEST_PG" --pg "$KAA_TEST_PG" || status=1
 "$harness" stop postgres "$work/postgres" >/dev/null 2>&1 || true
 pg_started=
+
+echo "== operations transport vs a bare lws echo server (same client, same run)"
+"$root/$build/bench/ops_bench" --sessions "${BENCH_SESSIONS:-18000}" --messages 300000 || status=1
 exit "$status"

@@ -45,19 +45,19 @@ typedef struct kaa__ops_handlers {
 } kaa__ops_handlers;
 
 typedef struct kaa__ops_server_opts {
-	const char *bind_host;    /* NULL: all addresses */
-	int port;                 /* 0: any free port (see kaa__ops_server_port) */
-	const char *tls_cert;     /* PEM files; both set: wss, else ws */
+	const char *bind_host; /* NULL: all addresses */
+	int port;              /* 0: any free port (see kaa__ops_server_port) */
+	const char *tls_cert;  /* PEM files; both set: wss, else ws */
 	const char *tls_key;
-	int workers;              /* default 4 */
-	int max_sessions;         /* 0: derived from RLIMIT_NOFILE */
-	int rx_buffer;            /* default 1024 */
-	int idle_timeout_ms;      /* default 120000 */
-	int hello_timeout_ms;     /* default 10000 */
+	int workers;          /* default 4 */
+	int max_sessions;     /* 0: derived from RLIMIT_NOFILE */
+	int rx_buffer;        /* default 1024 */
+	int idle_timeout_ms;  /* default 120000 */
+	int hello_timeout_ms; /* default 10000 */
 	/* called (any thread) to render readiness: true = 200 */
 	bool (*ready)(void *ud);
 	void *ready_ud;
-	kaa__metrics *metrics;    /* borrowed; /metrics renders it; may be NULL */
+	kaa__metrics *metrics; /* borrowed; /metrics renders it; may be NULL */
 } kaa__ops_server_opts;
 
 typedef struct kaa__ops_server kaa__ops_server;
@@ -83,4 +83,36 @@ void kaa__ops_server_set_accepting(kaa__ops_server *s, bool accepting);
 
 /* Counts for the registry record and metrics (any thread). */
 size_t kaa__ops_server_sessions(const kaa__ops_server *s);
+
+/*
+ * Added by the transport (h4a). Behaviour details of the functions above:
+ *  - WebSocket close codes the server sends: 1000 (kaa__ops_close, idle
+ *    timeout), 1001 (kaa__ops_server_free: server shutting down), 1008
+ *    (hello timeout), 1009 (a message over 64 KiB, after a fatal TOO_BIG
+ *    Error frame). A session whose send queue overflowed is dropped without
+ *    a close frame (it does not read).
+ *  - A text message, or bytes that do not decode, are answered with an Error
+ *    frame (not fatal) built from the codec's kaa__frame_error; the session
+ *    stays open and on_frame never sees them.
+ *  - Upgrades without subprotocol kaa.v1 get HTTP 400, upgrades beyond
+ *    max_sessions (sessions + handshakes in progress) or while not accepting
+ *    get HTTP 503, each with a JSON body {"error":"..."}.
+ *  - GET /readyz is 503 while not accepting (draining) or while opts.ready
+ *    returns false; other methods than GET get 405.
+ *  - Per-session inbox: beyond 256 frames or 256 KiB waiting for a worker
+ *    the loop stops reading that socket until the worker catches up.
+ *  - kaa__ops_server_free must not be called from a handler (it joins the
+ *    workers). It waits up to 1 s for sessions to close cleanly.
+ *  - Session ids are unique in the process, across servers.
+ */
+
+/* Marks the session as having completed hello (any thread; the business
+ * logic calls it when it sends HelloAck). Until then the session is closed
+ * (WebSocket close 1008 "hello timeout") hello_timeout_ms after it opened.
+ * Unknown or closed sessions are ignored. */
+void kaa__ops_session_set_established(kaa__ops_server *s, kaa__session_id sid);
+/* As kaa__ops_close (which uses 1000) with the WebSocket close code to send,
+ * e.g. 1008 after a fatal Error, 1001 when draining. KAA_ERR_INVAL: code
+ * outside 1000..4999; KAA_ERR_NOTFOUND: the session is gone. */
+int kaa__ops_close_code(kaa__ops_server *s, kaa__session_id sid, int ws_code);
 #endif
