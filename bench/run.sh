@@ -15,6 +15,7 @@ cleanup() {
 	fi
 	[ -z "$pg_started" ] || "$harness" stop postgres "$work/postgres" >/dev/null 2>&1 || true
 	"$harness" stop etcd "$work/etcd" >/dev/null 2>&1 || true
+	"$harness" stop ferretdb "$work/ferretdb" >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -102,6 +103,13 @@ echo "== control REST API on PostgreSQL $(psql --version 2>/dev/null | awk '{pri
 control_bench pg "$KAA_TEST_PG" --pg "$KAA_TEST_PG" || status=1
 "$harness" stop postgres "$work/postgres" >/dev/null 2>&1 || true
 pg_started=
+
+eval "$("$harness" start ferretdb "$work/ferretdb")"
+echo "== log batch appends: endpoint store (SQLite, FerretDB) and file appender vs raw drivers"
+mkdir -p "$work/ep"
+"$root/$build/bench/ep_store_bench" --dir "$work/ep" --mongo "${KAA_TEST_MONGO}kaa_bench" \
+	--seconds "${BENCH_SECONDS:-3}" --threads "${BENCH_THREADS:-4}" || status=1
+"$harness" stop ferretdb "$work/ferretdb" >/dev/null 2>&1 || true
 
 echo "== operations transport vs a bare lws echo server (same client, same run)"
 "$root/$build/bench/ops_bench" --sessions "${BENCH_SESSIONS:-18000}" --messages 300000 || status=1

@@ -163,8 +163,14 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 	fi
 	api "$TA" POST "/applications/$A1/credentials" '{"endpointKeyHash":"abc","publicKey":"pk","status":"provisioned"}'
 	expect 201 "[$tag] provision a credential"
-	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"file","settings":{"path":"/tmp/x"}}'
+	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"file","settings":{"type":"file","file":"logs.jsonl"}}'
 	expect 201 "[$tag] log appender"
+	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"type":"file","file":"../etc/passwd"}}'
+	expect_err 400 invalid '$.settings.file' "[$tag] a log file name is not a path"
+	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"path":"/tmp/x"}}'
+	expect_err 400 invalid '$.settings.path' "[$tag] unknown appender setting"
+	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"type":"kafka"}}'
+	expect_err 400 invalid '$.settings.type' "[$tag] unknown appender type"
 	api "$TU" GET "/applications/$A1/configurations/$C1"
 	expect 200 "[$tag] tenant user reads configuration"
 
@@ -335,7 +341,7 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 
 	echo "== [$tag] roles x resources"
 	# role: what it may write; reads are allowed to every tenant role.
-	local kinds="schemas groups configurations topics notifications sdk-profiles credentials log-appenders"
+	local kinds="schemas groups configurations topics notifications sdk-profiles credentials log-appenders event-maps user-verifiers"
 	local role k want
 	for role in "$TA" "$TD" "$TU"; do
 		for k in $kinds; do
@@ -344,7 +350,7 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 			api "$role" POST "/applications/$A1/$k" '{}'
 			case "${role%%-*}:$k" in
 			dev:*) want=400 ;;                              # allowed, then the body is incomplete
-			admin:credentials | admin:log-appenders) want=400 ;;
+			admin:credentials | admin:log-appenders | admin:user-verifiers) want=400 ;;
 			*) want=403 ;;
 			esac
 			expect "$want" "[$tag] ${role%%:*} writes $k"

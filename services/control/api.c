@@ -15,6 +15,7 @@
 #include "filter.h"
 #include "json_merge.h"
 #include "log.h"
+#include "log_appender.h"
 #include "meta_store.h"
 #include "node_record.h"
 #include "rebalance.h"
@@ -953,6 +954,17 @@ static int validate_obj(kaa__control *c, const resource *r, kaa__meta_obj *o, in
 					resp, "body");
 	case KAA_META_NOTIFICATION:
 		return validate_against(c, app_id, "notification", 0, o->body, resp, "body");
+	case KAA_META_LOG_APPENDER: {
+		if (!o->body || kaa__log_appender_check(o->body, err, sizeof(err)) == KAA_OK)
+			return 0;
+		/* "settings.file: why" -> path $.settings.file, message why */
+		const char *sep = strstr(err, ": ");
+		char path[128];
+		snprintf(path, sizeof(path), "$.%.*s", sep ? (int)(sep - err) : 8,
+			 sep ? err : "settings");
+		json_error(resp, 400, "invalid", sep ? sep + 2 : err, path);
+		return -1;
+	}
 	case KAA_META_EVENT_FAMILY: return validate_family(o->body, resp);
 	case KAA_META_EVENT_MAP: return validate_event_map(c, o, app_id, resp);
 	case KAA_META_USER_VERIFIER: return o->body ? validate_verifier(o->body, resp) : 0;

@@ -1,0 +1,493 @@
+/*
+ * Unit tests of lib/log_appender.c: settings validation, the JSON-lines
+ * file appender (format, idempotency across re-sends and reopen, crash
+ * recovery of an unindexed tail, concurrent appends, the cross-process
+ * lock) and the endpoint-store appender on an SQLite store in a temporary
+ * directory.
+ */
+#include "log_appender.h"
+
+#include "endpoint_store.h"
+#include "error.h"
+#include "json_merge.h"
+
+#include <CUnit/Basic.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char g_dir[512];
+static int g_seq;
+
+static void fresh_dir(char *out, size_t n)
+{
+	snprintf(out, n, "%s/d%d", g_dir, ++g_seq);
+}
+
+/* Reads the whole file; NULL if absent. */
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *p = malloc((size_t)n + 1);
+	if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+		free(p);
+		p = NULL;
+	}
+	if (p)
+		p[n] = '\0';
+	fclose(f);
+	if (len)
+		*len = p ? (size_t)n : 0;
+	return p;
+}
+
+static const char *jstr(yajl_val v)
+{
+	const char *s = YAJL_IS_STRING(v) ? v->u.string : NULL;
+	return s ? s : "";
+}
+
+static int count_lines(const char *path)
+{
+	char *p = slurp(path, NULL);
+	int n = 0;
+	for (char *c = p; c && *c; c++)
+		n += *c == '\n';
+	free(p);
+	return n;
+}
+
+static void test_settings(void)
+{
+	char dir[600], err[256];
+	fresh_dir(dir, sizeof(dir));
+	kaa__log_appender_env env = {.store = NULL, .file_dir = dir};
+	kaa__log_appender *a = (kaa__log_appender *)1;
+	const char *bad[] = {
+		"",
+		"{",
+		"[]",
+		"{\"type\":\"kafka\"}",
+		"{}",
+		"{\"type\":\"file\",\"extra\":1}",
+		"{\"type\":\"file\",\"file\":\"../x\"}",
+		"{\"type\":\"file\",\"file\":\"a/b\"}",
+		"{\"type\":\"file\",\"file\":\".hidden\"}",
+		"{\"type\":\"file\",\"file\":\"\"}",
+		"{\"type\":\"file\",\"file\":7}",
+		"{\"type\":\"endpoint-store\"}", /* no store in env */
+		"{\"type\":\"file\",\"type\":\"file\"}",
+		NULL,
+	};
+	for (int i = 0; bad[i]; i++) {
+		err[0] = '\0';
+		CU_ASSERT_EQUAL(
+			kaa__log_appender_new(1, 1, "x", bad[i], &env, &a, err, sizeof(err)),
+			KAA_ERR_INVAL);
+		CU_ASSERT_PTR_NULL(a);
+		CU_ASSERT(err[0] != '\0');
+	}
+	CU_ASSERT_EQUAL(kaa__log_appender_new(1, 1, "x", NULL, &env, &a, NULL, 0), KAA_ERR_INVAL);
+	CU_ASSERT_EQUAL(kaa__log_appender_new(0, 1, "x", "{\"type\":\"file\"}", &env, &a, NULL, 0),
+			KAA_ERR_INVAL);
+	kaa__log_appender_env nodir = {0};
+	CU_ASSERT_EQUAL(kaa__log_appender_new(1, 1, "x", "{\"type\":\"file\"}", &nodir, &a, err,
+					      sizeof(err)),
+			KAA_ERR_INVAL);
+	/* a name of 129 characters is one too many */
+	char s[300];
+	char longname[130];
+	memset(longname, 'n', 129);
+	longname[129] = '\0';
+	snprintf(s, sizeof(s), "{\"type\":\"file\",\"file\":\"%s\"}", longname);
+	CU_ASSERT_EQUAL(kaa__log_appender_new(1, 1, "x", s, &env, &a, NULL, 0), KAA_ERR_INVAL);
+	longname[128] = '\0';
+	snprintf(s, sizeof(s), "{\"type\":\"file\",\"file\":\"%s\"}", longname);
+	CU_ASSERT_EQUAL(kaa__log_appender_new(1, 1, "x", s, &env, &a, NULL, 0), KAA_OK);
+	CU_ASSERT_STRING_EQUAL(kaa__log_appender_type(a), "file");
+	CU_ASSERT_EQUAL(kaa__log_appender_id(a), 1);
+	kaa__log_appender_free(a);
+	kaa__log_appender_free(NULL);
+}
+
+static void test_file_lines_and_duplicates(void)
+{
+	char dir[600], path[800];
+	fresh_dir(dir, sizeof(dir));
+	kaa__log_appender_env env = {.file_dir = dir};
+	kaa__log_appender *a = NULL;
+	CU_ASSERT_EQUAL_FATAL(kaa__log_appender_new(3, 9, "files",
+						    "{\"type\":\"file\",\"file\":\"logs.jsonl\"}",
+						    &env, &a, NULL, 0),
+			      KAA_OK);
+	snprintf(path, sizeof(path), "%s/app-3/logs.jsonl", dir);
+	const char *b1[] = {"{\n\"t\": 1,\r\n\"s\":\"caf\xc3\xa9\"}", "[1,2]", "\"x\""};
+	bool dup = true;
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 3, "k1", "b\"1\\", 2, b1, 3, 1234, &dup),
+			KAA_OK);
+	CU_ASSERT_EQUAL(dup, false);
+	CU_ASSERT_EQUAL(count_lines(path), 3);
+	/* re-sent after a lost acknowledgement */
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 3, "k1", "b\"1\\", 2, b1, 3, 9999, &dup),
+			KAA_OK);
+	CU_ASSERT_EQUAL(dup, true);
+	CU_ASSERT_EQUAL(count_lines(path), 3);
+	/* same batch id from another endpoint is another batch */
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 3, "k2", "b\"1\\", 2, b1, 1, 1, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(dup, false);
+	CU_ASSERT_EQUAL(count_lines(path), 4);
+
+	/* wrong application, bad input: nothing written */
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 4, "k1", "b2", 2, b1, 1, 1, &dup),
+			KAA_ERR_INVAL);
+	const char *badrec[] = {"{\"a\":"};
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 3, "k1", "b2", 2, badrec, 1, 1, &dup),
+			KAA_ERR_INVAL);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 3, "k:1", "b2", 2, b1, 1, 1, &dup),
+			KAA_ERR_INVAL);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 3, "k1", "b2", 2, b1, 0, 1, &dup),
+			KAA_ERR_INVAL);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 3, "k1", "b2", 2, b1, 1, 1, NULL),
+			KAA_ERR_INVAL);
+	CU_ASSERT_EQUAL(count_lines(path), 4);
+
+	/* every line is one JSON object with the documented members */
+	char *text = slurp(path, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	int line = 0;
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save), line++) {
+		yajl_val v = NULL;
+		char jerr[KAA_JSON_ERR_SIZE];
+		CU_ASSERT_EQUAL_FATAL(
+			kaa__json_parse(l, strlen(l), 1 << 20, 64, &v, jerr, sizeof(jerr)), KAA_OK);
+		const char *p_app[] = {"app", NULL}, *p_ep[] = {"endpoint", NULL},
+			   *p_batch[] = {"batch", NULL}, *p_idx[] = {"index", NULL},
+			   *p_rec[] = {"received_ms", NULL}, *p_sv[] = {"schema_version", NULL},
+			   *p_r[] = {"record", NULL};
+		yajl_val app = yajl_tree_get(v, p_app, yajl_t_number);
+		yajl_val ep = yajl_tree_get(v, p_ep, yajl_t_string);
+		yajl_val batch = yajl_tree_get(v, p_batch, yajl_t_string);
+		yajl_val idx = yajl_tree_get(v, p_idx, yajl_t_number);
+		CU_ASSERT(app && YAJL_GET_INTEGER(app) == 3);
+		CU_ASSERT(ep && strcmp(jstr(ep), line < 3 ? "k1" : "k2") == 0);
+		CU_ASSERT(batch && strcmp(jstr(batch), "b\"1\\") == 0);
+		CU_ASSERT(idx && YAJL_GET_INTEGER(idx) == (line < 3 ? line : 0));
+		CU_ASSERT_PTR_NOT_NULL(yajl_tree_get(v, p_rec, yajl_t_number));
+		CU_ASSERT_PTR_NOT_NULL(yajl_tree_get(v, p_sv, yajl_t_number));
+		yajl_val r = yajl_tree_get(v, p_r, yajl_t_any);
+		CU_ASSERT_PTR_NOT_NULL(r);
+		if (line == 0 && r) {
+			const char *p_t[] = {"t", NULL}, *p_s[] = {"s", NULL};
+			yajl_val t = yajl_tree_get(r, p_t, yajl_t_number);
+			yajl_val s = yajl_tree_get(r, p_s, yajl_t_string);
+			CU_ASSERT(t && YAJL_GET_INTEGER(t) == 1);
+			CU_ASSERT(s && strcmp(jstr(s), "caf\xc3\xa9") == 0);
+		}
+		yajl_tree_free(v);
+	}
+	CU_ASSERT_EQUAL(line, 4);
+	free(text);
+	kaa__log_appender_free(a);
+
+	/* reopened (a node restart): still idempotent, appends continue */
+	CU_ASSERT_EQUAL_FATAL(kaa__log_appender_new(3, 9, "files",
+						    "{\"type\":\"file\",\"file\":\"logs.jsonl\"}",
+						    &env, &a, NULL, 0),
+			      KAA_OK);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 3, "k1", "b\"1\\", 2, b1, 3, 1, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(dup, true);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 3, "k1", "b3", 2, b1, 2, 1, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(dup, false);
+	CU_ASSERT_EQUAL(count_lines(path), 6);
+	kaa__log_appender_free(a);
+}
+
+/* A crash after the lines were written but before the index committed:
+ * the next open cuts the unindexed tail, the re-sent batch lands once. */
+static void test_file_crash_tail(void)
+{
+	char dir[600], path[800];
+	fresh_dir(dir, sizeof(dir));
+	kaa__log_appender_env env = {.file_dir = dir};
+	kaa__log_appender *a = NULL;
+	const char *set = "{\"type\":\"file\"}";
+	CU_ASSERT_EQUAL_FATAL(kaa__log_appender_new(1, 5, "f", set, &env, &a, NULL, 0), KAA_OK);
+	snprintf(path, sizeof(path), "%s/app-1/appender-5.jsonl", dir);
+	const char *r[] = {"{\"n\":1}", "{\"n\":2}"};
+	bool dup;
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 1, "k", "b1", 1, r, 2, 1, &dup), KAA_OK);
+	size_t good_len = 0;
+	free(slurp(path, &good_len));
+	kaa__log_appender_free(a);
+
+	/* the crashed write of batch b2 */
+	FILE *f = fopen(path, "ab");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs("{\"app\":1,\"endpoint\":\"k\",\"batch\":\"b2\",\"index\":0,\"rec", f);
+	fclose(f);
+	CU_ASSERT_EQUAL(count_lines(path), 2);
+
+	CU_ASSERT_EQUAL_FATAL(kaa__log_appender_new(1, 5, "f", set, &env, &a, NULL, 0), KAA_OK);
+	size_t len = 0;
+	free(slurp(path, &len));
+	CU_ASSERT_EQUAL(len, good_len);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 1, "k", "b2", 1, r, 2, 1, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(dup, false);
+	CU_ASSERT_EQUAL(count_lines(path), 4);
+	char *text = slurp(path, NULL);
+	CU_ASSERT(text && strstr(text, "\"rec\n") == NULL);
+	free(text);
+	kaa__log_appender_free(a);
+}
+
+/* The index commit does not wait for the disk (the file's fsync does): after
+ * a power loss the index may lack its last rows while the file holds those
+ * batches whole. Reopening indexes complete batches found in the tail again
+ * and cuts off an incomplete one. */
+static void test_file_lost_index_rows(void)
+{
+	char dir[600], path[800], idx[900];
+	fresh_dir(dir, sizeof(dir));
+	kaa__log_appender_env env = {.file_dir = dir};
+	kaa__log_appender *a = NULL;
+	const char *set = "{\"type\":\"file\"}";
+	CU_ASSERT_EQUAL_FATAL(kaa__log_appender_new(1, 7, "f", set, &env, &a, NULL, 0), KAA_OK);
+	snprintf(path, sizeof(path), "%s/app-1/appender-7.jsonl", dir);
+	snprintf(idx, sizeof(idx), "%s.idx", path);
+	const char *r[] = {"{\"n\":1}", "{\"n\":2}"};
+	bool dup;
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 1, "k", "b0", 1, r, 1, 1, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 1, "k", "b1", 1, r, 2, 1, &dup), KAA_OK);
+	kaa__log_appender_free(a);
+
+	/* the row of b1 never reached the disk */
+	sqlite3 *db = NULL;
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(idx, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL(
+		sqlite3_exec(db, "DELETE FROM batches WHERE batch_id = 'b1'", NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	/* b2 was written whole (never indexed), b3 only half */
+	FILE *f = fopen(path, "ab");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs("{\"app\":1,\"endpoint\":\"k\",\"batch\":\"b2\",\"index\":0,\"batch_size\":2,"
+	      "\"record\":1}\n"
+	      "{\"app\":1,\"endpoint\":\"k\",\"batch\":\"b2\",\"index\":1,\"batch_size\":2,"
+	      "\"record\":2}\n",
+	      f);
+	fclose(f);
+	size_t good = 0;
+	free(slurp(path, &good));
+	f = fopen(path, "ab");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs("{\"app\":1,\"endpoint\":\"k\",\"batch\":\"b3\",\"index\":0,\"batch_size\":2,"
+	      "\"record\":1}\n",
+	      f);
+	fclose(f);
+	CU_ASSERT_EQUAL(count_lines(path), 6);
+
+	CU_ASSERT_EQUAL_FATAL(kaa__log_appender_new(1, 7, "f", set, &env, &a, NULL, 0), KAA_OK);
+	size_t len = 0;
+	free(slurp(path, &len));
+	CU_ASSERT_EQUAL(len, good);
+	CU_ASSERT_EQUAL(count_lines(path), 5);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 1, "k", "b1", 1, r, 2, 1, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(dup, true);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 1, "k", "b2", 1, r, 2, 1, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(dup, true);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 1, "k", "b3", 1, r, 2, 1, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(dup, false);
+	CU_ASSERT_EQUAL(count_lines(path), 7);
+	kaa__log_appender_free(a);
+	/* and a clean reopen changes nothing */
+	CU_ASSERT_EQUAL_FATAL(kaa__log_appender_new(1, 7, "f", set, &env, &a, NULL, 0), KAA_OK);
+	CU_ASSERT_EQUAL(count_lines(path), 7);
+	kaa__log_appender_free(a);
+}
+
+/* An operator rotated the file (it restarts empty): appends continue in
+ * the new file, and a crash tail there is cut at the last batch's end,
+ * not at an offset of the old file. */
+static void test_file_rotated(void)
+{
+	char dir[600], path[800];
+	fresh_dir(dir, sizeof(dir));
+	kaa__log_appender_env env = {.file_dir = dir};
+	kaa__log_appender *a = NULL;
+	const char *set = "{\"type\":\"file\"}";
+	const char *r[] = {"{\"n\":1}", "{\"n\":2}", "{\"n\":3}"};
+	bool dup;
+	CU_ASSERT_EQUAL_FATAL(kaa__log_appender_new(1, 6, "f", set, &env, &a, NULL, 0), KAA_OK);
+	snprintf(path, sizeof(path), "%s/app-1/appender-6.jsonl", dir);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 1, "k", "b1", 1, r, 3, 1, &dup), KAA_OK);
+	kaa__log_appender_free(a);
+	CU_ASSERT_EQUAL_FATAL(truncate(path, 0), 0);
+
+	CU_ASSERT_EQUAL_FATAL(kaa__log_appender_new(1, 6, "f", set, &env, &a, NULL, 0), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 1, "k", "b2", 1, r, 1, 1, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(dup, false);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 1, "k", "b1", 1, r, 3, 1, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(dup, true); /* the index outlives the rotation */
+	size_t good = 0;
+	free(slurp(path, &good));
+	kaa__log_appender_free(a);
+	FILE *f = fopen(path, "ab");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs("{\"app\":1,\"endpoint\":\"k\",\"batch\":\"b3\",\"index\":0,\"record\":1}\n{\"ap", f);
+	fclose(f);
+	CU_ASSERT_EQUAL_FATAL(kaa__log_appender_new(1, 6, "f", set, &env, &a, NULL, 0), KAA_OK);
+	size_t len = 0;
+	free(slurp(path, &len));
+	CU_ASSERT_EQUAL(len, good);
+	CU_ASSERT_EQUAL(count_lines(path), 1);
+	kaa__log_appender_free(a);
+}
+
+enum { THREADS = 6, BATCHES = 20 };
+
+struct worker {
+	kaa__log_appender *a;
+	int id, errors, fresh;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	const char *r[] = {"{\"a\":1}", "{\"b\":2}"};
+	char batch[32], key[16];
+	snprintf(key, sizeof(key), "t%d", w->id);
+	for (int i = 0; i < BATCHES; i++) {
+		bool dup;
+		snprintf(batch, sizeof(batch), "own-%d", i);
+		if (kaa__log_appender_append(w->a, 1, key, batch, 1, r, 2, 1, &dup) != KAA_OK ||
+		    dup)
+			w->errors++;
+		snprintf(batch, sizeof(batch), "shared-%d", i);
+		if (kaa__log_appender_append(w->a, 1, "shared", batch, 1, r, 2, 1, &dup) != KAA_OK)
+			w->errors++;
+		else if (!dup)
+			w->fresh++;
+	}
+	return NULL;
+}
+
+static void test_file_concurrent(void)
+{
+	char dir[600], path[800];
+	fresh_dir(dir, sizeof(dir));
+	kaa__log_appender_env env = {.file_dir = dir};
+	const char *set = "{\"type\":\"file\",\"file\":\"c.jsonl\"}";
+	/* two appenders on one file share it (a reload overlaps old and new) */
+	kaa__log_appender *a1 = NULL, *a2 = NULL;
+	CU_ASSERT_EQUAL_FATAL(kaa__log_appender_new(1, 1, "a", set, &env, &a1, NULL, 0), KAA_OK);
+	CU_ASSERT_EQUAL_FATAL(kaa__log_appender_new(1, 2, "b", set, &env, &a2, NULL, 0), KAA_OK);
+	struct worker w[THREADS];
+	pthread_t th[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){.a = i % 2 ? a1 : a2, .id = i};
+		CU_ASSERT_FATAL(pthread_create(&th[i], NULL, worker_main, &w[i]) == 0);
+	}
+	int fresh = 0, errors = 0;
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		fresh += w[i].fresh;
+		errors += w[i].errors;
+	}
+	CU_ASSERT_EQUAL(errors, 0);
+	CU_ASSERT_EQUAL(fresh, BATCHES);
+	snprintf(path, sizeof(path), "%s/app-1/c.jsonl", dir);
+	CU_ASSERT_EQUAL(count_lines(path), (THREADS * BATCHES + BATCHES) * 2);
+	kaa__log_appender_free(a1);
+
+	/* another process cannot take the file while we hold it: flock locks
+	 * belong to open file descriptions, so a second open() of our own
+	 * stands for another process */
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	CU_ASSERT(fd >= 0);
+	CU_ASSERT(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0);
+	if (fd >= 0)
+		close(fd);
+	kaa__log_appender_free(a2);
+	/* the last handle released the lock */
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	CU_ASSERT(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0);
+	if (fd >= 0)
+		close(fd);
+}
+
+static void test_endpoint_store_appender(void)
+{
+	char dir[600], url[700];
+	fresh_dir(dir, sizeof(dir));
+	snprintf(url, sizeof(url), "sqlite:%s/ep.db", dir);
+	kaa__ep_store *s = NULL;
+	CU_ASSERT_EQUAL_FATAL(kaa__ep_store_new(url, &s), KAA_OK);
+	kaa__log_appender_env env = {.store = s};
+	kaa__log_appender *a = NULL;
+	CU_ASSERT_EQUAL(kaa__log_appender_new(1, 1, "x",
+					      "{\"type\":\"endpoint-store\",\"file\":\"x.jsonl\"}",
+					      &env, &a, NULL, 0),
+			KAA_ERR_INVAL);
+	CU_ASSERT_EQUAL_FATAL(kaa__log_appender_new(1, 1, "x", "{\"type\":\"endpoint-store\"}",
+						    &env, &a, NULL, 0),
+			      KAA_OK);
+	CU_ASSERT_STRING_EQUAL(kaa__log_appender_type(a), "endpoint-store");
+	const char *r[] = {"1", "2", "3"};
+	bool dup = true;
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 1, "k", "b", 1, r, 3, 1, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(dup, false);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 1, "k", "b", 1, r, 3, 1, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(dup, true);
+	CU_ASSERT_EQUAL(kaa__log_appender_append(a, 2, "k", "b", 1, r, 3, 1, &dup), KAA_ERR_INVAL);
+	int64_t count = 0;
+	CU_ASSERT_EQUAL(kaa__ep_logs_count(s, 1, "k", &count), KAA_OK);
+	CU_ASSERT_EQUAL(count, 3);
+	kaa__log_appender_free(a);
+	kaa__ep_store_free(s);
+}
+
+int main(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(g_dir, sizeof(g_dir), "%s/kaa-log-appender-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(g_dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_pSuite s = CU_add_suite("log_appender", NULL, NULL);
+	if (!s || !CU_add_test(s, "settings", test_settings) ||
+	    !CU_add_test(s, "file_lines_and_duplicates", test_file_lines_and_duplicates) ||
+	    !CU_add_test(s, "file_crash_tail", test_file_crash_tail) ||
+	    !CU_add_test(s, "file_lost_index_rows", test_file_lost_index_rows) ||
+	    !CU_add_test(s, "file_rotated", test_file_rotated) ||
+	    !CU_add_test(s, "file_concurrent", test_file_concurrent) ||
+	    !CU_add_test(s, "endpoint_store_appender", test_endpoint_store_appender)) {
+		CU_cleanup_registry();
+		return 1;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	int rc = (CU_get_error() != CUE_SUCCESS || failures > 0) ? 1 : 0;
+	CU_cleanup_registry();
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", g_dir);
+	return rc;
+}
