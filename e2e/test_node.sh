@@ -175,13 +175,15 @@ boot_list() { curl -s "$BOOT_URL"; }
 export -f boot_list
 has_busy() { boot_list | grep -q '"id":"busy"'; }
 check "bootstrap sees the new node" wait_for 5000 has_busy
-check "bootstrap list: node-e at its operations port, busy weighted lower, no draining or junk" \
+# node-e carries the machine's real load (load average per CPU), so only the
+# fake busy node's weight is exact; tests/unit/test_bootstrap.c covers the formula.
+check "bootstrap list: node-e at its operations port, busy weighted 250, no draining or junk" \
 	bash -c "boot_list | python3 -c '
 import json, sys
 n = {x[\"id\"]: x for x in json.load(sys.stdin)[\"nodes\"]}
 assert set(n) == {\"node-e\", \"busy\"}, n
 assert n[\"node-e\"][\"port\"] == $e1 and n[\"node-e\"][\"host\"] == \"127.0.0.1\"
-assert n[\"busy\"][\"weight\"] == 250 and n[\"node-e\"][\"weight\"] > 250'"
+assert n[\"busy\"][\"weight\"] == 250 and n[\"node-e\"][\"weight\"] >= 1'"
 kill -TERM "$pe"
 wait "$pe"
 check "node-e SIGTERM -> exit 0" [ $? = 0 ]

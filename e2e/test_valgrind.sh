@@ -46,7 +46,7 @@ vg_node etcd --etcd "$ETCD" --lease-ttl 3
 for t in test_coord_local test_node_record test_etcd_coord test_meta_store_sqlite \
 	test_endpoint_codec test_filter test_json_merge test_avro test_auth test_bootstrap \
 	test_jwt test_rendezvous test_rebalance test_owner_dir test_internode test_ops_server \
-	test_log_appender test_endpoint_store; do
+	test_log_appender test_endpoint_store test_operations; do
 	echo "== $t"
 	if [ ! -x "$TEST_DIR/$t" ]; then
 		fail "$t not built in $TEST_DIR"

@@ -25,6 +25,10 @@ enum {
 	OPT_INTERNODE_PORT,
 	OPT_LEASE_TTL,
 	OPT_LOG_LEVEL,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_DRAIN_TIMEOUT,
+	OPT_APPENDER_DIR,
 	OPT_CONFIG,
 	OPT_HELP,
 	OPT_VERSION,
@@ -45,6 +49,10 @@ static const struct option options[] = {
 	{"internode-port", required_argument, NULL, OPT_INTERNODE_PORT},
 	{"lease-ttl", required_argument, NULL, OPT_LEASE_TTL},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	{"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
+	{"appender-dir", required_argument, NULL, OPT_APPENDER_DIR},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -67,6 +75,10 @@ const char *kaa__node_usage(void)
 	       "  --operations-port N    (default 9080)\n"
 	       "  --internode-port N     (default 9091)\n"
 	       "  --lease-ttl SECONDS    registry and election lease TTL (default 10)\n"
+	       "  --tls-cert FILE        PEM certificate for wss on the operations port (with --tls-key)\n"
+	       "  --tls-key FILE         PEM private key for --tls-cert\n"
+	       "  --drain-timeout SECONDS  on SIGTERM, redirect devices for at most this long (default 30)\n"
+	       "  --appender-dir DIR     base directory of file log appenders (default ./data/logs)\n"
 	       "  --log-level LEVEL      debug, info, warn, error (default info)\n"
 	       "  --config FILE          \"key = value\" lines with the names above\n"
 	       "  --help, --version\n"
@@ -109,6 +121,21 @@ static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, 
 	case OPT_HOST: return set_str(&cfg->host, v);
 	case OPT_BIND: return set_str(&cfg->bind, v);
 	case OPT_LOG_LEVEL: return set_str(&cfg->log_level, v);
+	case OPT_TLS_CERT: return set_str(&cfg->tls_cert, v);
+	case OPT_TLS_KEY: return set_str(&cfg->tls_key, v);
+	case OPT_APPENDER_DIR: return set_str(&cfg->appender_dir, v);
+	case OPT_DRAIN_TIMEOUT: {
+		char *end;
+		errno = 0;
+		long n = strtol(v, &end, 10);
+		if (errno || end == v || *end || n < 1 || n > 3600) {
+			snprintf(err, errlen, "%s: drain timeout must be 1..3600 seconds, got '%s'",
+				 name, v);
+			return -1;
+		}
+		cfg->drain_timeout = (int)n;
+		return 0;
+	}
 	case OPT_CONFIG: return set_str(&cfg->config_file, v);
 	case OPT_CONTROL_PORT: port = &cfg->control_port; break;
 	case OPT_BOOTSTRAP_PORT: port = &cfg->bootstrap_port; break;
@@ -274,13 +301,14 @@ int kaa__node_config_parse(int argc, char **argv, char **envp, kaa_node_config *
 	    set_str(&cfg->cluster, "kaa") || set_str(&cfg->sql, "sqlite:./data/kaa.db") ||
 	    set_str(&cfg->nosql, "sqlite:./data/endpoints.db") || set_str(&cfg->node_id, host) ||
 	    set_str(&cfg->host, host) || set_str(&cfg->bind, "0.0.0.0") ||
-	    set_str(&cfg->log_level, "info"))
+	    set_str(&cfg->log_level, "info") || set_str(&cfg->appender_dir, "./data/logs"))
 		return KAA_CONFIG_USAGE;
 	cfg->control_port = 8080;
 	cfg->bootstrap_port = 8081;
 	cfg->operations_port = 9080;
 	cfg->internode_port = 9091;
 	cfg->lease_ttl = 10;
+	cfg->drain_timeout = 30;
 
 	/* Pass 1: only find --config / --help / --version (and bad flags). */
 	const char *config_file = env_get(envp, "KAA_CONFIG");
@@ -341,6 +369,22 @@ int kaa__node_config_parse(int argc, char **argv, char **envp, kaa_node_config *
 			 cfg->cluster);
 		return KAA_CONFIG_USAGE;
 	}
+	if (cfg->tls_cert && !*cfg->tls_cert) {
+		free(cfg->tls_cert);
+		cfg->tls_cert = NULL;
+	}
+	if (cfg->tls_key && !*cfg->tls_key) {
+		free(cfg->tls_key);
+		cfg->tls_key = NULL;
+	}
+	if (!cfg->tls_cert != !cfg->tls_key) {
+		snprintf(err, errlen, "--tls-cert and --tls-key go together");
+		return KAA_CONFIG_USAGE;
+	}
+	if (!*cfg->appender_dir) {
+		snprintf(err, errlen, "--appender-dir: empty directory");
+		return KAA_CONFIG_USAGE;
+	}
 	if (cfg->etcd && !*cfg->etcd) {
 		free(cfg->etcd);
 		cfg->etcd = NULL;
@@ -387,6 +431,9 @@ void kaa__node_config_clear(kaa_node_config *cfg)
 	free(cfg->host);
 	free(cfg->bind);
 	free(cfg->log_level);
+	free(cfg->tls_cert);
+	free(cfg->tls_key);
+	free(cfg->appender_dir);
 	free(cfg->config_file);
 	memset(cfg, 0, sizeof(*cfg));
 }

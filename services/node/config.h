@@ -15,6 +15,10 @@
  *   --internode-port N   KAA_INTERNODE_PORT  internode-port
  *   --bind ADDR          KAA_BIND            bind
  *   --lease-ttl SECONDS  KAA_LEASE_TTL       lease-ttl
+ *   --tls-cert FILE      KAA_TLS_CERT        tls-cert   (operations wss; with --tls-key)
+ *   --tls-key FILE       KAA_TLS_KEY         tls-key
+ *   --drain-timeout SECONDS KAA_DRAIN_TIMEOUT drain-timeout (SIGTERM drain, default 30)
+ *   --appender-dir DIR   KAA_APPENDER_DIR    appender-dir (file log appenders, ./data/logs)
  *   --log-level LEVEL    KAA_LOG_LEVEL       log-level
  *   --config FILE        KAA_CONFIG          (the file itself)
  * The config file holds "key = value" lines; '#' starts a comment.
@@ -43,6 +47,10 @@ typedef struct kaa_node_config {
 	int operations_port;
 	int internode_port;
 	int lease_ttl;
+	char *tls_cert; /* NULL: plain ws */
+	char *tls_key;
+	int drain_timeout; /* seconds */
+	char *appender_dir;
 	char *log_level;
 	char *config_file;
 } kaa_node_config;

@@ -5,6 +5,14 @@
  *
  * Readiness: a port is ready once this node's record is registered under a
  * live lease (and, with etcd, the registry view is synced).
+ *
+ * The operations port is served by the operations service (its WebSocket
+ * transport answers /healthz, /readyz and /metrics too). The node publishes
+ * its sessions, load (1-minute load average / online CPUs) and draining
+ * flag in its registry record; the registry writes at most once a second.
+ * kaa__node_stop drains the operations service first (SIGTERM): devices are
+ * redirected to the other operations nodes until none is left or
+ * --drain-timeout passed.
  */
 #include "alloc.h"
 #include "node.h"
@@ -17,12 +25,14 @@
 #include "http_server.h"
 #include "log.h"
 #include "metrics.h"
+#include "operations.h"
 #include "registry.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { SVC_CONTROL, SVC_BOOTSTRAP, SVC_OPERATIONS, SVC_COUNT };
 static const char *svc_names[SVC_COUNT] = {"control", "bootstrap", "operations"};
@@ -40,23 +50,27 @@ struct kaa__node {
 	kaa__registry *registry;
 	kaa__election *election;
 	kaa__control *control;
+	kaa__operations *ops;
 	kaa__metrics *metrics;
 	svc_port ports[SVC_COUNT];
 	kaa__node_record self;
 	double last_load;
+	bool started;
 	atomic_uint_fast64_t leader_changes;
 };
 
+/* The 1-minute load average per online CPU: 1.0 means every core busy. */
 static double read_load(void)
 {
 	double l = 0;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	FILE *f = fopen("/proc/loadavg", "r");
 	if (f) {
 		if (fscanf(f, "%lf", &l) != 1)
 			l = 0;
 		fclose(f);
 	}
-	return l;
+	return cpus > 0 ? l / (double)cpus : l;
 }
 
 static bool node_ready(kaa__node *n)
@@ -285,7 +299,7 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 	const int port[SVC_COUNT] = {cfg->control_port, cfg->bootstrap_port, cfg->operations_port};
 	for (int i = 0; i < SVC_COUNT; i++) {
 		char labels[64];
-		if (!on[i])
+		if (!on[i] || i == SVC_OPERATIONS)
 			continue;
 		n->ports[i].node = n;
 		n->ports[i].svc = i;
@@ -301,6 +315,29 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 		}
 	}
 
+	if (cfg->operations) {
+		kaa__operations_opts oo = {
+			.node_id = cfg->node_id,
+			.cluster = cfg->cluster,
+			.sql_url = cfg->sql,
+			.nosql_url = cfg->nosql,
+			.coord = n->coord,
+			.metrics = n->metrics,
+			.clustered = cfg->etcd != NULL,
+			.bind_host = cfg->bind,
+			.port = cfg->operations_port,
+			.tls_cert = cfg->tls_cert,
+			.tls_key = cfg->tls_key,
+			.appender_dir = cfg->appender_dir,
+			.drain_timeout_ms = cfg->drain_timeout * 1000,
+		};
+		rc = kaa__operations_new(&oo, &n->ops);
+		if (rc != KAA_OK) {
+			KAA_ERROR("node", "listen_failed service=operations bind=%s port=%d err=%s",
+				  cfg->bind, cfg->operations_port, kaa_strerror(rc));
+			goto fail;
+		}
+	}
 	if (cfg->control) {
 		rc = kaa__control_new(cfg->sql, n->coord, cfg->cluster, &n->control);
 		if (rc != KAA_OK)
@@ -312,6 +349,8 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 	rc = kaa__registry_new(n->coord, cfg->cluster, &n->self, cfg->lease_ttl, &n->registry);
 	if (rc != KAA_OK)
 		goto fail;
+	if (n->ops)
+		kaa__operations_set_registry(n->ops, n->registry);
 	if (cfg->control) {
 		char key[256];
 		kaa__election_cb cb = {.elected = on_elected, .deposed = on_deposed, .ud = n};
@@ -331,6 +370,7 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 	KAA_INFO("node", "started node=%s cluster=%s services=%s coord=%s%s%s", cfg->node_id,
 		 cfg->cluster, cfg->services, kaa__coord_kind(n->coord), cfg->etcd ? " etcd=" : "",
 		 cfg->etcd ? cfg->etcd : "");
+	n->started = true;
 	*out = n;
 	return KAA_OK;
 fail:
@@ -343,11 +383,16 @@ void kaa__node_tick(kaa__node *n)
 	if (n->control && n->election && kaa__election_is_leader(n->election))
 		kaa__control_leader_tick(n->control);
 	double load = read_load();
+	int64_t sessions = n->ops ? (int64_t)kaa__operations_sessions(n->ops) : 0;
+	bool draining = n->ops && kaa__operations_draining(n->ops);
 	/* Rewrite the record only for a meaningful change: etcd traffic stays
 	 * O(nodes) and the registry coalesces to at most one write a second. */
-	if (load - n->last_load > 0.05 || n->last_load - load > 0.05) {
+	if (load - n->last_load > 0.05 || n->last_load - load > 0.05 ||
+	    sessions != n->self.sessions || draining != n->self.draining) {
 		n->last_load = load;
 		n->self.load = load;
+		n->self.sessions = sessions;
+		n->self.draining = draining;
 		kaa__registry_update(n->registry, &n->self);
 	}
 }
@@ -356,10 +401,22 @@ void kaa__node_stop(kaa__node *n)
 {
 	if (!n)
 		return;
+	if (n->ops && n->started) {
+		/* tell bootstrap first (draining in the record), then move the
+		 * devices away; the record keeps being refreshed meanwhile */
+		n->self.draining = true;
+		kaa__registry_update(n->registry, &n->self);
+		size_t left = kaa__operations_drain(n->ops, 0);
+		if (left)
+			KAA_WARN("node", "drain_deadline_passed sessions_left=%zu", left);
+	}
 	/* Stop answering ready first, then give up leadership so a standby can
 	 * take over at once, then deregister. */
 	kaa__election_free(n->election);
+	if (n->ops)
+		kaa__operations_set_registry(n->ops, NULL);
 	kaa__registry_free(n->registry, true);
+	kaa__operations_free(n->ops);
 	for (int i = 0; i < SVC_COUNT; i++)
 		kaa__http_server_free(n->ports[i].http);
 	kaa__control_free(n->control);
