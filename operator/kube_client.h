@@ -30,14 +30,14 @@
 
 /* Where to reach the API server and how to authenticate. All strings owned. */
 typedef struct kaa__kube_config {
-	char *server;          /* https://host:port, no trailing slash */
-	char *ca_file;         /* PEM file, or NULL when ca_data is set */
-	char *ca_data;         /* PEM text (decoded certificate-authority-data) */
-	char *token;           /* bearer token, or NULL */
-	char *token_file;      /* re-read on 401 and every minute (bound SA tokens rotate) */
+	char *server;           /* https://host:port, no trailing slash */
+	char *ca_file;          /* PEM file, or NULL when ca_data is set */
+	char *ca_data;          /* PEM text (decoded certificate-authority-data) */
+	char *token;            /* bearer token, or NULL */
+	char *token_file;       /* re-read on 401 and every minute (bound SA tokens rotate) */
 	char *client_cert_data; /* PEM client certificate, or NULL */
 	char *client_key_data;  /* PEM client key, or NULL */
-	char *namespace;       /* the context's / pod's namespace, or NULL */
+	char *namespace;        /* the context's / pod's namespace, or NULL */
 } kaa__kube_config;
 
 /*
@@ -46,7 +46,13 @@ typedef struct kaa__kube_config {
  * /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt,namespace},
  * directory overridable by $KAA_SA_DIR for tests), then ~/.kube/config.
  * The kubeconfig's current-context is used. *out is malloc'd; free with
- * kaa__kube_config_free.
+ * kaa__kube_config_free. Relative file paths in a kubeconfig are resolved
+ * against its directory; $KUBECONFIG holding a list uses the first file.
+ * Errors: KAA_ERR_NOTFOUND (nothing found, or the named file is absent),
+ * KAA_ERR_TOO_BIG (kubeconfig over 1 MiB), KAA_ERR_INVAL (unparsable, no
+ * usable current-context, an https server missing, exec/auth-provider
+ * users, unreadable referenced files), KAA_ERR_IO, KAA_ERR_NOMEM; each is
+ * logged with the reason.
  */
 int kaa__kube_config_load(const char *path, kaa__kube_config **out);
 void kaa__kube_config_free(kaa__kube_config *c); /* accepts NULL */
@@ -58,9 +64,13 @@ typedef struct kaa__kube kaa__kube;
 int kaa__kube_new(const kaa__kube_config *cfg, kaa__metrics *metrics, kaa__kube **out);
 void kaa__kube_free(kaa__kube *k); /* accepts NULL; informers/leases first */
 
+/* (Added by h1.) The identity reported as an Event's reportingInstance;
+ * default the hostname. Copied. Any thread. KAA_ERR_INVAL for NULL or "". */
+int kaa__kube_set_identity(kaa__kube *k, const char *identity);
+
 typedef struct kaa__kube_resp {
-	long status;   /* HTTP status */
-	char *body;    /* NUL-terminated, owned */
+	long status; /* HTTP status */
+	char *body;  /* NUL-terminated, owned */
 	size_t len;
 } kaa__kube_resp;
 void kaa__kube_resp_clear(kaa__kube_resp *r); /* accepts NULL */
@@ -70,8 +80,8 @@ void kaa__kube_resp_clear(kaa__kube_resp *r); /* accepts NULL */
  * content_type and body may be NULL. Thread-safe: any thread, concurrently.
  * Timeout 30 s. KAA_OK when a response arrived (any status).
  */
-int kaa__kube_request(kaa__kube *k, const char *method, const char *path,
-		      const char *content_type, const char *body, kaa__kube_resp *resp);
+int kaa__kube_request(kaa__kube *k, const char *method, const char *path, const char *content_type,
+		      const char *body, kaa__kube_resp *resp);
 
 /*
  * Server-side apply: PATCH path?fieldManager=kaa-operator&force=true with
@@ -89,9 +99,9 @@ yajl_val kaa__kube_obj(yajl_val v, const char *const *path);
 /* ---- informers ---- */
 
 typedef enum kaa__kube_ev {
-	KAA_KUBE_ADDED,    /* also every object of a (re-)list */
+	KAA_KUBE_ADDED, /* also every object of a (re-)list */
 	KAA_KUBE_MODIFIED,
-	KAA_KUBE_DELETED,  /* also objects gone after a re-list */
+	KAA_KUBE_DELETED, /* also objects gone after a re-list */
 } kaa__kube_ev;
 
 /*
@@ -123,8 +133,7 @@ void kaa__kube_informer_free(kaa__kube_informer *inf);
 /* true once the first list has been delivered. Any thread. */
 bool kaa__kube_informer_synced(kaa__kube_informer *inf);
 /* Copy of the cached object's JSON (malloc'd) or KAA_ERR_NOTFOUND. Any thread. */
-int kaa__kube_informer_get(kaa__kube_informer *inf, const char *ns, const char *name,
-			   char **json);
+int kaa__kube_informer_get(kaa__kube_informer *inf, const char *ns, const char *name, char **json);
 
 /* ---- leader election on a coordination.k8s.io/v1 Lease ---- */
 
@@ -145,6 +154,10 @@ typedef struct kaa__kube_lease kaa__kube_lease;
 int kaa__kube_lease_new(kaa__kube *k, const char *ns, const char *name, const char *identity,
 			const kaa__kube_lease_opts *opts, kaa__kube_lease **out);
 bool kaa__kube_lease_is_leader(kaa__kube_lease *l);
+/* (Added by h1.) true when the last API answer about the Lease (any status
+ * other than 401/403/5xx) came within duration + retry period: the client
+ * works, whether or not this candidate leads. Any thread. */
+bool kaa__kube_lease_healthy(kaa__kube_lease *l);
 /* Stops; a leader releases the Lease (holderIdentity cleared) so a standby
  * takes over at once. Accepts NULL. */
 void kaa__kube_lease_free(kaa__kube_lease *l);
