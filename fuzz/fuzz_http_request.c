@@ -8,7 +8,7 @@
  * cut anywhere by TCP is never refused), and parsing is deterministic.
  * Each input runs with the default limits and with tight ones.
  */
-// fuzz-sources: lib/http_server.c lib/backoff.c lib/error.c lib/log.c
+// fuzz-sources: lib/alloc.c lib/http_server.c lib/backoff.c lib/error.c lib/log.c
 #include "error.h"
 #include "http_server.h"
 
