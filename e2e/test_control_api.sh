@@ -436,9 +436,11 @@ CLUSTER=api$$
 dbname=kaa_api_$$
 psql "$PG" -qc "CREATE DATABASE $dbname" >/dev/null
 PGURL=${PG%/*}/$dbname
-start_control r1 "$PGURL" --etcd "$ETCD" --cluster "$CLUSTER" --lease-ttl 3
+start_control r1 "$PGURL" --etcd "$ETCD" --cluster "$CLUSTER" --lease-ttl 3 \
+	--rebalance-interval 1 --rebalance-cooldown 1
 r1=$NODE_PID u1=$BASE
-start_control r2 "$PGURL" --etcd "$ETCD" --cluster "$CLUSTER" --lease-ttl 3
+start_control r2 "$PGURL" --etcd "$ETCD" --cluster "$CLUSTER" --lease-ttl 3 \
+	--rebalance-interval 1 --rebalance-cooldown 1
 r2=$NODE_PID u2=$BASE
 check "replica 1 ready" wait_for 20000 http_is 200 "$u1/readyz"
 check "replica 2 ready" wait_for 20000 http_is 200 "$u2/readyz"
@@ -457,6 +459,41 @@ expect 201 "replica 2 writes too"
 URL=$u1/api/v1
 api via2:password-2 GET /me
 expect 200 "the user made through replica 2 logs in through replica 1"
+echo "== rebalancing: the leader plans moves from the operations nodes' records"
+lease=$(curl -s --max-time 2 -X POST "$ETCD/v3/lease/grant" -d '{"TTL":60}' |
+	python3 -c 'import sys, json; print(json.load(sys.stdin)["ID"])')
+put_leased() { # key value
+	curl -s --max-time 2 -X POST "$ETCD/v3/kv/put" \
+		-d "{\"key\":\"$(b64 "$1")\",\"value\":\"$(b64 "$2")\",\"lease\":\"$lease\"}" >/dev/null
+}
+put_leased "/kaa/$CLUSTER/nodes/ops-x" '{"id":"ops-x","services":["operations"],"host":"10.9.0.1","ports":{"operations":9080},"sessions":900,"load":0,"draining":false}'
+put_leased "/kaa/$CLUSTER/nodes/ops-y" '{"id":"ops-y","services":["operations"],"host":"10.9.0.2","ports":{"operations":9080},"sessions":0,"load":0,"draining":false}'
+put_leased "/kaa/$CLUSTER/nodes/ops-z" '{"id":"ops-z","services":["operations"],"host":"10.9.0.3","ports":{"operations":9080},"sessions":5000,"load":0,"draining":true}'
+plan_ok() {
+	etcd_value "$ETCD" "/kaa/$CLUSTER/rebalance" | python3 -c '
+import json, sys
+p = json.load(sys.stdin)
+assert p["seq"] >= 1 and p["moves"] == [{"from": "ops-x", "to": "ops-y", "sessions": 450}], p'
+}
+export -f plan_ok etcd_value b64
+export ETCD CLUSTER
+check "plan: 450 sessions from ops-x to ops-y, the draining node left alone" wait_for 15000 plan_ok
+put_leased "/kaa/$CLUSTER/nodes/ops-x" '{"id":"ops-x","services":["operations"],"host":"10.9.0.1","ports":{"operations":9080},"sessions":460,"load":0,"draining":false}'
+put_leased "/kaa/$CLUSTER/nodes/ops-y" '{"id":"ops-y","services":["operations"],"host":"10.9.0.2","ports":{"operations":9080},"sessions":440,"load":0,"draining":false}'
+seq_now() { etcd_value "$ETCD" "/kaa/$CLUSTER/rebalance" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seq"])'; }
+s1=$(seq_now)
+leader_url() { [ "$(metric "$u1" kaa_control_leader)" = 1 ] && echo "$u1" || echo "$u2"; }
+lu=$(leader_url)
+c0=$(metric "$lu" kaa_control_rebalance_checks_total)
+p0=$(metric "$lu" kaa_control_rebalance_plans_total)
+export lu c0
+checks_past() { [ "$(metric "$lu" kaa_control_rebalance_checks_total)" -ge $((c0 + 3)) ]; }
+export -f checks_past metric
+check "the leader keeps checking (3 more passes)" wait_for 15000 checks_past
+check "no new plan once balanced: seq and plan count unchanged" \
+	[ "$(seq_now)" = "$s1" ] && [ "$(metric "$lu" kaa_control_rebalance_plans_total)" = "$p0" ]
+curl -s --max-time 2 -X POST "$ETCD/v3/lease/revoke" -d "{\"ID\":\"$lease\"}" >/dev/null
+
 kill -TERM "$r1" "$r2"
 wait "$r1"
 check "replica 1 exits 0" [ $? = 0 ]

@@ -57,6 +57,7 @@ struct kaa__control {
 	int64_t rb_min_sessions;
 	int rb_interval_ms, rb_cooldown_ms;
 	int64_t rb_last_check_ms, rb_last_plan_ms;
+	kaa__counter *m_rb_checks, *m_rb_plans; /* NULL until set_metrics */
 	unsigned char auth_secret[32];
 	pthread_mutex_t auth_mu;
 	auth_cache_entry auth_cache[AUTH_CACHE_SLOTS];
@@ -1808,6 +1809,15 @@ void kaa__control_set_rebalance(kaa__control *c, double threshold, int64_t min_s
 	c->rb_cooldown_ms = cooldown_ms < 0 ? 0 : cooldown_ms;
 }
 
+void kaa__control_set_metrics(kaa__control *c, kaa__metrics *m)
+{
+	c->m_rb_checks =
+		kaa__metrics_counter(m, "kaa_control_rebalance_checks_total",
+				     "Rebalancing passes run by this node as leader", NULL);
+	c->m_rb_plans = kaa__metrics_counter(m, "kaa_control_rebalance_plans_total",
+					     "Rebalancing plans published by this node", NULL);
+}
+
 /* One rebalancing pass: plan from the registry records, publish if any. */
 static void rebalance(kaa__control *c, int64_t now)
 {
@@ -1856,6 +1866,8 @@ static void rebalance(kaa__control *c, int64_t now)
 		goto out;
 	if (kaa__coord_put(c->coord, key, json, len, 0, NULL) == KAA_OK) {
 		c->rb_last_plan_ms = now;
+		if (c->m_rb_plans)
+			kaa__counter_inc(c->m_rb_plans);
 		KAA_INFO("control", "rebalance_planned seq=%" PRId64 " moves=%zu sessions=%" PRId64,
 			 plan.seq, plan.n_moves, moved);
 	}
@@ -1876,6 +1888,8 @@ void kaa__control_leader_tick(kaa__control *c)
 	    now - c->rb_last_plan_ms >= c->rb_cooldown_ms) {
 		c->rb_last_check_ms = now;
 		rebalance(c, now);
+		if (c->m_rb_checks)
+			kaa__counter_inc(c->m_rb_checks);
 	}
 	if (now - c->last_expiry_ms < 10000)
 		return;

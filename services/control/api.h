@@ -19,6 +19,7 @@
 
 #include "coord.h"
 #include "http_server.h"
+#include "metrics.h"
 
 #include <stddef.h>
 
@@ -48,6 +49,11 @@ void kaa__control_leader_tick(kaa__control *c);
  */
 void kaa__control_set_rebalance(kaa__control *c, double threshold, int64_t min_sessions,
 				int interval_ms, int cooldown_ms);
+
+/* Registers the control service's counters in m (borrowed; must outlive c):
+ * kaa_control_rebalance_checks_total, kaa_control_rebalance_plans_total.
+ * Main thread, before the first tick. */
+void kaa__control_set_metrics(kaa__control *c, kaa__metrics *m);
 
 /* The route table (for the OpenAPI check). */
 typedef struct kaa__route kaa__route;

@@ -29,6 +29,9 @@ enum {
 	OPT_TLS_KEY,
 	OPT_DRAIN_TIMEOUT,
 	OPT_APPENDER_DIR,
+	OPT_REBALANCE_THRESHOLD,
+	OPT_REBALANCE_INTERVAL,
+	OPT_REBALANCE_COOLDOWN,
 	OPT_CONFIG,
 	OPT_HELP,
 	OPT_VERSION,
@@ -53,6 +56,9 @@ static const struct option options[] = {
 	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	{"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
 	{"appender-dir", required_argument, NULL, OPT_APPENDER_DIR},
+	{"rebalance-threshold", required_argument, NULL, OPT_REBALANCE_THRESHOLD},
+	{"rebalance-interval", required_argument, NULL, OPT_REBALANCE_INTERVAL},
+	{"rebalance-cooldown", required_argument, NULL, OPT_REBALANCE_COOLDOWN},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -79,6 +85,10 @@ const char *kaa__node_usage(void)
 	       "  --tls-key FILE         PEM private key for --tls-cert\n"
 	       "  --drain-timeout SECONDS  on SIGTERM, redirect devices for at most this long (default 30)\n"
 	       "  --appender-dir DIR     base directory of file log appenders (default ./data/logs)\n"
+	       "  --rebalance-threshold F  control leader: rebalance when the busiest operations node\n"
+	       "                         exceeds the mean by this fraction (default 0.2)\n"
+	       "  --rebalance-interval SECONDS  how often the leader checks (default 30; 0: never)\n"
+	       "  --rebalance-cooldown SECONDS  no new plan this long after one (default 60)\n"
 	       "  --log-level LEVEL      debug, info, warn, error (default info)\n"
 	       "  --config FILE          \"key = value\" lines with the names above\n"
 	       "  --help, --version\n"
@@ -134,6 +144,33 @@ static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, 
 			return -1;
 		}
 		cfg->drain_timeout = (int)n;
+		return 0;
+	}
+	case OPT_REBALANCE_THRESHOLD: {
+		char *end;
+		errno = 0;
+		double d = strtod(v, &end);
+		if (errno || end == v || *end || !(d >= 0.01 && d <= 10)) {
+			snprintf(err, errlen,
+				 "%s: threshold must be 0.01..10 (a fraction), got '%s'", name, v);
+			return -1;
+		}
+		cfg->rebalance_threshold = d;
+		return 0;
+	}
+	case OPT_REBALANCE_INTERVAL:
+	case OPT_REBALANCE_COOLDOWN: {
+		char *end;
+		errno = 0;
+		long n = strtol(v, &end, 10);
+		if (errno || end == v || *end || n < 0 || n > 86400) {
+			snprintf(err, errlen, "%s: must be 0..86400 seconds, got '%s'", name, v);
+			return -1;
+		}
+		if (id == OPT_REBALANCE_INTERVAL)
+			cfg->rebalance_interval = (int)n;
+		else
+			cfg->rebalance_cooldown = (int)n;
 		return 0;
 	}
 	case OPT_CONFIG: return set_str(&cfg->config_file, v);
@@ -309,6 +346,9 @@ int kaa__node_config_parse(int argc, char **argv, char **envp, kaa_node_config *
 	cfg->internode_port = 9091;
 	cfg->lease_ttl = 10;
 	cfg->drain_timeout = 30;
+	cfg->rebalance_threshold = 0.2;
+	cfg->rebalance_interval = 30;
+	cfg->rebalance_cooldown = 60;
 
 	/* Pass 1: only find --config / --help / --version (and bad flags). */
 	const char *config_file = env_get(envp, "KAA_CONFIG");

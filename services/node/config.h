@@ -19,6 +19,9 @@
  *   --tls-key FILE       KAA_TLS_KEY         tls-key
  *   --drain-timeout SECONDS KAA_DRAIN_TIMEOUT drain-timeout (SIGTERM drain, default 30)
  *   --appender-dir DIR   KAA_APPENDER_DIR    appender-dir (file log appenders, ./data/logs)
+ *   --rebalance-threshold F KAA_REBALANCE_THRESHOLD rebalance-threshold (0.2)
+ *   --rebalance-interval S  KAA_REBALANCE_INTERVAL  rebalance-interval (30; 0: off)
+ *   --rebalance-cooldown S  KAA_REBALANCE_COOLDOWN  rebalance-cooldown (60)
  *   --log-level LEVEL    KAA_LOG_LEVEL       log-level
  *   --config FILE        KAA_CONFIG          (the file itself)
  * The config file holds "key = value" lines; '#' starts a comment.
@@ -51,6 +54,9 @@ typedef struct kaa_node_config {
 	char *tls_key;
 	int drain_timeout; /* seconds */
 	char *appender_dir;
+	double rebalance_threshold; /* control leader, lib/rebalance.h */
+	int rebalance_interval;     /* seconds; 0: off */
+	int rebalance_cooldown;     /* seconds */
 	char *log_level;
 	char *config_file;
 } kaa_node_config;

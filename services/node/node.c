@@ -342,6 +342,10 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 		rc = kaa__control_new(cfg->sql, n->coord, cfg->cluster, &n->control);
 		if (rc != KAA_OK)
 			goto fail;
+		kaa__control_set_metrics(n->control, n->metrics);
+		kaa__control_set_rebalance(n->control, cfg->rebalance_threshold, 50,
+					   cfg->rebalance_interval * 1000,
+					   cfg->rebalance_cooldown * 1000);
 	}
 	rc = build_self(n);
 	if (rc != KAA_OK)

@@ -36,6 +36,9 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(c.bootstrap_port, 8081);
 	CU_ASSERT_EQUAL(c.operations_port, 9080);
 	CU_ASSERT_EQUAL(c.internode_port, 9091);
+	CU_ASSERT_DOUBLE_EQUAL(c.rebalance_threshold, 0.2, 1e-9);
+	CU_ASSERT_EQUAL(c.rebalance_interval, 30);
+	CU_ASSERT_EQUAL(c.rebalance_cooldown, 60);
 	char host[256];
 	gethostname(host, sizeof(host));
 	host[255] = 0;
@@ -107,6 +110,19 @@ static void test_bad(void)
 	kaa__node_config_clear(&c);
 	CU_ASSERT_EQUAL(parse(&c, env, 4, "--operations-port", "9000", "--internode-port", "9000"),
 			KAA_CONFIG_USAGE);
+	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 2, "--rebalance-threshold", "0"), KAA_CONFIG_USAGE);
+	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 2, "--rebalance-threshold", "0.2x"), KAA_CONFIG_USAGE);
+	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 2, "--rebalance-interval", "-1"), KAA_CONFIG_USAGE);
+	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 6, "--rebalance-threshold", "0.5", "--rebalance-interval",
+			      "0", "--rebalance-cooldown", "5"),
+			KAA_CONFIG_OK);
+	CU_ASSERT_DOUBLE_EQUAL(c.rebalance_threshold, 0.5, 1e-9);
+	CU_ASSERT_EQUAL(c.rebalance_interval, 0);
+	CU_ASSERT_EQUAL(c.rebalance_cooldown, 5);
 	kaa__node_config_clear(&c);
 	CU_ASSERT_EQUAL(parse(&c, env, 1, "--help"), KAA_CONFIG_HELP);
 	kaa__node_config_clear(&c);
