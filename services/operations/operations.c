@@ -7,11 +7,13 @@
 #include "ops_logic.h"
 
 #include "alloc.h"
+#include "backoff.h"
 #include "bootstrap.h"
 #include "endpoint_codec.h"
 #include "error.h"
 #include "json_merge.h"
 #include "log.h"
+#include "rebalance.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -1042,15 +1044,16 @@ static void drain_reset(void *ud, const kaa__kv_list *snap)
 /* ---- drain -------------------------------------------------------------------------------------- */
 
 static void redirect_one(kaa__operations *ops, kaa__session_id sid,
-			 Kaa__Endpoint__V1__RedirectTarget **targets, size_t nt)
+			 Kaa__Endpoint__V1__RedirectTarget **targets, size_t nt,
+			 Kaa__Endpoint__V1__RedirectReason reason, int spread_ms)
 {
 	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
 	Kaa__Endpoint__V1__Redirect r = KAA__ENDPOINT__V1__REDIRECT__INIT;
 	r.targets = targets;
 	r.n_targets = nt;
-	r.reason = KAA__ENDPOINT__V1__REDIRECT_REASON__REDIRECT_REASON_DRAIN;
-	/* spread the reconnections of one batch over up to two seconds */
-	r.retry_after_ms = (uint32_t)(rand() % 2000);
+	r.reason = reason;
+	/* spread the reconnections over spread_ms: no reconnect storm */
+	r.retry_after_ms = (uint32_t)(rand() % spread_ms);
 	f.body_case = KAA__ENDPOINT__V1__FRAME__BODY_REDIRECT;
 	f.redirect = &r;
 	kaa__opl_send(ops, sid, &f);
@@ -1105,7 +1108,10 @@ size_t kaa__operations_drain(kaa__operations *ops, int64_t deadline_ms)
 			pthread_mutex_lock(&s->mu);
 			if (!s->closed && !s->redirected) {
 				s->redirected = true;
-				redirect_one(ops, s->sid, tp, nt);
+				redirect_one(
+					ops, s->sid, tp, nt,
+					KAA__ENDPOINT__V1__REDIRECT_REASON__REDIRECT_REASON_DRAIN,
+					2000);
 				batch--;
 			}
 			pthread_mutex_unlock(&s->mu);
@@ -1134,6 +1140,98 @@ size_t kaa__operations_drain(kaa__operations *ops, int64_t deadline_ms)
 	}
 	KAA_INFO(MOD, "drain_done node=%s sessions_left=%zu", ops->node_id, left);
 	return left;
+}
+
+/* ---- rebalancing ------------------------------------------------------------------------------------ */
+
+/* Plans older than this are history (e.g. seen at start-up): not applied. */
+#define REBALANCE_PLAN_MAX_AGE_MS 120000
+/* Redirected devices come back over this window (retry_after_ms). */
+#define REBALANCE_SPREAD_MS 10000
+
+/* Redirects up to n sessions to node `to` (from the registry view). */
+static size_t rebalance_move(kaa__operations *ops, const char *to, int64_t n)
+{
+	kaa__node_record *recs = NULL;
+	size_t nrec = 0, moved = 0;
+	kaa__registry *reg = atomic_load(&ops->registry);
+	Kaa__Endpoint__V1__RedirectTarget t = KAA__ENDPOINT__V1__REDIRECT_TARGET__INIT, *tp = &t;
+	bool found = false;
+	if (!reg || kaa__registry_nodes(reg, &recs, &nrec) != KAA_OK)
+		return 0;
+	for (size_t i = 0; i < nrec && !found; i++) {
+		const kaa__node_record *r = &recs[i];
+		int port = kaa__node_record_port(r, "operations");
+		if (strcmp(r->id, to) != 0 || !kaa__node_record_has_service(r, "operations") ||
+		    r->draining || port <= 0 || !r->host)
+			continue;
+		t.host = r->host;
+		t.port = (uint32_t)port;
+		t.weight = 1000;
+		t.tls = ops->tls;
+		found = true;
+	}
+	if (found) {
+		size_t cnt = 0;
+		ops_session **v = sessions_snapshot(ops, 0, &cnt);
+		for (size_t i = 0; i < cnt && (int64_t)moved < n; i++) {
+			ops_session *s = v[i];
+			pthread_mutex_lock(&s->mu);
+			if (!s->closed && !s->redirected) {
+				s->redirected = true;
+				redirect_one(
+					ops, s->sid, &tp, 1,
+					KAA__ENDPOINT__V1__REDIRECT_REASON__REDIRECT_REASON_REBALANCE,
+					REBALANCE_SPREAD_MS);
+				moved++;
+			}
+			pthread_mutex_unlock(&s->mu);
+		}
+		snapshot_free(v, cnt);
+	}
+	kaa__node_records_free(recs, nrec);
+	if (!found)
+		KAA_WARN(MOD, "rebalance_target_unknown node=%s to=%s", ops->node_id, to);
+	return moved;
+}
+
+/* A plan from the control leader: apply the moves from this node, once per
+ * seq. apply = false only records the seq (the snapshot at start-up). */
+static void rebalance_plan(kaa__operations *ops, const char *json, size_t len, bool apply)
+{
+	kaa__rebalance_plan p;
+	if (kaa__rebalance_decode(json, len, &p) != KAA_OK) {
+		KAA_WARN(MOD, "rebalance_plan_malformed bytes=%zu", len);
+		return;
+	}
+	bool fresh = p.seq > ops->rebalance_seq &&
+		     kaa__wall_ms() - p.created_ms < REBALANCE_PLAN_MAX_AGE_MS;
+	if (p.seq > ops->rebalance_seq)
+		ops->rebalance_seq = p.seq;
+	for (size_t i = 0; apply && fresh && !atomic_load(&ops->draining) && i < p.n_moves; i++) {
+		if (strcmp(p.moves[i].from, ops->node_id) != 0)
+			continue;
+		size_t moved = rebalance_move(ops, p.moves[i].to, p.moves[i].sessions);
+		kaa__counter_add(ops->rebalance_redirects, moved);
+		KAA_INFO(MOD,
+			 "rebalance_applied node=%s seq=%" PRId64 " to=%s asked=%" PRId64
+			 " redirected=%zu",
+			 ops->node_id, p.seq, p.moves[i].to, p.moves[i].sessions, moved);
+	}
+	kaa__rebalance_plan_clear(&p);
+}
+
+static void rebalance_events(void *ud, const kaa__watch_event *ev, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ev[i].type == KAA_WATCH_PUT)
+			rebalance_plan(ud, ev[i].kv.value, ev[i].kv.value_len, true);
+}
+
+static void rebalance_reset(void *ud, const kaa__kv_list *snap)
+{
+	if (snap->n == 1)
+		rebalance_plan(ud, snap->items[0].value, snap->items[0].value_len, false);
 }
 
 /* ---- life cycle ----------------------------------------------------------------------------------- */
@@ -1172,6 +1270,9 @@ static void register_metrics(kaa__operations *ops, kaa__metrics *m)
 	ops->app_refreshes =
 		kaa__metrics_counter(m, "kaa_ops_app_loads_total",
 				     "Application metadata (re)loads into the cache.", NULL);
+	ops->rebalance_redirects = kaa__metrics_counter(
+		m, "kaa_ops_rebalance_redirects_total",
+		"Devices redirected to another node by rebalancing plans.", NULL);
 }
 
 int kaa__operations_new(const kaa__operations_opts *o, kaa__operations **out)
@@ -1257,6 +1358,13 @@ int kaa__operations_new(const kaa__operations_opts *o, kaa__operations **out)
 				      &ops->drain_watch);
 		if (rc != KAA_OK)
 			goto fail;
+		kaa__watch_cb rcb = {
+			.events = rebalance_events, .reset = rebalance_reset, .ud = ops};
+		snprintf(key, sizeof(key), "/kaa/%s/rebalance", ops->cluster);
+		rc = kaa__coord_watch(ops->coord, key, KAA_WATCH_SNAPSHOT, 0, &rcb,
+				      &ops->rebalance_watch);
+		if (rc != KAA_OK)
+			goto fail;
 	}
 	KAA_INFO(MOD, "started node=%s port=%d tls=%s meta=%s endpoints=%s", ops->node_id,
 		 kaa__operations_port(ops), ops->tls ? "yes" : "no",
@@ -1305,6 +1413,7 @@ void kaa__operations_free(kaa__operations *ops)
 	/* watches first: no new jobs or drains */
 	kaa__coord_watch_free(ops->apps_watch);
 	kaa__coord_watch_free(ops->drain_watch);
+	kaa__coord_watch_free(ops->rebalance_watch);
 	pthread_mutex_lock(&ops->mu);
 	ops->stopping = true;
 	pthread_mutex_unlock(&ops->mu);

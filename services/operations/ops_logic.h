@@ -171,7 +171,8 @@ struct kaa__operations {
 	ops_job *catchup_head, *catchup_tail;
 	bool stopping;
 
-	kaa__watch *apps_watch, *drain_watch;
+	kaa__watch *apps_watch, *drain_watch, *rebalance_watch;
+	int64_t rebalance_seq; /* last plan seen (rebalance watch thread only) */
 	atomic_bool draining;
 	atomic_bool drain_cancel;
 	pthread_t drain_thread;
@@ -184,6 +185,7 @@ struct kaa__operations {
 		*reg_error;
 	kaa__counter *log_records, *log_batches_dup, *notifs_sent, *configs_sent;
 	kaa__counter *app_refreshes;
+	kaa__counter *rebalance_redirects;
 };
 
 /* ---- operations.c ---------------------------------------------------------------- */

@@ -6,6 +6,7 @@
  * in-process coordination store.
  */
 #include "operations.h"
+#include "registry.h"
 
 #include "backoff.h"
 #include "coord.h"
@@ -1056,6 +1057,107 @@ static void test_watch_and_drain(void)
 	io_reset();
 }
 
+static kaa__registry *reg_w;
+
+static bool view_has_two(void)
+{
+	return kaa__registry_view_synced(reg_w) && kaa__registry_count(reg_w) == 2;
+}
+
+static kaa__registry *registry_for(kaa__coord *coord, const char *id, const char *host)
+{
+	kaa__node_record self = {.id = (char *)id, .host = (char *)host};
+	self.services[0] = "operations";
+	self.n_services = 1;
+	self.ports[0].name = "operations";
+	self.ports[0].port = 9999;
+	self.n_ports = 1;
+	kaa__registry *r = NULL;
+	CU_ASSERT_EQUAL(kaa__registry_new(coord, "c", &self, 10, &r), KAA_OK);
+	return r;
+}
+
+/* A rebalancing plan naming this node redirects that many devices to the
+ * named node, once per seq; old plans (start-up history) are not applied. */
+static void test_rebalance(void)
+{
+	app_fx a = make_app("rebal", "trustful");
+	kaa__coord *coord = NULL;
+	CU_ASSERT_EQUAL_FATAL(kaa__coord_new_local(&coord), KAA_OK);
+	char plan[256];
+	/* a plan left from before this node started: history */
+	snprintf(plan, sizeof(plan),
+		 "{\"seq\":7,\"created_ms\":%" PRId64
+		 ",\"moves\":[{\"from\":\"node-w\",\"to\":\"node-t\",\"sessions\":1}]}",
+		 kaa__wall_ms());
+	CU_ASSERT_EQUAL(kaa__coord_put(coord, "/kaa/c/rebalance", plan, strlen(plan), 0, NULL),
+			KAA_OK);
+	reg_w = registry_for(coord, "node-w", "10.0.0.1");
+	kaa__registry *reg_t = registry_for(coord, "node-t", "10.0.0.9");
+	CU_ASSERT_TRUE_FATAL(WAIT_FOR(view_has_two(), 5000));
+	ops = start_ops(coord, "node-w");
+	kaa__operations_set_registry(ops, reg_w);
+	connect_dev(1, a.token, "key-r1");
+	connect_dev(2, a.token, "key-r2");
+	connect_dev(3, a.token, "key-r3");
+	CU_ASSERT_FALSE(is_closed(1) || is_closed(2) || is_closed(3));
+
+	snprintf(plan, sizeof(plan),
+		 "{\"seq\":8,\"created_ms\":%" PRId64
+		 ",\"moves\":[{\"from\":\"node-x\",\"to\":\"node-t\",\"sessions\":5},"
+		 "{\"from\":\"node-w\",\"to\":\"node-t\",\"sessions\":2}]}",
+		 kaa__wall_ms());
+	CU_ASSERT_EQUAL(kaa__coord_put(coord, "/kaa/c/rebalance", plan, strlen(plan), 0, NULL),
+			KAA_OK);
+	CU_ASSERT_TRUE(WAIT_FOR((is_closed(1) + is_closed(2) + is_closed(3)) == 2, 5000));
+	size_t redirected = 0;
+	for (kaa__session_id sid = 1; sid <= 3; sid++) {
+		const frame_t *r = nth(sid, BODY(REDIRECT), 0);
+		if (!r)
+			continue;
+		redirected++;
+		CU_ASSERT_EQUAL(r->redirect->reason,
+				KAA__ENDPOINT__V1__REDIRECT_REASON__REDIRECT_REASON_REBALANCE);
+		CU_ASSERT_EQUAL_FATAL(r->redirect->n_targets, 1);
+		CU_ASSERT_STRING_EQUAL(r->redirect->targets[0]->host, "10.0.0.9");
+		CU_ASSERT_EQUAL(r->redirect->targets[0]->port, 9999);
+		CU_ASSERT(r->redirect->retry_after_ms < 10000);
+	}
+	CU_ASSERT_EQUAL(redirected, 2);
+	/* the same seq again, and a stale plan: nothing more moves */
+	CU_ASSERT_EQUAL(kaa__coord_put(coord, "/kaa/c/rebalance", plan, strlen(plan), 0, NULL),
+			KAA_OK);
+	snprintf(plan, sizeof(plan),
+		 "{\"seq\":9,\"created_ms\":1,\"moves\":[{\"from\":\"node-w\",\"to\":"
+		 "\"node-t\",\"sessions\":1}]}");
+	CU_ASSERT_EQUAL(kaa__coord_put(coord, "/kaa/c/rebalance", plan, strlen(plan), 0, NULL),
+			KAA_OK);
+	/* a fresh plan to an unknown node is skipped too; a later valid one
+	 * shows the watch has processed everything before it */
+	snprintf(plan, sizeof(plan),
+		 "{\"seq\":10,\"created_ms\":%" PRId64
+		 ",\"moves\":[{\"from\":\"node-w\",\"to\":\"node-gone\",\"sessions\":1}]}",
+		 kaa__wall_ms());
+	CU_ASSERT_EQUAL(kaa__coord_put(coord, "/kaa/c/rebalance", plan, strlen(plan), 0, NULL),
+			KAA_OK);
+	snprintf(plan, sizeof(plan),
+		 "{\"seq\":11,\"created_ms\":%" PRId64
+		 ",\"moves\":[{\"from\":\"node-w\",\"to\":\"node-t\",\"sessions\":1}]}",
+		 kaa__wall_ms());
+	CU_ASSERT_EQUAL(kaa__coord_put(coord, "/kaa/c/rebalance", plan, strlen(plan), 0, NULL),
+			KAA_OK);
+	CU_ASSERT_TRUE(WAIT_FOR((is_closed(1) + is_closed(2) + is_closed(3)) == 3, 5000));
+	for (kaa__session_id sid = 1; sid <= 3; sid++)
+		close_session(sid);
+	kaa__operations_free(ops);
+	ops = NULL;
+	kaa__registry_free(reg_w, true);
+	kaa__registry_free(reg_t, true);
+	reg_w = NULL;
+	kaa__coord_free(coord);
+	io_reset();
+}
+
 /* SIGTERM path: kaa__operations_drain returns once every session is gone. */
 static void test_drain_call(void)
 {
@@ -1117,6 +1219,7 @@ int main(void)
 	CU_add_test(s, "bare application", test_bare_application);
 	CU_add_test(s, "watch and drain", test_watch_and_drain);
 	CU_add_test(s, "drain call", test_drain_call);
+	CU_add_test(s, "rebalancing plans", test_rebalance);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned fails = CU_get_number_of_failures();
