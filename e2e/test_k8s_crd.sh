@@ -341,7 +341,8 @@ check "RBAC: the operator may watch kaaclusters in any namespace" can watch kaac
 check "RBAC: may patch kaaclusters/status" can patch kaaclusters.kaaproject.org --subresource=status -n "$NS"
 check "RBAC: may update kaaclusters/finalizers" can update kaaclusters.kaaproject.org --subresource=finalizers -n "$NS"
 for what in "patch deployments.apps" "create services" "delete configmaps" "patch poddisruptionbudgets.policy" \
-    "patch ingresses.networking.k8s.io" "get secrets" "watch secrets" "create events.events.k8s.io" "patch events.events.k8s.io"; do
+    "patch ingresses.networking.k8s.io" "get secrets" "watch secrets" "create events.events.k8s.io" "patch events.events.k8s.io" \
+    "patch pods"; do
     # shellcheck disable=SC2086 # verb and resource
     check "RBAC: may $what in $NS" can $what -n "$NS"
 done

@@ -77,6 +77,11 @@ app.kubernetes.io/part-of: kaa
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch]
+# mark the operations pods being drained (pod-deletion-cost) so the
+# ReplicaSet removes those first when scaling down
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [patch]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
