@@ -46,7 +46,9 @@ vg_node etcd --etcd "$ETCD" --lease-ttl 3
 for t in test_coord_local test_node_record test_etcd_coord test_meta_store_sqlite \
 	test_endpoint_codec test_filter test_json_merge test_avro test_auth test_bootstrap \
 	test_jwt test_rendezvous test_rebalance test_owner_dir test_internode test_ops_server \
-	test_log_appender test_endpoint_store test_operations; do
+	test_log_appender test_endpoint_store test_operations \
+	test_desired test_workqueue test_autoscale test_kubeconfig test_op_flags \
+	test_sdk_log_queue test_sdk_state test_sdk_misc; do
 	echo "== $t"
 	if [ ! -x "$TEST_DIR/$t" ]; then
 		fail "$t not built in $TEST_DIR"

@@ -2,7 +2,9 @@
 
 #include <errno.h>
 
-const char *kaa_strerror(int err)
+/* Part of the SDK's public API too (sdk/include/kaa/error.h): exported
+ * when libkaa is built as a shared library. */
+__attribute__((visibility("default"))) const char *kaa_strerror(int err)
 {
 	switch ((kaa_err)err) {
 	case KAA_OK: return "ok";

@@ -1,48 +1,540 @@
 /*
- * kaa-device - the device simulator CLI (many devices in one process).
+ * kaa-device - the device simulator: runs one or many simulated devices
+ * (one libkaa client each, all on one runtime) in one process.
  *
- * Placeholder until issue #5 builds the simulator: it parses --help and
- * --version so that the image and the scripts that call the binary have
- * something that behaves like the real command line, and refuses to run
- * anything else (usage on stderr, exit 2).
+ *   kaa-device --bootstrap HOST:PORT[,...] --app-token T [--count N]
+ *              [--duration S] [--state-dir D] [--profile JSON | --profile-file F]
+ *              [--log-rate R] [--log-record JSON] [--log-total N]
+ *              [--until-acked] [--subscribe TOPIC] [--ca FILE] [--fsync]
+ *              [--verbose] [--json]
+ *
+ * Device i keeps its key pair, state and log queue in D/dev-<i>, so a
+ * second run with the same --state-dir continues as the same devices (and
+ * uploads what the first run left queued). In --log-record, "{seq}" is
+ * replaced by a per-device counter that continues across runs (kept in
+ * D/dev-<i>/seq) and "{device}" by the device index.
+ *
+ * SIGTERM/SIGINT stop cleanly; --json prints one summary object at the end.
+ * SIGHUP re-reads --profile-file and sends the profile to the server.
+ * Bad flags: usage on stderr, exit 2.
  */
+#include "kaa/kaa.h"
+
+#include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #ifndef KAA_VERSION
 #define KAA_VERSION "0.0.0-dev"
 #endif
 
+#define MAX_BOOT 16
+#define MAX_COUNT 100000
+
+typedef struct device {
+	int index;
+	kaa_client *client;
+	uint64_t seq;       /* next {seq} value */
+	uint64_t generated; /* records generated in this run */
+	double budget;      /* fractional records owed by the rate */
+	char dir[PATH_MAX];
+	atomic_bool established;
+	atomic_bool stopped; /* gave up for good (revoked) */
+} device;
+
+static struct {
+	bool verbose;
+	pthread_mutex_t out_lock;
+} g = {.out_lock = PTHREAD_MUTEX_INITIALIZER};
+
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: kaa-device [--help] [--version]\n"
-		     "\n"
-		     "The Kaa device simulator: runs many devices in one process.\n"
-		     "Not implemented yet in this build: the device simulator is\n"
-		     "tracked by issue #5.\n"
-		     "\n"
-		     "  -h, --help     print this help and exit\n"
-		     "  -V, --version  print the version and exit\n");
+	fprintf(out,
+		"usage: kaa-device --bootstrap HOST:PORT[,HOST:PORT...] --app-token TOKEN\n"
+		"                  [--count N] [--duration S] [--state-dir DIR] [--profile JSON]\n"
+		"                  [--profile-file FILE]\n"
+		"                  [--log-rate R] [--log-record JSON] [--log-total N] [--until-acked]\n"
+		"                  [--subscribe TOPIC] [--ca FILE] [--fsync] [--verbose] [--json]\n"
+		"\n"
+		"The Kaa device simulator: runs N devices (libkaa clients) in one process.\n"
+		"\n"
+		"  --bootstrap LIST    bootstrap servers, tried in turn (required)\n"
+		"  --app-token TOKEN   application token (required)\n"
+		"  --count N           devices to run (default 1, at most %d)\n"
+		"  --duration S        stop after S seconds (default: until SIGTERM/SIGINT)\n"
+		"  --state-dir DIR     per-device state in DIR/dev-<i> (default ./kaa-device-state)\n"
+		"  --profile JSON      client-side profile sent by every device\n"
+		"  --profile-file FILE the profile from a file, read again on SIGHUP and sent\n"
+		"                      to the server (a profile change can change groups)\n"
+		"  --log-rate R        log records per second per device (default 0)\n"
+		"  --log-record JSON   record template; {seq} and {device} are substituted\n"
+		"                      (default {\"device\":{device},\"seq\":{seq}})\n"
+		"  --log-total N       records per device in this run, then stop generating\n"
+		"  --until-acked       exit once every device generated --log-total records\n"
+		"                      and the server acknowledged everything queued\n"
+		"  --subscribe TOPIC   subscribe every device to an optional topic\n"
+		"  --ca FILE           CA bundle: connect with wss and verify the server\n"
+		"  --fsync             fsync the log queue on every record\n"
+		"  --verbose           one line per event on stderr\n"
+		"  --json              print a JSON summary on stdout at the end\n"
+		"  -h, --help          this help;  -V, --version  the version\n",
+		MAX_COUNT);
+}
+
+static void event_line(const device *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void event_line(const device *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!g.verbose)
+		return;
+	pthread_mutex_lock(&g.out_lock);
+	fprintf(stderr, "device=%d ", d->index);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+	pthread_mutex_unlock(&g.out_lock);
+}
+
+static void on_state(kaa_client *c, kaa_client_state s, void *user)
+{
+	device *d = user;
+	char node[300];
+	atomic_store(&d->established, s == KAA_STATE_ESTABLISHED);
+	atomic_store(&d->stopped, s == KAA_STATE_STOPPED);
+	kaa_client_get_node(c, node, sizeof(node));
+	event_line(d, "event=state state=%s%s%s", kaa_client_state_name(s), node[0] ? " node=" : "",
+		   node);
+}
+
+static void on_registered(kaa_client *c, const char *hash, bool created, void *user)
+{
+	(void)c;
+	event_line(user, "event=registered endpoint=%s created=%d", hash, created);
+}
+
+static void on_error(kaa_client *c, int err, int code, const char *msg, void *user)
+{
+	(void)c;
+	event_line(user, "event=error err=%d code=%d message=\"%s\"", err, code, msg);
+}
+
+static void on_configuration(kaa_client *c, const char *json, size_t len, const char *hash,
+			     void *user)
+{
+	(void)c;
+	event_line(user, "event=configuration hash=%s json=%.*s", hash, (int)len, json);
+}
+
+static void on_notification(kaa_client *c, const char *topic, uint64_t seq, const char *body,
+			    void *user)
+{
+	(void)c;
+	event_line(user, "event=notification topic=%s seq=%" PRIu64 " body=%s",
+		   topic[0] ? topic : "-", seq, body);
+}
+
+static void on_log_delivery(kaa_client *c, uint64_t batch, size_t n, bool ok, void *user)
+{
+	(void)c;
+	event_line(user, "event=log_delivery batch=%" PRIu64 " records=%zu ok=%d", batch, n, ok);
+}
+
+static const kaa_callbacks callbacks = {
+	.on_state = on_state,
+	.on_registered = on_registered,
+	.on_error = on_error,
+	.on_configuration = on_configuration,
+	.on_notification = on_notification,
+	.on_log_delivery = on_log_delivery,
+};
+
+static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_rate(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end != s && strcmp(end, "/s") == 0)
+		end += 2;
+	if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 100000)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Expands the template: {seq} and {device}. */
+static char *render(const char *tpl, const device *d, uint64_t seq)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	for (const char *p = tpl; *p;) {
+		if (strncmp(p, "{seq}", 5) == 0) {
+			fprintf(f, "%" PRIu64, seq);
+			p += 5;
+		} else if (strncmp(p, "{device}", 8) == 0) {
+			fprintf(f, "%d", d->index);
+			p += 8;
+		} else {
+			fputc(*p++, f);
+		}
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* The whole profile file (at most 16 KiB), or NULL. */
+static char *read_profile(const char *path)
+{
+	char *buf = malloc(16 * 1024 + 1);
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+
+	if (!buf || !f) {
+		free(buf);
+		if (f)
+			fclose(f);
+		return NULL;
+	}
+	n = fread(buf, 1, 16 * 1024 + 1, f);
+	fclose(f);
+	if (n == 0 || n > 16 * 1024) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static uint64_t load_seq(const device *d)
+{
+	char path[PATH_MAX + 8];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/seq", d->dir);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+static void save_seq(const device *d)
+{
+	char path[PATH_MAX + 8], tmp[PATH_MAX + 16];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/seq", d->dir);
+	snprintf(tmp, sizeof(tmp), "%s/seq.tmp", d->dir);
+	f = fopen(tmp, "w");
+	if (!f)
+		return;
+	fprintf(f, "%" PRIu64 "\n", d->seq);
+	if (fclose(f) == 0)
+		rename(tmp, path);
 }
 
 int main(int argc, char **argv)
 {
+	enum {
+		O_BOOT = 256,
+		O_TOKEN,
+		O_COUNT,
+		O_DURATION,
+		O_STATE,
+		O_PROFILE,
+		O_PROFILE_FILE,
+		O_RATE,
+		O_RECORD,
+		O_TOTAL,
+		O_UNTIL,
+		O_SUB,
+		O_CA,
+		O_FSYNC,
+		O_VERBOSE,
+		O_JSON,
+	};
 	static const struct option opts[] = {
+		{"bootstrap", required_argument, NULL, O_BOOT},
+		{"app-token", required_argument, NULL, O_TOKEN},
+		{"count", required_argument, NULL, O_COUNT},
+		{"duration", required_argument, NULL, O_DURATION},
+		{"state-dir", required_argument, NULL, O_STATE},
+		{"profile", required_argument, NULL, O_PROFILE},
+		{"profile-file", required_argument, NULL, O_PROFILE_FILE},
+		{"log-rate", required_argument, NULL, O_RATE},
+		{"log-record", required_argument, NULL, O_RECORD},
+		{"log-total", required_argument, NULL, O_TOTAL},
+		{"until-acked", no_argument, NULL, O_UNTIL},
+		{"subscribe", required_argument, NULL, O_SUB},
+		{"ca", required_argument, NULL, O_CA},
+		{"fsync", no_argument, NULL, O_FSYNC},
+		{"verbose", no_argument, NULL, O_VERBOSE},
+		{"json", no_argument, NULL, O_JSON},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	int c;
+	char *boot_list = NULL, *boot[MAX_BOOT];
+	size_t nboot = 0;
+	const char *token = NULL, *state_dir = "./kaa-device-state", *profile = NULL;
+	const char *profile_file = NULL;
+	char *file_profile = NULL;
+	const char *tpl = "{\"device\":{device},\"seq\":{seq}}", *ca = NULL, *sub = NULL;
+	uint64_t count = 1, duration = 0, total = 0;
+	double rate = 0;
+	bool until_acked = false, fsync_each = false, json = false;
+	kaa_runtime *rt = NULL;
+	device *devs = NULL;
+	sigset_t sigs;
+	int c, rc = 0;
 
 	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'h': usage(stdout); return EXIT_SUCCESS;
-		case 'V': printf("kaa-device %s\n", KAA_VERSION); return EXIT_SUCCESS;
-		default: usage(stderr); return 2;
+		case O_BOOT: boot_list = optarg; break;
+		case O_TOKEN: token = optarg; break;
+		case O_COUNT:
+			if (!parse_u64(optarg, MAX_COUNT, &count) || count == 0)
+				goto bad;
+			break;
+		case O_DURATION:
+			if (!parse_u64(optarg, 365ull * 24 * 3600, &duration))
+				goto bad;
+			break;
+		case O_STATE: state_dir = optarg; break;
+		case O_PROFILE: profile = optarg; break;
+		case O_PROFILE_FILE: profile_file = optarg; break;
+		case O_RATE:
+			if (!parse_rate(optarg, &rate))
+				goto bad;
+			break;
+		case O_RECORD: tpl = optarg; break;
+		case O_TOTAL:
+			if (!parse_u64(optarg, UINT32_MAX, &total))
+				goto bad;
+			break;
+		case O_UNTIL: until_acked = true; break;
+		case O_SUB: sub = optarg; break;
+		case O_CA: ca = optarg; break;
+		case O_FSYNC: fsync_each = true; break;
+		case O_VERBOSE: g.verbose = true; break;
+		case O_JSON: json = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V':
+			printf("kaa-device %s (libkaa %s)\n", KAA_VERSION, kaa_sdk_version());
+			return 0;
+		default: goto bad;
 		}
 	}
-	/* No arguments, or positional ones: nothing to run yet. */
+	if (optind != argc || !boot_list || !token || !*token)
+		goto bad;
+	for (char *save = NULL, *t = strtok_r(boot_list, ",", &save); t;
+	     t = strtok_r(NULL, ",", &save)) {
+		if (nboot == MAX_BOOT)
+			goto bad;
+		boot[nboot++] = t;
+	}
+	if (nboot == 0 || (until_acked && total == 0 && rate > 0) || (profile && profile_file))
+		goto bad;
+	if (profile_file) {
+		file_profile = read_profile(profile_file);
+		if (!file_profile) {
+			fprintf(stderr, "kaa-device: cannot read %s\n", profile_file);
+			return 2;
+		}
+		profile = file_profile;
+	}
+	if (until_acked && rate == 0 && total > 0)
+		rate = 1000;
+
+	/* signals are taken by sigtimedwait in this thread only */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = kaa_runtime_new(&rt);
+	if (rc != KAA_OK) {
+		fprintf(stderr, "kaa-device: cannot start the runtime: %s\n", kaa_strerror(rc));
+		free(file_profile);
+		return 1;
+	}
+	devs = calloc(count, sizeof(*devs));
+	if (!devs) {
+		fprintf(stderr, "kaa-device: out of memory\n");
+		kaa_runtime_free(rt);
+		free(file_profile);
+		return 1;
+	}
+	for (uint64_t i = 0; i < count; i++) {
+		device *d = &devs[i];
+		kaa_client_options o = {
+			.application_token = token,
+			.bootstrap_servers = (const char *const *)boot,
+			.bootstrap_count = nboot,
+			.state_dir = d->dir,
+			.client_profile_json = profile,
+			.ca_file = ca,
+			.callbacks = &callbacks,
+			.user = d,
+			.log_no_fsync = !fsync_each,
+		};
+		d->index = (int)i;
+		snprintf(d->dir, sizeof(d->dir), "%s/dev-%" PRIu64, state_dir, i);
+		rc = kaa_client_new(rt, &o, &d->client);
+		if (rc != KAA_OK) {
+			fprintf(stderr, "kaa-device: device %" PRIu64 " (%s): %s\n", i, d->dir,
+				kaa_strerror(rc));
+			rc = 1;
+			goto out;
+		}
+		d->seq = load_seq(d);
+		if (sub)
+			kaa_client_subscribe(d->client, sub);
+		kaa_client_start(d->client);
+	}
+
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct timespec tick = {0, 100 * 1000 * 1000};
+		int sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (sig == SIGHUP && profile_file) {
+			char *np = read_profile(profile_file);
+			for (uint64_t i = 0; np && i < count; i++) {
+				int r = kaa_client_set_profile(devs[i].client, np);
+				if (r != KAA_OK)
+					event_line(&devs[i], "event=profile_refused err=%s",
+						   kaa_strerror(r));
+			}
+			if (!np)
+				fprintf(stderr, "kaa-device: cannot read %s\n", profile_file);
+			free(np);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		double elapsed =
+			(double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9;
+		if (duration && elapsed >= (double)duration)
+			break;
+		bool all_done = until_acked;
+		for (uint64_t i = 0; i < count; i++) {
+			device *d = &devs[i];
+			if (rate > 0 && (total == 0 || d->generated < total)) {
+				d->budget += rate * 0.1;
+				while (d->budget >= 1 && (total == 0 || d->generated < total)) {
+					char *rec = render(tpl, d, d->seq);
+					int r = rec ? kaa_client_log_add(d->client, rec,
+									 strlen(rec))
+						    : KAA_ERR_NOMEM;
+					free(rec);
+					if (r != KAA_OK) {
+						event_line(d, "event=log_add_failed err=%s",
+							   kaa_strerror(r));
+						d->budget = 0;
+						break;
+					}
+					d->seq++;
+					d->generated++;
+					d->budget -= 1;
+				}
+				save_seq(d);
+			}
+			if (all_done) {
+				kaa_client_stats st;
+				kaa_client_get_stats(d->client, &st);
+				if (d->generated < total || st.queued_records > 0)
+					all_done = false;
+			}
+		}
+		if (all_done)
+			break;
+		/* every device gave up for good (credentials revoked): done */
+		bool all_stopped = true;
+		for (uint64_t i = 0; i < count && all_stopped; i++)
+			all_stopped = atomic_load(&devs[i].stopped);
+		if (all_stopped)
+			break;
+	}
+	rc = 0;
+out:
+	/* stop the network first so the summary is stable */
+	kaa_runtime_free(rt);
+	if (json) {
+		uint64_t connected = 0, registered = 0, sent = 0, acked = 0, notes = 0, confs = 0,
+			 errs = 0, recon = 0, queued = 0;
+		for (uint64_t i = 0; i < count; i++) {
+			kaa_client_stats st;
+			if (!devs[i].client || kaa_client_get_stats(devs[i].client, &st) != KAA_OK)
+				continue;
+			connected += st.connects > 0;
+			registered += st.registered;
+			sent += st.records_sent;
+			acked += st.records_acked;
+			notes += st.notifications;
+			confs += st.configurations;
+			errs += st.errors;
+			recon += st.reconnects;
+			queued += st.queued_records;
+		}
+		printf("{\"devices\":%" PRIu64 ",\"connected\":%" PRIu64 ",\"registered\":%" PRIu64
+		       ",\"records_sent\":%" PRIu64 ",\"records_acked\":%" PRIu64
+		       ",\"notifications_received\":%" PRIu64
+		       ",\"configurations_received\":%" PRIu64 ",\"errors\":%" PRIu64
+		       ",\"reconnects\":%" PRIu64 ",\"queued_records\":%" PRIu64 "}\n",
+		       count, connected, registered, sent, acked, notes, confs, errs, recon,
+		       queued);
+		fflush(stdout);
+	}
+	for (uint64_t i = 0; i < count; i++)
+		kaa_client_free(devs[i].client);
+	free(devs);
+	free(file_profile);
+	return rc;
+bad:
 	usage(stderr);
 	return 2;
 }

@@ -1,0 +1,218 @@
+/*
+ * kaa/kaa.h - libkaa, the Kaa device SDK.
+ *
+ * A device program creates one runtime (one network thread) and one or more
+ * clients on it (one client = one endpoint = one WebSocket session to an
+ * operations node). A client bootstraps from the built-in list of bootstrap
+ * servers, picks an operations node by weighted random choice, registers
+ * with its application token and public key, and then keeps the session
+ * up: it reconnects with jittered exponential backoff, moves to another node
+ * when one fails or redirects, syncs its configuration, delivers
+ * notifications once, and uploads log records from a persistent on-disk
+ * queue so that no record is lost while offline or across a restart.
+ *
+ * The SDK never prints and never aborts: everything it has to say arrives
+ * through the callbacks in kaa_callbacks.
+ *
+ * Errors: functions return KAA_OK (0) or a negative kaa_err from
+ * <kaa/error.h>; kaa_strerror() (declared there) names them.
+ *
+ * Threads: every kaa_* function may be called from any thread, except that
+ * kaa_client_free and kaa_runtime_free must not be called from a callback.
+ * Callbacks run on the runtime's network thread, one at a time; they must
+ * return quickly (no blocking I/O) and may call the other kaa_client_*
+ * functions.
+ *
+ * Files: each client owns a state directory (kaa_client_options.state_dir)
+ * holding its key pair (key.pem, EC P-256, created once), its endpoint state
+ * (state: session id, configuration hash, notification positions), its
+ * last configuration (config.json) and its log queue (logs.q). Two clients
+ * must never share a state directory.
+ */
+#ifndef KAA_KAA_H
+#define KAA_KAA_H
+
+#include "error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KAA_EXPORT __attribute__((visibility("default")))
+
+/* The SDK's version, e.g. "0.1.0". Static string. */
+KAA_EXPORT const char *kaa_sdk_version(void);
+
+typedef struct kaa_runtime kaa_runtime;
+typedef struct kaa_client kaa_client;
+
+/* Where a client is in its life. */
+typedef enum kaa_client_state {
+	KAA_STATE_IDLE = 0,          /* created, not started */
+	KAA_STATE_BOOTSTRAPPING = 1, /* asking the bootstrap servers */
+	KAA_STATE_CONNECTING = 2,    /* WebSocket handshake / Hello sent */
+	KAA_STATE_ESTABLISHED = 3,   /* HelloAck received: registered, online */
+	KAA_STATE_WAITING = 4,       /* offline, waiting for the next attempt */
+	KAA_STATE_STOPPED = 5,       /* gave up for good (credentials revoked) or stopped */
+} kaa_client_state;
+
+/* Static name of a state ("established", ...). */
+KAA_EXPORT const char *kaa_client_state_name(kaa_client_state s);
+
+/*
+ * Callbacks; any member may be NULL. Strings passed in are valid only
+ * during the call (copy what you keep). user is kaa_client_options.user.
+ */
+typedef struct kaa_callbacks {
+	/* The client moved to state s. */
+	void (*on_state)(kaa_client *c, kaa_client_state s, void *user);
+	/* HelloAck received: endpoint_key_hash is the endpoint's identity;
+	 * created is true when this session created the endpoint record. */
+	void (*on_registered)(kaa_client *c, const char *endpoint_key_hash, bool created,
+			      void *user);
+	/* Something went wrong. err is a kaa_err (KAA_ERR_UNAVAILABLE: no
+	 * server reachable, KAA_ERR_PROTOCOL: the server answered with an Error
+	 * frame, KAA_ERR_IO: a state file could not be written, ...);
+	 * protocol_code is the device protocol's ErrorCode (docs/protocol.md)
+	 * or 0; message is for humans. The client keeps going unless it moves
+	 * to KAA_STATE_STOPPED. */
+	void (*on_error)(kaa_client *c, int err, int protocol_code, const char *message,
+			 void *user);
+	/* A new configuration document (JSON text, len bytes, NUL-terminated)
+	 * with its hash (lowercase hex SHA-256 of the canonical JSON). Called
+	 * once per change; not called for "up to date". */
+	void (*on_configuration)(kaa_client *c, const char *json, size_t len, const char *hash,
+				 void *user);
+	/* A notification (topic_id "" = unicast). Called once per (topic, seq):
+	 * duplicates the server re-sends are dropped by the SDK. */
+	void (*on_notification)(kaa_client *c, const char *topic_id, uint64_t seq,
+				const char *body_json, void *user);
+	/* A log batch got its delivery status: success means durably stored
+	 * and removed from the local queue; !success means the server refused
+	 * the batch as invalid (the bad record, if named, was dropped and the
+	 * others are re-queued). Retryable failures are retried silently. */
+	void (*on_log_delivery)(kaa_client *c, uint64_t batch_id, size_t records, bool success,
+				void *user);
+} kaa_callbacks;
+
+typedef struct kaa_client_options {
+	/* Required: the application token (KAA_APPLICATION_TOKEN). */
+	const char *application_token;
+	/* Required: bootstrap servers "host:port" (KAA_BOOTSTRAP_SERVERS),
+	 * tried in turn. */
+	const char *const *bootstrap_servers;
+	size_t bootstrap_count;
+	/* Required: directory for this client's files (created if absent). */
+	const char *state_dir;
+	/* Optional: client-side profile (JSON object) sent in Hello. */
+	const char *client_profile_json;
+	/* Optional: the SDK profile id (KAA_SDK_PROFILE_ID as a string). */
+	const char *sdk_profile_id;
+	/* Optional: CA bundle for wss:// (the server certificate is verified
+	 * against it); NULL: the system's default CAs. */
+	const char *ca_file;
+	const kaa_callbacks *callbacks;
+	void *user;
+	/* Reconnect backoff: 0 means the defaults (500 ms, 30 s). */
+	uint32_t backoff_initial_ms;
+	uint32_t backoff_max_ms;
+	/* Log upload: records per batch (0: 100, capped by the server's
+	 * limit), how long a partial batch waits for more records (0: 100 ms),
+	 * and the most records the local queue holds (0: 100000; beyond it
+	 * kaa_client_log_add returns KAA_ERR_TOO_BIG). */
+	uint32_t log_batch_records;
+	uint32_t log_flush_ms;
+	uint32_t log_queue_max_records;
+	/* true: do not fsync the log queue on every append (faster, may lose
+	 * the newest records on power loss; never on a process crash). */
+	bool log_no_fsync;
+} kaa_client_options;
+
+/* Counters of one client (monotonic since kaa_client_new). */
+typedef struct kaa_client_stats {
+	uint64_t connects;       /* sessions established (HelloAck received) */
+	uint64_t reconnects;     /* established sessions after the first */
+	uint64_t records_sent;   /* log records sent (re-sends included) */
+	uint64_t records_acked;  /* log records confirmed stored */
+	uint64_t notifications;  /* notifications delivered to on_notification */
+	uint64_t configurations; /* configurations delivered to on_configuration */
+	uint64_t errors;         /* calls of on_error */
+	uint64_t queued_records; /* records in the local queue now */
+	bool registered;         /* a HelloAck was received at least once */
+} kaa_client_stats;
+
+/*
+ * Creates a runtime and starts its network thread. The caller owns *out and
+ * frees it with kaa_runtime_free. Errors: KAA_ERR_NOMEM, KAA_ERR_INTERNAL
+ * (the WebSocket context or the thread could not be created).
+ * The runtime silences libwebsockets' own logging (process-wide).
+ */
+KAA_EXPORT int kaa_runtime_new(kaa_runtime **out);
+
+/* Stops the network thread, closes every client's session (clients stay
+ * valid for kaa_client_stats and must still be freed with kaa_client_free,
+ * before or after this call). NULL is accepted. */
+KAA_EXPORT void kaa_runtime_free(kaa_runtime *rt);
+
+/*
+ * Creates a client on rt: copies opts (strings included), creates the state
+ * directory, loads or creates the key pair and opens the log queue (records
+ * of a previous run are kept and will be sent). It does not connect until
+ * kaa_client_start. *out is owned by the caller (kaa_client_free).
+ * Errors: KAA_ERR_INVAL (missing token, bootstrap list or state_dir, or a
+ * bootstrap entry that is not host:port), KAA_ERR_IO (state directory or
+ * files not usable), KAA_ERR_NOMEM.
+ */
+KAA_EXPORT int kaa_client_new(kaa_runtime *rt, const kaa_client_options *opts, kaa_client **out);
+
+/* Starts connecting (asynchronously). KAA_ERR_INVAL if c is NULL,
+ * KAA_ERR_CANCELED if the runtime was freed. Starting twice is a no-op. */
+KAA_EXPORT int kaa_client_start(kaa_client *c);
+
+/* Closes the session and frees c; waits until the network thread has let
+ * go of it. Queued log records stay on disk. NULL is accepted. Never from
+ * a callback. */
+KAA_EXPORT void kaa_client_free(kaa_client *c);
+
+/*
+ * Appends one log record (one JSON text, len bytes) to the persistent queue
+ * (written, and fsync'ed unless log_no_fsync, before this returns). It is
+ * uploaded when online and removed once the server confirms storage.
+ * Errors: KAA_ERR_INVAL (NULL, empty or not JSON), KAA_ERR_TOO_BIG (record
+ * over 8 KiB or queue full), KAA_ERR_IO (write failed), KAA_ERR_NOMEM.
+ */
+KAA_EXPORT int kaa_client_log_add(kaa_client *c, const char *json, size_t len);
+
+/* Subscribes to / unsubscribes from an optional notification topic (sent
+ * when online; the server's refusal arrives through on_error).
+ * KAA_ERR_INVAL for a NULL/empty/oversized id, KAA_ERR_NOMEM. */
+KAA_EXPORT int kaa_client_subscribe(kaa_client *c, const char *topic_id);
+KAA_EXPORT int kaa_client_unsubscribe(kaa_client *c, const char *topic_id);
+
+/* Replaces the client-side profile (JSON object, sent now if online and in
+ * every later Hello). KAA_ERR_INVAL (not JSON), KAA_ERR_TOO_BIG (> 16 KiB). */
+KAA_EXPORT int kaa_client_set_profile(kaa_client *c, const char *json);
+
+/* Copies the counters. KAA_ERR_INVAL if c or out is NULL. */
+KAA_EXPORT int kaa_client_get_stats(kaa_client *c, kaa_client_stats *out);
+
+/* The current state. */
+KAA_EXPORT kaa_client_state kaa_client_get_state(kaa_client *c);
+
+/* Copies the endpoint key hash ("" before the first HelloAck of this
+ * process) into buf (NUL-terminated, cut to len). */
+KAA_EXPORT void kaa_client_get_endpoint_key_hash(kaa_client *c, char *buf, size_t len);
+
+/* Copies "host:port" of the operations node the client is connecting or
+ * connected to ("" otherwise) into buf (NUL-terminated, cut to len). */
+KAA_EXPORT void kaa_client_get_node(kaa_client *c, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

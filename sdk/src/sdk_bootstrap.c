@@ -1,0 +1,282 @@
+/* The bootstrap client: one bounded plain-HTTP GET and the weighted choice
+ * of an operations node. */
+#include "sdk_internal.h"
+
+#include "error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* The bootstrap answer is a short JSON list; anything longer is refused. */
+#define BOOT_MAX_ANSWER (64 * 1024)
+
+int kaa__sdk_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+	const char *colon, *hs = s;
+	size_t hl;
+	char *end;
+	long p;
+
+	if (!s || !*s)
+		return KAA_ERR_INVAL;
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':')
+			return KAA_ERR_INVAL;
+		hs = s + 1;
+		hl = (size_t)(rb - hs);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return KAA_ERR_INVAL;
+		hl = (size_t)(colon - s);
+		if (memchr(s, ':', hl))
+			return KAA_ERR_INVAL; /* an IPv6 address needs brackets */
+	}
+	if (hl == 0 || hl >= hostlen)
+		return KAA_ERR_INVAL;
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end || p < 1 || p > 65535)
+		return KAA_ERR_INVAL;
+	memcpy(host, hs, hl);
+	host[hl] = '\0';
+	*port = (uint16_t)p;
+	return KAA_OK;
+}
+
+int kaa__sdk_bootstrap_parse(const char *body, size_t len, kaa__node_addr *nodes, size_t max,
+			     size_t *n)
+{
+	kaa__sj *root = NULL;
+	const kaa__sj *list;
+	int rc;
+
+	*n = 0;
+	rc = kaa__sj_parse(body, len, BOOT_MAX_ANSWER, 8, &root);
+	if (rc != KAA_OK)
+		return rc;
+	list = kaa__sj_get(root, "nodes");
+	if (!list || list->type != KAA__SJ_ARRAY) {
+		rc = KAA_ERR_INVAL;
+		goto out;
+	}
+	for (size_t i = 0; i < list->n && *n < max; i++) {
+		const kaa__sj *h = kaa__sj_get(list->vals[i], "host");
+		const kaa__sj *p = kaa__sj_get(list->vals[i], "port");
+		const kaa__sj *w = kaa__sj_get(list->vals[i], "weight");
+		const kaa__sj *t = kaa__sj_get(list->vals[i], "tls");
+		if (!h || h->type != KAA__SJ_STRING || !*h->str ||
+		    strlen(h->str) >= KAA__HOST_MAX || !p || p->type != KAA__SJ_NUMBER)
+			continue;
+		double pv = strtod(p->str, NULL);
+		if (pv < 1 || pv > 65535)
+			continue;
+		double wv = w && w->type == KAA__SJ_NUMBER ? strtod(w->str, NULL) : 1;
+		kaa__node_addr *a = &nodes[(*n)++];
+		memset(a, 0, sizeof(*a));
+		strcpy(a->host, h->str);
+		a->port = (uint16_t)pv;
+		a->weight = wv < 1 ? 1 : wv > 1e6 ? 1000000u : (uint32_t)wv;
+		a->tls = t && t->type == KAA__SJ_TRUE;
+	}
+out:
+	kaa__sj_free(root);
+	return rc;
+}
+
+size_t kaa__sdk_pick_weighted(const kaa__node_addr *nodes, size_t n, size_t avoid, uint64_t *rng)
+{
+	uint64_t total = 0, r;
+
+	if (n <= 1)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (i != avoid)
+			total += nodes[i].weight ? nodes[i].weight : 1;
+	r = kaa__sdk_rand_below(rng, total);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t w;
+		if (i == avoid)
+			continue;
+		w = nodes[i].weight ? nodes[i].weight : 1;
+		if (r < w)
+			return i;
+		r -= w;
+	}
+	return avoid == 0 ? 1 : 0; /* unreachable */
+}
+
+static int connect_deadline(const char *host, uint16_t port, int64_t deadline)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	char ps[8];
+	int fd = -1, rc = KAA_ERR_UNAVAILABLE;
+
+	snprintf(ps, sizeof(ps), "%u", port);
+	if (getaddrinfo(host, ps, &hints, &res) != 0)
+		return KAA_ERR_UNAVAILABLE;
+	for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			    ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		if (errno == EINPROGRESS) {
+			struct pollfd pf = {.fd = fd, .events = POLLOUT};
+			int64_t left = deadline - kaa__sdk_now_ms();
+			int err = 0;
+			socklen_t el = sizeof(err);
+			if (left > 0 && poll(&pf, 1, (int)left) == 1 &&
+			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0)
+				break;
+			if (left <= 0)
+				rc = KAA_ERR_TIMEOUT;
+		}
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd >= 0 ? fd : rc;
+}
+
+/* True once the headers and Content-Length bytes of body are in buf (a
+ * server that keeps the connection open is not waited for). */
+static bool answer_complete(const char *buf, size_t got)
+{
+	const char *end = strstr(buf, "\r\n\r\n");
+	const char *cl;
+	long n;
+
+	if (!end)
+		return false;
+	cl = strcasestr(buf, "\r\ncontent-length:");
+	if (!cl || cl > end)
+		return false;
+	n = strtol(cl + 17, NULL, 10);
+	return n >= 0 && got >= (size_t)(end + 4 - buf) + (size_t)n;
+}
+
+static void url_escape(const char *in, char *out, size_t outlen)
+{
+	static const char hexd[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (const unsigned char *c = (const unsigned char *)in; *c && o + 4 < outlen; c++) {
+		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+		    (*c >= '0' && *c <= '9') || *c == '-' || *c == '_' || *c == '.' || *c == '~') {
+			out[o++] = (char)*c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hexd[*c >> 4];
+			out[o++] = hexd[*c & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+int kaa__sdk_bootstrap_fetch(const char *hostport, const char *app_token, int timeout_ms,
+			     kaa__node_addr *nodes, size_t max, size_t *n)
+{
+	char host[KAA__HOST_MAX], tok[3 * 1024 + 4], req[4096];
+	char *buf = NULL;
+	size_t got = 0;
+	uint16_t port;
+	int64_t deadline = kaa__sdk_now_ms() + timeout_ms;
+	int fd, rc, reqlen;
+
+	*n = 0;
+	if (kaa__sdk_parse_hostport(hostport, host, sizeof(host), &port) != KAA_OK ||
+	    strlen(app_token) > 1024)
+		return KAA_ERR_INVAL;
+	url_escape(app_token, tok, sizeof(tok));
+	reqlen = snprintf(req, sizeof(req),
+			  "GET /v1/operations?application=%s HTTP/1.1\r\nHost: %s\r\n"
+			  "Connection: close\r\nAccept: application/json\r\n\r\n",
+			  tok, hostport);
+	if (reqlen < 0 || reqlen >= (int)sizeof(req))
+		return KAA_ERR_INVAL;
+	fd = connect_deadline(host, port, deadline);
+	if (fd < 0)
+		return fd;
+	for (int off = 0; off < reqlen;) {
+		ssize_t w = send(fd, req + off, (size_t)(reqlen - off), MSG_NOSIGNAL);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+			struct pollfd pf = {.fd = fd, .events = POLLOUT};
+			int64_t left = deadline - kaa__sdk_now_ms();
+			if (left <= 0 || poll(&pf, 1, (int)left) <= 0) {
+				rc = KAA_ERR_TIMEOUT;
+				goto out;
+			}
+			continue;
+		}
+		if (w <= 0) {
+			rc = KAA_ERR_UNAVAILABLE;
+			goto out;
+		}
+		off += (int)w;
+	}
+	buf = malloc(BOOT_MAX_ANSWER + 4096 + 1);
+	if (!buf) {
+		rc = KAA_ERR_NOMEM;
+		goto out;
+	}
+	for (;;) {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		int64_t left = deadline - kaa__sdk_now_ms();
+		if (left <= 0 || poll(&pf, 1, (int)left) <= 0) {
+			rc = KAA_ERR_TIMEOUT;
+			goto out;
+		}
+		ssize_t r = recv(fd, buf + got, BOOT_MAX_ANSWER + 4096 - got, 0);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (r < 0) {
+			rc = KAA_ERR_UNAVAILABLE;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+		if (got >= BOOT_MAX_ANSWER + 4096) {
+			rc = KAA_ERR_TOO_BIG;
+			goto out;
+		}
+		buf[got] = '\0';
+		if (answer_complete(buf, got))
+			break;
+	}
+	buf[got] = '\0';
+	/* "HTTP/1.x 200 ...", then headers; the body runs to the close. A
+	 * chunked answer is not expected from our bootstrap service. */
+	if (got < 12 || strncmp(buf, "HTTP/1.", 7) != 0 || strncmp(buf + 8, " 200", 4) != 0) {
+		rc = KAA_ERR_PROTOCOL;
+		goto out;
+	}
+	char *body = strstr(buf, "\r\n\r\n");
+	if (!body) {
+		rc = KAA_ERR_PROTOCOL;
+		goto out;
+	}
+	*body = '\0';
+	if (strcasestr(buf, "transfer-encoding: chunked")) {
+		rc = KAA_ERR_PROTOCOL;
+		goto out;
+	}
+	body += 4;
+	rc = kaa__sdk_bootstrap_parse(body, got - (size_t)(body - buf), nodes, max, n);
+	if (rc == KAA_ERR_INVAL)
+		rc = KAA_ERR_PROTOCOL;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}

@@ -1,0 +1,129 @@
+/* libkaa's key pair and endpoint state files. */
+#include "error.h"
+#include "sdk_internal.h"
+
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[256];
+
+static int setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/kaa-sdk-state-XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void)
+{
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_key_created_once(void)
+{
+	char sub[300], path[400];
+	uint8_t *a = NULL, *b = NULL;
+	size_t al = 0, bl = 0;
+	struct stat st;
+
+	snprintf(sub, sizeof(sub), "%s/dev/nested", dir);
+	CU_ASSERT_EQUAL_FATAL(kaa__sdk_mkdirs(sub), KAA_OK);
+	CU_ASSERT_EQUAL_FATAL(kaa__sdk_key_load_or_create(sub, &a, &al), KAA_OK);
+	CU_ASSERT(al > 60 && al < 200); /* DER SubjectPublicKeyInfo of a P-256 key: 91 */
+	snprintf(path, sizeof(path), "%s/key.pem", sub);
+	CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+	/* the second start loads the same key: same identity */
+	CU_ASSERT_EQUAL_FATAL(kaa__sdk_key_load_or_create(sub, &b, &bl), KAA_OK);
+	CU_ASSERT_EQUAL(al, bl);
+	CU_ASSERT(memcmp(a, b, al) == 0);
+	free(a);
+	free(b);
+	/* a file that is not a key is an error, not silently replaced */
+	FILE *f = fopen(path, "w");
+	fputs("not a key\n", f);
+	fclose(f);
+	CU_ASSERT_EQUAL(kaa__sdk_key_load_or_create(sub, &b, &bl), KAA_ERR_IO);
+	CU_ASSERT_PTR_NULL(b);
+}
+
+static void test_state_roundtrip(void)
+{
+	kaa__sdk_state st = {0}, back = {0};
+	char path[400];
+
+	CU_ASSERT_EQUAL(kaa__sdk_state_load(dir, &st), KAA_OK); /* absent: empty */
+	CU_ASSERT_STRING_EQUAL(st.session_id, "");
+	CU_ASSERT_EQUAL(st.n_streams, 0);
+	strcpy(st.endpoint_key_hash, "abcDEF-_");
+	strcpy(st.session_id, "s-42");
+	strcpy(st.config_hash, "00ff");
+	kaa__stream_pos *u = kaa__sdk_state_stream(&st, "");
+	kaa__stream_pos *t = kaa__sdk_state_stream(&st, "topic-1");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	u->last_seq = 7;
+	t->last_seq = 18446744073709551615ull;
+	CU_ASSERT_PTR_EQUAL(kaa__sdk_state_stream(&st, "topic-1"), t);
+	CU_ASSERT_EQUAL(kaa__sdk_state_save(dir, &st), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__sdk_state_load(dir, &back), KAA_OK);
+	CU_ASSERT_STRING_EQUAL(back.endpoint_key_hash, "abcDEF-_");
+	CU_ASSERT_STRING_EQUAL(back.session_id, "s-42");
+	CU_ASSERT_STRING_EQUAL(back.config_hash, "00ff");
+	CU_ASSERT_EQUAL(back.n_streams, 2);
+	CU_ASSERT_EQUAL(kaa__sdk_state_stream(&back, "")->last_seq, 7);
+	CU_ASSERT_EQUAL(kaa__sdk_state_stream(&back, "topic-1")->last_seq, 18446744073709551615ull);
+	/* an oversized topic id is refused, not truncated */
+	char big[400];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CU_ASSERT_PTR_NULL(kaa__sdk_state_stream(&back, big));
+	kaa__sdk_state_clear(&st);
+	kaa__sdk_state_clear(&back);
+
+	/* junk lines are ignored, known ones kept */
+	snprintf(path, sizeof(path), "%s/state", dir);
+	FILE *f = fopen(path, "w");
+	fputs("version 1\ngarbage\nstream\nstream t notanumber\nsession_id s-9\n", f);
+	fclose(f);
+	CU_ASSERT_EQUAL(kaa__sdk_state_load(dir, &back), KAA_OK);
+	CU_ASSERT_STRING_EQUAL(back.session_id, "s-9");
+	CU_ASSERT_EQUAL(back.n_streams, 0);
+	kaa__sdk_state_clear(&back);
+}
+
+static void test_files(void)
+{
+	char path[400], *data = NULL;
+	size_t len = 0;
+
+	snprintf(path, sizeof(path), "%s/f.txt", dir);
+	CU_ASSERT_EQUAL(kaa__sdk_write_file(path, "hello", 5, 0600), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__sdk_read_file(path, 5, &data, &len), KAA_OK);
+	CU_ASSERT_EQUAL(len, 5);
+	CU_ASSERT_STRING_EQUAL(data, "hello");
+	free(data);
+	CU_ASSERT_EQUAL(kaa__sdk_read_file(path, 4, &data, &len), KAA_ERR_TOO_BIG);
+	snprintf(path, sizeof(path), "%s/absent", dir);
+	CU_ASSERT_EQUAL(kaa__sdk_read_file(path, 4, &data, &len), KAA_ERR_NOTFOUND);
+}
+
+int main(void)
+{
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_pSuite s = CU_add_suite("sdk state", setup, teardown);
+	CU_add_test(s, "key pair created once and reloaded", test_key_created_once);
+	CU_add_test(s, "endpoint state round trip", test_state_roundtrip);
+	CU_add_test(s, "atomic file write and bounded read", test_files);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return fails ? 1 : 0;
+}
