@@ -213,7 +213,7 @@ run: deps
 # ---- tests -------------------------------------------------------------
 ASAN_BUILD := build/asan
 
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 12
 
 # Order: cheap checks first; the sanitizer build runs every suite; the plain
 # build's binaries and tests also run under valgrind (e2e/test_valgrind.sh).

@@ -73,7 +73,7 @@ directive() {
 mkdir -p "$out"
 cflags="-std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-Wall -Wextra -Wno-unused-parameter -Ilib -Iservices/node -Iservices/control -Ioperator -Isdk/include -Isdk/src -Ibuild/gen"
+	-Wall -Wextra -Wno-unused-parameter -Ilib -Iservices/node -Iservices/control -Ioperator -Isdk/include -Isdk/src -Iservices/cluster -Ibuild/gen"
 failed=""
 for t in $targets; do
 	src=fuzz/$t.c
