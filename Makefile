@@ -203,12 +203,17 @@ test-bins: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(SDK_TEST_BINS) $(OPERATOR_TEST_B
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # ---- running -----------------------------------------------------------
+# The demo's platform admin; set your own for anything but a demo.
+KAA_ADMIN_USER ?= admin
+KAA_ADMIN_PASSWORD ?= kaa-demo-password
 run: deps
 	@$(MAKE) --no-print-directory all
 	@mkdir -p data
 	@echo "kaa-node standalone: control http://localhost:8080, bootstrap :8081, operations :9080"
+	@echo "  admin credentials: $(KAA_ADMIN_USER) / $(KAA_ADMIN_PASSWORD)   (KAA_ADMIN_USER/KAA_ADMIN_PASSWORD)"
 	@echo "  try: curl localhost:8080/readyz; curl localhost:8080/metrics   (Ctrl-C stops it)"
-	exec $(BUILD)/bin/kaa-node
+	exec env KAA_ADMIN_USER='$(KAA_ADMIN_USER)' KAA_ADMIN_PASSWORD='$(KAA_ADMIN_PASSWORD)' \
+		$(BUILD)/bin/kaa-node --demo --host localhost
 
 # ---- tests -------------------------------------------------------------
 ASAN_BUILD := build/asan

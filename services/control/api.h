@@ -55,6 +55,16 @@ void kaa__control_set_rebalance(kaa__control *c, double threshold, int64_t min_s
  * Main thread, before the first tick. */
 void kaa__control_set_metrics(kaa__control *c, kaa__metrics *m);
 
+/*
+ * Demo data for `make run`: when no tenant "demo" exists, creates it with an
+ * application "demo-app" (trustful), profile-client, configuration and log
+ * schemas, a group "all" with a configuration, and a mandatory topic
+ * "news"; then (or when it already existed) copies the application token
+ * into token (at least 64 bytes). Main thread, after new. Errors of the
+ * metadata store; KAA_ERR_NOTFOUND when "demo" exists without "demo-app".
+ */
+int kaa__control_seed_demo(kaa__control *c, char *token, size_t size);
+
 /* The route table (for the OpenAPI check). */
 typedef struct kaa__route kaa__route;
 const kaa__route *kaa__control_routes(size_t *n);

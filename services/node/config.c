@@ -32,6 +32,7 @@ enum {
 	OPT_REBALANCE_THRESHOLD,
 	OPT_REBALANCE_INTERVAL,
 	OPT_REBALANCE_COOLDOWN,
+	OPT_DEMO,
 	OPT_CONFIG,
 	OPT_HELP,
 	OPT_VERSION,
@@ -59,6 +60,7 @@ static const struct option options[] = {
 	{"rebalance-threshold", required_argument, NULL, OPT_REBALANCE_THRESHOLD},
 	{"rebalance-interval", required_argument, NULL, OPT_REBALANCE_INTERVAL},
 	{"rebalance-cooldown", required_argument, NULL, OPT_REBALANCE_COOLDOWN},
+	{"demo", optional_argument, NULL, OPT_DEMO},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -89,6 +91,8 @@ const char *kaa__node_usage(void)
 	       "                         exceeds the mean by this fraction (default 0.2)\n"
 	       "  --rebalance-interval SECONDS  how often the leader checks (default 30; 0: never)\n"
 	       "  --rebalance-cooldown SECONDS  no new plan this long after one (default 60)\n"
+	       "  --demo[=true|false]    with control: create a demo tenant and application if\n"
+	       "                         absent and print how to connect a simulated device\n"
 	       "  --log-level LEVEL      debug, info, warn, error (default info)\n"
 	       "  --config FILE          \"key = value\" lines with the names above\n"
 	       "  --help, --version\n"
@@ -173,6 +177,17 @@ static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, 
 			cfg->rebalance_cooldown = (int)n;
 		return 0;
 	}
+	case OPT_DEMO:
+		if (!v || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) {
+			cfg->demo = true;
+			return 0;
+		}
+		if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no")) {
+			cfg->demo = false;
+			return 0;
+		}
+		snprintf(err, errlen, "%s: true or false, got '%s'", name, v);
+		return -1;
 	case OPT_CONFIG: return set_str(&cfg->config_file, v);
 	case OPT_CONTROL_PORT: port = &cfg->control_port; break;
 	case OPT_BOOTSTRAP_PORT: port = &cfg->bootstrap_port; break;
@@ -202,7 +217,7 @@ static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, 
 static int find_option(const char *name)
 {
 	for (const struct option *o = options; o->name; o++)
-		if (strcmp(o->name, name) == 0 && o->has_arg == required_argument)
+		if (strcmp(o->name, name) == 0 && o->has_arg != no_argument)
 			return o->val;
 	return -1;
 }
@@ -379,7 +394,7 @@ int kaa__node_config_parse(int argc, char **argv, char **envp, kaa_node_config *
 	/* Environment. */
 	for (const struct option *o = options; o->name; o++) {
 		char name[64];
-		if (o->has_arg != required_argument || o->val == OPT_CONFIG)
+		if (o->has_arg == no_argument || o->val == OPT_CONFIG)
 			continue;
 		env_name(o->name, name, sizeof(name));
 		const char *v = env_get(envp, name);

@@ -266,9 +266,33 @@ static void register_metrics(kaa__node *n)
 			      m_watch_resets, n);
 }
 
+/* --demo: how to reach the REST API and connect a simulated device, on
+ * stdout (for people; the logs stay structured on stderr). */
+static void print_demo(const kaa_node_config *cfg, const char *token)
+{
+	char exe[4096], dev[4200] = "kaa-device";
+	ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (k > 0) {
+		exe[k] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(dev, sizeof(dev), "%s/kaa-device", exe);
+		}
+	}
+	printf("kaa demo: REST API http://%s:%d/api/v1 (tenant \"demo\", application "
+	       "\"demo-app\")\n"
+	       "kaa demo: application token %s\n"
+	       "kaa demo: connect a simulated device (it logs the configuration it receives):\n"
+	       "    %s --bootstrap %s:%d --app-token %s --verbose\n",
+	       cfg->host, cfg->control_port, token, dev, cfg->host, cfg->bootstrap_port, token);
+	fflush(stdout);
+}
+
 int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 {
 	kaa__node *n = calloc(1, sizeof(*n));
+	char demo_token[128] = "";
 	int rc;
 
 	*out = NULL;
@@ -346,6 +370,13 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 		kaa__control_set_rebalance(n->control, cfg->rebalance_threshold, 50,
 					   cfg->rebalance_interval * 1000,
 					   cfg->rebalance_cooldown * 1000);
+		if (cfg->demo) {
+			rc = kaa__control_seed_demo(n->control, demo_token, sizeof(demo_token));
+			if (rc != KAA_OK) {
+				KAA_ERROR("node", "demo_seed_failed err=%s", kaa_strerror(rc));
+				goto fail;
+			}
+		}
 	}
 	rc = build_self(n);
 	if (rc != KAA_OK)
@@ -375,6 +406,8 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 		 cfg->cluster, cfg->services, kaa__coord_kind(n->coord), cfg->etcd ? " etcd=" : "",
 		 cfg->etcd ? cfg->etcd : "");
 	n->started = true;
+	if (demo_token[0])
+		print_demo(cfg, demo_token);
 	*out = n;
 	return KAA_OK;
 fail:

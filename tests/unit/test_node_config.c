@@ -124,6 +124,18 @@ static void test_bad(void)
 	CU_ASSERT_EQUAL(c.rebalance_interval, 0);
 	CU_ASSERT_EQUAL(c.rebalance_cooldown, 5);
 	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 1, "--demo"), KAA_CONFIG_OK);
+	CU_ASSERT_TRUE(c.demo);
+	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 1, "--demo=false"), KAA_CONFIG_OK);
+	CU_ASSERT_FALSE(c.demo);
+	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 1, "--demo=maybe"), KAA_CONFIG_USAGE);
+	kaa__node_config_clear(&c);
+	char *demo_env[] = {"KAA_DEMO=true", NULL};
+	CU_ASSERT_EQUAL(parse(&c, demo_env, 0), KAA_CONFIG_OK);
+	CU_ASSERT_TRUE(c.demo);
+	kaa__node_config_clear(&c);
 	CU_ASSERT_EQUAL(parse(&c, env, 1, "--help"), KAA_CONFIG_HELP);
 	kaa__node_config_clear(&c);
 	CU_ASSERT_EQUAL(parse(&c, env, 1, "--version"), KAA_CONFIG_VERSION);
