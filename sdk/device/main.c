@@ -65,7 +65,8 @@ static void usage(FILE *out)
 		"                  [--count N] [--duration S] [--state-dir DIR] [--profile JSON]\n"
 		"                  [--profile-file FILE]\n"
 		"                  [--log-rate R] [--log-record JSON] [--log-total N] [--until-acked]\n"
-		"                  [--subscribe TOPIC] [--ca FILE] [--fsync] [--verbose] [--json]\n"
+		"                  [--subscribe TOPIC] [--ca FILE] [--fsync] [--log-batch N]\n"
+		"                  [--verbose] [--json]\n"
 		"\n"
 		"The Kaa device simulator: runs N devices (libkaa clients) in one process.\n"
 		"\n"
@@ -86,7 +87,8 @@ static void usage(FILE *out)
 		"  --subscribe TOPIC   subscribe every device to an optional topic\n"
 		"  --ca FILE           CA bundle: connect with wss and verify the server\n"
 		"  --fsync             fsync the log queue on every record\n"
-		"  --verbose           one line per event on stderr\n"
+		"  --log-batch N       records per log batch, 1..1000 (default 100)\n"
+		"  --verbose           one line per event on stderr (device=N ts_ms=T event=...)\n"
 		"  --json              print a JSON summary on stdout at the end\n"
 		"  -h, --help          this help;  -V, --version  the version\n",
 		MAX_COUNT);
@@ -100,8 +102,12 @@ static void event_line(const device *d, const char *fmt, ...)
 
 	if (!g.verbose)
 		return;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
 	pthread_mutex_lock(&g.out_lock);
-	fprintf(stderr, "device=%d ", d->index);
+	/* wall-clock ms, so benchmarks can time pushes against their trigger */
+	fprintf(stderr, "device=%d ts_ms=%lld ", d->index,
+		(long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -291,6 +297,7 @@ int main(int argc, char **argv)
 		O_SUB,
 		O_CA,
 		O_FSYNC,
+		O_BATCH,
 		O_VERBOSE,
 		O_JSON,
 	};
@@ -309,6 +316,7 @@ int main(int argc, char **argv)
 		{"subscribe", required_argument, NULL, O_SUB},
 		{"ca", required_argument, NULL, O_CA},
 		{"fsync", no_argument, NULL, O_FSYNC},
+		{"log-batch", required_argument, NULL, O_BATCH},
 		{"verbose", no_argument, NULL, O_VERBOSE},
 		{"json", no_argument, NULL, O_JSON},
 		{"help", no_argument, NULL, 'h'},
@@ -321,7 +329,7 @@ int main(int argc, char **argv)
 	const char *profile_file = NULL;
 	char *file_profile = NULL;
 	const char *tpl = "{\"device\":{device},\"seq\":{seq}}", *ca = NULL, *sub = NULL;
-	uint64_t count = 1, duration = 0, total = 0;
+	uint64_t count = 1, duration = 0, total = 0, batch = 0;
 	double rate = 0;
 	bool until_acked = false, fsync_each = false, json = false;
 	kaa_runtime *rt = NULL;
@@ -357,6 +365,10 @@ int main(int argc, char **argv)
 		case O_SUB: sub = optarg; break;
 		case O_CA: ca = optarg; break;
 		case O_FSYNC: fsync_each = true; break;
+		case O_BATCH:
+			if (!parse_u64(optarg, 1000, &batch) || batch == 0)
+				goto bad;
+			break;
 		case O_VERBOSE: g.verbose = true; break;
 		case O_JSON: json = true; break;
 		case 'h': usage(stdout); return 0;
@@ -420,6 +432,7 @@ int main(int argc, char **argv)
 			.callbacks = &callbacks,
 			.user = d,
 			.log_no_fsync = !fsync_each,
+			.log_batch_records = (uint32_t)batch,
 		};
 		d->index = (int)i;
 		snprintf(d->dir, sizeof(d->dir), "%s/dev-%" PRIu64, state_dir, i);
