@@ -16,7 +16,7 @@ bin=$root/$build/bin
 harness=$root/e2e/harness/harness.sh
 . "$root/e2e/lib.sh"
 N=${BENCH_DEVICES:-18000}
-PROCS=3 # each device holds two descriptors; a process may hold 20000
+PROCS=6 # devices per simulator process: 3000 (its one loop polls them all)
 work=$(mktemp -d "${TMPDIR:-/tmp}/device_bench.XXXXXX")
 ferret=
 cleanup() {
@@ -85,14 +85,18 @@ make_developer
 rss0=$(rss_kb "$NODE")
 per=$((N / PROCS))
 t0=$(ms)
+# one simulator process after the other (3000 devices arriving at once is
+# already a storm; six at once overflow the listen backlog and the devices'
+# backoff, not the node, would set the pace)
+registered() { [ "$(prom_sum "$OPS" kaa_ops_registrations_total 'result="registered"')" -ge "$1" ]; }
 for i in $(seq 1 "$PROCS"); do
 	spawn "$bin/kaa-device" --bootstrap "$BOOT" --app-token "$TOKEN" --count "$per" \
 		--state-dir "$work/dev$i" --verbose 2>"$work/dev$i.err" >/dev/null
+	if ! wait_for 300000 registered "$((per * i))"; then
+		echo "only $(prom_sum "$OPS" kaa_ops_registrations_total 'result="registered"') registered" >&2
+		break
+	fi
 done
-registered() { [ "$(prom_sum "$OPS" kaa_ops_registrations_total 'result="registered"')" -ge "$((per * PROCS))" ]; }
-if ! wait_for 600000 registered; then
-	echo "only $(prom_sum "$OPS" kaa_ops_registrations_total 'result="registered"') registered" >&2
-fi
 t1=$(ms)
 reg=$(prom_sum "$OPS" kaa_ops_registrations_total 'result="registered"')
 sessions=$(prom_sum "$OPS" kaa_ops_sessions)

@@ -86,7 +86,9 @@ static void usage(FILE *out)
 		"                      and the server acknowledged everything queued\n"
 		"  --subscribe TOPIC   subscribe every device to an optional topic\n"
 		"  --ca FILE           CA bundle: connect with wss and verify the server\n"
-		"  --fsync             fsync the log queue on every record\n"
+		"  --fsync             fsync the log queue and state files on every change, as a\n"
+		"                      real device does (the simulator's default is not to, so\n"
+		"                      thousands of devices do not queue on one disk)\n"
 		"  --log-batch N       records per log batch, 1..1000 (default 100)\n"
 		"  --verbose           one line per event on stderr (device=N ts_ms=T event=...)\n"
 		"  --json              print a JSON summary on stdout at the end\n"
@@ -432,6 +434,7 @@ int main(int argc, char **argv)
 			.callbacks = &callbacks,
 			.user = d,
 			.log_no_fsync = !fsync_each,
+			.state_no_fsync = !fsync_each,
 			.log_batch_records = (uint32_t)batch,
 		};
 		d->index = (int)i;

@@ -88,6 +88,7 @@ struct kaa_client {
 	kaa_callbacks cb;
 	void *user;
 	uint32_t batch_records, flush_ms;
+	bool state_no_fsync;
 
 	kaa_client_state state;
 	bool started, free_req, detached, stopped_for_good;
@@ -232,7 +233,7 @@ static uint64_t next_req(kaa_client *c)
 
 static void save_state(kaa_client *c)
 {
-	int rc = kaa__sdk_state_save(c->dir, &c->st);
+	int rc = kaa__sdk_state_save(c->dir, &c->st, !c->state_no_fsync);
 	if (rc != KAA_OK)
 		report(c, rc, 0, "cannot write %s/state: %s", c->dir, kaa_strerror(rc));
 }
@@ -453,7 +454,7 @@ static void store_config(kaa_client *c, const char *json, size_t len, const char
 	c->config_len = len;
 	snprintf(c->st.config_hash, sizeof(c->st.config_hash), "%s", hash);
 	snprintf(path, sizeof(path), "%s/config.json", c->dir);
-	rc = kaa__sdk_write_file(path, json, len, 0600);
+	rc = kaa__sdk_write_file(path, json, len, 0600, !c->state_no_fsync);
 	if (rc != KAA_OK)
 		report(c, rc, 0, "cannot write %s: %s", path, kaa_strerror(rc));
 	save_state(c);
@@ -794,7 +795,7 @@ static void sweep_client(kaa_client *c, int64_t now)
 			struct lws *w = c->wsi;
 			lws_set_opaque_user_data(w, NULL);
 			session_ended(c, "timed out");
-			lws_set_timeout(w, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+			lws_set_timeout(w, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 		}
 		break;
 	case KAA_STATE_ESTABLISHED:
@@ -827,7 +828,7 @@ static void detach(kaa_client *c)
 		struct lws *w = c->wsi;
 		lws_set_opaque_user_data(w, NULL);
 		c->wsi = NULL;
-		lws_set_timeout(w, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
+		lws_set_timeout(w, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 	}
 	if (c->prev)
 		c->prev->next = c->next;
@@ -917,6 +918,15 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	case LWS_CALLBACK_CLIENT_CLOSED:
 		lws_set_opaque_user_data(wsi, NULL);
 		session_ended(c, "closed");
+		break;
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* lws frees some client connections (failures while connecting
+		 * under load) without CLOSED or CONNECTION_ERROR: forget the
+		 * pointer here too, or the connect timeout would touch freed
+		 * memory */
+		lws_set_opaque_user_data(wsi, NULL);
+		if (c->wsi == wsi)
+			session_ended(c, "connection lost");
 		break;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
 		if (c->rx_overflow || c->rxlen + len > RX_MAX || !rx_reserve(c, c->rxlen + len)) {
@@ -1178,6 +1188,7 @@ int kaa_client_new(kaa_runtime *rt, const kaa_client_options *o, kaa_client **ou
 		if (kaa__sdk_read_file(path, CONFIG_FILE_MAX, &c->config, &c->config_len) != KAA_OK)
 			c->st.config_hash[0] = '\0';
 	}
+	c->state_no_fsync = o->state_no_fsync;
 	snprintf(path, sizeof(path), "%s/logs.q", c->dir);
 	rc = kaa__lq_open(path, o->log_queue_max_records ? o->log_queue_max_records : 100000,
 			  !o->log_no_fsync, &c->lq, NULL);

@@ -73,9 +73,9 @@ void kaa__sdk_backoff_reset(kaa__sdk_backoff *b);
 /* Uniform in [0, n) from the xorshift state *rng (n > 0). */
 uint64_t kaa__sdk_rand_below(uint64_t *rng, uint64_t n);
 
-/* Writes data to path atomically (tmp file, fsync, rename, fsync dir).
- * KAA_ERR_IO. */
-int kaa__sdk_write_file(const char *path, const void *data, size_t len, int mode);
+/* Writes data to path atomically (tmp file, rename); durable: with fsync of
+ * the file and its directory, so it survives a power loss. KAA_ERR_IO. */
+int kaa__sdk_write_file(const char *path, const void *data, size_t len, int mode, bool durable);
 /* Reads a whole file of at most max bytes (NUL appended). KAA_ERR_NOTFOUND,
  * KAA_ERR_TOO_BIG, KAA_ERR_IO, KAA_ERR_NOMEM. */
 int kaa__sdk_read_file(const char *path, size_t max, char **out, size_t *len);
@@ -191,7 +191,7 @@ void kaa__sdk_state_clear(kaa__sdk_state *st);
  * lines are ignored. KAA_ERR_IO. */
 int kaa__sdk_state_load(const char *dir, kaa__sdk_state *st);
 /* Writes dir/state atomically. KAA_ERR_IO. */
-int kaa__sdk_state_save(const char *dir, const kaa__sdk_state *st);
+int kaa__sdk_state_save(const char *dir, const kaa__sdk_state *st, bool durable);
 /* The position of a stream, creating it (last_seq 0) when absent; NULL when
  * KAA__MAX_STREAMS streams exist, topic_id is too long, or out of memory. */
 kaa__stream_pos *kaa__sdk_state_stream(kaa__sdk_state *st, const char *topic_id);

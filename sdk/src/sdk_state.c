@@ -66,7 +66,7 @@ int kaa__sdk_key_load_or_create(const char *dir, uint8_t **der, size_t *der_len)
 	}
 	char *data = NULL;
 	long dl = BIO_get_mem_data(bio, &data);
-	rc = dl > 0 ? kaa__sdk_write_file(path, data, (size_t)dl, 0600) : KAA_ERR_INTERNAL;
+	rc = dl > 0 ? kaa__sdk_write_file(path, data, (size_t)dl, 0600, true) : KAA_ERR_INTERNAL;
 	if (rc == KAA_OK)
 		rc = der_of(pk, der, der_len);
 out:
@@ -156,7 +156,7 @@ int kaa__sdk_state_load(const char *dir, kaa__sdk_state *st)
 	return KAA_OK;
 }
 
-int kaa__sdk_state_save(const char *dir, const kaa__sdk_state *st)
+int kaa__sdk_state_save(const char *dir, const kaa__sdk_state *st, bool durable)
 {
 	char path[PATH_MAX];
 	char *buf = NULL;
@@ -185,7 +185,7 @@ int kaa__sdk_state_save(const char *dir, const kaa__sdk_state *st)
 		free(buf);
 		return KAA_ERR_NOMEM;
 	}
-	rc = kaa__sdk_write_file(path, buf, len, 0600);
+	rc = kaa__sdk_write_file(path, buf, len, 0600, durable);
 	free(buf);
 	return rc;
 }

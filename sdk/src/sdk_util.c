@@ -138,7 +138,7 @@ static int fsync_dir_of(const char *path)
 	return rc;
 }
 
-int kaa__sdk_write_file(const char *path, const void *data, size_t len, int mode)
+int kaa__sdk_write_file(const char *path, const void *data, size_t len, int mode, bool durable)
 {
 	char tmp[PATH_MAX];
 	const char *p = data;
@@ -160,16 +160,16 @@ int kaa__sdk_write_file(const char *path, const void *data, size_t len, int mode
 		p += w;
 		len -= (size_t)w;
 	}
-	if (fsync(fd) != 0)
+	if (durable && fsync(fd) != 0)
 		rc = KAA_ERR_IO;
 out:
 	if (close(fd) != 0 && rc == KAA_OK)
 		rc = KAA_ERR_IO;
 	if (rc == KAA_OK && rename(tmp, path) != 0)
 		rc = KAA_ERR_IO;
-	if (rc == KAA_OK)
+	if (rc == KAA_OK && durable)
 		rc = fsync_dir_of(path);
-	else
+	else if (rc != KAA_OK)
 		unlink(tmp);
 	return rc;
 }

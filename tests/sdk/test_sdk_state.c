@@ -70,7 +70,7 @@ static void test_state_roundtrip(void)
 	u->last_seq = 7;
 	t->last_seq = 18446744073709551615ull;
 	CU_ASSERT_PTR_EQUAL(kaa__sdk_state_stream(&st, "topic-1"), t);
-	CU_ASSERT_EQUAL(kaa__sdk_state_save(dir, &st), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__sdk_state_save(dir, &st, true), KAA_OK);
 	CU_ASSERT_EQUAL(kaa__sdk_state_load(dir, &back), KAA_OK);
 	CU_ASSERT_STRING_EQUAL(back.endpoint_key_hash, "abcDEF-_");
 	CU_ASSERT_STRING_EQUAL(back.session_id, "s-42");
@@ -103,7 +103,7 @@ static void test_files(void)
 	size_t len = 0;
 
 	snprintf(path, sizeof(path), "%s/f.txt", dir);
-	CU_ASSERT_EQUAL(kaa__sdk_write_file(path, "hello", 5, 0600), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__sdk_write_file(path, "hello", 5, 0600, true), KAA_OK);
 	CU_ASSERT_EQUAL(kaa__sdk_read_file(path, 5, &data, &len), KAA_OK);
 	CU_ASSERT_EQUAL(len, 5);
 	CU_ASSERT_STRING_EQUAL(data, "hello");

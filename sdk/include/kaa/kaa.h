@@ -130,6 +130,11 @@ typedef struct kaa_client_options {
 	/* true: do not fsync the log queue on every append (faster, may lose
 	 * the newest records on power loss; never on a process crash). */
 	bool log_no_fsync;
+	/* true: write the endpoint state and configuration files without fsync
+	 * (atomic still; a power loss may bring back the previous ones, which
+	 * the protocol recovers). For simulators running thousands of clients
+	 * on one disk; a real device keeps the default. */
+	bool state_no_fsync;
 } kaa_client_options;
 
 /* Counters of one client (monotonic since kaa_client_new). */
