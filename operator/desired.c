@@ -417,6 +417,26 @@ static int build_deployment(kaa__desired *d, yajl_val spec, int i, const char *i
 	yajl_gen_array_close(g);
 	probe(g, "readinessProbe", "/readyz", comp, 5, 3);
 	probe(g, "livenessProbe", "/healthz", comp, 10, 6);
+	if (i == 1) {
+		/* The pod's preStop starts the drain (SIGTERM to kaa-node, PID 1
+		 * of the image) and waits until the node has moved its devices
+		 * and exited, within terminationGracePeriodSeconds. */
+		s(g, "lifecycle");
+		yajl_gen_map_open(g);
+		s(g, "preStop");
+		yajl_gen_map_open(g);
+		s(g, "exec");
+		yajl_gen_map_open(g);
+		s(g, "command");
+		yajl_gen_array_open(g);
+		s(g, "/bin/sh");
+		s(g, "-c");
+		s(g, "kill -TERM 1; while kill -0 1 2>/dev/null; do sleep 1; done");
+		yajl_gen_array_close(g);
+		yajl_gen_map_close(g);
+		yajl_gen_map_close(g);
+		yajl_gen_map_close(g);
+	}
 	v = get(cs, "resources", NULL, NULL, NULL);
 	if (YAJL_IS_OBJECT(v) && v->u.object.len)
 		copy(g, "resources", v);

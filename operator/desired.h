@@ -17,8 +17,9 @@
  * Drain on removal: kaa-node drains itself on SIGTERM (stops admitting,
  * redirects its devices, exits when empty or at its drain deadline), so the
  * operations pods get terminationGracePeriodSeconds =
- * operations.drainTimeoutSeconds + KAA_DESIRED_GRACE_EXTRA_S and no preStop
- * hook (a preStop would only delay the SIGTERM that starts the drain).
+ * operations.drainTimeoutSeconds + KAA_DESIRED_GRACE_EXTRA_S and a preStop
+ * hook that sends kaa-node (PID 1) SIGTERM, which starts its drain, and waits
+ * until it exits: the pod is removed only once its devices have moved.
  *
  * Pure functions; safe from any thread.
  */

@@ -183,6 +183,14 @@ static void test_objects(void)
 			strstr(o->json, "\"--etcd\",\"http://e1:2379,http://e2:2379\""));
 		CU_ASSERT_PTR_NOT_NULL(strstr(o->json, "\"--cluster\",\"demo\""));
 		CU_ASSERT_PTR_NOT_NULL(strstr(o->json, "\"containerPort\":9443"));
+		/* the preStop drains and waits */
+		const char *psp_cmd[] = {"lifecycle", "preStop", "exec", "command", NULL};
+		yajl_val cmd = yajl_tree_get(c0, psp_cmd, yajl_t_array);
+		CU_ASSERT_FATAL(cmd && cmd->u.array.len == 3);
+		const char *script = YAJL_IS_STRING(cmd->u.array.values[2])
+					     ? cmd->u.array.values[2]->u.string
+					     : "";
+		CU_ASSERT_PTR_NOT_NULL(strstr(script, "kill -TERM 1"));
 		env = yajl_tree_get(c0, ep, yajl_t_array);
 		CU_ASSERT_FATAL(env != NULL);
 		for (size_t i = 0; i < env->u.array.len; i++) {
@@ -211,6 +219,7 @@ static void test_objects(void)
 	o = find(&d, "Deployment", "demo-control");
 	CU_ASSERT_PTR_NOT_NULL(strstr(o->json, "kubernetes.io/hostname"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(o->json, "\"terminationGracePeriodSeconds\":30"));
+	CU_ASSERT_PTR_NULL(strstr(o->json, "preStop")); /* only operations drains */
 
 	o = find(&d, "Service", "demo-operations");
 	CU_ASSERT_PTR_NOT_NULL(strstr(o->json, "\"type\":\"NodePort\""));
