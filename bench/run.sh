@@ -111,6 +111,10 @@ mkdir -p "$work/ep"
 	--seconds "${BENCH_SECONDS:-3}" --threads "${BENCH_THREADS:-4}" || status=1
 "$harness" stop ferretdb "$work/ferretdb" >/dev/null 2>&1 || true
 
-echo "== operations transport vs a bare lws echo server (same client, same run)"
-"$root/$build/bench/ops_bench" --sessions "${BENCH_SESSIONS:-18000}" --messages 300000 || status=1
+echo "== device sessions end to end (registered sessions, registration, configuration push, log ingest);"
+echo "   its baselines come from bench/ops_bench (bare lws echo server) run first"
+"$root/bench/device_bench.sh" "$build" || status=1
+
+echo "== kaa-operator on the harness control plane vs kubectl apply of the same objects"
+"$root/bench/operator_bench.sh" "$build" || status=1
 exit "$status"

@@ -11,9 +11,11 @@
 # deleted Deployment comes back; `kubectl scale kaacluster` scales operations;
 # a missing Secret makes it Degraded (SecretNotFound) with a Warning Event;
 # autoscaling scales up from the sessions in etcd and down only after the
-# window, draining the emptiest nodes first; deleting the KaaCluster removes
-# its etcd keys; with etcd stopped the status says EtcdUnreachable and the
-# deletion still completes after the bounded retries. Everything it starts is
+# window, draining the emptiest nodes first; the same with real kaa-node
+# operations processes on loopback holding kaa-device sessions (the nodes
+# honour the drain requests); deleting the KaaCluster removes its etcd keys;
+# with etcd stopped the status says EtcdUnreachable and the deletion still
+# completes after the bounded retries. Everything it starts is
 # stopped at the end (also on failure).
 set -uo pipefail
 
@@ -387,6 +389,140 @@ check "every key under /kaa/$CLUSTER/ is gone" etcd_empty "/kaa/$CLUSTER/"
 check "a CleanedUp Event" wait_for 10000 event_seen CleanedUp $NAME
 gc_done() { ! exists deployment $NAME-operations && ! exists configmap $NAME-config; }
 check "the garbage collector removes the owned objects" wait_for "$DEADLINE_MS" gc_done
+
+# ---- autoscaling from real kaa-node operations processes ------------------------------------
+# Outside the cluster, on loopback: a control,bootstrap node seeding the demo
+# application (--demo) and two operations nodes, all on one SQLite database,
+# the operator's etcd and the cluster name of a KaaCluster that autoscales
+# (target 10 sessions per pod, 1..4). kaa-device sessions on the real nodes
+# make the operator scale up; once the devices stop, it scales down after the
+# window, first writing drain requests that the nodes honour (draining=true
+# in their registry records).
+
+BINDIR=${KAA_ASAN_BIN_DIR:-${KAA_BIN_DIR:-$ROOT/build/bin}}
+NODE_BIN=$BINDIR/kaa-node
+DEVICE_BIN=$BINDIR/kaa-device
+NAME=live
+CLUSTER=live
+LIVE=$WORK/live
+LIVE_T0=$(now_ms)
+mkdir -p "$LIVE"
+read -r L_CP L_BP L_OP L_IP A_CP A_BP A_OP A_IP B_CP B_BP B_OP B_IP < <(free_ports 12)
+live_common=(--etcd "$ETCD" --cluster "$CLUSTER" --sql "sqlite:$LIVE/kaa.db"
+    --nosql "sqlite:$LIVE/endpoints.db" --appender-dir "$LIVE/logs" --bind 127.0.0.1
+    --host 127.0.0.1 --lease-ttl 3)
+KAA_ADMIN_USER=admin KAA_ADMIN_PASSWORD=live-password-1 spawn "$NODE_BIN" "${live_common[@]}" \
+    --node-id live-ctl --services control,bootstrap --demo --control-port "$L_CP" \
+    --bootstrap-port "$L_BP" --operations-port "$L_OP" --internode-port "$L_IP" \
+    >"$LIVE/live-ctl.out" 2>"$LIVE/live-ctl.log"
+LIVE_PIDS=("$SPAWNED")
+demo_token() { sed -n 's/^kaa demo: application token //p' "$LIVE/live-ctl.out"; }
+has_token() { [ -n "$(demo_token)" ]; }
+check "a kaa-node --services control,bootstrap --demo on cluster $CLUSTER prints its application token" \
+    wait_for "$DEADLINE_MS" has_token
+TOKEN=$(demo_token)
+start_live_ops() { # ID CONTROL-PORT BOOTSTRAP-PORT OPERATIONS-PORT INTERNODE-PORT
+    spawn "$NODE_BIN" "${live_common[@]}" --node-id "$1" --services operations --control-port "$2" \
+        --bootstrap-port "$3" --operations-port "$4" --internode-port "$5" --drain-timeout 10 \
+        >"$LIVE/$1.out" 2>"$LIVE/$1.log"
+    LIVE_PIDS+=("$SPAWNED")
+}
+start_live_ops live-a "$A_CP" "$A_BP" "$A_OP" "$A_IP"
+start_live_ops live-b "$B_CP" "$B_BP" "$B_OP" "$B_IP"
+cat >"$WORK/live.yaml" <<EOF
+apiVersion: kaaproject.org/v1alpha1
+kind: KaaCluster
+metadata: {name: $NAME}
+spec:
+  image: {repository: kaa/kaa-node, tag: "0.1.0"}
+  etcd: {endpoints: ["http://etcd.invalid:2379"]}
+  sql: {secretRef: {name: kaa-sql}}
+  documentStore: {secretRef: {name: kaa-document-store}}
+  control: {replicas: 2}
+  bootstrap: {replicas: 1}
+  operations:
+    replicas: 1
+    drainTimeoutSeconds: 20
+    autoscaling: {enabled: true, minReplicas: 1, maxReplicas: 4, targetSessionsPerPod: 10, stabilizationWindowSeconds: 2}
+EOF
+check "apply KaaCluster $NAME (autoscaling: target 10 sessions per pod, 1..4, window 2 s)" \
+    q kn apply -f "$WORK/live.yaml"
+# SESSIONS|DRAINING: the operations records under /kaa/$CLUSTER/nodes/ as
+# "id=value" words sorted by id
+live_records() {
+    curl -s --max-time 2 -X POST "$ETCD/v3/kv/range" \
+        -d "{\"key\":\"$(b64 "/kaa/$CLUSTER/nodes/")\",\"range_end\":\"$(b64 "/kaa/$CLUSTER/nodes0")\"}" |
+        python3 -c 'import sys, json, base64
+want = sys.argv[1]
+out = []
+for kv in json.load(sys.stdin).get("kvs") or []:
+    r = json.loads(base64.b64decode(kv["value"]))
+    if "operations" in r.get("services", []):
+        out.append("%s=%s" % (r["id"], str(r[want]).lower()))
+print(" ".join(sorted(out)))' "$1"
+}
+live_records_are() { [ "$(live_records "$1")" = "$2" ]; }
+check "both operations nodes register in etcd with 0 sessions, not draining" \
+    wait_for "$DEADLINE_MS" live_records_are draining "live-a=false live-b=false"
+bootstrap_lists_two() {
+    [ "$(curl -s --max-time 2 "http://127.0.0.1:$L_BP/v1/operations?application=$TOKEN" |
+        python3 -c 'import sys, json; print(len(json.load(sys.stdin)["nodes"]))' 2>/dev/null)" = 2 ]
+}
+check "bootstrap lists both operations nodes for the demo application" \
+    wait_for "$DEADLINE_MS" bootstrap_lists_two
+check "the operations Deployment starts at 1 replica" wait_for "$DEADLINE_MS" ops_replicas 1
+spawn "$DEVICE_BIN" --bootstrap "127.0.0.1:$L_BP" --app-token "$TOKEN" --count 25 \
+    --state-dir "$LIVE/devices" --json >"$LIVE/devices.json" 2>"$LIVE/devices.log"
+DEV_PID=$SPAWNED
+live_sessions() { # total sessions of the operations records
+    local w total=0
+    for w in $(live_records sessions); do total=$((total + ${w#*=})); done
+    echo "$total"
+}
+live_sessions_are() { [ "$(live_sessions)" = "$1" ]; }
+check "25 kaa-device sessions show in the nodes' registry records" wait_for "$DEADLINE_MS" live_sessions_are 25
+check "the operator scales operations up to ceil(25/10) = 3" wait_for "$DEADLINE_MS" ops_replicas 3
+check "a ScaledUp Event for $NAME" wait_for 10000 event_seen ScaledUp $NAME
+check "operations stay at 3 while the devices stay connected" ops_replicas 3
+kill -TERM "$DEV_PID"
+check "kaa-device exits on SIGTERM" wait_for 15000 exited "$DEV_PID"
+wait "$DEV_PID" 2>/dev/null
+rc=$?
+check "with status 0 (got $rc)" test "$rc" = 0
+check "the sessions drop to 0 in the registry records" wait_for "$DEADLINE_MS" live_sessions_are 0
+both_drain_keys() {
+    etcd_value "$ETCD" "/kaa/$CLUSTER/drain/live-a" | grep -q '"deadline_ms":[0-9]' &&
+        etcd_value "$ETCD" "/kaa/$CLUSTER/drain/live-b" | grep -q '"deadline_ms":[0-9]'
+}
+check "after the window the operator asks both nodes to drain (/kaa/$CLUSTER/drain/live-a, live-b)" \
+    wait_for "$DEADLINE_MS" both_drain_keys
+check "the real nodes honour them: their records say draining=true" \
+    wait_for "$DEADLINE_MS" live_records_are draining "live-a=true live-b=true"
+check "and their /readyz answers 503" wait_for 10000 http_is 503 "http://127.0.0.1:$A_OP/readyz"
+check "(both)" wait_for 10000 http_is 503 "http://127.0.0.1:$B_OP/readyz"
+check "the drained nodes are empty: operations scale down to 1" wait_for "$DEADLINE_MS" ops_replicas 1
+check "a ScaledDown Event for $NAME" wait_for 10000 event_seen ScaledDown $NAME
+for p in "${LIVE_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+live_all_exited() {
+    local p
+    for p in "${LIVE_PIDS[@]}"; do exited "$p" || return 1; done
+}
+check "the three kaa-node processes exit on SIGTERM" wait_for 20000 live_all_exited
+live_rcs=
+for p in "${LIVE_PIDS[@]}"; do
+    wait "$p" 2>/dev/null
+    live_rcs="$live_rcs$?"
+done
+check "with status 0 (got $live_rcs)" test "$live_rcs" = 000
+check "kubectl delete kaacluster $NAME completes" q kn delete kaa $NAME --wait=true --timeout=60s
+check "its etcd keys (drain requests included) are gone" etcd_empty "/kaa/$CLUSTER/"
+for f in "$LIVE"/*.log; do
+    if grep -q 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$f"; then
+        fail "no sanitizer report in $f"
+        grep -A20 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$f" | head -40
+    fi
+done
+echo "  autoscaling with real nodes: $(($(now_ms) - LIVE_T0)) ms"
 
 # ---- etcd unreachable -----------------------------------------------------------------------
 

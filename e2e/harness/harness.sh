@@ -391,7 +391,11 @@ configure() {
                 --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
                 --service-cluster-ip-range="$K8S_SERVICE_CIDR" \
                 --leader-elect=false \
-                --profiling=false
+                --profiling=false \
+                --node-monitor-grace-period=2m
+            # (KWOK's heartbeats arrive late on a loaded machine; with the
+            # default 40 s grace the nodes flap NotReady and their pods stay
+            # Ready=False, as KWOK's stages only start Pending pods)
             extra_args KAA_KUBE_CONTROLLER_MANAGER_ARGS
         } >"$DIR/cmd"
         echo "KAA_TEST_K8S_CONTROLLER_MANAGER=https://127.0.0.1:$CM_PORT" >"$DIR/env"
