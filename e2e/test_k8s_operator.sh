@@ -119,7 +119,11 @@ node_record() { # ID SESSIONS
 
 # ---- CRD, namespace, Secrets ----------------------------------------------------------
 
-check "kubectl apply -f manifests/crds/" q k apply -f "$ROOT/manifests/crds/"
+HELM=$KAA_TEST_K8S_BIN/helm
+# The chart brings the CRD (its operator pods are KWOK's: this suite runs
+# kaa-operator as a process outside the cluster).
+check "helm install the chart (CRD included)" \
+    q "$HELM" install kaa-chart "$ROOT/charts/kaa-operator" -n kaa-chart --create-namespace --wait --timeout 90s
 crd_established() {
     [ "$(k get crd kaaclusters.kaaproject.org -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" = True ]
 }
@@ -148,6 +152,36 @@ spawn "$OPERATOR" --kubeconfig="$KUBECONFIG" --http-port="$HTTP_PORT" --etcd-ove
 OP_PID=$SPAWNED
 check "kaa-operator becomes ready (/readyz 200)" wait_for "$DEADLINE_MS" http_is 200 "$OP_URL/readyz"
 check "its /healthz answers 200" http_is 200 "$OP_URL/healthz"
+
+# ---- the sample --------------------------------------------------------------------------
+
+SNS=kaa-sample
+q k create namespace "$SNS"
+check "kubectl apply -f manifests/samples/kaacluster.yaml" q k -n "$SNS" apply -f "$ROOT/manifests/samples/kaacluster.yaml"
+sample_objects() {
+    local o
+    for o in deployment/kaa-control deployment/kaa-operations deployment/kaa-bootstrap \
+        service/kaa-control service/kaa-operations service/kaa-bootstrap configmap/kaa-config \
+        pdb/kaa-control pdb/kaa-operations ingress/kaa; do
+        k -n "$SNS" get "$o" -o name >/dev/null 2>&1 || return 1
+    done
+}
+check "the sample's Deployments, Services, ConfigMap, PDBs and Ingress exist" wait_for "$DEADLINE_MS" sample_objects
+sget() { k -n "$SNS" get "$@" 2>/dev/null; }
+check "with the sample's replicas (control 2, operations 3, bootstrap 2)" test \
+    "$(sget deploy kaa-control -o 'jsonpath={.spec.replicas}')/$(sget deploy kaa-operations -o 'jsonpath={.spec.replicas}')/$(sget deploy kaa-bootstrap -o 'jsonpath={.spec.replicas}')" = 2/3/2
+check "owned by the KaaCluster (controller reference)" test \
+    "$(sget deploy kaa-operations -o 'jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].controller}')" = KaaCluster/true
+check "the PDBs carry the spec's minAvailable and maxUnavailable" test \
+    "$(sget pdb kaa-control -o 'jsonpath={.spec.minAvailable}')/$(sget pdb kaa-operations -o 'jsonpath={.spec.maxUnavailable}')" = 1/1
+check "the Ingress has the spec's host and class" test \
+    "$(sget ingress kaa -o 'jsonpath={.spec.rules[0].host}/{.spec.ingressClassName}')" = devices.example.com/nginx
+sample_ready() {
+    [ "$(sget kaa kaa -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" = True ] &&
+        [ "$(sget kaa kaa -o 'jsonpath={.status.observedGeneration}')" = "$(sget kaa kaa -o 'jsonpath={.metadata.generation}')" ]
+}
+check "the sample reaches Ready=True with observedGeneration = generation" wait_for "$DEADLINE_MS" sample_ready
+check "deleting the sample completes" q k -n "$SNS" delete kaa kaa --wait=true --timeout=60s
 
 # ---- a KaaCluster ------------------------------------------------------------------------
 
