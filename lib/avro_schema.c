@@ -109,14 +109,6 @@ static const char *json_kind(yajl_val v)
 	}
 }
 
-static yajl_val obj_get(yajl_val obj, const char *key)
-{
-	for (size_t i = 0; i < obj->u.object.len; i++)
-		if (strcmp(obj->u.object.keys[i], key) == 0)
-			return obj->u.object.values[i];
-	return NULL;
-}
-
 /* ---- value checking (shared by schema defaults and documents) ------- */
 
 typedef struct vctx {
@@ -302,7 +294,7 @@ static int check_record(vctx *c, const av_node *t, yajl_val v, int depth)
 	/* Error path only: find the first missing field in schema order. */
 	for (size_t i = 0; i < t->nfields; i++) {
 		const av_field *f = &t->fields[i];
-		if (f->def || obj_get(v, f->name))
+		if (f->def || kaa__json_member(v, f->name))
 			continue;
 		kaa__json_path_key(&c->path, f->name);
 		VFAIL(c, "missing required field");
@@ -533,7 +525,7 @@ static int resolve(pctx *c, const char *name, const char *ns, const av_node **ou
 /* Sets node->fullname and node->space from "name"/"namespace" of obj. */
 static int define_name(pctx *c, yajl_val obj, const char *ns, av_node *node)
 {
-	yajl_val name = obj_get(obj, "name"), space = obj_get(obj, "namespace");
+	yajl_val name = kaa__json_member(obj, "name"), space = kaa__json_member(obj, "namespace");
 	char q[64];
 	const char *last, *sp;
 	size_t m;
@@ -588,7 +580,7 @@ static int define_name(pctx *c, yajl_val obj, const char *ns, av_node *node)
 
 static int check_opt_string(pctx *c, yajl_val obj, const char *key)
 {
-	yajl_val v = obj_get(obj, key);
+	yajl_val v = kaa__json_member(obj, key);
 	if (v && !YAJL_IS_STRING(v)) {
 		kaa__json_path_key(&c->path, key);
 		PFAIL(c, "expected a string, got %s", json_kind(v));
@@ -598,7 +590,7 @@ static int check_opt_string(pctx *c, yajl_val obj, const char *key)
 
 static int check_aliases(pctx *c, yajl_val obj)
 {
-	yajl_val a = obj_get(obj, "aliases");
+	yajl_val a = kaa__json_member(obj, "aliases");
 	char q[64];
 	size_t m;
 
@@ -660,8 +652,8 @@ static int parse_field(pctx *c, av_node *r, yajl_val fv, av_field *f)
 
 	if (!YAJL_IS_OBJECT(fv))
 		PFAIL(c, "expected a field object, got %s", json_kind(fv));
-	name = obj_get(fv, "name");
-	type = obj_get(fv, "type");
+	name = kaa__json_member(fv, "name");
+	type = kaa__json_member(fv, "type");
 	m = kaa__json_path_key(&c->path, "name");
 	if (!name)
 		PFAIL(c, "missing field name");
@@ -682,7 +674,7 @@ static int parse_field(pctx *c, av_node *r, yajl_val fv, av_field *f)
 	rc = check_opt_string(c, fv, "doc");
 	if (rc != KAA_OK)
 		return rc;
-	order = obj_get(fv, "order");
+	order = kaa__json_member(fv, "order");
 	if (order && (!YAJL_IS_STRING(order) || (strcmp(order->u.string, "ascending") != 0 &&
 						 strcmp(order->u.string, "descending") != 0 &&
 						 strcmp(order->u.string, "ignore") != 0))) {
@@ -692,11 +684,11 @@ static int parse_field(pctx *c, av_node *r, yajl_val fv, av_field *f)
 	rc = check_aliases(c, fv);
 	if (rc != KAA_OK)
 		return rc;
-	def = obj_get(fv, "default");
+	def = kaa__json_member(fv, "default");
 	m = kaa__json_path_key(&c->path, "default");
 	if (!def) {
 		/* Kaa configuration schemas */
-		def = obj_get(fv, "by_default");
+		def = kaa__json_member(fv, "by_default");
 		kaa__json_path_pop(&c->path, m);
 		m = kaa__json_path_key(&c->path, "by_default");
 	}
@@ -729,7 +721,7 @@ static int parse_record(pctx *c, yajl_val obj, const char *ns, const av_node **o
 	rc = check_aliases(c, obj);
 	if (rc != KAA_OK)
 		return rc;
-	fields = obj_get(obj, "fields");
+	fields = kaa__json_member(obj, "fields");
 	m = kaa__json_path_key(&c->path, "fields");
 	if (!fields)
 		PFAIL(c, "missing fields of record %s", r->fullname);
@@ -787,7 +779,7 @@ static int parse_enum(pctx *c, yajl_val obj, const char *ns, const av_node **out
 	rc = check_aliases(c, obj);
 	if (rc != KAA_OK)
 		return rc;
-	syms = obj_get(obj, "symbols");
+	syms = kaa__json_member(obj, "symbols");
 	m = kaa__json_path_key(&c->path, "symbols");
 	if (!syms)
 		PFAIL(c, "missing symbols of enum %s", e->fullname);
@@ -827,7 +819,7 @@ static int parse_enum(pctx *c, yajl_val obj, const char *ns, const av_node **out
 		}
 	}
 	kaa__json_path_pop(&c->path, m);
-	def = obj_get(obj, "default");
+	def = kaa__json_member(obj, "default");
 	if (def) {
 		kaa__json_path_key(&c->path, "default");
 		if (!YAJL_IS_STRING(def))
@@ -859,7 +851,7 @@ static int parse_fixed(pctx *c, yajl_val obj, const char *ns, const av_node **ou
 	rc = check_aliases(c, obj);
 	if (rc != KAA_OK)
 		return rc;
-	size = obj_get(obj, "size");
+	size = kaa__json_member(obj, "size");
 	m = kaa__json_path_key(&c->path, "size");
 	if (!size)
 		PFAIL(c, "missing size of fixed %s", f->fullname);
@@ -874,7 +866,7 @@ static int parse_fixed(pctx *c, yajl_val obj, const char *ns, const av_node **ou
 static int parse_container(pctx *c, yajl_val obj, av_kind kind, const char *ns, const av_node **out)
 {
 	const char *attr = kind == AV_ARRAY ? "items" : "values";
-	yajl_val inner = obj_get(obj, attr);
+	yajl_val inner = kaa__json_member(obj, attr);
 	av_node *n;
 	size_t m;
 	int rc;
@@ -952,7 +944,7 @@ static int parse_type(pctx *c, yajl_val v, const char *ns, const av_node **out)
 		return parse_union(c, v, ns, out);
 	if (!YAJL_IS_OBJECT(v))
 		PFAIL(c, "expected a type name, type object or union array, got %s", json_kind(v));
-	type = obj_get(v, "type");
+	type = kaa__json_member(v, "type");
 	if (!type)
 		PFAIL(c, "missing \"type\"");
 	if (!YAJL_IS_STRING(type)) {

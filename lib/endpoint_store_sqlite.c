@@ -15,6 +15,7 @@
  * and its records commit in one transaction: all or nothing. Log appends
  * are group-committed (lite_logs_append).
  */
+#include "sqlite_err.h"
 #include "backoff.h"
 #include "endpoint_store_internal.h"
 #include "error.h"
@@ -140,30 +141,7 @@ struct lite {
 
 static int lite_err(sqlite3 *db, int rc, const char *what)
 {
-	int ext = db ? sqlite3_extended_errcode(db) : rc;
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW: return KAA_OK;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED: KAA_WARN(MOD, "sqlite_busy op=%s", what); return KAA_ERR_TIMEOUT;
-	case SQLITE_NOMEM: return KAA_ERR_NOMEM;
-	case SQLITE_TOOBIG: return KAA_ERR_TOO_BIG;
-	case SQLITE_IOERR:
-	case SQLITE_FULL:
-	case SQLITE_CANTOPEN:
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-		KAA_ERROR(MOD, "sqlite_io op=%s code=%d msg=\"%s\"", what, ext,
-			  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-		return KAA_ERR_IO;
-	default:
-		KAA_ERROR(MOD, "sqlite_error op=%s code=%d msg=\"%s\"", what, ext,
-			  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-		return KAA_ERR_INTERNAL;
-	}
+	return kaa__sqlite_err(db, rc, MOD, what);
 }
 
 static int script(struct conn *c, const char *sql)

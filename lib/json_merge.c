@@ -243,6 +243,14 @@ bool kaa__json_int64(yajl_val v, int64_t *out)
 	return true;
 }
 
+yajl_val kaa__json_member(yajl_val obj, const char *key)
+{
+	for (size_t i = 0; YAJL_IS_OBJECT(obj) && i < obj->u.object.len; i++)
+		if (strcmp(obj->u.object.keys[i], key) == 0)
+			return obj->u.object.values[i];
+	return NULL;
+}
+
 double kaa__json_double(yajl_val v)
 {
 	int64_t i;

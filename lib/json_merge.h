@@ -71,6 +71,10 @@
 int kaa__json_parse(const char *json, size_t len, size_t max_bytes, int max_depth, yajl_val *out,
 		    char *err, size_t errlen);
 
+/* The value of member key of object obj; NULL when obj is not an object
+ * (or NULL) or has no such member. Borrowed from the tree. */
+yajl_val kaa__json_member(yajl_val obj, const char *key);
+
 /* True when v is a number written as an integer literal (no fraction, no
  * exponent) that fits int64; stores it in *out (may be NULL). Unlike
  * yajl's own flag this accepts INT64_MIN. */

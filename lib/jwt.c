@@ -46,14 +46,6 @@ static long b64url_decode(const char *in, size_t n, unsigned char *out, size_t c
 	return (long)o;
 }
 
-static yajl_val member(yajl_val o, const char *key)
-{
-	for (size_t i = 0; YAJL_IS_OBJECT(o) && i < o->u.object.len; i++)
-		if (strcmp(o->u.object.keys[i], key) == 0)
-			return o->u.object.values[i];
-	return NULL;
-}
-
 /* Parses a base64url JSON object part; NULL when malformed. */
 static yajl_val part_json(const char *p, size_t n)
 {
@@ -105,7 +97,7 @@ kaa__jwt_result kaa__jwt_hs256_verify(const char *token, size_t len, const kaa__
 	hdr = part_json(token, hlen);
 	if (!hdr)
 		goto out;
-	yajl_val alg = member(hdr, "alg"), typ = member(hdr, "typ");
+	yajl_val alg = kaa__json_member(hdr, "alg"), typ = kaa__json_member(hdr, "typ");
 	if (!YAJL_IS_STRING(alg) || strcmp(alg->u.string, "HS256") != 0 ||
 	    (typ && (!YAJL_IS_STRING(typ) || strcmp(typ->u.string, "JWT") != 0))) {
 		r = KAA_JWT_UNSUPPORTED;
@@ -125,31 +117,31 @@ kaa__jwt_result kaa__jwt_hs256_verify(const char *token, size_t len, const kaa__
 	claims = part_json(d1 + 1, plen);
 	if (!claims)
 		goto out;
-	yajl_val vsub = member(claims, "sub");
+	yajl_val vsub = kaa__json_member(claims, "sub");
 	int64_t exp = 0, nbf = 0, iat = 0;
 	if (!YAJL_IS_STRING(vsub) || !*vsub->u.string || strlen(vsub->u.string) > KAA_JWT_SUB_MAX ||
-	    numeric_date(member(claims, "exp"), &exp) != 1 ||
-	    numeric_date(member(claims, "nbf"), &nbf) < 0 ||
-	    numeric_date(member(claims, "iat"), &iat) < 0)
+	    numeric_date(kaa__json_member(claims, "exp"), &exp) != 1 ||
+	    numeric_date(kaa__json_member(claims, "nbf"), &nbf) < 0 ||
+	    numeric_date(kaa__json_member(claims, "iat"), &iat) < 0)
 		goto out;
 	int64_t leeway = chk->leeway_s > 0 ? chk->leeway_s : 0;
 	if (chk->now_s >= exp + leeway) {
 		r = KAA_JWT_EXPIRED;
 		goto out;
 	}
-	if (member(claims, "nbf") && chk->now_s < nbf - leeway) {
+	if (kaa__json_member(claims, "nbf") && chk->now_s < nbf - leeway) {
 		r = KAA_JWT_NOT_YET_VALID;
 		goto out;
 	}
 	if (chk->issuer) {
-		yajl_val iss = member(claims, "iss");
+		yajl_val iss = kaa__json_member(claims, "iss");
 		if (!YAJL_IS_STRING(iss) || strcmp(iss->u.string, chk->issuer) != 0) {
 			r = KAA_JWT_WRONG_ISSUER;
 			goto out;
 		}
 	}
 	if (chk->audience) {
-		yajl_val aud = member(claims, "aud");
+		yajl_val aud = kaa__json_member(claims, "aud");
 		int found = YAJL_IS_STRING(aud) && strcmp(aud->u.string, chk->audience) == 0;
 		for (size_t i = 0; YAJL_IS_ARRAY(aud) && i < aud->u.array.len && !found; i++) {
 			yajl_val a = aud->u.array.values[i];

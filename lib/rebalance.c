@@ -105,14 +105,6 @@ int kaa__rebalance_encode(const kaa__rebalance_plan *plan, char **json, size_t *
 	return rc;
 }
 
-static yajl_val member(yajl_val o, const char *key)
-{
-	for (size_t i = 0; YAJL_IS_OBJECT(o) && i < o->u.object.len; i++)
-		if (strcmp(o->u.object.keys[i], key) == 0)
-			return o->u.object.values[i];
-	return NULL;
-}
-
 static char *id_dup(yajl_val v)
 {
 	if (!YAJL_IS_STRING(v) || !*v->u.string || strlen(v->u.string) > ID_MAX)
@@ -140,18 +132,19 @@ int kaa__rebalance_decode(const char *json, size_t len, kaa__rebalance_plan *pla
 	if (rc != KAA_OK)
 		return rc == KAA_ERR_TOO_BIG ? rc : KAA_ERR_INVAL;
 	rc = KAA_ERR_INVAL;
-	yajl_val moves = member(v, "moves");
-	if (!YAJL_IS_OBJECT(v) || !kaa__json_int64(member(v, "seq"), &plan->seq) ||
-	    !kaa__json_int64(member(v, "created_ms"), &plan->created_ms) || !YAJL_IS_ARRAY(moves) ||
-	    moves->u.array.len > KAA_REBALANCE_MAX_MOVES)
+	yajl_val moves = kaa__json_member(v, "moves");
+	if (!YAJL_IS_OBJECT(v) || !kaa__json_int64(kaa__json_member(v, "seq"), &plan->seq) ||
+	    !kaa__json_int64(kaa__json_member(v, "created_ms"), &plan->created_ms) ||
+	    !YAJL_IS_ARRAY(moves) || moves->u.array.len > KAA_REBALANCE_MAX_MOVES)
 		goto out;
 	for (size_t i = 0; i < moves->u.array.len; i++) {
 		yajl_val m = moves->u.array.values[i];
 		kaa__rebalance_move *dst = &plan->moves[plan->n_moves];
-		if (!kaa__json_int64(member(m, "sessions"), &dst->sessions) || dst->sessions < 1)
+		if (!kaa__json_int64(kaa__json_member(m, "sessions"), &dst->sessions) ||
+		    dst->sessions < 1)
 			goto out;
-		dst->from = id_dup(member(m, "from"));
-		dst->to = id_dup(member(m, "to"));
+		dst->from = id_dup(kaa__json_member(m, "from"));
+		dst->to = id_dup(kaa__json_member(m, "to"));
 		plan->n_moves++;
 		if (!dst->from || !dst->to)
 			goto out;

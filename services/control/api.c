@@ -690,14 +690,6 @@ static bool fqn_valid(const char *s)
 	return !start;
 }
 
-static yajl_val obj_get(yajl_val o, const char *key)
-{
-	for (size_t i = 0; YAJL_IS_OBJECT(o) && i < o->u.object.len; i++)
-		if (strcmp(o->u.object.keys[i], key) == 0)
-			return o->u.object.values[i];
-	return NULL;
-}
-
 /* classes: [{"fqn": "a.b.C", "schema": <Avro record>}, ...], 1..100, fqns unique. */
 static int validate_family(const char *body, kaa__http_response *resp)
 {
@@ -710,8 +702,8 @@ static int validate_family(const char *body, kaa__http_response *resp)
 	if (!YAJL_IS_ARRAY(v) || v->u.array.len == 0 || v->u.array.len > EVENT_CLASSES_MAX)
 		goto bad_shape;
 	for (size_t i = 0; i < v->u.array.len; i++) {
-		yajl_val cl = v->u.array.values[i], fqn = obj_get(cl, "fqn"),
-			 sch = obj_get(cl, "schema");
+		yajl_val cl = v->u.array.values[i], fqn = kaa__json_member(cl, "fqn"),
+			 sch = kaa__json_member(cl, "schema");
 		snprintf(path, sizeof(path), "$.classes[%zu]", i);
 		if (!YAJL_IS_OBJECT(cl) || cl->u.object.len != 2 || !sch) {
 			json_error(resp, 400, "invalid",
@@ -727,7 +719,7 @@ static int validate_family(const char *body, kaa__http_response *resp)
 			goto out;
 		}
 		for (size_t j = 0; j < i; j++) {
-			yajl_val prev = obj_get(v->u.array.values[j], "fqn");
+			yajl_val prev = kaa__json_member(v->u.array.values[j], "fqn");
 			if (strcmp(prev->u.string, fqn->u.string) == 0) {
 				json_error(resp, 400, "invalid", "duplicate event class fqn", path);
 				goto out;
@@ -795,7 +787,7 @@ static int validate_event_map(kaa__control *c, const kaa__meta_obj *o, int64_t a
 		yajl_val role = mv->u.object.values[i];
 		bool known = false;
 		for (size_t j = 0; YAJL_IS_ARRAY(fv) && j < fv->u.array.len && !known; j++) {
-			yajl_val f = obj_get(fv->u.array.values[j], "fqn");
+			yajl_val f = kaa__json_member(fv->u.array.values[j], "fqn");
 			known = YAJL_IS_STRING(f) && strcmp(f->u.string, fqn) == 0;
 		}
 		snprintf(path, sizeof(path), "$.classes.%.250s", fqn);
@@ -834,7 +826,7 @@ static int validate_verifier(const char *body, kaa__http_response *resp)
 		json_error(resp, 400, "invalid", "settings must be an object", "$.settings");
 		goto out;
 	}
-	yajl_val type = obj_get(v, "type");
+	yajl_val type = kaa__json_member(v, "type");
 	bool jwt = YAJL_IS_STRING(type) && strcmp(type->u.string, "jwt-hs256") == 0;
 	bool trustful = YAJL_IS_STRING(type) && strcmp(type->u.string, "trustful") == 0;
 	if (!jwt && !trustful) {
@@ -878,7 +870,7 @@ static int validate_verifier(const char *body, kaa__http_response *resp)
 			goto out;
 		}
 	}
-	if (jwt && !YAJL_IS_STRING(obj_get(v, "secret"))) {
+	if (jwt && !YAJL_IS_STRING(kaa__json_member(v, "secret"))) {
 		json_error(resp, 400, "invalid", "a jwt-hs256 verifier needs a secret",
 			   "$.settings.secret");
 		goto out;
