@@ -84,7 +84,7 @@ TEST_SUPPORT := $(wildcard tests/support/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps tools run test unit e2e-k8s fuzz fuzz-smoke format format-check \
+.PHONY: all deps tools run test unit e2e-k8s e2e-cluster fuzz fuzz-smoke format format-check \
 	check-runtime-libs bench clean test-bins
 
 
@@ -240,6 +240,13 @@ e2e-k8s: deps
 	@$(MAKE) --no-print-directory -j2 SAN=1 BUILD=$(ASAN_BUILD) test-bins
 	@e2e/tools/build.sh
 	@KAA_TEST_FILTER=k8s e2e/run-tests.sh $(ASAN_BUILD)
+
+# The multi-node suite alone (2 control, 3 operations, 1 bootstrap kaa-node
+# on one etcd, PostgreSQL and FerretDB; e2e/test_cluster.sh), sanitizer build.
+e2e-cluster: deps
+	@$(MAKE) --no-print-directory -j2 SAN=1 BUILD=$(ASAN_BUILD) all test-bins
+	@e2e/tools/build.sh
+	@KAA_TEST_FILTER=test_cluster e2e/run-tests.sh $(ASAN_BUILD)
 
 check-runtime-libs: all
 	@scripts/check-runtime-libs.sh $(BINS)

@@ -492,6 +492,44 @@ export -f checks_past metric
 check "the leader keeps checking (3 more passes)" wait_for 15000 checks_past
 check "no new plan once balanced: seq and plan count unchanged" \
 	[ "$(seq_now)" = "$s1" ] && [ "$(metric "$lu" kaa_control_rebalance_plans_total)" = "$p0" ]
+echo "== nodes and drain through REST"
+URL=$u2/api/v1
+api $ADMIN GET /nodes
+expect 200 "GET /nodes"
+check "GET /nodes lists the registered nodes with their sessions" python3 -c '
+import json, sys
+items = {n["id"]: n for n in json.loads(sys.argv[1])["items"]}
+assert items["ops-x"]["sessions"] == 460 and items["ops-z"]["draining"] is True, items
+assert "r1" in items and "control" in items["r1"]["services"], items' "$RESP"
+api via2:password-2 GET /nodes
+expect 403 "GET /nodes as a tenant user"
+api "" GET /nodes
+expect 401 "GET /nodes without credentials"
+api $ADMIN PUT /nodes/ops-x/drain '{"timeoutSeconds":45}'
+expect 202 "PUT /nodes/ops-x/drain"
+check "the drain key holds the deadline" python3 -c '
+import json, sys, time
+v = json.loads(sys.argv[1]); d = json.loads(sys.argv[2])
+assert abs(v["deadline_ms"] - d["deadlineMs"]) == 0 and d["deadlineMs"] > time.time() * 1000 + 40000, (v, d)' \
+	"$(etcd_value "$ETCD" "/kaa/$CLUSTER/drain/ops-x")" "$RESP"
+api $ADMIN GET /nodes
+check "GET /nodes shows the drain request" python3 -c '
+import json, sys
+items = {n["id"]: n for n in json.loads(sys.argv[1])["items"]}
+assert items["ops-x"]["drainRequested"] is True and items["ops-y"]["drainRequested"] is False' "$RESP"
+api $ADMIN PUT /nodes/no-such-node/drain
+expect_err 404 not_found "" "drain an unknown node"
+api $ADMIN PUT /nodes/ops-x/drain '{"timeoutSeconds":0}'
+expect_err 400 invalid '$.timeoutSeconds' "drain timeout 0"
+api $ADMIN PUT /nodes/ops-x/drain '{"deadline":5}'
+expect_err 400 unknown_field "" "drain with an unknown field"
+api via2:password-2 PUT /nodes/ops-x/drain
+expect 403 "drain as a tenant user"
+api $ADMIN DELETE /nodes/ops-x/drain
+expect 204 "DELETE /nodes/ops-x/drain"
+check "the drain key is gone" [ -z "$(etcd_value "$ETCD" "/kaa/$CLUSTER/drain/ops-x")" ]
+api $ADMIN DELETE /nodes/ops-x/drain
+expect_err 404 not_found "" "cancel a drain nobody asked for"
 curl -s --max-time 2 -X POST "$ETCD/v3/lease/revoke" -d "{\"ID\":\"$lease\"}" >/dev/null
 
 kill -TERM "$r1" "$r2"

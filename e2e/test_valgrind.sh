@@ -48,7 +48,7 @@ for t in test_coord_local test_node_record test_etcd_coord test_meta_store_sqlit
 	test_jwt test_rendezvous test_rebalance test_owner_dir test_internode test_ops_server \
 	test_log_appender test_endpoint_store test_operations \
 	test_desired test_workqueue test_autoscale test_kubeconfig test_op_flags \
-	test_sdk_log_queue test_sdk_state test_sdk_misc; do
+	test_sdk_log_queue test_sdk_state test_sdk_misc test_sdk_events test_event_router; do
 	echo "== $t"
 	if [ ! -x "$TEST_DIR/$t" ]; then
 		fail "$t not built in $TEST_DIR"

@@ -10,6 +10,7 @@
  *   batch_id: 1..KAA_EP_BATCH_ID_MAX bytes of UTF-8 without control
  *     characters;
  *   text fields: valid UTF-8, at most KAA_EP_TEXT_MAX bytes;
+ *   owner ids: 1..KAA_EP_OWNER_MAX bytes of valid UTF-8;
  *   JSON fields and log records: one JSON value (RFC 8259, nesting at most
  *     KAA_EP_JSON_DEPTH), at most KAA_EP_JSON_MAX / KAA_EP_LOG_RECORD_MAX bytes.
  */
@@ -76,6 +77,23 @@ static int check_text(const char *s, const char *what)
 		return KAA_OK;
 	size_t n = strlen(s);
 	if (n > KAA_EP_TEXT_MAX) {
+		KAA_DEBUG(MOD, "field_too_big field=%s bytes=%zu", what, n);
+		return KAA_ERR_TOO_BIG;
+	}
+	if (!utf8_valid((const unsigned char *)s, n)) {
+		KAA_DEBUG(MOD, "field_bad_utf8 field=%s", what);
+		return KAA_ERR_INVAL;
+	}
+	return KAA_OK;
+}
+
+/* A required owner id (NULL is the caller's business). */
+static int check_owner(const char *s, const char *what)
+{
+	size_t n = strlen(s);
+	if (n == 0)
+		return KAA_ERR_INVAL;
+	if (n > KAA_EP_OWNER_MAX) {
 		KAA_DEBUG(MOD, "field_too_big field=%s bytes=%zu", what, n);
 		return KAA_ERR_TOO_BIG;
 	}
@@ -201,6 +219,7 @@ void kaa__endpoint_clear(kaa__endpoint *ep)
 	free(ep->topics);
 	free(ep->notif_state);
 	free(ep->node_id);
+	free(ep->owner_id);
 	memset(ep, 0, sizeof(*ep));
 }
 
@@ -313,6 +332,48 @@ int kaa__ep_list(kaa__ep_store *s, int64_t app_id, const char *after_key, int li
 	if (after_key && kaa__ep_check_key(after_key) != KAA_OK)
 		return KAA_ERR_INVAL;
 	return s->be->list(s->impl, app_id, after_key, limit, cb, ud, last_key);
+}
+
+int kaa__ep_set_owner(kaa__ep_store *s, int64_t app_id, const char *key_hash, const char *owner_id,
+		      const char *expect_owner)
+{
+	int err;
+	if (!s || app_id < 1 || kaa__ep_check_key(key_hash) != KAA_OK)
+		return KAA_ERR_INVAL;
+	if (owner_id && (err = check_owner(owner_id, "owner_id")) != KAA_OK)
+		return err;
+	if (expect_owner && *expect_owner &&
+	    (err = check_owner(expect_owner, "expect_owner")) != KAA_OK)
+		return err;
+	return s->be->set_owner(s->impl, app_id, key_hash, owner_id, expect_owner);
+}
+
+int kaa__ep_find_by_access_token(kaa__ep_store *s, int64_t app_id, const char *access_token,
+				 kaa__endpoint *out)
+{
+	if (!out)
+		return KAA_ERR_INVAL;
+	kaa__endpoint_clear(out);
+	if (!s || app_id < 1 || !access_token || !*access_token)
+		return KAA_ERR_INVAL;
+	int err = check_text(access_token, "access_token");
+	if (err != KAA_OK)
+		return err;
+	err = s->be->find_by_token(s->impl, app_id, access_token, out);
+	if (err != KAA_OK)
+		kaa__endpoint_clear(out);
+	return err;
+}
+
+int kaa__ep_list_by_owner(kaa__ep_store *s, int64_t app_id, const char *owner_id, int limit,
+			  kaa__ep_cb cb, void *ud)
+{
+	if (!s || app_id < 1 || !cb || !owner_id || limit < 1 || limit > KAA_EP_LIST_MAX)
+		return KAA_ERR_INVAL;
+	int err = check_owner(owner_id, "owner_id");
+	if (err != KAA_OK)
+		return err;
+	return s->be->list_by_owner(s->impl, app_id, owner_id, limit, cb, ud);
 }
 
 int kaa__ep_logs_append(kaa__ep_store *s, int64_t app_id, const char *key_hash,

@@ -13,6 +13,14 @@
  * Endpoints are keyed by (app_id, key_hash); key_hash is the base64url
  * (no padding) SHA-256 of the endpoint's public key, 43 characters.
  *
+ * Owners: an endpoint may be attached to one owner (a user id of the
+ * application, owner_id). Only kaa__ep_set_owner changes it; kaa__ep_put
+ * never writes it. Sessions save their cached record whole with
+ * kaa__ep_put, while the owner is changed by whichever node's session
+ * handles the attach or detach request, usually not the one holding this
+ * endpoint's session: a put from that session's stale copy must not undo
+ * the change.
+ *
  * Log records: a batch is identified by (app_id, key_hash, batch_id).
  * kaa__ep_logs_append stores all records of a batch or none; a batch that
  * was already stored is not stored again (*duplicate = true, KAA_OK), so a
@@ -29,6 +37,9 @@
  *                        UTF-8, malformed JSON where JSON is expected)
  *   KAA_ERR_TOO_BIG      a field over its limit below
  *   KAA_ERR_NOTFOUND     no such endpoint
+ *   KAA_ERR_CONFLICT     kaa__ep_set_owner: the expected owner did not
+ *                        match; kaa__ep_find_by_access_token: the token is
+ *                        shared by several endpoints
  *   KAA_ERR_UNAVAILABLE  the database cannot be reached; the next call
  *                        retries the connection. A write that failed this
  *                        way may or may not have been applied (appends stay
@@ -50,6 +61,7 @@
 #define KAA_EP_JSON_MAX (256 * 1024) /* profiles, config document, state */
 #define KAA_EP_LOG_RECORD_MAX (64 * 1024)
 #define KAA_EP_BATCH_ID_MAX 128
+#define KAA_EP_OWNER_MAX 256 /* owner_id bytes: 1..256 of UTF-8 */
 
 typedef struct kaa__ep_store kaa__ep_store;
 
@@ -71,6 +83,7 @@ typedef struct kaa__endpoint {
 	char *topics;                   /* JSON array of optional topic ids subscribed */
 	char *notif_state;              /* JSON object {"<topic id>": last acked seq} */
 	char *node_id;                  /* operations node holding its session, or NULL */
+	char *owner_id;                 /* owner attached, NULL: none (see kaa__ep_set_owner) */
 	int64_t last_seen_ms;
 	int64_t created_ms; /* set by the store at first put */
 	int64_t updated_ms; /* set by the store at every put */
@@ -89,9 +102,35 @@ const char *kaa__ep_store_backend(const kaa__ep_store *s);
 /* Reads one endpoint into *out (cleared first; caller clears it after). */
 int kaa__ep_get(kaa__ep_store *s, int64_t app_id, const char *key_hash, kaa__endpoint *out);
 
-/* Inserts or replaces the whole record (borrowed; created_ms is kept
- * from the stored record when it exists). */
+/* Inserts or replaces the whole record (borrowed) except created_ms and
+ * owner_id, which keep their stored values; a new record gets created_ms
+ * now and no owner. ep->owner_id is ignored (not even checked): see
+ * "Owners" above. */
 int kaa__ep_put(kaa__ep_store *s, const kaa__endpoint *ep);
+
+/*
+ * Attaches the endpoint to owner_id (1..KAA_EP_OWNER_MAX bytes of UTF-8,
+ * borrowed), or detaches it when owner_id is NULL. expect_owner NULL sets
+ * it whatever the stored owner; otherwise only when the stored owner
+ * equals expect_owner, "" meaning "currently none" (compare-and-set).
+ * Changes nothing else (not updated_ms). Durable on KAA_OK like put.
+ * Errors: KAA_ERR_NOTFOUND when the endpoint is absent, KAA_ERR_CONFLICT
+ * when expect_owner does not match (nothing changed), KAA_ERR_INVAL for ""
+ * or bad UTF-8 in owner_id, KAA_ERR_TOO_BIG over KAA_EP_OWNER_MAX (either
+ * argument).
+ */
+int kaa__ep_set_owner(kaa__ep_store *s, int64_t app_id, const char *key_hash, const char *owner_id,
+		      const char *expect_owner);
+
+/*
+ * Reads the endpoint of app_id whose access_token equals access_token
+ * (non-empty text field) into *out, like kaa__ep_get. KAA_ERR_NOTFOUND
+ * when none has it. Tokens are random per device, so two endpoints with
+ * the same token mean a broken client or a forged token: the lookup then
+ * fails with KAA_ERR_CONFLICT (logged) rather than pick one.
+ */
+int kaa__ep_find_by_access_token(kaa__ep_store *s, int64_t app_id, const char *access_token,
+				 kaa__endpoint *out);
 
 /* Updates only node_id (NULL clears it) and last_seen_ms. */
 int kaa__ep_touch(kaa__ep_store *s, int64_t app_id, const char *key_hash, const char *node_id,
@@ -111,6 +150,13 @@ int kaa__ep_delete(kaa__ep_store *s, int64_t app_id, const char *key_hash);
 typedef int (*kaa__ep_cb)(void *ud, const kaa__endpoint *ep);
 int kaa__ep_list(kaa__ep_store *s, int64_t app_id, const char *after_key, int limit, kaa__ep_cb cb,
 		 void *ud, char **last_key);
+
+/* Calls cb for the endpoints of app_id attached to owner_id (rules of
+ * kaa__ep_set_owner), in key_hash order: the first limit (1..1000) of
+ * them, no cursor. cb as for kaa__ep_list (borrowed endpoint; non-zero
+ * stops the walk and is returned). */
+int kaa__ep_list_by_owner(kaa__ep_store *s, int64_t app_id, const char *owner_id, int limit,
+			  kaa__ep_cb cb, void *ud);
 
 /*
  * Appends one batch of log records (each a JSON value, borrowed, at most

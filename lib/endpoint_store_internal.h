@@ -25,6 +25,13 @@ typedef struct kaa__ep_backend {
 	int (*del)(void *impl, int64_t app_id, const char *key_hash);
 	int (*list)(void *impl, int64_t app_id, const char *after_key, int limit, kaa__ep_cb cb,
 		    void *ud, char **last_key);
+	/* put never writes owner_id; expect_owner "" means "no owner stored" */
+	int (*set_owner)(void *impl, int64_t app_id, const char *key_hash, const char *owner_id,
+			 const char *expect_owner);
+	int (*find_by_token)(void *impl, int64_t app_id, const char *access_token,
+			     kaa__endpoint *out);
+	int (*list_by_owner)(void *impl, int64_t app_id, const char *owner_id, int limit,
+			     kaa__ep_cb cb, void *ud);
 	int (*logs_append)(void *impl, int64_t app_id, const char *key_hash, const char *batch_id,
 			   int64_t schema_version, const char *const *records, size_t n,
 			   int64_t received_ms, bool *duplicate);

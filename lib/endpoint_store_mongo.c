@@ -5,7 +5,9 @@
  *
  * Database: the URL's database, "kaa" when it names none. Collections:
  *   endpoints     _id "<app>:<key>", fields app, key and one per struct field
- *                 (JSON fields as strings, absent ones null)
+ *                 (JSON fields as strings, absent ones null); owner_id is
+ *                 written only by set_owner (null on insert; documents from
+ *                 before owners lack it, which queries treat as null)
  *   log_records   _id "<app>:<key>:<index>:<batch>", app, key, batch, idx,
  *                 received_ms, schema_version, record (the JSON text)
  *   log_batches   _id "<app>:<key>:<batch>", app, key, batch, n,
@@ -24,6 +26,14 @@
  * Readers (count, list) go through markers only, so a batch is visible
  * when complete and never half. Records of an attempt that failed before
  * its marker stay invisible until the device re-sends the batch.
+ *
+ * Owners: set_owner's compare-and-set is one update_one whose filter holds
+ * the expected owner, and put's $set leaves owner_id out; MongoDB applies
+ * a single-document update atomically, so neither a concurrent set_owner
+ * nor a concurrent put can undo it. FerretDB 1.x does not: it runs every
+ * update as find, then replace of the whole document, so there two
+ * concurrent compare-and-sets may both succeed and a put racing a
+ * set_owner may write the old owner back. Logged at open.
  *
  * Bounded waits: serverSelectionTimeoutMS 3000, connectTimeoutMS 2000,
  * socketTimeoutMS 10000 unless the URL sets them; write concern w=1, j=true
@@ -150,6 +160,9 @@ static int create_indexes(struct mongo *m, mongoc_client_t *c)
 		const char *keys[4];
 	} idx[] = {
 		{"endpoints", "app_key", {"app", "key", NULL, NULL}},
+		{"endpoints", "app_token", {"app", "access_token", NULL, NULL}},
+		/* key last: list_by_owner's sort comes from the index */
+		{"endpoints", "app_owner_key", {"app", "owner_id", "key", NULL}},
 		{"log_records", "app_key_batch_idx", {"app", "key", "batch", "idx"}},
 		{"log_batches", "app_key_t_o", {"app", "key", "t", "o"}},
 	};
@@ -174,6 +187,24 @@ static int create_indexes(struct mongo *m, mongoc_client_t *c)
 	}
 	mongoc_database_destroy(db);
 	return err;
+}
+
+/* See "Owners" above. A failed buildInfo is not an error: the ping passed. */
+static void warn_if_ferretdb(mongoc_client_t *c)
+{
+	bson_error_t e;
+	bson_t reply;
+	bson_iter_t it;
+	bson_t *cmd = BCON_NEW("buildInfo", BCON_INT32(1));
+	if (mongoc_client_command_simple(c, "admin", cmd, NULL, &reply, &e) &&
+	    bson_iter_init_find(&it, &reply, "ferretdbVersion") && BSON_ITER_HOLDS_UTF8(&it))
+		KAA_WARN(
+			MOD,
+			"mongo_server_ferretdb version=%s note=\"updates are not atomic: concurrent"
+			" set_owner or put on one endpoint may lose an owner change\"",
+			bson_iter_utf8(&it, NULL));
+	bson_destroy(&reply);
+	bson_destroy(cmd);
 }
 
 static void mongo_close(void *impl)
@@ -233,6 +264,7 @@ static int mongo_open(const char *url, void **impl)
 		err = map_err(&e, "ping");
 		goto out;
 	}
+	warn_if_ferretdb(c);
 	err = create_indexes(m, c);
 out:
 	if (c)
@@ -282,6 +314,7 @@ static int decode_ep(const bson_t *d, kaa__endpoint *ep)
 	ep->topics = iter_dup(d, "topics", &err);
 	ep->notif_state = iter_dup(d, "notif_state", &err);
 	ep->node_id = iter_dup(d, "node_id", &err);
+	ep->owner_id = iter_dup(d, "owner_id", &err);
 	ep->last_seen_ms = iter_int(d, "last_seen_ms");
 	ep->created_ms = iter_int(d, "created_ms");
 	ep->updated_ms = iter_int(d, "updated_ms");
@@ -348,6 +381,7 @@ static int mongo_put(void *impl, const kaa__endpoint *ep, int64_t now_ms)
 	bson_append_document_end(update, &set);
 	BSON_APPEND_DOCUMENT_BEGIN(update, "$setOnInsert", &on_insert);
 	BSON_APPEND_INT64(&on_insert, "created_ms", now_ms);
+	BSON_APPEND_NULL(&on_insert, "owner_id");
 	bson_append_document_end(update, &on_insert);
 	bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
 
@@ -399,6 +433,129 @@ static int mongo_touch(void *impl, int64_t app_id, const char *key_hash, const c
 	mongoc_collection_destroy(col);
 	mongoc_client_pool_push(m->pool, c);
 	bson_destroy(update);
+	bson_destroy(filter);
+	return err;
+}
+
+/* Whether the endpoint exists (*found), for telling a lost
+ * compare-and-set from an absent endpoint. */
+static int ep_exists(mongoc_collection_t *col, const char *id, bool *found)
+{
+	bson_error_t e;
+	const bson_t *doc;
+	int err = KAA_OK;
+	bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+	bson_t *opts =
+		BCON_NEW("limit", BCON_INT64(1), "projection", "{", "_id", BCON_INT32(1), "}");
+	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, filter, opts, NULL);
+	*found = mongoc_cursor_next(cur, &doc);
+	if (!*found && mongoc_cursor_error(cur, &e))
+		err = map_err(&e, "set_owner_check");
+	mongoc_cursor_destroy(cur);
+	bson_destroy(opts);
+	bson_destroy(filter);
+	return err;
+}
+
+/* One conditional update_one: the filter carries the expected owner, so
+ * the compare-and-set is atomic on MongoDB (not on FerretDB 1.x: "Owners"
+ * above). When nothing matched, a
+ * second read tells absent from conflict; an endpoint deleted in between
+ * reports NOTFOUND, which is true by then. */
+static int mongo_set_owner(void *impl, int64_t app_id, const char *key_hash, const char *owner_id,
+			   const char *expect_owner)
+{
+	struct mongo *m = impl;
+	char id[ID_MAX];
+	bson_error_t e;
+	bson_t reply, set;
+	int err = KAA_OK;
+	ep_id(id, app_id, key_hash);
+	bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+	if (expect_owner && *expect_owner)
+		BSON_APPEND_UTF8(filter, "owner_id", expect_owner);
+	else if (expect_owner) /* null also matches a missing field */
+		BSON_APPEND_NULL(filter, "owner_id");
+	bson_t *update = bson_new();
+	BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+	append_str(&set, "owner_id", owner_id);
+	bson_append_document_end(update, &set);
+
+	mongoc_client_t *c = mongoc_client_pool_pop(m->pool);
+	mongoc_collection_t *col = coll(m, c, "endpoints");
+	if (!mongoc_collection_update_one(col, filter, update, NULL, &reply, &e)) {
+		err = map_err(&e, "set_owner");
+	} else if (iter_int(&reply, "matchedCount") == 0) {
+		bool found = false;
+		err = expect_owner ? ep_exists(col, id, &found) : KAA_OK;
+		if (err == KAA_OK)
+			err = found ? KAA_ERR_CONFLICT : KAA_ERR_NOTFOUND;
+	}
+	bson_destroy(&reply);
+	mongoc_collection_destroy(col);
+	mongoc_client_pool_push(m->pool, c);
+	bson_destroy(update);
+	bson_destroy(filter);
+	return err;
+}
+
+static int mongo_find_by_token(void *impl, int64_t app_id, const char *access_token,
+			       kaa__endpoint *out)
+{
+	struct mongo *m = impl;
+	bson_error_t e;
+	const bson_t *doc;
+	int err = KAA_ERR_NOTFOUND;
+	bson_t *filter =
+		BCON_NEW("app", BCON_INT64(app_id), "access_token", BCON_UTF8(access_token));
+	/* two documents are enough to tell a shared token */
+	bson_t *opts = BCON_NEW("limit", BCON_INT64(2));
+	mongoc_client_t *c = mongoc_client_pool_pop(m->pool);
+	mongoc_collection_t *col = coll(m, c, "endpoints");
+	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, filter, opts, NULL);
+	if (mongoc_cursor_next(cur, &doc)) {
+		err = decode_ep(doc, out);
+		if (err == KAA_OK && mongoc_cursor_next(cur, &doc)) {
+			KAA_WARN(MOD, "access_token_shared app=%" PRId64 " key=%s", app_id,
+				 out->key_hash);
+			err = KAA_ERR_CONFLICT;
+		}
+	}
+	if ((err == KAA_OK || err == KAA_ERR_NOTFOUND) && mongoc_cursor_error(cur, &e))
+		err = map_err(&e, "find_by_token");
+	mongoc_cursor_destroy(cur);
+	bson_destroy(opts);
+	bson_destroy(filter);
+	mongoc_collection_destroy(col);
+	mongoc_client_pool_push(m->pool, c);
+	return err;
+}
+
+static int mongo_list_by_owner(void *impl, int64_t app_id, const char *owner_id, int limit,
+			       kaa__ep_cb cb, void *ud)
+{
+	struct mongo *m = impl;
+	bson_error_t e;
+	const bson_t *doc;
+	int err = KAA_OK;
+	bson_t *filter = BCON_NEW("app", BCON_INT64(app_id), "owner_id", BCON_UTF8(owner_id));
+	bson_t *opts = BCON_NEW("sort", "{", "key", BCON_INT32(1), "}", "limit", BCON_INT64(limit));
+	mongoc_client_t *c = mongoc_client_pool_pop(m->pool);
+	mongoc_collection_t *col = coll(m, c, "endpoints");
+	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(col, filter, opts, NULL);
+	while (err == KAA_OK && mongoc_cursor_next(cur, &doc)) {
+		kaa__endpoint ep = {0};
+		err = decode_ep(doc, &ep);
+		if (err == KAA_OK)
+			err = cb(ud, &ep);
+		kaa__endpoint_clear(&ep);
+	}
+	if (err == KAA_OK && mongoc_cursor_error(cur, &e))
+		err = map_err(&e, "list_by_owner");
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(col);
+	mongoc_client_pool_push(m->pool, c);
+	bson_destroy(opts);
 	bson_destroy(filter);
 	return err;
 }
@@ -759,6 +916,9 @@ const kaa__ep_backend kaa__ep_backend_mongo = {
 	.touch = mongo_touch,
 	.del = mongo_del,
 	.list = mongo_list,
+	.set_owner = mongo_set_owner,
+	.find_by_token = mongo_find_by_token,
+	.list_by_owner = mongo_list_by_owner,
 	.logs_append = mongo_logs_append,
 	.logs_count = mongo_logs_count,
 	.logs_list = mongo_logs_list,

@@ -9,11 +9,16 @@
  * other processes wait in the busy handler up to BUSY_MS.
  *
  * Tables (docs/endpoint-store.md): endpoints (app_id, key_hash) primary
- * key; log_batches, one row per stored batch with a unique
+ * key, indexes on (app_id, access_token) and (app_id, owner_id);
+ * log_batches, one row per stored batch with a unique
  * (app_id, key_hash, batch_id) - the batch marker whose insert decides
  * "new or duplicate" - and log_records (batch_seq, idx). A batch's marker
  * and its records commit in one transaction: all or nothing. Log appends
  * are group-committed (lite_logs_append).
+ *
+ * Schema versions (PRAGMA user_version): migrate() runs every step from
+ * the file's version up to SCHEMA_VERSION in one transaction, so a new
+ * file and an upgraded one end with the same schema.
  */
 #include "sqlite_err.h"
 #include "backoff.h"
@@ -22,6 +27,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -33,7 +39,7 @@
 #define MOD "ep_store"
 #define POOL 4
 #define BUSY_MS 5000
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 enum {
 	ST_GET,
@@ -44,6 +50,11 @@ enum {
 	ST_DEL_EP,
 	ST_LIST_FIRST,
 	ST_LIST_AFTER,
+	ST_OWNER_SET,
+	ST_OWNER_CAS,
+	ST_EXISTS,
+	ST_FIND_TOKEN,
+	ST_LIST_OWNER,
 	ST_BATCH_INSERT,
 	ST_RECORD_INSERT,
 	ST_COUNT_EP,
@@ -52,15 +63,17 @@ enum {
 	ST_MAX
 };
 
-#define EP_COLS                                                                                \
+/* what put writes: everything but owner_id */
+#define PUT_COLS                                                                               \
 	"app_id, key_hash, public_key, access_token, client_profile, client_profile_version,"  \
 	" server_profile, groups_json, config_hash, config_doc, topics, notif_state, node_id," \
 	" last_seen_ms, created_ms, updated_ms"
+#define EP_COLS PUT_COLS ", owner_id"
 
 static const char *const sql_text[ST_MAX] = {
 	[ST_GET] = "SELECT " EP_COLS " FROM endpoints WHERE app_id = ?1 AND key_hash = ?2",
 	[ST_PUT] =
-		"INSERT INTO endpoints (" EP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+		"INSERT INTO endpoints (" PUT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
 		" ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)"
 		" ON CONFLICT (app_id, key_hash) DO UPDATE SET public_key = excluded.public_key,"
 		" access_token = excluded.access_token, client_profile = excluded.client_profile,"
@@ -80,6 +93,19 @@ static const char *const sql_text[ST_MAX] = {
 			  " ORDER BY key_hash LIMIT ?3",
 	[ST_LIST_AFTER] = "SELECT " EP_COLS " FROM endpoints WHERE app_id = ?1 AND key_hash > ?2"
 			  " ORDER BY key_hash LIMIT ?3",
+	[ST_OWNER_SET] = "UPDATE endpoints SET owner_id = ?3 WHERE app_id = ?1 AND key_hash = ?2",
+	/* ?4 NULL: only when no owner is stored */
+	[ST_OWNER_CAS] = "UPDATE endpoints SET owner_id = ?3"
+			 " WHERE app_id = ?1 AND key_hash = ?2 AND owner_id IS ?4",
+	[ST_EXISTS] = "SELECT 1 FROM endpoints WHERE app_id = ?1 AND key_hash = ?2",
+	/* INDEXED BY: without ANALYZE statistics the planner prefers the
+	 * primary key (app_id = ?), a scan of the whole application. Two rows
+	 * are enough to tell a shared token. */
+	[ST_FIND_TOKEN] = "SELECT " EP_COLS " FROM endpoints INDEXED BY endpoints_by_token"
+			  " WHERE app_id = ?1 AND access_token = ?2 LIMIT 2",
+	/* the index holds the primary key after owner_id: no sort step */
+	[ST_LIST_OWNER] = "SELECT " EP_COLS " FROM endpoints INDEXED BY endpoints_by_owner"
+			  " WHERE app_id = ?1 AND owner_id = ?2 ORDER BY key_hash LIMIT ?3",
 	[ST_BATCH_INSERT] =
 		"INSERT INTO log_batches (app_id, key_hash, batch_id, n, schema_version,"
 		" received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
@@ -93,7 +119,10 @@ static const char *const sql_text[ST_MAX] = {
 			 " WHERE b.app_id = ?1 AND b.key_hash = ?2 ORDER BY b.seq, r.idx LIMIT ?3",
 };
 
-static const char schema_sql[] =
+/* migration_sql[v] takes a file from version v to v + 1. Never edit a step
+ * that was released: add one. */
+static const char *const migration_sql[SCHEMA_VERSION] = {
+	/* 0 -> 1: the tables */
 	"CREATE TABLE IF NOT EXISTS endpoints (app_id INTEGER NOT NULL, key_hash TEXT NOT NULL,"
 	" public_key TEXT, access_token TEXT, client_profile TEXT,"
 	" client_profile_version INTEGER NOT NULL, server_profile TEXT, groups_json TEXT,"
@@ -105,7 +134,15 @@ static const char schema_sql[] =
 	" n INTEGER NOT NULL, schema_version INTEGER NOT NULL, received_ms INTEGER NOT NULL,"
 	" UNIQUE (app_id, key_hash, batch_id));"
 	"CREATE TABLE IF NOT EXISTS log_records (batch_seq INTEGER NOT NULL, idx INTEGER NOT NULL,"
-	" record TEXT NOT NULL, PRIMARY KEY (batch_seq, idx)) WITHOUT ROWID;";
+	" record TEXT NOT NULL, PRIMARY KEY (batch_seq, idx)) WITHOUT ROWID;",
+	/* 1 -> 2: endpoint owners; access token lookups. Partial indexes: the
+	 * lookups never ask for NULL, and most endpoints have no owner. */
+	"ALTER TABLE endpoints ADD COLUMN owner_id TEXT;"
+	"CREATE INDEX IF NOT EXISTS endpoints_by_token ON endpoints (app_id, access_token)"
+	" WHERE access_token IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints (app_id, owner_id)"
+	" WHERE owner_id IS NOT NULL;",
+};
 
 struct conn {
 	sqlite3 *db;
@@ -223,7 +260,8 @@ static int mkdir_parents(const char *path)
 	return rc;
 }
 
-/* Creates the tables once; concurrent openers wait for the write lock. */
+/* Brings the schema to SCHEMA_VERSION; concurrent openers wait for the
+ * write lock and then find nothing left to do. */
 static int migrate(struct conn *c)
 {
 	int err = script(c, "BEGIN IMMEDIATE");
@@ -237,8 +275,11 @@ static int migrate(struct conn *c)
 	else
 		err = lite_err(c->db, rc == SQLITE_OK ? SQLITE_ERROR : rc, "user_version");
 	sqlite3_finalize(st);
-	if (err == KAA_OK && version < SCHEMA_VERSION) {
-		err = script(c, schema_sql);
+	if (err == KAA_OK && version >= 0 && version < SCHEMA_VERSION) {
+		if (version > 0)
+			KAA_INFO(MOD, "schema_upgrade from=%d to=%d", version, SCHEMA_VERSION);
+		for (int v = version; v < SCHEMA_VERSION && err == KAA_OK; v++)
+			err = script(c, migration_sql[v]);
 		if (err == KAA_OK) {
 			char pragma[64];
 			snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", SCHEMA_VERSION);
@@ -384,6 +425,7 @@ static int decode_ep(sqlite3_stmt *st, kaa__endpoint *ep)
 	ep->last_seen_ms = sqlite3_column_int64(st, 13);
 	ep->created_ms = sqlite3_column_int64(st, 14);
 	ep->updated_ms = sqlite3_column_int64(st, 15);
+	ep->owner_id = col_dup(st, 16, &err);
 	if (err != KAA_OK)
 		kaa__endpoint_clear(ep);
 	return err;
@@ -571,6 +613,120 @@ out:
 	return err;
 }
 
+/* A transaction, so "not matched" splits into absent and conflict with
+ * no write in between. */
+static int lite_set_owner(void *impl, int64_t app_id, const char *key_hash, const char *owner_id,
+			  const char *expect_owner)
+{
+	struct lite *l = impl;
+	struct conn *c;
+	sqlite3_stmt *st;
+	int err = write_begin(l, &c, true);
+	if (err != KAA_OK)
+		return err;
+	err = stmt(c, expect_owner ? ST_OWNER_CAS : ST_OWNER_SET, &st);
+	if (err != KAA_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, app_id);
+	bind_text(st, 2, key_hash);
+	bind_text(st, 3, owner_id);
+	if (expect_owner)
+		bind_text(st, 4, *expect_owner ? expect_owner : NULL);
+	err = run(c, st, "set_owner");
+	if (err != KAA_OK || sqlite3_changes(c->db) > 0)
+		goto out;
+	err = KAA_ERR_NOTFOUND;
+	if (expect_owner) {
+		int e2 = stmt(c, ST_EXISTS, &st);
+		if (e2 != KAA_OK) {
+			err = e2;
+			goto out;
+		}
+		sqlite3_bind_int64(st, 1, app_id);
+		bind_text(st, 2, key_hash);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			err = KAA_ERR_CONFLICT;
+		else if (rc != SQLITE_DONE)
+			err = lite_err(c->db, rc, "set_owner");
+		sqlite3_reset(st);
+	}
+out:
+	return write_end(l, c, true, err);
+}
+
+static int lite_find_by_token(void *impl, int64_t app_id, const char *access_token,
+			      kaa__endpoint *out)
+{
+	struct lite *l = impl;
+	struct conn *c;
+	sqlite3_stmt *st;
+	int err = acquire(l, &c);
+	if (err != KAA_OK)
+		return err;
+	err = stmt(c, ST_FIND_TOKEN, &st);
+	if (err != KAA_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, app_id);
+	bind_text(st, 2, access_token);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		err = decode_ep(st, out);
+	else if (rc == SQLITE_DONE)
+		err = KAA_ERR_NOTFOUND;
+	else
+		err = lite_err(c->db, rc, "find_by_token");
+	if (err == KAA_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			KAA_WARN(MOD, "access_token_shared app=%" PRId64 " key=%s", app_id,
+				 out->key_hash);
+			err = KAA_ERR_CONFLICT;
+		} else if (rc != SQLITE_DONE) {
+			err = lite_err(c->db, rc, "find_by_token");
+		}
+	}
+	sqlite3_reset(st);
+out:
+	release(l, c);
+	return err;
+}
+
+static int lite_list_by_owner(void *impl, int64_t app_id, const char *owner_id, int limit,
+			      kaa__ep_cb cb, void *ud)
+{
+	struct lite *l = impl;
+	struct conn *c;
+	sqlite3_stmt *st;
+	int err = acquire(l, &c);
+	if (err != KAA_OK)
+		return err;
+	err = stmt(c, ST_LIST_OWNER, &st);
+	if (err != KAA_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, app_id);
+	bind_text(st, 2, owner_id);
+	sqlite3_bind_int(st, 3, limit);
+	while (err == KAA_OK) {
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			err = lite_err(c->db, rc, "list_by_owner");
+			break;
+		}
+		kaa__endpoint ep = {0};
+		err = decode_ep(st, &ep);
+		if (err == KAA_OK)
+			err = cb(ud, &ep);
+		kaa__endpoint_clear(&ep);
+	}
+	sqlite3_reset(st);
+out:
+	release(l, c);
+	return err;
+}
+
 /* One batch inside the group's transaction. A batch queued twice in one
  * group finds its own row from earlier in the group: duplicate. */
 static int append_one(struct conn *c, struct append_req *r)
@@ -740,6 +896,9 @@ const kaa__ep_backend kaa__ep_backend_sqlite = {
 	.touch = lite_touch,
 	.del = lite_del,
 	.list = lite_list,
+	.set_owner = lite_set_owner,
+	.find_by_token = lite_find_by_token,
+	.list_by_owner = lite_list_by_owner,
 	.logs_append = lite_logs_append,
 	.logs_count = lite_logs_count,
 	.logs_list = lite_logs_list,

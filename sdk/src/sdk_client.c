@@ -9,24 +9,44 @@
  *
  * Timers: no per-connection lws timers. One 50 ms sweep walks the clients
  * and does everything time-driven: reconnect after backoff, connect
- * timeout, Ping when idle, forming and sending log batches, pending
- * subscribe/profile requests.
+ * timeout, Ping when idle, the liveness check, forming and sending log
+ * batches, pending subscribe/profile/owner requests and events.
+ *
+ * Liveness: a partitioned server sends neither FIN nor RST, and TCP alone
+ * would keep such a connection "up" for many minutes. Every received byte
+ * stamps last_rx_ms; the sweep sends a Ping when the server was silent for
+ * keepalive_ms and declares the connection dead when it is still silent
+ * liveness_ms after that Ping (two comparisons per client and sweep). A
+ * sweep that ran late because the network thread was blocked (a bootstrap
+ * fetch, a slow callback) gives no verdict: input may be waiting unread. An event or owner request
+ * made on another thread also wakes the network thread (coalesced: one
+ * wake-up per service loop turn), so it does not wait for the sweep.
+ *
+ * Events: the outbox (sdk_events.h) holds what was sent and not yet
+ * acknowledged; EventAck (matched by seq) and Error (matched by the
+ * send's request id) remove entries; a new session sends everything again
+ * in seq order. Delivered events pass the duplicate filter before
+ * on_event and are acknowledged either way.
  */
 #include "kaa/kaa.h"
 
 #include "endpoint_codec.h"
+#include "sdk_events.h"
 #include "sdk_internal.h"
 
 #include <libwebsockets.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define SWEEP_MS 50
-#define CONNECT_TIMEOUT_MS 15000
+/* a sweep starting this long after the previous one follows a stall of
+ * the network thread */
+#define STALL_MS 1000
 #define BOOT_TIMEOUT_MS 3000
 #define BOOT_CACHE_MS 2000
 #define BOOT_FAIL_HOLD_MS 1000
@@ -36,6 +56,13 @@
 #define MAX_PROFILE_BYTES (16 * 1024)
 #define CONFIG_FILE_MAX (1024 * 1024)
 #define DEFAULT_IDLE_MS 120000u
+#define EVENT_OUTBOX_CAP 1000000u
+/* room in a frame for everything of an Event but its strings */
+#define EVENT_FRAME_OVERHEAD 64
+/* An event the server has not answered for this long in a live session is
+ * sent again (with the ones after it, in seq order): a server that could
+ * not route it says nothing and expects the device to re-send. */
+#define EVENT_RESEND_MS 30000
 
 typedef struct outmsg {
 	struct outmsg *next;
@@ -48,6 +75,25 @@ typedef struct pending_op {
 	bool unsubscribe;
 	char topic[];
 } pending_op;
+
+/* An owner or listeners request, kept until answered. */
+typedef enum owner_kind {
+	OR_ATTACH_OWNER,
+	OR_ATTACH_ENDPOINT,
+	OR_DETACH,
+	OR_LISTENERS,
+} owner_kind;
+
+typedef struct owner_req {
+	struct owner_req *next;
+	owner_kind kind;
+	uint64_t req; /* request id of the send in this session; 0: not sent */
+	/* ATTACH_OWNER: owner id, token, verifier; ATTACH_ENDPOINT: token;
+	 * DETACH: key hash ("" = self) */
+	char *a, *b, *v;
+	char **fqns; /* LISTENERS */
+	size_t nfqns;
+} owner_req;
 
 typedef struct ca_vhost {
 	struct ca_vhost *next;
@@ -75,6 +121,11 @@ struct kaa_runtime {
 	 * must not stall every session once per client) */
 	int64_t boot_fail_at;
 	int boot_fail_rc;
+	/* a wake-up of the network thread is pending (coalesces kicks) */
+	atomic_bool kicked;
+	/* start of the previous sweep; stalled: this sweep started late */
+	int64_t last_sweep_ms;
+	bool stalled;
 };
 
 struct kaa_client {
@@ -89,6 +140,8 @@ struct kaa_client {
 	void *user;
 	uint32_t batch_records, flush_ms;
 	bool state_no_fsync;
+	int32_t keepalive_opt, liveness_opt; /* as given: 0 default, < 0 off */
+	uint32_t connect_timeout_ms;
 
 	kaa_client_state state;
 	bool started, free_req, detached, stopped_for_good;
@@ -114,6 +167,11 @@ struct kaa_client {
 	/* limits from HelloAck */
 	uint32_t max_records, max_frame, max_inflight, idle_ms;
 
+	/* liveness of this session: keepalive_ms 0 = no keepalive Ping,
+	 * liveness_ms 0 = never declared dead; ka_ping_ms: when the keepalive
+	 * Ping went into the send queue, 0 when none is waiting for an answer */
+	int64_t keepalive_ms, liveness_ms, last_rx_ms, ka_ping_ms;
+
 	/* logs: open batches [0, batches_sent) were sent in this session */
 	size_t batches_sent;
 	int64_t log_hold_until_ms, unbatched_since_ms;
@@ -127,6 +185,15 @@ struct kaa_client {
 	size_t rxcap;
 	size_t rxlen;
 	bool rx_overflow;
+
+	/* events and owners */
+	char *access_token; /* Hello.endpoint_access_token */
+	kaa__outbox outbox;
+	kaa__dedup *dedup;
+	owner_req *oreqs; /* in call order */
+	size_t n_oreqs;
+	int64_t event_hold_until_ms;
+	bool in_hello_ack; /* requests made by on_registered wait for the resume */
 
 	kaa_client_stats stats;
 };
@@ -231,6 +298,8 @@ static uint64_t next_req(kaa_client *c)
 	return c->next_req;
 }
 
+static void pump_out(kaa_client *c);
+
 static void save_state(kaa_client *c)
 {
 	int rc = kaa__sdk_state_save(c->dir, &c->st, !c->state_no_fsync);
@@ -258,7 +327,13 @@ static void session_ended(kaa_client *c, const char *why)
 	c->batches_sent = 0;
 	c->rxlen = 0;
 	c->rx_overflow = false;
+	c->ka_ping_ms = 0;
 	sq_clear(c);
+	/* what was in flight goes out again, in order, in the next session */
+	kaa__outbox_unsend_from(&c->outbox, 0);
+	for (owner_req *o = c->oreqs; o; o = o->next)
+		o->req = 0;
+	c->event_hold_until_ms = 0;
 	if (c->free_req || c->state == KAA_STATE_STOPPED || c->stopped_for_good || c->rt->stop) {
 		set_state(c, KAA_STATE_STOPPED);
 		return;
@@ -278,6 +353,19 @@ static void session_ended(kaa_client *c, const char *why)
 		       c->cur < c->nnodes ? c->nodes[c->cur].port : 0, why);
 	}
 	schedule_retry(c, kaa__sdk_backoff_next(&c->bo));
+}
+
+/* Gives up on the current connection without waiting for anything from
+ * the peer: the client forgets it now (and plans the next attempt), lws
+ * frees it on its next service turn. Not for the (struct lws *)1
+ * placeholder of attempt(). */
+static void drop_connection(kaa_client *c, const char *why)
+{
+	struct lws *w = c->wsi;
+
+	lws_set_opaque_user_data(w, NULL);
+	session_ended(c, why);
+	lws_set_timeout(w, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -427,8 +515,8 @@ static void send_hello(kaa_client *c)
 	int rc;
 
 	c->hello_req = next_req(c);
-	rc = kaa__sdk_frame_hello(c->hello_req, c->token, c->pub, c->publen, c->sdk_profile_id,
-				  c->profile, &b, &l);
+	rc = kaa__sdk_frame_hello_token(c->hello_req, c->token, c->pub, c->publen,
+					c->sdk_profile_id, c->profile, c->access_token, &b, &l);
 	c->profile_dirty = false;
 	rc = enqueue(c, rc, &b, &l);
 	if (rc != KAA_OK)
@@ -528,6 +616,19 @@ static void on_hello_ack(kaa_client *c, const Kaa__Endpoint__V1__HelloAck *a)
 		if (a->limits->idle_timeout_ms)
 			c->idle_ms = a->limits->idle_timeout_ms;
 	}
+	if (c->keepalive_opt < 0)
+		c->keepalive_ms = 0;
+	else if (c->keepalive_opt > 0)
+		c->keepalive_ms = c->keepalive_opt;
+	else if (a->limits && a->limits->idle_timeout_ms)
+		c->keepalive_ms =
+			a->limits->idle_timeout_ms / 3 ? a->limits->idle_timeout_ms / 3 : 1;
+	else
+		c->keepalive_ms = KAA_KEEPALIVE_FALLBACK_MS;
+	c->liveness_ms = c->liveness_opt < 0   ? 0
+			 : c->liveness_opt > 0 ? c->liveness_opt
+					       : KAA_LIVENESS_TIMEOUT_DEFAULT_MS;
+	c->ka_ping_ms = 0;
 	snprintf(c->prev_session, sizeof(c->prev_session), "%s", c->st.session_id);
 	snprintf(c->st.endpoint_key_hash, sizeof(c->st.endpoint_key_hash), "%s",
 		 a->endpoint_key_hash);
@@ -535,9 +636,11 @@ static void on_hello_ack(kaa_client *c, const Kaa__Endpoint__V1__HelloAck *a)
 	if (key_changed)
 		c->prev_session[0] = '\0';
 	save_state(c);
+	c->in_hello_ack = true;
 	set_state(c, KAA_STATE_ESTABLISHED);
 	if (c->cb.on_registered)
 		c->cb.on_registered(c, a->endpoint_key_hash, a->registered, c->user);
+	c->in_hello_ack = false;
 	if (c->prev_session[0] && c->st.n_streams > 0)
 		enqueue(c,
 			kaa__sdk_frame_session_resume(next_req(c), c->prev_session, c->st.streams,
@@ -551,6 +654,8 @@ static void on_hello_ack(kaa_client *c, const Kaa__Endpoint__V1__HelloAck *a)
 		enqueue(c, kaa__sdk_frame_profile(next_req(c), c->profile, &b, &l), &b, &l);
 		c->profile_dirty = false;
 	}
+	/* unacknowledged events and unanswered requests, in order */
+	pump_out(c);
 }
 
 static void on_notification(kaa_client *c, const Kaa__Endpoint__V1__Notification *n)
@@ -665,6 +770,304 @@ static void on_redirect(kaa_client *c, const Kaa__Endpoint__V1__Redirect *r)
 	c->close_now = true;
 }
 
+/* ---- owners and events ------------------------------------------------------ */
+
+static void owner_req_free(owner_req *o)
+{
+	if (!o)
+		return;
+	free(o->a);
+	free(o->b);
+	free(o->v);
+	for (size_t i = 0; i < o->nfqns; i++)
+		free(o->fqns[i]);
+	free(o->fqns);
+	free(o);
+}
+
+static void oreq_unlink(kaa_client *c, owner_req *o)
+{
+	for (owner_req **pp = &c->oreqs; *pp; pp = &(*pp)->next)
+		if (*pp == o) {
+			*pp = o->next;
+			c->n_oreqs--;
+			return;
+		}
+}
+
+/* The request sent with request id req among kinds k1/k2; when the server
+ * did not echo the id (req 0), the oldest sent one of those kinds. */
+static owner_req *oreq_find(kaa_client *c, uint64_t req, owner_kind k1, owner_kind k2)
+{
+	owner_req *first = NULL;
+
+	for (owner_req *o = c->oreqs; o; o = o->next) {
+		if (!o->req || (o->kind != k1 && o->kind != k2))
+			continue;
+		if (req && o->req == req)
+			return o;
+		if (!first)
+			first = o;
+	}
+	return req ? NULL : first;
+}
+
+static owner_req *oreq_by_req(kaa_client *c, uint64_t req)
+{
+	if (!req)
+		return NULL;
+	for (owner_req *o = c->oreqs; o; o = o->next)
+		if (o->req == req)
+			return o;
+	return NULL;
+}
+
+/* Answers a request with a failure (an Error frame, or a frame too big). */
+static void oreq_fail(kaa_client *c, owner_req *o, int code, const char *msg)
+{
+	oreq_unlink(c, o);
+	switch (o->kind) {
+	case OR_ATTACH_OWNER:
+	case OR_ATTACH_ENDPOINT:
+		if (c->cb.on_attach_result)
+			c->cb.on_attach_result(c, o->kind == OR_ATTACH_ENDPOINT ? o->a : NULL,
+					       false, code, msg, "", "", c->user);
+		break;
+	case OR_DETACH:
+		if (c->cb.on_detach_result)
+			c->cb.on_detach_result(c, o->a, false, code, msg, c->user);
+		break;
+	case OR_LISTENERS:
+		if (c->cb.on_listeners)
+			c->cb.on_listeners(c, (const char *const *)o->fqns, o->nfqns, code, NULL, 0,
+					   c->user);
+		break;
+	}
+	owner_req_free(o);
+}
+
+static int oreq_frame(kaa_client *c, owner_req *o, uint64_t req, uint8_t **b, size_t *l)
+{
+	(void)c;
+	switch (o->kind) {
+	case OR_ATTACH_OWNER: return kaa__sdk_frame_owner_attach(req, o->a, o->b, o->v, b, l);
+	case OR_ATTACH_ENDPOINT: return kaa__sdk_frame_endpoint_attach(req, o->a, b, l);
+	case OR_DETACH: return kaa__sdk_frame_owner_detach(req, o->a, b, l);
+	case OR_LISTENERS: return kaa__sdk_frame_event_listeners(req, o->fqns, o->nfqns, b, l);
+	}
+	return KAA_ERR_INTERNAL;
+}
+
+static void pump_owner_reqs(kaa_client *c)
+{
+	for (owner_req *o = c->oreqs, *nx; o && c->sq_len < SENDQ_MAX; o = nx) {
+		uint8_t *b = NULL;
+		size_t l = 0;
+		uint64_t req;
+		int rc;
+
+		nx = o->next;
+		if (o->req)
+			continue;
+		req = next_req(c);
+		rc = oreq_frame(c, o, req, &b, &l);
+		if (rc == KAA_OK && l > c->max_frame) {
+			free(b);
+			oreq_fail(c, o, KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_TOO_BIG,
+				  "request larger than the server's frame limit");
+			continue;
+		}
+		if (enqueue(c, rc, &b, &l) != KAA_OK)
+			break;
+		o->req = req;
+	}
+}
+
+static void event_result(kaa_client *c, uint64_t seq, int err, int code, const char *msg)
+{
+	if (err == KAA_OK)
+		c->stats.events_acked++;
+	else
+		c->stats.events_failed++;
+	if (c->cb.on_event_result)
+		c->cb.on_event_result(c, seq, err, code, msg, c->user);
+}
+
+static void pump_events(kaa_client *c)
+{
+	kaa__ob_event *e;
+	int64_t now = kaa__sdk_now_ms();
+
+	if (kaa__outbox_stale(&c->outbox, now - EVENT_RESEND_MS))
+		kaa__outbox_unsend_from(&c->outbox, 0);
+
+	while (c->sq_len < SENDQ_MAX && (e = kaa__outbox_next_unsent(&c->outbox))) {
+		uint8_t *b = NULL;
+		size_t l = 0;
+		uint64_t req = next_req(c), seq = e->seq;
+		int rc = kaa__sdk_frame_event(req, e->fqn, e->target, e->body, seq, &b, &l);
+
+		if (rc == KAA_OK && l > c->max_frame) {
+			/* this node takes smaller frames than the one it was
+			 * checked against */
+			free(b);
+			kaa__outbox_remove(&c->outbox, c->outbox.nsent);
+			event_result(c, seq, KAA_ERR_TOO_BIG, 0,
+				     "event larger than the server's frame limit");
+			continue;
+		}
+		if (enqueue(c, rc, &b, &l) != KAA_OK)
+			break;
+		kaa__outbox_mark_sent(&c->outbox, req, now);
+		c->stats.events_sent++;
+	}
+}
+
+/* Sends what waits in the outbox and the owner requests (online only). */
+static void pump_out(kaa_client *c)
+{
+	if (!c->hello_acked || !c->wsi || kaa__sdk_now_ms() < c->event_hold_until_ms)
+		return;
+	pump_owner_reqs(c);
+	pump_events(c);
+}
+
+/* Gets a request made by the API out promptly: directly on the network
+ * thread, else by waking it (at most one pending wake-up per runtime). */
+static void kick(kaa_client *c)
+{
+	kaa_runtime *rt = c->rt;
+
+	if (!rt || !c->hello_acked)
+		return;
+	if (rt->running && pthread_equal(pthread_self(), rt->thread)) {
+		if (!c->in_hello_ack)
+			pump_out(c);
+		return;
+	}
+	if (!atomic_exchange(&rt->kicked, true))
+		lws_cancel_service(rt->ctx);
+}
+
+static void on_event_ack(kaa_client *c, const Kaa__Endpoint__V1__EventAck *a, uint64_t req)
+{
+	long i = kaa__outbox_find_seq(&c->outbox, a->seq);
+
+	if (i < 0)
+		i = kaa__outbox_find_req(&c->outbox, req);
+	if (i < 0)
+		return; /* a second ack for an event already dropped */
+	uint64_t seq = c->outbox.v[i].seq;
+	kaa__outbox_remove(&c->outbox, (size_t)i);
+	event_result(c, seq, KAA_OK, 0, "");
+}
+
+static void on_event(kaa_client *c, const Kaa__Endpoint__V1__Event *e, uint64_t req)
+{
+	uint8_t *b = NULL;
+	size_t l = 0;
+	int r = kaa__dedup_check(c->dedup, e->source_endpoint_key_hash, e->seq);
+
+	if (r == 0) {
+		c->stats.events_duplicates++;
+	} else {
+		if (r < 0)
+			report(c, r, 0, "event filter: %s (event delivered unchecked)",
+			       kaa_strerror(r));
+		c->stats.events_received++;
+		if (c->cb.on_event)
+			c->cb.on_event(c, e->event_class_fqn, e->source_endpoint_key_hash, e->seq,
+				       e->body_json, c->user);
+	}
+	/* acknowledged after processing: a crash before it means a re-send */
+	enqueue(c, kaa__sdk_frame_event_ack(req, e->seq, e->source_endpoint_key_hash, &b, &l), &b,
+		&l);
+}
+
+static void on_attach_response(kaa_client *c, const Kaa__Endpoint__V1__OwnerAttachResponse *r,
+			       uint64_t req)
+{
+	owner_req *o = oreq_find(c, req, OR_ATTACH_OWNER, OR_ATTACH_ENDPOINT);
+	bool ok = r->result == KAA__ENDPOINT__V1__ATTACH_RESULT__ATTACH_RESULT_SUCCESS;
+
+	if (!o)
+		return; /* nothing asked: an answer to a request of an older session */
+	oreq_unlink(c, o);
+	if (c->cb.on_attach_result)
+		c->cb.on_attach_result(c, o->kind == OR_ATTACH_ENDPOINT ? o->a : NULL, ok,
+				       ok ? 0 : (int)r->code, r->reason, r->owner_id,
+				       r->endpoint_key_hash, c->user);
+	owner_req_free(o);
+}
+
+static void on_listeners(kaa_client *c, const Kaa__Endpoint__V1__EventListenersResponse *r,
+			 uint64_t req)
+{
+	owner_req *o = oreq_find(c, req, OR_LISTENERS, OR_LISTENERS);
+
+	if (!o)
+		return;
+	oreq_unlink(c, o);
+	if (c->cb.on_listeners)
+		c->cb.on_listeners(c, (const char *const *)o->fqns, o->nfqns, 0,
+				   (const char *const *)r->endpoint_key_hashes,
+				   r->n_endpoint_key_hashes, c->user);
+	owner_req_free(o);
+}
+
+static void on_ack(kaa_client *c, uint64_t req)
+{
+	owner_req *o = oreq_by_req(c, req);
+
+	if (!o || o->kind != OR_DETACH)
+		return;
+	oreq_unlink(c, o);
+	if (c->cb.on_detach_result)
+		c->cb.on_detach_result(c, o->a, true, 0, "", c->user);
+	owner_req_free(o);
+}
+
+static bool retry_later_code(int code)
+{
+	return code == KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_RATE_LIMITED ||
+	       code == KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_OVERLOADED ||
+	       code == KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_INTERNAL;
+}
+
+/* An Error answering an event or an owner request: refusals end it (with
+ * its callback); overload and server failures send it again later. */
+static void event_or_owner_error(kaa_client *c, const Kaa__Endpoint__V1__Error *e, uint64_t req)
+{
+	int code = (int)e->code;
+	long i;
+	owner_req *o;
+
+	if (!req)
+		return;
+	if ((i = kaa__outbox_find_req(&c->outbox, req)) >= 0) {
+		if (retry_later_code(code)) {
+			/* this one and the ones sent after it go again, in order */
+			kaa__outbox_unsend_from(&c->outbox, (size_t)i);
+			c->event_hold_until_ms =
+				kaa__sdk_now_ms() + (e->retry_after_ms ? e->retry_after_ms : 1000);
+			return;
+		}
+		uint64_t seq = c->outbox.v[i].seq;
+		kaa__outbox_remove(&c->outbox, (size_t)i);
+		event_result(c, seq, KAA_ERR_PROTOCOL, code, e->message);
+		return;
+	}
+	if ((o = oreq_by_req(c, req))) {
+		if (retry_later_code(code)) {
+			o->req = 0;
+			c->event_hold_until_ms =
+				kaa__sdk_now_ms() + (e->retry_after_ms ? e->retry_after_ms : 1000);
+			return;
+		}
+		oreq_fail(c, o, code, e->message);
+	}
+}
+
 static void handle_frame(kaa_client *c, const Kaa__Endpoint__V1__Frame *f)
 {
 	uint8_t *b = NULL;
@@ -674,6 +1077,30 @@ static void handle_frame(kaa_client *c, const Kaa__Endpoint__V1__Frame *f)
 	case KAA__ENDPOINT__V1__FRAME__BODY_HELLO_ACK: on_hello_ack(c, f->hello_ack); break;
 	case KAA__ENDPOINT__V1__FRAME__BODY_ERROR:
 		on_error_frame(c, f->error, f->request_id);
+		if (!c->close_now)
+			event_or_owner_error(c, f->error, f->request_id);
+		break;
+	case KAA__ENDPOINT__V1__FRAME__BODY_ACK: on_ack(c, f->request_id); break;
+	case KAA__ENDPOINT__V1__FRAME__BODY_EVENT: on_event(c, f->event, f->request_id); break;
+	case KAA__ENDPOINT__V1__FRAME__BODY_EVENT_ACK:
+		on_event_ack(c, f->event_ack, f->request_id);
+		break;
+	case KAA__ENDPOINT__V1__FRAME__BODY_EVENT_LISTENERS_RESPONSE:
+		on_listeners(c, f->event_listeners_response, f->request_id);
+		break;
+	case KAA__ENDPOINT__V1__FRAME__BODY_OWNER_ATTACH_RESPONSE:
+		on_attach_response(c, f->owner_attach_response, f->request_id);
+		break;
+	case KAA__ENDPOINT__V1__FRAME__BODY_ATTACH_NOTIFICATION:
+		if (c->cb.on_attach_notification)
+			c->cb.on_attach_notification(c, f->attach_notification->owner_id,
+						     f->attach_notification->endpoint_key_hash,
+						     c->user);
+		break;
+	case KAA__ENDPOINT__V1__FRAME__BODY_DETACH_NOTIFICATION:
+		if (c->cb.on_detach_notification)
+			c->cb.on_detach_notification(c, f->detach_notification->endpoint_key_hash,
+						     c->user);
 		break;
 	case KAA__ENDPOINT__V1__FRAME__BODY_PING:
 		enqueue(c,
@@ -703,8 +1130,8 @@ static void handle_frame(kaa_client *c, const Kaa__Endpoint__V1__Frame *f)
 		break;
 	case KAA__ENDPOINT__V1__FRAME__BODY_REDIRECT: on_redirect(c, f->redirect); break;
 	default:
-		/* Ack, Pong, NotificationTopics and the event messages need
-		 * nothing from this SDK version */
+		/* Pong and NotificationTopics need nothing from this SDK
+		 * version */
 		break;
 	}
 }
@@ -791,14 +1218,37 @@ static void sweep_client(kaa_client *c, int64_t now)
 			attempt(c);
 		break;
 	case KAA_STATE_CONNECTING:
-		if (c->wsi && now - c->conn_started_ms > CONNECT_TIMEOUT_MS) {
-			struct lws *w = c->wsi;
-			lws_set_opaque_user_data(w, NULL);
-			session_ended(c, "timed out");
-			lws_set_timeout(w, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		if (c->wsi && c->wsi != (struct lws *)1 &&
+		    now - c->conn_started_ms > (int64_t)c->connect_timeout_ms) {
+			c->stats.connect_timeouts++;
+			drop_connection(c, "timed out");
 		}
 		break;
 	case KAA_STATE_ESTABLISHED:
+		if (!c->wsi || c->wsi == (struct lws *)1)
+			break;
+		if (c->ka_ping_ms && c->liveness_ms && !c->rt->stalled &&
+		    now - c->ka_ping_ms >= c->liveness_ms) {
+			size_t dead = c->cur;
+			c->stats.liveness_timeouts++;
+			report(c, KAA_ERR_TIMEOUT, 0,
+			       "no answer from %s:%u for %lld ms (Ping unanswered for %lld ms): "
+			       "connection closed",
+			       c->cur < c->nnodes ? c->nodes[c->cur].host : "?",
+			       c->cur < c->nnodes ? c->nodes[c->cur].port : 0,
+			       (long long)(now - c->last_rx_ms), (long long)(now - c->ka_ping_ms));
+			drop_connection(c, "no answer to Ping");
+			/* like a failed attempt: prefer another node next */
+			if (dead < c->nnodes && c->fails_since_boot == 0)
+				c->fails_since_boot = 1;
+			break;
+		}
+		if (c->ka_ping_ms && !c->liveness_ms && now - c->ka_ping_ms >= c->keepalive_ms)
+			c->ka_ping_ms = 0; /* no liveness verdicts: just keep pinging */
+		if (c->keepalive_ms && !c->ka_ping_ms && now - c->last_rx_ms >= c->keepalive_ms) {
+			c->ka_ping_ms = now;
+			enqueue(c, kaa__sdk_frame_ping(next_req(c), &b, &l), &b, &l);
+		}
 		while (c->ops && c->sq_len < SENDQ_MAX) {
 			pending_op *op = c->ops;
 			c->ops = op->next;
@@ -812,6 +1262,7 @@ static void sweep_client(kaa_client *c, int64_t now)
 			enqueue(c, kaa__sdk_frame_profile(next_req(c), c->profile, &b, &l), &b, &l);
 			c->profile_dirty = false;
 		}
+		pump_out(c);
 		pump_logs(c, now);
 		if (c->sq_len == 0 && now - c->last_tx_ms >= (int64_t)c->idle_ms / 2)
 			enqueue(c, kaa__sdk_frame_ping(next_req(c), &b, &l), &b, &l);
@@ -846,6 +1297,8 @@ static void run_sweep(kaa_runtime *rt)
 	int64_t now = kaa__sdk_now_ms();
 
 	pthread_mutex_lock(&rt->lock);
+	rt->stalled = rt->last_sweep_ms && now - rt->last_sweep_ms > STALL_MS;
+	rt->last_sweep_ms = now;
 	for (kaa_client *c = rt->clients, *nx; c; c = nx) {
 		nx = c->next;
 		if (c->free_req)
@@ -896,8 +1349,10 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	(void)user;
 	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
 		rt = lws_context_user(lws_get_context(wsi));
-		if (rt)
+		if (rt) {
+			atomic_store(&rt->kicked, false);
 			run_sweep(rt);
+		}
 		return 0;
 	}
 	c = wsi ? lws_get_opaque_user_data(wsi) : NULL;
@@ -908,7 +1363,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	switch (reason) {
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		c->wsi = wsi;
-		c->last_tx_ms = kaa__sdk_now_ms();
+		c->last_tx_ms = c->last_rx_ms = kaa__sdk_now_ms();
 		send_hello(c);
 		break;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -929,6 +1384,9 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 			session_ended(c, "connection lost");
 		break;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
+		/* any byte from the server proves it alive, not only a Pong */
+		c->last_rx_ms = kaa__sdk_now_ms();
+		c->ka_ping_ms = 0;
 		if (c->rx_overflow || c->rxlen + len > RX_MAX || !rx_reserve(c, c->rxlen + len)) {
 			c->rx_overflow = true;
 		} else {
@@ -1080,6 +1538,14 @@ static void client_destroy(kaa_client *c)
 		c->ops = op->next;
 		free(op);
 	}
+	while (c->oreqs) {
+		owner_req *o = c->oreqs;
+		c->oreqs = o->next;
+		owner_req_free(o);
+	}
+	kaa__outbox_clear(&c->outbox);
+	kaa__dedup_free(c->dedup);
+	free(c->access_token);
 	kaa__lq_close(c->lq);
 	kaa__sdk_state_clear(&c->st);
 	for (size_t i = 0; i < c->nboot; i++)
@@ -1141,6 +1607,9 @@ int kaa_client_new(kaa_runtime *rt, const kaa_client_options *o, kaa_client **ou
 	    (rc = check_json(o->client_profile_json, strlen(o->client_profile_json),
 			     MAX_PROFILE_BYTES)) != KAA_OK)
 		return rc;
+	if (o->endpoint_access_token &&
+	    (!*o->endpoint_access_token || strlen(o->endpoint_access_token) > KAA_OWNER_TOKEN_MAX))
+		return KAA_ERR_INVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return KAA_ERR_NOMEM;
@@ -1152,7 +1621,13 @@ int kaa_client_new(kaa_runtime *rt, const kaa_client_options *o, kaa_client **ou
 	c->max_inflight = 4;
 	c->idle_ms = DEFAULT_IDLE_MS;
 	c->batch_records = o->log_batch_records ? o->log_batch_records : 100;
+	kaa__outbox_init(&c->outbox, o->event_outbox_max > EVENT_OUTBOX_CAP ? EVENT_OUTBOX_CAP
+									    : o->event_outbox_max);
 	c->flush_ms = o->log_flush_ms ? o->log_flush_ms : 100;
+	c->keepalive_opt = o->keepalive_ms;
+	c->liveness_opt = o->liveness_timeout_ms;
+	c->connect_timeout_ms =
+		o->connect_timeout_ms ? o->connect_timeout_ms : KAA_CONNECT_TIMEOUT_DEFAULT_MS;
 	if (o->callbacks)
 		c->cb = *o->callbacks;
 	c->user = o->user;
@@ -1189,6 +1664,21 @@ int kaa_client_new(kaa_runtime *rt, const kaa_client_options *o, kaa_client **ou
 			c->st.config_hash[0] = '\0';
 	}
 	c->state_no_fsync = o->state_no_fsync;
+	if (!o->endpoint_access_token && !c->st.endpoint_access_token[0]) {
+		/* first start: a token of our own, kept with the endpoint state */
+		rc = kaa__sdk_new_access_token(c->st.endpoint_access_token);
+		if (rc == KAA_OK)
+			rc = kaa__sdk_state_save(c->dir, &c->st, !c->state_no_fsync);
+		if (rc != KAA_OK)
+			goto fail;
+	}
+	rc = dup_opt(o->endpoint_access_token ? o->endpoint_access_token
+					      : c->st.endpoint_access_token,
+		     &c->access_token);
+	if (rc == KAA_OK)
+		rc = kaa__dedup_new(0, &c->dedup);
+	if (rc != KAA_OK)
+		goto fail;
 	snprintf(path, sizeof(path), "%s/logs.q", c->dir);
 	rc = kaa__lq_open(path, o->log_queue_max_records ? o->log_queue_max_records : 100000,
 			  !o->log_no_fsync, &c->lq, NULL);
@@ -1337,6 +1827,7 @@ int kaa_client_get_stats(kaa_client *c, kaa_client_stats *out)
 	lock_c(c);
 	*out = c->stats;
 	out->queued_records = kaa__lq_count(c->lq);
+	out->events_outbox = c->outbox.n;
 	unlock_c(c);
 	return KAA_OK;
 }
@@ -1378,4 +1869,153 @@ void kaa_client_get_node(kaa_client *c, char *buf, size_t len)
 	    (c->state == KAA_STATE_CONNECTING || c->state == KAA_STATE_ESTABLISHED))
 		snprintf(buf, len, "%s:%u", c->nodes[c->cur].host, c->nodes[c->cur].port);
 	unlock_c(c);
+}
+
+/* ---- owners and events API ------------------------------------------------------ */
+
+static bool str_ok(const char *s, size_t max)
+{
+	return s && *s && strlen(s) <= max;
+}
+
+/* Queues o (taking ownership) behind the requests waiting. */
+static int add_owner_req(kaa_client *c, owner_req *o)
+{
+	owner_req **tail;
+	int rc = KAA_OK;
+
+	lock_c(c);
+	if (c->n_oreqs >= KAA_OWNER_REQUESTS_MAX) {
+		rc = KAA_ERR_TOO_BIG;
+	} else {
+		for (tail = &c->oreqs; *tail; tail = &(*tail)->next)
+			;
+		*tail = o;
+		c->n_oreqs++;
+		o = NULL;
+		kick(c);
+	}
+	unlock_c(c);
+	owner_req_free(o);
+	return rc;
+}
+
+static owner_req *new_owner_req(owner_kind kind, const char *a, const char *b, const char *v)
+{
+	owner_req *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return NULL;
+	o->kind = kind;
+	if ((a && !(o->a = strdup(a))) || (b && !(o->b = strdup(b))) ||
+	    (v && !(o->v = strdup(v)))) {
+		owner_req_free(o);
+		return NULL;
+	}
+	return o;
+}
+
+int kaa_client_attach_owner(kaa_client *c, const char *owner_external_id, const char *token,
+			    const char *verifier_token)
+{
+	owner_req *o;
+
+	if (!c || !str_ok(owner_external_id, KAA_EVENT_FQN_MAX) ||
+	    !str_ok(token, KAA_OWNER_TOKEN_MAX) ||
+	    (verifier_token && strlen(verifier_token) > KAA_EVENT_FQN_MAX))
+		return KAA_ERR_INVAL;
+	o = new_owner_req(OR_ATTACH_OWNER, owner_external_id, token,
+			  verifier_token ? verifier_token : "");
+	return o ? add_owner_req(c, o) : KAA_ERR_NOMEM;
+}
+
+int kaa_client_attach_endpoint(kaa_client *c, const char *endpoint_access_token)
+{
+	owner_req *o;
+
+	if (!c || !str_ok(endpoint_access_token, KAA_OWNER_TOKEN_MAX))
+		return KAA_ERR_INVAL;
+	o = new_owner_req(OR_ATTACH_ENDPOINT, endpoint_access_token, NULL, NULL);
+	return o ? add_owner_req(c, o) : KAA_ERR_NOMEM;
+}
+
+int kaa_client_detach(kaa_client *c, const char *endpoint_key_hash)
+{
+	owner_req *o;
+
+	if (!c || (endpoint_key_hash && strlen(endpoint_key_hash) > KAA_EVENT_FQN_MAX))
+		return KAA_ERR_INVAL;
+	o = new_owner_req(OR_DETACH, endpoint_key_hash ? endpoint_key_hash : "", NULL, NULL);
+	return o ? add_owner_req(c, o) : KAA_ERR_NOMEM;
+}
+
+int kaa_client_find_listeners(kaa_client *c, const char *const *fqns, size_t n)
+{
+	owner_req *o;
+	size_t total = 16;
+
+	if (!c || !fqns || n == 0 || n > KAA_EVENT_FQNS_MAX)
+		return KAA_ERR_INVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!str_ok(fqns[i], KAA_EVENT_FQN_MAX))
+			return KAA_ERR_INVAL;
+		total += strlen(fqns[i]) + 3; /* tag and length */
+	}
+	if (total > 65536)
+		return KAA_ERR_TOO_BIG;
+	o = new_owner_req(OR_LISTENERS, NULL, NULL, NULL);
+	if (!o || !(o->fqns = calloc(n, sizeof(*o->fqns)))) {
+		owner_req_free(o);
+		return KAA_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		o->nfqns = i + 1;
+		if (!(o->fqns[i] = strdup(fqns[i]))) {
+			owner_req_free(o);
+			return KAA_ERR_NOMEM;
+		}
+	}
+	return add_owner_req(c, o);
+}
+
+int kaa_client_send_event(kaa_client *c, const char *fqn, const char *target_key_hash,
+			  const char *body_json, uint64_t *seq_out)
+{
+	size_t fl, tl, bl;
+	uint64_t seq = 0;
+	int rc;
+
+	if (seq_out)
+		*seq_out = 0;
+	if (!c || !str_ok(fqn, KAA_EVENT_FQN_MAX) || !body_json ||
+	    (target_key_hash && strlen(target_key_hash) > KAA_EVENT_FQN_MAX))
+		return KAA_ERR_INVAL;
+	fl = strlen(fqn);
+	tl = target_key_hash ? strlen(target_key_hash) : 0;
+	bl = strlen(body_json);
+	if (bl > KAA_EVENT_BODY_MAX)
+		return KAA_ERR_TOO_BIG;
+	rc = check_json(body_json, bl, KAA_EVENT_BODY_MAX);
+	if (rc != KAA_OK)
+		return rc;
+	lock_c(c);
+	if (c->outbox.n >= c->outbox.max || fl + tl + bl + EVENT_FRAME_OVERHEAD > c->max_frame)
+		rc = KAA_ERR_TOO_BIG;
+	else
+		rc = kaa__sdk_state_take_event_seq(c->dir, &c->st, !c->state_no_fsync, &seq);
+	if (rc == KAA_OK)
+		rc = kaa__outbox_push(&c->outbox, seq, fqn, target_key_hash, body_json);
+	if (rc == KAA_OK) {
+		c->stats.events_queued++;
+		if (seq_out)
+			*seq_out = seq;
+		kick(c);
+	}
+	unlock_c(c);
+	return rc;
+}
+
+const char *kaa_client_endpoint_access_token(kaa_client *c)
+{
+	return c ? c->access_token : NULL;
 }

@@ -25,6 +25,14 @@ int kaa__sdk_frame_hello(uint64_t req, const char *app_token, const uint8_t *pub
 			 const char *sdk_profile_id, const char *profile_json, uint8_t **out,
 			 size_t *len)
 {
+	return kaa__sdk_frame_hello_token(req, app_token, pub, publen, sdk_profile_id, profile_json,
+					  NULL, out, len);
+}
+
+int kaa__sdk_frame_hello_token(uint64_t req, const char *app_token, const uint8_t *pub,
+			       size_t publen, const char *sdk_profile_id, const char *profile_json,
+			       const char *endpoint_access_token, uint8_t **out, size_t *len)
+{
 	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
 	Kaa__Endpoint__V1__Hello h = KAA__ENDPOINT__V1__HELLO__INIT;
 
@@ -33,6 +41,7 @@ int kaa__sdk_frame_hello(uint64_t req, const char *app_token, const uint8_t *pub
 	h.public_key.len = publen;
 	h.sdk_profile_id = s_or_empty(sdk_profile_id);
 	h.client_profile_json = s_or_empty(profile_json);
+	h.endpoint_access_token = s_or_empty(endpoint_access_token);
 	h.sdk_version = "libkaa/0.1.0";
 	f.body_case = KAA__ENDPOINT__V1__FRAME__BODY_HELLO;
 	f.hello = &h;
@@ -173,5 +182,95 @@ int kaa__sdk_frame_profile(uint64_t req, const char *json, uint8_t **out, size_t
 	p.client_profile_json = s_or_empty(json);
 	f.body_case = KAA__ENDPOINT__V1__FRAME__BODY_PROFILE_UPDATE;
 	f.profile_update = &p;
+	return encode(&f, req, out, len);
+}
+
+int kaa__sdk_frame_event(uint64_t req, const char *fqn, const char *target, const char *body_json,
+			 uint64_t seq, uint8_t **out, size_t *len)
+{
+	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__Event e = KAA__ENDPOINT__V1__EVENT__INIT;
+
+	e.event_class_fqn = s_or_empty(fqn);
+	e.target_endpoint_key_hash = s_or_empty(target);
+	e.body_json = s_or_empty(body_json);
+	e.seq = seq;
+	f.body_case = KAA__ENDPOINT__V1__FRAME__BODY_EVENT;
+	f.event = &e;
+	return encode(&f, req, out, len);
+}
+
+int kaa__sdk_frame_event_ack(uint64_t req, uint64_t seq, const char *source, uint8_t **out,
+			     size_t *len)
+{
+	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__EventAck a = KAA__ENDPOINT__V1__EVENT_ACK__INIT;
+
+	a.seq = seq;
+	a.source_endpoint_key_hash = s_or_empty(source);
+	f.body_case = KAA__ENDPOINT__V1__FRAME__BODY_EVENT_ACK;
+	f.event_ack = &a;
+	return encode(&f, req, out, len);
+}
+
+int kaa__sdk_frame_event_listeners(uint64_t req, char *const *fqns, size_t n, uint8_t **out,
+				   size_t *len)
+{
+	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__EventListenersRequest r =
+		KAA__ENDPOINT__V1__EVENT_LISTENERS_REQUEST__INIT;
+
+	if (n == 0 || !fqns)
+		return KAA_ERR_INVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!fqns[i])
+			return KAA_ERR_INVAL;
+	r.n_event_class_fqns = n;
+	r.event_class_fqns = (char **)fqns;
+	f.body_case = KAA__ENDPOINT__V1__FRAME__BODY_EVENT_LISTENERS_REQUEST;
+	f.event_listeners_request = &r;
+	return encode(&f, req, out, len);
+}
+
+int kaa__sdk_frame_owner_attach(uint64_t req, const char *owner_external_id, const char *token,
+				const char *verifier_token, uint8_t **out, size_t *len)
+{
+	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__OwnerAttachRequest r = KAA__ENDPOINT__V1__OWNER_ATTACH_REQUEST__INIT;
+	Kaa__Endpoint__V1__OwnerAccessToken t = KAA__ENDPOINT__V1__OWNER_ACCESS_TOKEN__INIT;
+
+	t.owner_external_id = s_or_empty(owner_external_id);
+	t.token = s_or_empty(token);
+	t.verifier_token = s_or_empty(verifier_token);
+	r.credential_case = KAA__ENDPOINT__V1__OWNER_ATTACH_REQUEST__CREDENTIAL_OWNER;
+	r.owner = &t;
+	f.body_case = KAA__ENDPOINT__V1__FRAME__BODY_OWNER_ATTACH_REQUEST;
+	f.owner_attach_request = &r;
+	return encode(&f, req, out, len);
+}
+
+int kaa__sdk_frame_endpoint_attach(uint64_t req, const char *endpoint_access_token, uint8_t **out,
+				   size_t *len)
+{
+	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__OwnerAttachRequest r = KAA__ENDPOINT__V1__OWNER_ATTACH_REQUEST__INIT;
+
+	r.credential_case =
+		KAA__ENDPOINT__V1__OWNER_ATTACH_REQUEST__CREDENTIAL_ENDPOINT_ACCESS_TOKEN;
+	r.endpoint_access_token = s_or_empty(endpoint_access_token);
+	f.body_case = KAA__ENDPOINT__V1__FRAME__BODY_OWNER_ATTACH_REQUEST;
+	f.owner_attach_request = &r;
+	return encode(&f, req, out, len);
+}
+
+int kaa__sdk_frame_owner_detach(uint64_t req, const char *endpoint_key_hash, uint8_t **out,
+				size_t *len)
+{
+	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__OwnerDetach d = KAA__ENDPOINT__V1__OWNER_DETACH__INIT;
+
+	d.endpoint_key_hash = s_or_empty(endpoint_key_hash);
+	f.body_case = KAA__ENDPOINT__V1__FRAME__BODY_OWNER_DETACH;
+	f.owner_detach = &d;
 	return encode(&f, req, out, len);
 }

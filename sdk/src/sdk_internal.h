@@ -175,11 +175,22 @@ typedef struct kaa__stream_pos {
 	uint64_t last_seq;
 } kaa__stream_pos;
 
+/* Event seqs are reserved on disk this many at a time, so that sending an
+ * event rarely writes the state file while seqs still never repeat across
+ * restarts (a restart skips what was left of the block). */
+#define KAA__EVENT_SEQ_BLOCK 1000
+
 /* The endpoint state kept in dir/state (lines "key value"). */
 typedef struct kaa__sdk_state {
 	char endpoint_key_hash[KAA__ID_MAX];
 	char session_id[KAA__ID_MAX];
 	char config_hash[KAA__ID_MAX];
+	/* generated once when the options name none (Hello.endpoint_access_token) */
+	char endpoint_access_token[KAA__ID_MAX];
+	/* persisted: event seqs below it may have been used */
+	uint64_t event_seq_reserved;
+	/* in memory: the next event seq (set by kaa__sdk_state_load) */
+	uint64_t event_seq_next;
 	size_t n_streams, cap_streams;
 	kaa__stream_pos *streams; /* owned; kaa__sdk_state_clear frees */
 } kaa__sdk_state;
@@ -192,6 +203,14 @@ void kaa__sdk_state_clear(kaa__sdk_state *st);
 int kaa__sdk_state_load(const char *dir, kaa__sdk_state *st);
 /* Writes dir/state atomically. KAA_ERR_IO. */
 int kaa__sdk_state_save(const char *dir, const kaa__sdk_state *st, bool durable);
+/* The next event seq (1, 2, ...; increasing across restarts). When the
+ * reserved block is used up it reserves the next one and writes dir/state
+ * first; on a write failure no seq is handed out (KAA_ERR_IO). */
+int kaa__sdk_state_take_event_seq(const char *dir, kaa__sdk_state *st, bool durable, uint64_t *seq);
+/* A new endpoint access token: base64url (no padding) of 32 random bytes
+ * from OpenSSL's CSPRNG, 43 characters + NUL. KAA_ERR_INTERNAL. */
+int kaa__sdk_new_access_token(char out[44]);
+
 /* The position of a stream, creating it (last_seq 0) when absent; NULL when
  * KAA__MAX_STREAMS streams exist, topic_id is too long, or out of memory. */
 kaa__stream_pos *kaa__sdk_state_stream(kaa__sdk_state *st, const char *topic_id);
@@ -217,5 +236,26 @@ int kaa__sdk_frame_pong(uint64_t req, const uint8_t *payload, size_t plen, uint8
 int kaa__sdk_frame_subscribe(uint64_t req, const char *topic_id, bool unsubscribe, uint8_t **out,
 			     size_t *len);
 int kaa__sdk_frame_profile(uint64_t req, const char *json, uint8_t **out, size_t *len);
+/* Hello with Hello.endpoint_access_token (NULL: none). */
+int kaa__sdk_frame_hello_token(uint64_t req, const char *app_token, const uint8_t *pub,
+			       size_t publen, const char *sdk_profile_id, const char *profile_json,
+			       const char *endpoint_access_token, uint8_t **out, size_t *len);
+/* Event (target NULL/"": every sink of the owner). */
+int kaa__sdk_frame_event(uint64_t req, const char *fqn, const char *target, const char *body_json,
+			 uint64_t seq, uint8_t **out, size_t *len);
+/* EventAck answering a delivered event (req: the delivery's request id). */
+int kaa__sdk_frame_event_ack(uint64_t req, uint64_t seq, const char *source, uint8_t **out,
+			     size_t *len);
+int kaa__sdk_frame_event_listeners(uint64_t req, char *const *fqns, size_t n, uint8_t **out,
+				   size_t *len);
+/* OwnerAttachRequest with an owner access token (verifier NULL: default). */
+int kaa__sdk_frame_owner_attach(uint64_t req, const char *owner_external_id, const char *token,
+				const char *verifier_token, uint8_t **out, size_t *len);
+/* OwnerAttachRequest with another endpoint's access token. */
+int kaa__sdk_frame_endpoint_attach(uint64_t req, const char *endpoint_access_token, uint8_t **out,
+				   size_t *len);
+/* OwnerDetach (key hash NULL/"": this endpoint). */
+int kaa__sdk_frame_owner_detach(uint64_t req, const char *endpoint_key_hash, uint8_t **out,
+				size_t *len);
 
 #endif

@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +142,12 @@ int kaa__sdk_state_load(const char *dir, kaa__sdk_state *st)
 			set_field(st->session_id, v);
 		} else if (strcmp(line, "config_hash") == 0) {
 			set_field(st->config_hash, v);
+		} else if (strcmp(line, "endpoint_access_token") == 0) {
+			set_field(st->endpoint_access_token, v);
+		} else if (strcmp(line, "event_seq_reserved") == 0) {
+			uint64_t r;
+			if (sscanf(v, "%" SCNu64, &r) == 1)
+				st->event_seq_reserved = r;
 		} else if (strcmp(line, "stream") == 0) {
 			char topic[KAA__ID_MAX];
 			uint64_t seq;
@@ -153,6 +160,49 @@ int kaa__sdk_state_load(const char *dir, kaa__sdk_state *st)
 		}
 	}
 	free(buf);
+	/* every seq below the reservation may have been used before */
+	st->event_seq_next = st->event_seq_reserved ? st->event_seq_reserved : 1;
+	return KAA_OK;
+}
+
+int kaa__sdk_state_take_event_seq(const char *dir, kaa__sdk_state *st, bool durable, uint64_t *seq)
+{
+	if (st->event_seq_next == 0)
+		st->event_seq_next = st->event_seq_reserved ? st->event_seq_reserved : 1;
+	if (st->event_seq_next >= st->event_seq_reserved) {
+		uint64_t old = st->event_seq_reserved;
+		st->event_seq_reserved = st->event_seq_next + KAA__EVENT_SEQ_BLOCK;
+		int rc = kaa__sdk_state_save(dir, st, durable);
+		if (rc != KAA_OK) {
+			st->event_seq_reserved = old;
+			return rc;
+		}
+	}
+	*seq = st->event_seq_next++;
+	return KAA_OK;
+}
+
+int kaa__sdk_new_access_token(char out[44])
+{
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	unsigned char r[33] = {0};
+	size_t o = 0;
+
+	out[0] = '\0';
+	if (RAND_bytes(r, 32) != 1)
+		return KAA_ERR_INTERNAL;
+	/* 32 bytes = 10 groups of 3 plus 2: 40 + 3 characters */
+	for (size_t i = 0; i < 33; i += 3) {
+		uint32_t v = (uint32_t)r[i] << 16 | (uint32_t)r[i + 1] << 8 | r[i + 2];
+		out[o++] = b64[(v >> 18) & 63];
+		out[o++] = b64[(v >> 12) & 63];
+		out[o++] = b64[(v >> 6) & 63];
+		if (i + 3 <= 32)
+			out[o++] = b64[v & 63];
+	}
+	out[o] = '\0';
+	OPENSSL_cleanse(r, sizeof(r));
 	return KAA_OK;
 }
 
@@ -176,6 +226,10 @@ int kaa__sdk_state_save(const char *dir, const kaa__sdk_state *st, bool durable)
 		fprintf(f, "session_id %s\n", st->session_id);
 	if (st->config_hash[0])
 		fprintf(f, "config_hash %s\n", st->config_hash);
+	if (st->endpoint_access_token[0])
+		fprintf(f, "endpoint_access_token %s\n", st->endpoint_access_token);
+	if (st->event_seq_reserved)
+		fprintf(f, "event_seq_reserved %" PRIu64 "\n", st->event_seq_reserved);
 	for (size_t i = 0; i < st->n_streams; i++)
 		if (!strpbrk(st->streams[i].topic_id, " \t\r\n"))
 			fprintf(f, "stream %s %" PRIu64 "\n",

@@ -112,13 +112,21 @@ static void queue_clear(peer *p)
 	p->qbytes = 0;
 }
 
-static int enqueue(kaa__internode *in, peer *p, const Kaa__Cluster__V1__InternodeFrame *f)
+/* Either f (packed here) or the already packed buf[0..len). */
+static int enqueue(kaa__internode *in, peer *p, const Kaa__Cluster__V1__InternodeFrame *f,
+		   const void *buf, size_t len)
 {
-	size_t len = kaa__cluster__v1__internode_frame__get_packed_size(f);
+	if (f)
+		len = kaa__cluster__v1__internode_frame__get_packed_size(f);
 	if (len > KAA_INTERNODE_FRAME_MAX || p->qbytes + len > in->queue_max)
 		return KAA_ERR_TOO_BIG;
 	qmsg *m = kaa__xmalloc(sizeof(*m) + LWS_PRE + len);
-	m->len = kaa__cluster__v1__internode_frame__pack(f, m->data + LWS_PRE);
+	if (f)
+		m->len = kaa__cluster__v1__internode_frame__pack(f, m->data + LWS_PRE);
+	else {
+		memcpy(m->data + LWS_PRE, buf, len);
+		m->len = len;
+	}
 	m->next = NULL;
 	if (p->tail)
 		p->tail->next = m;
@@ -637,14 +645,12 @@ int kaa__internode_remove_peer(kaa__internode *in, const char *node_id)
 	return KAA_OK;
 }
 
-int kaa__internode_send(kaa__internode *in, const char *node_id,
-			const Kaa__Cluster__V1__InternodeFrame *frame)
+static int send_frame(kaa__internode *in, const char *node_id,
+		      const Kaa__Cluster__V1__InternodeFrame *frame, const void *buf, size_t len)
 {
-	if (!in || !node_id || !frame)
-		return KAA_ERR_INVAL;
 	pthread_mutex_lock(&in->mu);
 	peer *p = find_peer(in, node_id);
-	int rc = p ? enqueue(in, p, frame) : KAA_ERR_NOTFOUND;
+	int rc = p ? enqueue(in, p, frame, buf, len) : KAA_ERR_NOTFOUND;
 	bool wake = rc == KAA_OK && p->ready;
 	pthread_mutex_unlock(&in->mu);
 	if (rc == KAA_ERR_TOO_BIG)
@@ -652,6 +658,21 @@ int kaa__internode_send(kaa__internode *in, const char *node_id,
 	if (wake)
 		lws_cancel_service(in->ctx);
 	return rc;
+}
+
+int kaa__internode_send(kaa__internode *in, const char *node_id,
+			const Kaa__Cluster__V1__InternodeFrame *frame)
+{
+	if (!in || !node_id || !frame)
+		return KAA_ERR_INVAL;
+	return send_frame(in, node_id, frame, NULL, 0);
+}
+
+int kaa__internode_send_packed(kaa__internode *in, const char *node_id, const void *buf, size_t len)
+{
+	if (!in || !node_id || !buf || !len)
+		return KAA_ERR_INVAL;
+	return send_frame(in, node_id, NULL, buf, len);
 }
 
 bool kaa__internode_connected(kaa__internode *in, const char *node_id)

@@ -71,6 +71,11 @@ int kaa__internode_remove_peer(kaa__internode *in, const char *node_id);
 int kaa__internode_send(kaa__internode *in, const char *node_id,
 			const Kaa__Cluster__V1__InternodeFrame *frame);
 
+/* The same for a frame already packed (buf[0..len), copied), e.g. one kept
+ * for re-sending. Same errors. */
+int kaa__internode_send_packed(kaa__internode *in, const char *node_id, const void *buf,
+			       size_t len);
+
 /* True when the peer's connection has completed Hello. */
 bool kaa__internode_connected(kaa__internode *in, const char *node_id);
 /* Connections with Hello completed (for tests and metrics). */

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ID_MAX 255
+#define ID_MAX 256 /* the SDK's KAA_EVENT_FQN_MAX */
 
 typedef struct endpoint {
 	char *key, *node;

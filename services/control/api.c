@@ -326,8 +326,11 @@ enum { OP_LIST, OP_CREATE, OP_GET, OP_PUT, OP_DELETE };
 #define ROUTE_ME 1000
 #define ROUTE_SDK 1001
 #define ROUTE_RESOLVE 1002
+#define ROUTE_NODES 1003
+#define ROUTE_DRAIN_PUT 1004
+#define ROUTE_DRAIN_DELETE 1005
 
-static kaa__route routes[N_RESOURCES * 5 + 3];
+static kaa__route routes[N_RESOURCES * 5 + 6];
 static size_t n_routes;
 static char route_patterns[N_RESOURCES][2][128];
 static pthread_once_t routes_once = PTHREAD_ONCE_INIT;
@@ -357,6 +360,10 @@ static void build_routes(void)
 		"GET", "/api/v1/applications/{app}/sdk-profiles/{profile}/sdk", ROUTE_SDK};
 	routes[n_routes++] = (kaa__route){
 		"POST", "/api/v1/applications/{app}/resolve-configuration", ROUTE_RESOLVE};
+	routes[n_routes++] = (kaa__route){"GET", "/api/v1/nodes", ROUTE_NODES};
+	routes[n_routes++] = (kaa__route){"PUT", "/api/v1/nodes/{node}/drain", ROUTE_DRAIN_PUT};
+	routes[n_routes++] =
+		(kaa__route){"DELETE", "/api/v1/nodes/{node}/drain", ROUTE_DRAIN_DELETE};
 }
 
 const kaa__route *kaa__control_routes(size_t *n)
@@ -1302,6 +1309,164 @@ out:
 	kaa__meta_obj_clear(&app);
 }
 
+/* ---- cluster nodes and drain (platform admins) ------------------------------------------ */
+
+#define DRAIN_TIMEOUT_DEFAULT_S 30
+#define DRAIN_TIMEOUT_MAX_S 86400
+
+static void gen_str(yajl_gen g, const char *k, const char *v)
+{
+	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+	if (v)
+		yajl_gen_string(g, (const unsigned char *)v, strlen(v));
+	else
+		yajl_gen_null(g);
+}
+
+/* The registry records (and which nodes have a drain key), read from etcd. */
+static void handle_nodes(kaa__control *c, kaa__http_response *resp)
+{
+	char prefix[256], dprefix[256];
+	kaa__kv_list l = {0}, d = {0};
+	snprintf(prefix, sizeof(prefix), "/kaa/%s/nodes/", c->cluster);
+	snprintf(dprefix, sizeof(dprefix), "/kaa/%s/drain/", c->cluster);
+	if (kaa__coord_range(c->coord, prefix, true, &l) != KAA_OK ||
+	    kaa__coord_range(c->coord, dprefix, true, &d) != KAA_OK) {
+		json_error(resp, 503, "unavailable", "the coordination store is unreachable", NULL);
+		goto out;
+	}
+	yajl_gen g = yajl_gen_alloc(NULL);
+	yajl_gen_map_open(g);
+	yajl_gen_string(g, (const unsigned char *)"items", 5);
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < l.n; i++) {
+		kaa__node_record r = {0};
+		if (kaa__node_record_decode(l.items[i].value, l.items[i].value_len, &r) != KAA_OK)
+			continue;
+		bool drain_key = false;
+		for (size_t k = 0; k < d.n && !drain_key; k++)
+			drain_key = strcmp(d.items[k].key + strlen(dprefix), r.id) == 0;
+		yajl_gen_map_open(g);
+		gen_str(g, "id", r.id);
+		gen_str(g, "host", r.host);
+		yajl_gen_string(g, (const unsigned char *)"services", 8);
+		yajl_gen_array_open(g);
+		for (size_t k = 0; k < r.n_services; k++)
+			yajl_gen_string(g, (const unsigned char *)r.services[k],
+					strlen(r.services[k]));
+		yajl_gen_array_close(g);
+		yajl_gen_string(g, (const unsigned char *)"ports", 5);
+		yajl_gen_map_open(g);
+		for (size_t k = 0; k < r.n_ports; k++) {
+			yajl_gen_string(g, (const unsigned char *)r.ports[k].name,
+					strlen(r.ports[k].name));
+			yajl_gen_integer(g, r.ports[k].port);
+		}
+		yajl_gen_map_close(g);
+		yajl_gen_string(g, (const unsigned char *)"sessions", 8);
+		yajl_gen_integer(g, r.sessions);
+		yajl_gen_string(g, (const unsigned char *)"load", 4);
+		yajl_gen_double(g, r.load);
+		yajl_gen_string(g, (const unsigned char *)"draining", 8);
+		yajl_gen_bool(g, r.draining);
+		yajl_gen_string(g, (const unsigned char *)"drainRequested", 14);
+		yajl_gen_bool(g, drain_key);
+		gen_str(g, "version", r.version);
+		yajl_gen_map_close(g);
+		kaa__node_record_clear(&r);
+	}
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+	respond_gen(resp, 200, g);
+	yajl_gen_free(g);
+out:
+	kaa__kv_list_clear(&l);
+	kaa__kv_list_clear(&d);
+}
+
+/* PUT: {"timeoutSeconds": N} (optional, 1..86400, default 30) puts
+ * drain/<node> {"deadline_ms"} (the node's drain watch acts on it); the node
+ * must be registered. DELETE removes the key (cancels a drain in progress). */
+static void handle_drain(kaa__control *c, const kaa__route_params *params,
+			 const kaa__http_request *req, kaa__http_response *resp, bool put)
+{
+	const char *node = kaa__route_param(params, "node");
+	char key[512], nkey[512], val[64], err[KAA_JSON_ERR_SIZE];
+	yajl_val v = NULL;
+	kaa__kv_list l = {0};
+	int64_t timeout_s = DRAIN_TIMEOUT_DEFAULT_S, deleted = 0;
+	snprintf(key, sizeof(key), "/kaa/%s/drain/%s", c->cluster, node);
+	snprintf(nkey, sizeof(nkey), "/kaa/%s/nodes/%s", c->cluster, node);
+	if (!put) {
+		if (kaa__coord_delete(c->coord, key, false, &deleted) != KAA_OK) {
+			json_error(resp, 503, "unavailable",
+				   "the coordination store is unreachable", NULL);
+			return;
+		}
+		if (!deleted)
+			json_error(resp, 404, "not_found", "no drain requested for this node",
+				   NULL);
+		else
+			kaa__http_respond(resp, 204, NULL, NULL, 0);
+		return;
+	}
+	if (req->body_len) {
+		const char *ct = kaa__http_header(req, "content-type");
+		if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
+			json_error(resp, 415, "unsupported_media_type",
+				   "send Content-Type: application/json", NULL);
+			return;
+		}
+		if (kaa__json_parse(req->body, req->body_len, 4096, 4, &v, err, sizeof(err)) !=
+			    KAA_OK ||
+		    !YAJL_IS_OBJECT(v)) {
+			json_error(resp, 400, "invalid", "the body must be a JSON object", NULL);
+			goto out;
+		}
+		for (size_t i = 0; i < v->u.object.len; i++) {
+			yajl_val t = v->u.object.values[i];
+			if (strcmp(v->u.object.keys[i], "timeoutSeconds") != 0) {
+				json_error(resp, 400, "unknown_field", "unknown field", NULL);
+				goto out;
+			}
+			if (!YAJL_IS_INTEGER(t) || YAJL_GET_INTEGER(t) < 1 ||
+			    YAJL_GET_INTEGER(t) > DRAIN_TIMEOUT_MAX_S) {
+				json_error(resp, 400, "invalid",
+					   "timeoutSeconds must be an integer 1..86400",
+					   "$.timeoutSeconds");
+				goto out;
+			}
+			timeout_s = YAJL_GET_INTEGER(t);
+		}
+	}
+	if (kaa__coord_range(c->coord, nkey, false, &l) != KAA_OK) {
+		json_error(resp, 503, "unavailable", "the coordination store is unreachable", NULL);
+		goto out;
+	}
+	if (l.n == 0) {
+		json_error(resp, 404, "not_found", "no such node in the registry", NULL);
+		goto out;
+	}
+	int64_t deadline = kaa__wall_ms() + timeout_s * 1000;
+	int n = snprintf(val, sizeof(val), "{\"deadline_ms\":%" PRId64 "}", deadline);
+	if (kaa__coord_put(c->coord, key, val, (size_t)n, 0, NULL) != KAA_OK) {
+		json_error(resp, 503, "unavailable", "the coordination store is unreachable", NULL);
+		goto out;
+	}
+	KAA_INFO("control", "drain_requested node=%s deadline_ms=%" PRId64, node, deadline);
+	yajl_gen g = yajl_gen_alloc(NULL);
+	yajl_gen_map_open(g);
+	gen_str(g, "node", node);
+	yajl_gen_string(g, (const unsigned char *)"deadlineMs", 10);
+	yajl_gen_integer(g, deadline);
+	yajl_gen_map_close(g);
+	respond_gen(resp, 202, g);
+	yajl_gen_free(g);
+out:
+	yajl_tree_free(v);
+	kaa__kv_list_clear(&l);
+}
+
 void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__http_response *resp)
 {
 	const kaa__route *route;
@@ -1347,6 +1512,16 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 	}
 	if (route->id == ROUTE_RESOLVE) {
 		handle_resolve(c, &p, &params, req, resp);
+		return;
+	}
+	if (route->id == ROUTE_NODES || route->id == ROUTE_DRAIN_PUT ||
+	    route->id == ROUTE_DRAIN_DELETE) {
+		if (p.role != KAA_ROLE_PLATFORM_ADMIN)
+			json_error(resp, 403, "forbidden", "platform administrators only", NULL);
+		else if (route->id == ROUTE_NODES)
+			handle_nodes(c, resp);
+		else
+			handle_drain(c, &params, req, resp, route->id == ROUTE_DRAIN_PUT);
 		return;
 	}
 	const resource *r = &resources[route->id / 8];

@@ -32,6 +32,7 @@ enum {
 	OPT_REBALANCE_THRESHOLD,
 	OPT_REBALANCE_INTERVAL,
 	OPT_REBALANCE_COOLDOWN,
+	OPT_REBALANCE_MIN_SESSIONS,
 	OPT_DEMO,
 	OPT_CONFIG,
 	OPT_HELP,
@@ -60,6 +61,7 @@ static const struct option options[] = {
 	{"rebalance-threshold", required_argument, NULL, OPT_REBALANCE_THRESHOLD},
 	{"rebalance-interval", required_argument, NULL, OPT_REBALANCE_INTERVAL},
 	{"rebalance-cooldown", required_argument, NULL, OPT_REBALANCE_COOLDOWN},
+	{"rebalance-min-sessions", required_argument, NULL, OPT_REBALANCE_MIN_SESSIONS},
 	{"demo", optional_argument, NULL, OPT_DEMO},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"help", no_argument, NULL, OPT_HELP},
@@ -91,6 +93,8 @@ const char *kaa__node_usage(void)
 	       "                         exceeds the mean by this fraction (default 0.2)\n"
 	       "  --rebalance-interval SECONDS  how often the leader checks (default 30; 0: never)\n"
 	       "  --rebalance-cooldown SECONDS  no new plan this long after one (default 60)\n"
+	       "  --rebalance-min-sessions N  and only when the busiest node is also this many\n"
+	       "                         sessions above the mean (default 50)\n"
 	       "  --demo[=true|false]    with control: create a demo tenant and application if\n"
 	       "                         absent and print how to connect a simulated device\n"
 	       "  --log-level LEVEL      debug, info, warn, error (default info)\n"
@@ -175,6 +179,18 @@ static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, 
 			cfg->rebalance_interval = (int)n;
 		else
 			cfg->rebalance_cooldown = (int)n;
+		return 0;
+	}
+	case OPT_REBALANCE_MIN_SESSIONS: {
+		char *end;
+		errno = 0;
+		long n = strtol(v, &end, 10);
+		if (errno || end == v || *end || n < 1 || n > 10000000) {
+			snprintf(err, errlen, "%s: must be 1..10000000 sessions, got '%s'", name,
+				 v);
+			return -1;
+		}
+		cfg->rebalance_min_sessions = n;
 		return 0;
 	}
 	case OPT_DEMO:
@@ -364,6 +380,7 @@ int kaa__node_config_parse(int argc, char **argv, char **envp, kaa_node_config *
 	cfg->rebalance_threshold = 0.2;
 	cfg->rebalance_interval = 30;
 	cfg->rebalance_cooldown = 60;
+	cfg->rebalance_min_sessions = 50;
 
 	/* Pass 1: only find --config / --help / --version (and bad flags). */
 	const char *config_file = env_get(envp, "KAA_CONFIG");

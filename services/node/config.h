@@ -22,6 +22,7 @@
  *   --rebalance-threshold F KAA_REBALANCE_THRESHOLD rebalance-threshold (0.2)
  *   --rebalance-interval S  KAA_REBALANCE_INTERVAL  rebalance-interval (30; 0: off)
  *   --rebalance-cooldown S  KAA_REBALANCE_COOLDOWN  rebalance-cooldown (60)
+ *   --rebalance-min-sessions N KAA_REBALANCE_MIN_SESSIONS rebalance-min-sessions (50)
  *   --demo[=true|false]  KAA_DEMO            demo (seed demo data, print a device command)
  *   --log-level LEVEL    KAA_LOG_LEVEL       log-level
  *   --config FILE        KAA_CONFIG          (the file itself)
@@ -55,10 +56,11 @@ typedef struct kaa_node_config {
 	char *tls_key;
 	int drain_timeout; /* seconds */
 	char *appender_dir;
-	double rebalance_threshold; /* control leader, lib/rebalance.h */
-	int rebalance_interval;     /* seconds; 0: off */
-	int rebalance_cooldown;     /* seconds */
-	bool demo;                  /* seed demo data (control) and print how to connect */
+	double rebalance_threshold;  /* control leader, lib/rebalance.h */
+	int rebalance_interval;      /* seconds; 0: off */
+	int rebalance_cooldown;      /* seconds */
+	long rebalance_min_sessions; /* the busiest node's excess over the mean, at least */
+	bool demo;                   /* seed demo data (control) and print how to connect */
 	char *log_level;
 	char *config_file;
 } kaa_node_config;

@@ -212,7 +212,8 @@ static int build_self(kaa__node *n)
 		{cfg->control, "control", cfg->control_port},
 		{cfg->operations, "operations", cfg->operations_port},
 		{cfg->bootstrap, "bootstrap", cfg->bootstrap_port},
-		{cfg->operations, "internode", cfg->internode_port},
+		{n->ops && kaa__operations_internode_port(n->ops) > 0, "internode",
+		 n->ops ? kaa__operations_internode_port(n->ops) : 0},
 	};
 	r->id = strdup(cfg->node_id);
 	r->host = strdup(cfg->host);
@@ -354,6 +355,8 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 			.tls_key = cfg->tls_key,
 			.appender_dir = cfg->appender_dir,
 			.drain_timeout_ms = cfg->drain_timeout * 1000,
+			/* standalone: every owner's home is this node */
+			.internode_port = cfg->etcd ? cfg->internode_port : -1,
 		};
 		rc = kaa__operations_new(&oo, &n->ops);
 		if (rc != KAA_OK) {
@@ -367,9 +370,9 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 		if (rc != KAA_OK)
 			goto fail;
 		kaa__control_set_metrics(n->control, n->metrics);
-		kaa__control_set_rebalance(n->control, cfg->rebalance_threshold, 50,
-					   cfg->rebalance_interval * 1000,
-					   cfg->rebalance_cooldown * 1000);
+		kaa__control_set_rebalance(
+			n->control, cfg->rebalance_threshold, cfg->rebalance_min_sessions,
+			cfg->rebalance_interval * 1000, cfg->rebalance_cooldown * 1000);
 		if (cfg->demo) {
 			rc = kaa__control_seed_demo(n->control, demo_token, sizeof(demo_token));
 			if (rc != KAA_OK) {

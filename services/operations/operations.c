@@ -163,6 +163,21 @@ void kaa__opl_app_put(ops_app *a)
 		free(a->memo[i].ids);
 		free(a->memo[i].doc);
 	}
+	for (size_t i = 0; i < a->n_evclasses; i++) {
+		free(a->evclasses[i].fqn);
+		kaa__avro_schema_free(a->evclasses[i].schema);
+	}
+	free(a->evclasses);
+	free(a->sinks);
+	for (size_t i = 0; i < a->n_verifiers; i++) {
+		free(a->verifiers[i].name);
+		if (a->verifiers[i].secret)
+			explicit_bzero(a->verifiers[i].secret, a->verifiers[i].secret_len);
+		free(a->verifiers[i].secret);
+		free(a->verifiers[i].issuer);
+		free(a->verifiers[i].audience);
+	}
+	free(a->verifiers);
 	pthread_mutex_destroy(&a->memo_mu);
 	free(a);
 }
@@ -352,6 +367,133 @@ static int parse_schema(const char *body, int64_t app_id, const char *kind, kaa_
 	return rc == KAA_ERR_NOMEM ? rc : KAA_OK;
 }
 
+typedef struct evmap_load {
+	kaa__operations *ops;
+	ops_app *a;
+} evmap_load;
+
+static ops_evclass *evclass_slot(ops_app *a, const char *fqn)
+{
+	for (size_t i = 0; i < a->n_evclasses; i++)
+		if (strcmp(a->evclasses[i].fqn, fqn) == 0)
+			return &a->evclasses[i];
+	a->evclasses = kaa__xrealloc(a->evclasses, (a->n_evclasses + 1) * sizeof(*a->evclasses));
+	ops_evclass *c = &a->evclasses[a->n_evclasses++];
+	memset(c, 0, sizeof(*c));
+	c->fqn = xstrdup(fqn);
+	return c;
+}
+
+/* One event map: {"<fqn>": "source"|"sink"|"both"} over one family version,
+ * whose body is [{"fqn":..., "schema":...}]. Control validated both; a
+ * stored object that does not parse is skipped with a warning (its classes
+ * are then unknown and events of them refused), never fatal. */
+static int add_event_map(void *ud, kaa__meta_obj *o)
+{
+	evmap_load *l = ud;
+	ops_app *a = l->a;
+	kaa__meta_obj fam = {0};
+	yajl_val mv = NULL, fv = NULL;
+	char err[KAA_JSON_ERR_SIZE];
+	int rc = kaa__meta_get(l->ops->meta, KAA_META_EVENT_FAMILY, o->family_id, &fam);
+	if (rc == KAA_ERR_NOTFOUND) {
+		rc = KAA_OK;
+		goto out;
+	}
+	if (rc != KAA_OK)
+		goto out;
+	if (!o->body || !fam.body ||
+	    kaa__json_parse(o->body, strlen(o->body), KAA_META_BODY_MAX, KAA_JSON_MAX_DEPTH, &mv,
+			    err, sizeof(err)) != KAA_OK ||
+	    kaa__json_parse(fam.body, strlen(fam.body), KAA_META_BODY_MAX, KAA_JSON_MAX_DEPTH, &fv,
+			    err, sizeof(err)) != KAA_OK ||
+	    !YAJL_IS_OBJECT(mv) || !YAJL_IS_ARRAY(fv)) {
+		KAA_WARN(MOD, "stored_event_map_invalid app=%" PRId64 " map=%" PRId64, a->id,
+			 o->id);
+		goto out;
+	}
+	for (size_t i = 0; i < mv->u.object.len; i++) {
+		const char *fqn = mv->u.object.keys[i];
+		yajl_val role = mv->u.object.values[i];
+		if (!YAJL_IS_STRING(role))
+			continue;
+		for (size_t j = 0; j < fv->u.array.len; j++) {
+			yajl_val f = kaa__json_member(fv->u.array.values[j], "fqn");
+			yajl_val sch = kaa__json_member(fv->u.array.values[j], "schema");
+			if (!YAJL_IS_STRING(f) || strcmp(f->u.string, fqn) != 0 || !sch)
+				continue;
+			ops_evclass *c = evclass_slot(a, fqn);
+			bool both = strcmp(role->u.string, "both") == 0;
+			c->source |= both || strcmp(role->u.string, "source") == 0;
+			c->sink |= both || strcmp(role->u.string, "sink") == 0;
+			if (!c->schema) {
+				char *text = NULL;
+				size_t tlen = 0;
+				if (kaa__json_canonical_tree(sch, &text, &tlen) != KAA_OK)
+					kaa__oom();
+				if (kaa__avro_schema_parse(text, tlen, &c->schema, err,
+							   sizeof(err)) != KAA_OK)
+					KAA_WARN(MOD,
+						 "stored_event_schema_invalid app=%" PRId64
+						 " fqn=%s err=\"%s\"",
+						 a->id, fqn, err);
+				free(text);
+			}
+		}
+	}
+out:
+	yajl_tree_free(mv);
+	yajl_tree_free(fv);
+	kaa__meta_obj_clear(&fam);
+	return rc;
+}
+
+static int cmp_evclass(const void *x, const void *y)
+{
+	return strcmp(((const ops_evclass *)x)->fqn, ((const ops_evclass *)y)->fqn);
+}
+
+static int add_verifier(void *ud, kaa__meta_obj *o)
+{
+	ops_app *a = ud;
+	yajl_val v = NULL;
+	char err[KAA_JSON_ERR_SIZE];
+	if (!o->body || kaa__json_parse(o->body, strlen(o->body), KAA_META_BODY_MAX,
+					KAA_JSON_MAX_DEPTH, &v, err, sizeof(err)) != KAA_OK) {
+		KAA_WARN(MOD, "stored_verifier_invalid app=%" PRId64 " verifier=%" PRId64, a->id,
+			 o->id);
+		return KAA_OK;
+	}
+	yajl_val type = kaa__json_member(v, "type"), secret = kaa__json_member(v, "secret"),
+		 iss = kaa__json_member(v, "issuer"), aud = kaa__json_member(v, "audience"),
+		 leeway = kaa__json_member(v, "leewaySeconds");
+	bool jwt = YAJL_IS_STRING(type) && strcmp(type->u.string, "jwt-hs256") == 0;
+	if (!YAJL_IS_STRING(type) || (jwt && !YAJL_IS_STRING(secret)) ||
+	    (!jwt && strcmp(type->u.string, "trustful") != 0)) {
+		KAA_WARN(MOD, "stored_verifier_invalid app=%" PRId64 " verifier=%" PRId64, a->id,
+			 o->id);
+		goto out;
+	}
+	a->verifiers = kaa__xrealloc(a->verifiers, (a->n_verifiers + 1) * sizeof(*a->verifiers));
+	ops_verifier *w = &a->verifiers[a->n_verifiers++];
+	memset(w, 0, sizeof(*w));
+	w->name = xstrdup(o->name ? o->name : "");
+	w->jwt = jwt;
+	if (jwt) {
+		w->secret = xstrdup(secret->u.string);
+		w->secret_len = strlen(w->secret);
+	}
+	if (YAJL_IS_STRING(iss))
+		w->issuer = xstrdup(iss->u.string);
+	if (YAJL_IS_STRING(aud))
+		w->audience = xstrdup(aud->u.string);
+	if (YAJL_IS_INTEGER(leeway) && YAJL_GET_INTEGER(leeway) >= 0)
+		w->leeway_s = YAJL_GET_INTEGER(leeway);
+out:
+	yajl_tree_free(v);
+	return KAA_OK;
+}
+
 /* Builds the cache entry of an application from the store. */
 static int app_load(kaa__operations *ops, const kaa__meta_obj *app, ops_app **out)
 {
@@ -383,6 +525,18 @@ static int app_load(kaa__operations *ops, const kaa__meta_obj *app, ops_app **ou
 	    (rc = list_all(ops->meta, KAA_META_NOTIFICATION, a->id, add_notif, &nl)) != KAA_OK ||
 	    (rc = list_all(ops->meta, KAA_META_LOG_APPENDER, a->id, add_appender, &al)) != KAA_OK)
 		goto out;
+	evmap_load el = {.ops = ops, .a = a};
+	if ((rc = list_all(ops->meta, KAA_META_EVENT_MAP, a->id, add_event_map, &el)) != KAA_OK ||
+	    (rc = list_all(ops->meta, KAA_META_USER_VERIFIER, a->id, add_verifier, a)) != KAA_OK)
+		goto out;
+	if (a->n_evclasses)
+		qsort(a->evclasses, a->n_evclasses, sizeof(*a->evclasses), cmp_evclass);
+	for (size_t i = 0; i < a->n_evclasses; i++) {
+		if (!a->evclasses[i].sink)
+			continue;
+		a->sinks = kaa__xrealloc(a->sinks, (a->n_sinks + 1) * sizeof(*a->sinks));
+		a->sinks[a->n_sinks++] = a->evclasses[i].fqn;
+	}
 out:
 	for (int k = 0; k < 3; k++)
 		free(sp.body[k]);
@@ -622,6 +776,34 @@ static void snapshot_free(ops_session **v, size_t n)
 	free(v);
 }
 
+ops_session *kaa__opl_session_by_key(kaa__operations *ops, int64_t app_id, const char *key)
+{
+	ops_session *s;
+	pthread_mutex_lock(&ops->mu);
+	for (s = ops->by_key[key_bucket(app_id, key)]; s; s = s->next_key)
+		if (s->ep.app_id == app_id && strcmp(s->ep.key_hash, key) == 0)
+			break;
+	if (s)
+		atomic_fetch_add(&s->refs, 1);
+	pthread_mutex_unlock(&ops->mu);
+	return s;
+}
+
+void kaa__opl_session_put(ops_session *s)
+{
+	session_put(s);
+}
+
+ops_session **kaa__opl_sessions_snapshot(kaa__operations *ops, int64_t app_id, size_t *n)
+{
+	return sessions_snapshot(ops, app_id, n);
+}
+
+void kaa__opl_snapshot_free(ops_session **v, size_t n)
+{
+	snapshot_free(v, n);
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
 static void pong(kaa__operations *ops, ops_session *s, const frame_t *in)
@@ -670,16 +852,16 @@ static void dispatch_established(kaa__operations *ops, ops_session *s, const fra
 		kaa__opl_notification_ack(ops, s, f);
 		break;
 	case KAA__ENDPOINT__V1__FRAME__BODY_LOG_UPLOAD: kaa__opl_log_upload(ops, s, f); break;
-	case KAA__ENDPOINT__V1__FRAME__BODY_EVENT:
+	case KAA__ENDPOINT__V1__FRAME__BODY_EVENT: kaa__opl_event(ops, s, f); break;
 	case KAA__ENDPOINT__V1__FRAME__BODY_EVENT_ACK:
+		break; /* delivery is at-least-once up to the session; devices de-duplicate */
 	case KAA__ENDPOINT__V1__FRAME__BODY_EVENT_LISTENERS_REQUEST:
-	case KAA__ENDPOINT__V1__FRAME__BODY_OWNER_ATTACH_REQUEST:
-	case KAA__ENDPOINT__V1__FRAME__BODY_OWNER_DETACH:
-		kaa__opl_error(ops, s->sid, f->request_id,
-			       KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_UNSUPPORTED_MESSAGE, false,
-			       NULL, NULL,
-			       "events and owners are not supported by this server yet");
+		kaa__opl_event_listeners(ops, s, f);
 		break;
+	case KAA__ENDPOINT__V1__FRAME__BODY_OWNER_ATTACH_REQUEST:
+		kaa__opl_owner_attach(ops, s, f);
+		break;
+	case KAA__ENDPOINT__V1__FRAME__BODY_OWNER_DETACH: kaa__opl_owner_detach(ops, s, f); break;
 	default:
 		kaa__opl_error(ops, s->sid, f->request_id,
 			       KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_UNSUPPORTED_MESSAGE, false,
@@ -750,6 +932,7 @@ void kaa__operations_on_close(void *ud, kaa__session_id sid)
 		/* replaced by a newer session of the same endpoint: that one owns
 		 * the record now */
 	} else if (s->established) {
+		kaa__opl_owner_report(ops, s, false);
 		int rc = kaa__ep_touch(ops->eps, s->ep.app_id, s->ep.key_hash, NULL,
 				       kaa__opl_now_ms());
 		if (rc != KAA_OK)
@@ -1273,6 +1456,54 @@ static void register_metrics(kaa__operations *ops, kaa__metrics *m)
 	ops->rebalance_redirects = kaa__metrics_counter(
 		m, "kaa_ops_rebalance_redirects_total",
 		"Devices redirected to another node by rebalancing plans.", NULL);
+	ops->events_in = kaa__metrics_counter(m, "kaa_ops_events_received_total",
+					      "Events accepted from devices for routing.", NULL);
+	ops->events_out = kaa__metrics_counter(m, "kaa_ops_events_delivered_total",
+					       "Events sent to devices (re-sends included).", NULL);
+	h = "Owner attach requests by result.";
+	ops->owner_attach_ok =
+		kaa__metrics_counter(m, "kaa_ops_owner_attach_total", h, "result=\"attached\"");
+	ops->owner_attach_fail =
+		kaa__metrics_counter(m, "kaa_ops_owner_attach_total", h, "result=\"refused\"");
+}
+
+/* Feeds the router the live operations nodes of the registry view (the
+ * owners' ring) twice a second; the router ignores an unchanged list. */
+static void *ring_main(void *arg)
+{
+	kaa__operations *ops = arg;
+	pthread_mutex_lock(&ops->mu);
+	while (!ops->stopping) {
+		pthread_mutex_unlock(&ops->mu);
+		kaa__registry *reg = atomic_load(&ops->registry);
+		kaa__node_record *recs = NULL;
+		size_t n = 0;
+		if (reg && kaa__registry_view_synced(reg) &&
+		    kaa__registry_nodes(reg, &recs, &n) == KAA_OK) {
+			kaa__router_node *nodes = kaa__xcalloc(n ? n : 1, sizeof(*nodes));
+			size_t k = 0;
+			for (size_t i = 0; i < n; i++) {
+				int port = kaa__node_record_port(&recs[i], "internode");
+				/* draining nodes stay: they still hold sessions
+				 * (and stay homes) until they exit */
+				if (!kaa__node_record_has_service(&recs[i], "operations") ||
+				    port <= 0 || !recs[i].host)
+					continue;
+				nodes[k++] = (kaa__router_node){
+					.id = recs[i].id, .host = recs[i].host, .port = port};
+			}
+			kaa__router_set_nodes(ops->router, nodes, k);
+			free(nodes);
+			kaa__node_records_free(recs, n);
+		}
+		pthread_mutex_lock(&ops->mu);
+		int64_t next = kaa__opl_now_ms() + 500;
+		struct timespec ts = {.tv_sec = next / 1000, .tv_nsec = (next % 1000) * 1000000};
+		if (!ops->stopping)
+			pthread_cond_timedwait(&ops->cv, &ops->mu, &ts);
+	}
+	pthread_mutex_unlock(&ops->mu);
+	return NULL;
 }
 
 int kaa__operations_new(const kaa__operations_opts *o, kaa__operations **out)
@@ -1294,6 +1525,7 @@ int kaa__operations_new(const kaa__operations_opts *o, kaa__operations **out)
 	ops->tls = o->tls_cert && o->tls_key;
 	ops->appender_dir = xstrdup(o->appender_dir ? o->appender_dir : "./data/logs");
 	pthread_mutex_init(&ops->mu, NULL);
+	pthread_mutex_init(&ops->pend_mu, NULL);
 	pthread_cond_init(&ops->cv, NULL); /* CLOCK_REALTIME, as kaa__opl_now_ms */
 	kaa__metrics *m = o->metrics;
 	if (!m)
@@ -1315,6 +1547,32 @@ int kaa__operations_new(const kaa__operations_opts *o, kaa__operations **out)
 		goto fail;
 	}
 	ops->thread_started = true;
+	if (!o->io || o->router) {
+		kaa__router_opts ro = {
+			.node_id = ops->node_id,
+			.cluster = ops->cluster,
+			.bind_host = o->internode_bind ? o->internode_bind : o->bind_host,
+			.port = o->internode_port,
+			.metrics = m,
+			.cbs = {.ud = ops,
+				.deliver = kaa__opl_event_deliver,
+				.routed = kaa__opl_event_routed,
+				.listeners = kaa__opl_listeners_answer,
+				.notice = kaa__opl_owner_notice,
+				.each_location = kaa__opl_owner_report_all},
+		};
+		rc = kaa__router_new(&ro, &ops->router);
+		if (rc != KAA_OK) {
+			KAA_ERROR(MOD, "internode_listen_failed port=%d err=%s", o->internode_port,
+				  kaa_strerror(rc));
+			goto fail;
+		}
+		if (pthread_create(&ops->ring_thread, NULL, ring_main, ops) != 0) {
+			rc = KAA_ERR_IO;
+			goto fail;
+		}
+		ops->ring_thread_started = true;
+	}
 	if (o->io) {
 		ops->io = *o->io;
 	} else {
@@ -1381,6 +1639,11 @@ void kaa__operations_set_registry(kaa__operations *ops, kaa__registry *reg)
 	atomic_store(&ops->registry, reg);
 }
 
+int kaa__operations_internode_port(const kaa__operations *ops)
+{
+	return ops->router ? kaa__router_port(ops->router) : 0;
+}
+
 int kaa__operations_port(const kaa__operations *ops)
 {
 	return ops->server ? kaa__ops_server_port(ops->server) : 0;
@@ -1423,6 +1686,8 @@ void kaa__operations_free(kaa__operations *ops)
 		pthread_join(ops->drain_thread, NULL);
 	if (ops->thread_started)
 		pthread_join(ops->thread, NULL);
+	if (ops->ring_thread_started)
+		pthread_join(ops->ring_thread, NULL);
 	/* closes every session: on_close runs for each */
 	kaa__ops_server_free(ops->server);
 	/* sessions a test io left open */
@@ -1431,6 +1696,9 @@ void kaa__operations_free(kaa__operations *ops)
 	for (size_t i = 0; i < n; i++)
 		kaa__operations_on_close(ops, v[i]->sid);
 	snapshot_free(v, n);
+	/* after the sessions: their closes still report locations */
+	kaa__router_free(ops->router);
+	kaa__opl_pending_clear(ops);
 	while (ops->jobs) {
 		ops_job *j = ops->jobs;
 		ops->jobs = j->next;
@@ -1449,6 +1717,7 @@ void kaa__operations_free(kaa__operations *ops)
 	kaa__metrics_free(ops->own_metrics);
 	pthread_cond_destroy(&ops->cv);
 	pthread_mutex_destroy(&ops->mu);
+	pthread_mutex_destroy(&ops->pend_mu);
 	free(ops->node_id);
 	free(ops->cluster);
 	free(ops->appender_dir);

@@ -16,6 +16,11 @@
  *   apps/<id>/rev after every change). A changed application is reloaded and
  *   its connected endpoints re-evaluated (groups, configuration pushes, topic
  *   list, new notifications) on the service's own background thread.
+ * - Owners and events: devices attach to owners (verified by the
+ *   application's owner verifiers, or by another attached endpoint with the
+ *   endpoint's access token); events are validated against their class and
+ *   routed through the owner's home node (event_router.h), acknowledged to
+ *   the source device once every node holding a target has taken them.
  * - Drain: a watch on /kaa/<cluster>/drain/<node-id> ({"deadline_ms": unix
  *   ms}) or kaa__operations_drain (SIGTERM) stops admission and redirects
  *   the connected devices in jittered batches to the other live operations
@@ -73,6 +78,13 @@ typedef struct kaa__operations_opts {
 	/* default drain deadline for kaa__operations_drain (0: 30000 ms) */
 	int drain_timeout_ms;
 	const kaa__ops_io *io; /* copied; NULL: real transport */
+	/* events and owners across nodes (services/cluster/event_router.h):
+	 * the internode listener's port (0: any free port; < 0: none, every
+	 * owner's home is this node, as in standalone mode) and address (NULL:
+	 * bind_host). With a test io the router runs only when router is set. */
+	int internode_port;
+	const char *internode_bind;
+	bool router;
 } kaa__operations_opts;
 
 /* Opens the stores, binds the transport, starts the watches and the
@@ -88,6 +100,8 @@ void kaa__operations_free(kaa__operations *ops);
  * readiness and redirect targets; it is created after the ports are bound. */
 void kaa__operations_set_registry(kaa__operations *ops, kaa__registry *reg);
 
+/* The internode listener's bound port (0: none). */
+int kaa__operations_internode_port(const kaa__operations *ops);
 /* The transport's bound port (0 with a test io). */
 int kaa__operations_port(const kaa__operations *ops);
 /* Established sessions (transport count with the real transport). */

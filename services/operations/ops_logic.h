@@ -13,6 +13,7 @@
 #define KAA_OPS_LOGIC_H
 
 #include "avro_schema.h"
+#include "event_router.h"
 #include "endpoint_store.h"
 #include "filter.h"
 #include "log_appender.h"
@@ -67,6 +68,23 @@ typedef struct ops_cfg_memo {
 
 #define OPS_CFG_MEMO 16
 
+/* An event class the application maps (event map + family version). */
+typedef struct ops_evclass {
+	char *fqn;
+	kaa__avro_schema *schema; /* NULL: the stored schema did not parse (events refused) */
+	bool source, sink;
+} ops_evclass;
+
+/* An owner verifier (user-verifier object). */
+typedef struct ops_verifier {
+	char *name;
+	bool jwt; /* false: trustful */
+	char *secret;
+	size_t secret_len;
+	char *issuer, *audience; /* NULL: not checked */
+	int64_t leeway_s;
+} ops_verifier;
+
 typedef struct ops_app {
 	atomic_int refs;
 	int64_t id, rev;
@@ -89,6 +107,12 @@ typedef struct ops_app {
 	/* none configured: the endpoint store's log collection */
 	kaa__log_appender **appenders;
 	size_t n_appenders;
+	ops_evclass *evclasses; /* fqn order */
+	size_t n_evclasses;
+	const char **sinks; /* fqns of the sink classes (borrowed from evclasses) */
+	size_t n_sinks;
+	ops_verifier *verifiers; /* id order: the first is the default */
+	size_t n_verifiers;
 } ops_app;
 
 /* ---- sessions ------------------------------------------------------------------ */
@@ -138,6 +162,20 @@ typedef struct ops_job {
 
 enum { OPS_JOB_REFRESH = 1, OPS_JOB_CATCHUP = 2, OPS_JOB_RESET = 3 };
 
+/* A device request waiting for the router (event accepted, listeners). */
+typedef struct ops_pending {
+	uint64_t token;
+	kaa__session_id sid;
+	uint64_t request_id;
+	uint64_t seq; /* events: the source's seq */
+	struct ops_pending *next;
+} ops_pending;
+
+#define OPS_PENDING_BUCKETS 1024
+/* Requests waiting for the router per node; beyond it devices get
+ * OVERLOADED (they keep the events and re-send). */
+#define OPS_PENDING_MAX 100000
+
 #define OPS_SID_BUCKETS 4096
 
 struct kaa__operations {
@@ -186,6 +224,17 @@ struct kaa__operations {
 	kaa__counter *log_records, *log_batches_dup, *notifs_sent, *configs_sent;
 	kaa__counter *app_refreshes;
 	kaa__counter *rebalance_redirects;
+	kaa__counter *events_in, *events_out, *owner_attach_ok, *owner_attach_fail;
+
+	/* events and owners across nodes (event_router.h); NULL only in tests
+	 * with their own io and no router */
+	kaa__router *router;
+	pthread_t ring_thread; /* registry view -> router nodes */
+	bool ring_thread_started;
+	pthread_mutex_t pend_mu;
+	ops_pending *pending[OPS_PENDING_BUCKETS];
+	size_t n_pending;
+	uint64_t next_token;
 };
 
 /* ---- operations.c ---------------------------------------------------------------- */
@@ -246,6 +295,41 @@ void kaa__opl_subscribe(kaa__operations *ops, ops_session *s, const Kaa__Endpoin
 			bool subscribe);
 bool kaa__opl_topic_visible(const ops_session *s, const ops_topic *t);
 bool kaa__opl_topic_subscribed(const ops_session *s, const ops_topic *t);
+
+/* References the established session of an endpoint on this node, or NULL;
+ * release with kaa__opl_session_put. */
+ops_session *kaa__opl_session_by_key(kaa__operations *ops, int64_t app_id, const char *key);
+void kaa__opl_session_put(ops_session *s);
+/* References to every session (of app_id when > 0); free with
+ * kaa__opl_snapshot_free. */
+ops_session **kaa__opl_sessions_snapshot(kaa__operations *ops, int64_t app_id, size_t *n);
+void kaa__opl_snapshot_free(ops_session **v, size_t n);
+
+/* ---- owners.c ------------------------------------------------------------------------------ */
+void kaa__opl_owner_attach(kaa__operations *ops, ops_session *s, const Kaa__Endpoint__V1__Frame *f);
+void kaa__opl_owner_detach(kaa__operations *ops, ops_session *s, const Kaa__Endpoint__V1__Frame *f);
+/* Router callback: an endpoint of this node was attached or detached. */
+void kaa__opl_owner_notice(void *ud, int64_t app_id, const char *ekh, const char *owner_id,
+			   const char *by_ekh);
+/* Reports the session's owner location to the owner's home (connected or
+ * not); no-op when it has no owner. Caller holds s->mu. */
+void kaa__opl_owner_report(kaa__operations *ops, ops_session *s, bool connected);
+/* Router callback: re-report every attached session (ring changed). */
+void kaa__opl_owner_report_all(void *ud);
+
+/* ---- events.c ------------------------------------------------------------------------------ */
+void kaa__opl_event(kaa__operations *ops, ops_session *s, const Kaa__Endpoint__V1__Frame *f);
+void kaa__opl_event_listeners(kaa__operations *ops, ops_session *s,
+			      const Kaa__Endpoint__V1__Frame *f);
+const ops_evclass *kaa__opl_evclass(const ops_app *a, const char *fqn);
+/* Router callbacks. */
+void kaa__opl_event_deliver(void *ud, int64_t app_id, const char *const *ekhs, size_t n,
+			    const kaa__router_event *ev);
+void kaa__opl_event_routed(void *ud, uint64_t token, int status);
+void kaa__opl_listeners_answer(void *ud, uint64_t token, int status, const char *const *ekhs,
+			       size_t n);
+/* Frees every pending request (shutdown). */
+void kaa__opl_pending_clear(kaa__operations *ops);
 
 /* ---- log_ingest.c ---------------------------------------------------------------------- */
 void kaa__opl_log_upload(kaa__operations *ops, ops_session *s, const Kaa__Endpoint__V1__Frame *f);

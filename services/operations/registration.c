@@ -321,6 +321,7 @@ void kaa__opl_hello(kaa__operations *ops, ops_session *s, const frame_t *f)
 	KAA_DEBUG(MOD, "hello app=%" PRId64 " key=%s sid=%" PRIu64 " registered=%d", s->ep.app_id,
 		  s->ep.key_hash, s->sid, registered);
 	hello_ack(ops, s, f->request_id, registered);
+	kaa__opl_owner_report(ops, s, true);
 	if (profile_bad) {
 		char path[KAA_JSON_PATH_MAX];
 		const char *msg;

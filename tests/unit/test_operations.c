@@ -21,6 +21,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -1182,6 +1183,334 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	return remove(path);
 }
 
+/* ---- owners and events (standalone router: this node is every owner's home) ------------- */
+
+static void send_hello_tok(kaa__session_id sid, const char *token, const char *key,
+			   const char *access_token)
+{
+	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__Hello h = KAA__ENDPOINT__V1__HELLO__INIT;
+	h.application_token = (char *)token;
+	h.public_key.data = (uint8_t *)key;
+	h.public_key.len = strlen(key);
+	h.endpoint_access_token = (char *)access_token;
+	f.request_id = 1;
+	f.body_case = BODY(HELLO);
+	f.hello = &h;
+	deliver(sid, &f);
+	const frame_t *push = nth(sid, BODY(CONFIG_PUSH), 0);
+	if (push)
+		send_ack(sid, push->request_id);
+}
+
+static void send_attach(kaa__session_id sid, uint64_t req, const char *owner, const char *tok,
+			const char *verifier)
+{
+	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__OwnerAttachRequest r = KAA__ENDPOINT__V1__OWNER_ATTACH_REQUEST__INIT;
+	Kaa__Endpoint__V1__OwnerAccessToken t = KAA__ENDPOINT__V1__OWNER_ACCESS_TOKEN__INIT;
+	t.owner_external_id = (char *)owner;
+	t.token = (char *)tok;
+	t.verifier_token = (char *)verifier;
+	r.credential_case = KAA__ENDPOINT__V1__OWNER_ATTACH_REQUEST__CREDENTIAL_OWNER;
+	r.owner = &t;
+	f.request_id = req;
+	f.body_case = BODY(OWNER_ATTACH_REQUEST);
+	f.owner_attach_request = &r;
+	deliver(sid, &f);
+}
+
+static void send_attach_endpoint(kaa__session_id sid, uint64_t req, const char *tok)
+{
+	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__OwnerAttachRequest r = KAA__ENDPOINT__V1__OWNER_ATTACH_REQUEST__INIT;
+	r.credential_case =
+		KAA__ENDPOINT__V1__OWNER_ATTACH_REQUEST__CREDENTIAL_ENDPOINT_ACCESS_TOKEN;
+	r.endpoint_access_token = (char *)tok;
+	f.request_id = req;
+	f.body_case = BODY(OWNER_ATTACH_REQUEST);
+	f.owner_attach_request = &r;
+	deliver(sid, &f);
+}
+
+static void send_detach(kaa__session_id sid, uint64_t req, const char *ekh)
+{
+	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__OwnerDetach d = KAA__ENDPOINT__V1__OWNER_DETACH__INIT;
+	d.endpoint_key_hash = (char *)ekh;
+	f.request_id = req;
+	f.body_case = BODY(OWNER_DETACH);
+	f.owner_detach = &d;
+	deliver(sid, &f);
+}
+
+static void send_event(kaa__session_id sid, uint64_t req, const char *fqn, const char *target,
+		       const char *body, uint64_t seq)
+{
+	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__Event e = KAA__ENDPOINT__V1__EVENT__INIT;
+	e.event_class_fqn = (char *)fqn;
+	e.target_endpoint_key_hash = (char *)target;
+	e.body_json = (char *)body;
+	e.seq = seq;
+	f.request_id = req;
+	f.body_case = BODY(EVENT);
+	f.event = &e;
+	deliver(sid, &f);
+}
+
+/* The answer (OwnerAttachResponse or Error) to request req of sid, polled. */
+static const frame_t *answer(kaa__session_id sid, uint64_t req)
+{
+	const frame_t *r = NULL;
+	int64_t until = kaa__wall_ms() + 5000;
+	while (!r && kaa__wall_ms() < until) {
+		pthread_mutex_lock(&io.mu);
+		for (size_t i = 0; i < io.n && !r; i++) {
+			const frame_t *f = io.frames[i].f;
+			if (io.frames[i].sid != sid)
+				continue;
+			if ((f->body_case == BODY(ERROR) && f->error->request_id == req) ||
+			    (f->body_case != BODY(ERROR) && f->request_id == req &&
+			     f->body_case != BODY(HELLO_ACK)))
+				r = f;
+		}
+		pthread_mutex_unlock(&io.mu);
+		if (!r) {
+			struct timespec ts = {.tv_sec = 0, .tv_nsec = 5000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	return r;
+}
+
+static int attach_code(kaa__session_id sid, uint64_t req)
+{
+	const frame_t *r = answer(sid, req);
+	if (!r)
+		return -1;
+	if (r->body_case == BODY(ERROR))
+		return 1000 + (int)r->error->code;
+	CU_ASSERT_EQUAL(r->body_case, BODY(OWNER_ATTACH_RESPONSE));
+	return r->body_case == BODY(OWNER_ATTACH_RESPONSE) ? (int)r->owner_attach_response->code
+							   : -2;
+}
+
+static void b64url(const uint8_t *in, size_t len, char *out)
+{
+	unsigned char b[512];
+	EVP_EncodeBlock(b, in, (int)len);
+	size_t j = 0;
+	for (size_t i = 0; b[i] && b[i] != '='; i++)
+		out[j++] = b[i] == '+' ? '-' : b[i] == '/' ? '_' : (char)b[i];
+	out[j] = '\0';
+}
+
+static void make_jwt(const char *secret, const char *sub, int64_t exp, char *out, size_t cap)
+{
+	char h[128], p[256], payload[160], sig[64], input[400];
+	uint8_t md[32];
+	unsigned int mdlen = 0;
+	const char *hdr = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+	b64url((const uint8_t *)hdr, strlen(hdr), h);
+	snprintf(payload, sizeof(payload), "{\"sub\":\"%s\",\"exp\":%" PRId64 "}", sub, exp);
+	b64url((const uint8_t *)payload, strlen(payload), p);
+	snprintf(input, sizeof(input), "%s.%s", h, p);
+	HMAC(EVP_sha256(), secret, (int)strlen(secret), (const uint8_t *)input, strlen(input), md,
+	     &mdlen);
+	b64url(md, mdlen, sig);
+	snprintf(out, cap, "%s.%s", input, sig);
+}
+
+/* The n-th Event sid received, polled. */
+static const frame_t *event_n(kaa__session_id sid, size_t k)
+{
+	const frame_t *f = NULL;
+	WAIT_FOR((f = nth(sid, BODY(EVENT), k)) != NULL, 5000);
+	return f;
+}
+
+static void test_owners_events(void)
+{
+	static const char *SECRET = "0123456789abcdef0123456789abcdef-secret";
+	io_reset();
+	app_fx a = make_app("events-app", "trustful");
+	/* a family with two classes; the app sends and receives Ping, only
+	 * sends Report */
+	kaa__meta_obj fam = {.kind = KAA_META_EVENT_FAMILY, .tenant_id = tenant_id};
+	fam.name = "home";
+	fam.body = "[{\"fqn\":\"org.test.Ping\",\"schema\":{\"type\":\"record\",\"name\":\"Ping\","
+		   "\"fields\":[{\"name\":\"n\",\"type\":\"long\"}]}},"
+		   "{\"fqn\":\"org.test.Report\",\"schema\":{\"type\":\"record\",\"name\":\"R\","
+		   "\"fields\":[{\"name\":\"t\",\"type\":\"double\"}]}}]";
+	int64_t fam_id = mk(&fam);
+	kaa__meta_obj map = {.kind = KAA_META_EVENT_MAP, .app_id = a.id, .family_id = fam_id};
+	map.body = "{\"org.test.Ping\":\"both\",\"org.test.Report\":\"source\"}";
+	mk(&map);
+	kaa__meta_obj v = {.kind = KAA_META_USER_VERIFIER, .app_id = a.id};
+	v.name = "trust";
+	v.body = "{\"type\":\"trustful\"}";
+	mk(&v);
+	char vbody[256];
+	snprintf(vbody, sizeof(vbody), "{\"type\":\"jwt-hs256\",\"secret\":\"%s\"}", SECRET);
+	v.name = "jwt";
+	v.body = vbody;
+	mk(&v);
+	app_fx bare = make_app("no-verifier-app", "trustful");
+
+	kaa__operations_opts o = {
+		.node_id = "n1",
+		.cluster = "c",
+		.sql_url = sql_url,
+		.nosql_url = nosql_url,
+		.appender_dir = appender_dir,
+		.io = &test_io,
+		.router = true,
+		.internode_port = -1,
+	};
+	CU_ASSERT_EQUAL_FATAL(kaa__operations_new(&o, &ops), KAA_OK);
+	char ka[48], kb[48], kc[48], kd[48], ke[48];
+	expected_hash("ev-key-a", ka);
+	expected_hash("ev-key-b", kb);
+	expected_hash("ev-key-c", kc);
+	expected_hash("ev-key-d", kd);
+	expected_hash("ev-key-e", ke);
+	send_hello_tok(20, a.token, "ev-key-a", "tok-a");
+	send_hello_tok(21, a.token, "ev-key-b", "tok-b");
+	send_hello_tok(22, a.token, "ev-key-c", "tok-c");
+	send_hello_tok(23, a.token, "ev-key-d", "tok-d");
+	send_hello_tok(24, a.token, "ev-key-e", "tok-e");
+	send_hello_tok(25, bare.token, "ev-key-f", "tok-f");
+
+	/* not attached: no events, no listeners, no endpoint attach */
+	send_event(22, 100, "org.test.Ping", NULL, "{\"n\":1}", 1);
+	CU_ASSERT_EQUAL(attach_code(22, 100), 1000 + EC(FORBIDDEN));
+	send_attach_endpoint(22, 101, "tok-e");
+	CU_ASSERT_EQUAL(attach_code(22, 101), EC(FORBIDDEN));
+
+	/* verifiers: trustful (the default = first), jwt, unknown, none */
+	send_attach(20, 102, "alice", "", NULL);
+	CU_ASSERT_EQUAL(attach_code(20, 102), EC(UNSPECIFIED));
+	const frame_t *r = answer(20, 102);
+	CU_ASSERT_STRING_EQUAL(r->owner_attach_response->owner_id, "alice");
+	CU_ASSERT_STRING_EQUAL(r->owner_attach_response->endpoint_key_hash, ka);
+	char jwt[512];
+	make_jwt(SECRET, "alice", (int64_t)time(NULL) + 3600, jwt, sizeof(jwt));
+	send_attach(21, 103, "alice", jwt, "jwt");
+	CU_ASSERT_EQUAL(attach_code(21, 103), EC(UNSPECIFIED));
+	make_jwt(SECRET, "alice", (int64_t)time(NULL) - 3600, jwt, sizeof(jwt));
+	send_attach(22, 104, "alice", jwt, "jwt");
+	CU_ASSERT_EQUAL(attach_code(22, 104), EC(EXPIRED_TOKEN));
+	make_jwt("another-secret-another-secret-another", "alice", (int64_t)time(NULL) + 3600, jwt,
+		 sizeof(jwt));
+	send_attach(22, 105, "alice", jwt, "jwt");
+	CU_ASSERT_EQUAL(attach_code(22, 105), EC(INVALID_TOKEN));
+	make_jwt(SECRET, "mallory", (int64_t)time(NULL) + 3600, jwt, sizeof(jwt));
+	send_attach(22, 106, "alice", jwt, "jwt");
+	CU_ASSERT_EQUAL(attach_code(22, 106), EC(INVALID_TOKEN));
+	send_attach(22, 107, "alice", "x", "no-such-verifier");
+	CU_ASSERT_EQUAL(attach_code(22, 107), EC(NO_VERIFIER));
+	send_attach(25, 108, "alice", "x", NULL);
+	CU_ASSERT_EQUAL(attach_code(25, 108), EC(NO_VERIFIER));
+	send_attach(23, 109, "bob", "", "trust");
+	CU_ASSERT_EQUAL(attach_code(23, 109), EC(UNSPECIFIED));
+	kaa__endpoint rec = {0};
+	kaa__ep_store *eps = NULL;
+	CU_ASSERT_EQUAL_FATAL(kaa__ep_store_new(nosql_url, &eps), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__ep_get(eps, a.id, kb, &rec), KAA_OK);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rec.owner_id);
+	CU_ASSERT_STRING_EQUAL(rec.owner_id, "alice");
+	kaa__endpoint_clear(&rec);
+
+	/* validation */
+	send_event(20, 110, "org.test.Ping", NULL, "{\"n\":\"x\"}", 1);
+	CU_ASSERT_EQUAL(attach_code(20, 110), 1000 + EC(INVALID_EVENT));
+	send_event(20, 111, "org.test.Nope", NULL, "{\"n\":1}", 2);
+	CU_ASSERT_EQUAL(attach_code(20, 111), 1000 + EC(NOT_FOUND));
+	send_event(20, 112, "org.test.Ping", NULL, "{\"n\":1}", 0);
+	CU_ASSERT_EQUAL(attach_code(20, 112), 1000 + EC(INVALID_MESSAGE));
+
+	/* broadcast: the other sink of alice only; Report has no sinks */
+	send_event(20, 113, "org.test.Ping", NULL, "{\"n\":7}", 3);
+	const frame_t *ack = answer(20, 113);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ack);
+	CU_ASSERT_EQUAL_FATAL(ack->body_case, BODY(EVENT_ACK));
+	CU_ASSERT_EQUAL(ack->event_ack->seq, 3);
+	const frame_t *e = event_n(21, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_STRING_EQUAL(e->event->source_endpoint_key_hash, ka);
+	CU_ASSERT_STRING_EQUAL(e->event->event_class_fqn, "org.test.Ping");
+	CU_ASSERT_EQUAL(e->event->seq, 3);
+	CU_ASSERT_STRING_EQUAL(e->event->body_json, "{\"n\":7}");
+	send_event(20, 114, "org.test.Report", NULL, "{\"t\":1.5}", 4);
+	ack = answer(20, 114);
+	CU_ASSERT_TRUE(ack && ack->body_case == BODY(EVENT_ACK));
+
+	/* attach e by its endpoint access token: e is told, then hears events */
+	send_attach_endpoint(20, 115, "tok-e");
+	CU_ASSERT_EQUAL(attach_code(20, 115), EC(UNSPECIFIED));
+	CU_ASSERT_STRING_EQUAL(answer(20, 115)->owner_attach_response->endpoint_key_hash, ke);
+	const frame_t *an = NULL;
+	CU_ASSERT_TRUE(WAIT_FOR((an = nth(24, BODY(ATTACH_NOTIFICATION), 0)) != NULL, 5000));
+	if (an) {
+		CU_ASSERT_STRING_EQUAL(an->attach_notification->owner_id, "alice");
+		CU_ASSERT_STRING_EQUAL(an->attach_notification->endpoint_key_hash, ka);
+	}
+	send_attach_endpoint(20, 116, "no-such-token");
+	CU_ASSERT_EQUAL(attach_code(20, 116), EC(INVALID_TOKEN));
+	/* unicast to e from b */
+	send_event(21, 117, "org.test.Ping", ke, "{\"n\":8}", 1);
+	e = event_n(24, 0);
+	CU_ASSERT_TRUE(e && e->event->seq == 1 &&
+		       strcmp(e->event->source_endpoint_key_hash, kb) == 0);
+	send_event(20, 118, "org.test.Ping", NULL, "{\"n\":9}", 5);
+	CU_ASSERT_PTR_NOT_NULL(event_n(21, 1));
+	CU_ASSERT_PTR_NOT_NULL(event_n(24, 1));
+
+	/* listeners */
+	frame_t lf = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__EventListenersRequest lr =
+		KAA__ENDPOINT__V1__EVENT_LISTENERS_REQUEST__INIT;
+	char *fqns[] = {"org.test.Ping"};
+	lr.event_class_fqns = fqns;
+	lr.n_event_class_fqns = 1;
+	lf.request_id = 119;
+	lf.body_case = BODY(EVENT_LISTENERS_REQUEST);
+	lf.event_listeners_request = &lr;
+	deliver(20, &lf);
+	const frame_t *lresp = answer(20, 119);
+	CU_ASSERT_TRUE_FATAL(lresp && lresp->body_case == BODY(EVENT_LISTENERS_RESPONSE));
+	CU_ASSERT_EQUAL(lresp->event_listeners_response->n_endpoint_key_hashes, 2);
+
+	/* detach e (by a): e is told and hears nothing more; bob never heard anything */
+	send_detach(20, 120, ke);
+	const frame_t *dk = answer(20, 120);
+	CU_ASSERT_TRUE(dk && dk->body_case == BODY(ACK));
+	CU_ASSERT_TRUE(WAIT_FOR(nth(24, BODY(DETACH_NOTIFICATION), 0) != NULL, 5000));
+	send_detach(20, 121, kd); /* bob's endpoint: not alice's */
+	CU_ASSERT_EQUAL(attach_code(20, 121), 1000 + EC(NOT_FOUND));
+	send_event(20, 122, "org.test.Ping", NULL, "{\"n\":10}", 6);
+	CU_ASSERT_PTR_NOT_NULL(event_n(21, 2));
+	CU_ASSERT_TRUE(answer(20, 122) && answer(20, 122)->body_case == BODY(EVENT_ACK));
+	CU_ASSERT_EQUAL(count(24, BODY(EVENT)), 2);
+	CU_ASSERT_EQUAL(count(23, BODY(EVENT)), 0);
+	CU_ASSERT_EQUAL(count(20, BODY(EVENT)), 0); /* a is the source of every broadcast */
+	CU_ASSERT_EQUAL(kaa__ep_get(eps, a.id, ke, &rec), KAA_OK);
+	CU_ASSERT_PTR_NULL(rec.owner_id);
+	kaa__endpoint_clear(&rec);
+
+	/* reconnect keeps the owner (read from the record) */
+	kaa__operations_on_close(ops, 21);
+	io_clear_sid(21);
+	send_hello_tok(26, a.token, "ev-key-b", "tok-b");
+	send_event(20, 123, "org.test.Ping", NULL, "{\"n\":11}", 7);
+	CU_ASSERT_PTR_NOT_NULL(event_n(26, 0));
+	kaa__ep_store_free(eps);
+	kaa__operations_free(ops);
+	ops = NULL;
+	io_reset();
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -1220,6 +1549,7 @@ int main(void)
 	CU_add_test(s, "watch and drain", test_watch_and_drain);
 	CU_add_test(s, "drain call", test_drain_call);
 	CU_add_test(s, "rebalancing plans", test_rebalance);
+	CU_add_test(s, "owners and events", test_owners_events);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned fails = CU_get_number_of_failures();
