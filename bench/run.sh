@@ -115,6 +115,8 @@ echo "== device sessions end to end (registered sessions, registration, configur
 echo "   its baselines come from bench/ops_bench (bare lws echo server) run first"
 "$root/bench/device_bench.sh" "$build" || status=1
 
+echo "== cluster: internode round trip, failover, rebalance, event latency (bench/cluster_bench.sh)"
+"$root/bench/cluster_bench.sh" "$build" || status=1
 echo "== kaa-operator on the harness control plane vs kubectl apply of the same objects"
 "$root/bench/operator_bench.sh" "$build" || status=1
 exit "$status"

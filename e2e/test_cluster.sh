@@ -110,9 +110,9 @@ use_control() { URL=http://127.0.0.1:${CL_CP[$1]}/api/v1; }
 # ---- fleets (kaa-device, --verbose lines in NAME.err, --json in NAME.json) --
 
 declare -A FLEET_PID=()
-fleet_start() { # NAME COUNT BOOTSTRAP_ID [LOG_RATE]
+fleet_start() { # NAME COUNT BOOTSTRAP_ID [LOG_RATE [kaa-device flags...]]
 	spawn "$DEVICE" --bootstrap "127.0.0.1:${CL_BP[$3]}" --app-token "$TOKEN" --count "$2" \
-		--state-dir "$work/$1" --log-rate "${4:-0}" --verbose --json \
+		--state-dir "$work/$1" --log-rate "${4:-0}" --verbose --json "${@:5}" \
 		>"$work/$1.json" 2>"$work/$1.err"
 	FLEET_PID[$1]=$SPAWNED
 }
@@ -551,12 +551,15 @@ scenario_partition() {
 	check "relay to etcd, PostgreSQL and FerretDB on $host" wait_for 10000 grep -q ready "$work/relay.out"
 	swap() { echo "${1//127.0.0.1/$host}"; }
 	CL_AT_HOST=$peer CL_AT_WRAP="ip netns exec $NETNS" CL_AT_ETCD=$(swap "$CL_ETCD") \
-		CL_AT_SQL=$(swap "$CL_PG_URL") CL_AT_NOSQL=$(swap "$CL_MONGO_URL") start_ops o9
+		CL_AT_SQL=$(swap "$CL_PG_URL") CL_AT_NOSQL=$(swap "$CL_MONGO_URL") start_ops o9 \
+		--idle-timeout 6 # its sessions of devices that left while cut off end 6 s after the heal
 	check "o9 ready in namespace $NETNS at $peer" wait_for 40000 cl_ready o9
 	cl_stop o2
 	cl_stop o3
 	check "bootstrap offers o1 and o9" wait_for 15000 boot_is "o1 o9"
-	fleet_start P "$N" b1 "$LOG_RATE"
+	# short keepalive so the devices notice the cut link (SDK default: a
+	# third of the server's idle timeout, then 10 s for an answer)
+	fleet_start P "$N" b1 "$LOG_RATE" --keepalive-ms 2000 --liveness-timeout-ms 3000
 	check "$N devices established on o1 and o9" wait_for 60000 devices_on_are P "$(ops_ports o1 o9)" "$N"
 	on9=$(devices_on P "${CL_OP[o9]}")
 	check "o9 holds devices ($on9)" [ "$on9" -gt 0 ]
@@ -577,7 +580,12 @@ scenario_partition() {
 	fleet_start Q 5 b1
 	check "new devices during the partition all land on o1" \
 		wait_for 30000 devices_on_are Q "${CL_OP[o1]}" 5
-	measure "partition_devices_left_on_o9=$(devices_on P "${CL_OP[o9]}") of $on9 (no liveness check in the SDK: they wait for TCP)"
+	if wait_for 20000 devices_on_are P "${CL_OP[o1]}" "$N"; then
+		measure "partition_devices_moved_s=$(secs_since "$t0") ($on9 devices of o9 on o1; keepalive 2 s + liveness 3 s)"
+		pass "the devices of the partitioned node move to o1 (SDK liveness check)"
+	else
+		fail "devices still on o9: $(devices_on P "${CL_OP[o9]}") of $on9"
+	fi
 
 	echo "  heal: $va up"
 	ip link set "$va" up

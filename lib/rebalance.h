@@ -23,6 +23,12 @@
 
 #define KAA_REBALANCE_MAX_MOVES 256
 #define KAA_REBALANCE_MAX_BYTES 65536
+/* An operations node spreads the redirects of one plan over this long, so
+ * its devices show up on their targets' records only after it; the leader
+ * plans again no sooner than this plus a margin, whatever the configured
+ * cooldown, or it would move devices that are already on their way. */
+#define KAA_REBALANCE_SPREAD_MS 10000
+#define KAA_REBALANCE_MIN_COOLDOWN_MS (KAA_REBALANCE_SPREAD_MS + 3000)
 
 typedef struct kaa__rebalance_node {
 	const char *id; /* borrowed */

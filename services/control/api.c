@@ -2060,7 +2060,9 @@ void kaa__control_set_rebalance(kaa__control *c, double threshold, int64_t min_s
 	c->rb_threshold = threshold < 0 ? 0 : threshold;
 	c->rb_min_sessions = min_sessions < 1 ? 1 : min_sessions;
 	c->rb_interval_ms = interval_ms < 0 ? 0 : interval_ms;
-	c->rb_cooldown_ms = cooldown_ms < 0 ? 0 : cooldown_ms;
+	c->rb_cooldown_ms = cooldown_ms < KAA_REBALANCE_MIN_COOLDOWN_MS
+				    ? KAA_REBALANCE_MIN_COOLDOWN_MS
+				    : cooldown_ms;
 }
 
 void kaa__control_set_metrics(kaa__control *c, kaa__metrics *m)

@@ -28,6 +28,7 @@ enum {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_DRAIN_TIMEOUT,
+	OPT_IDLE_TIMEOUT,
 	OPT_APPENDER_DIR,
 	OPT_REBALANCE_THRESHOLD,
 	OPT_REBALANCE_INTERVAL,
@@ -57,6 +58,7 @@ static const struct option options[] = {
 	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	{"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
+	{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	{"appender-dir", required_argument, NULL, OPT_APPENDER_DIR},
 	{"rebalance-threshold", required_argument, NULL, OPT_REBALANCE_THRESHOLD},
 	{"rebalance-interval", required_argument, NULL, OPT_REBALANCE_INTERVAL},
@@ -88,11 +90,13 @@ const char *kaa__node_usage(void)
 	       "  --tls-cert FILE        PEM certificate for wss on the operations port (with --tls-key)\n"
 	       "  --tls-key FILE         PEM private key for --tls-cert\n"
 	       "  --drain-timeout SECONDS  on SIGTERM, redirect devices for at most this long (default 30)\n"
+	       "  --idle-timeout SECONDS  close device sessions silent this long (default 120;\n"
+	       "                         announced to devices, whose SDK pings at a third of it)\n"
 	       "  --appender-dir DIR     base directory of file log appenders (default ./data/logs)\n"
 	       "  --rebalance-threshold F  control leader: rebalance when the busiest operations node\n"
 	       "                         exceeds the mean by this fraction (default 0.2)\n"
 	       "  --rebalance-interval SECONDS  how often the leader checks (default 30; 0: never)\n"
-	       "  --rebalance-cooldown SECONDS  no new plan this long after one (default 60)\n"
+	       "  --rebalance-cooldown SECONDS  no new plan this long after one (default 60, at least 13)\n"
 	       "  --rebalance-min-sessions N  and only when the busiest node is also this many\n"
 	       "                         sessions above the mean (default 50)\n"
 	       "  --demo[=true|false]    with control: create a demo tenant and application if\n"
@@ -142,16 +146,21 @@ static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, 
 	case OPT_TLS_CERT: return set_str(&cfg->tls_cert, v);
 	case OPT_TLS_KEY: return set_str(&cfg->tls_key, v);
 	case OPT_APPENDER_DIR: return set_str(&cfg->appender_dir, v);
-	case OPT_DRAIN_TIMEOUT: {
+	case OPT_DRAIN_TIMEOUT:
+	case OPT_IDLE_TIMEOUT: {
 		char *end;
 		errno = 0;
 		long n = strtol(v, &end, 10);
-		if (errno || end == v || *end || n < 1 || n > 3600) {
-			snprintf(err, errlen, "%s: drain timeout must be 1..3600 seconds, got '%s'",
-				 name, v);
+		long lo = id == OPT_DRAIN_TIMEOUT ? 1 : 3;
+		if (errno || end == v || *end || n < lo || n > 3600) {
+			snprintf(err, errlen, "%s: must be %ld..3600 seconds, got '%s'", name, lo,
+				 v);
 			return -1;
 		}
-		cfg->drain_timeout = (int)n;
+		if (id == OPT_DRAIN_TIMEOUT)
+			cfg->drain_timeout = (int)n;
+		else
+			cfg->idle_timeout = (int)n;
 		return 0;
 	}
 	case OPT_REBALANCE_THRESHOLD: {
@@ -377,6 +386,7 @@ int kaa__node_config_parse(int argc, char **argv, char **envp, kaa_node_config *
 	cfg->internode_port = 9091;
 	cfg->lease_ttl = 10;
 	cfg->drain_timeout = 30;
+	cfg->idle_timeout = 120;
 	cfg->rebalance_threshold = 0.2;
 	cfg->rebalance_interval = 30;
 	cfg->rebalance_cooldown = 60;

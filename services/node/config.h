@@ -18,6 +18,7 @@
  *   --tls-cert FILE      KAA_TLS_CERT        tls-cert   (operations wss; with --tls-key)
  *   --tls-key FILE       KAA_TLS_KEY         tls-key
  *   --drain-timeout SECONDS KAA_DRAIN_TIMEOUT drain-timeout (SIGTERM drain, default 30)
+ *   --idle-timeout SECONDS  KAA_IDLE_TIMEOUT  idle-timeout (device sessions, default 120)
  *   --appender-dir DIR   KAA_APPENDER_DIR    appender-dir (file log appenders, ./data/logs)
  *   --rebalance-threshold F KAA_REBALANCE_THRESHOLD rebalance-threshold (0.2)
  *   --rebalance-interval S  KAA_REBALANCE_INTERVAL  rebalance-interval (30; 0: off)
@@ -55,6 +56,7 @@ typedef struct kaa_node_config {
 	char *tls_cert; /* NULL: plain ws */
 	char *tls_key;
 	int drain_timeout; /* seconds */
+	int idle_timeout;  /* seconds: device sessions silent this long are closed */
 	char *appender_dir;
 	double rebalance_threshold;  /* control leader, lib/rebalance.h */
 	int rebalance_interval;      /* seconds; 0: off */

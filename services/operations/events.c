@@ -122,6 +122,8 @@ void kaa__opl_event(kaa__operations *ops, ops_session *s, const frame_t *f)
 		return;
 	}
 	c = kaa__opl_evclass(s->app, ev->event_class_fqn);
+	if ((!c || !c->source) && kaa__opl_app_refresh_stale(ops, s))
+		c = kaa__opl_evclass(s->app, ev->event_class_fqn);
 	if (!c || !c->source) {
 		kaa__opl_error(ops, s->sid, f->request_id, EC(NOT_FOUND), false,
 			       "event.event_class_fqn", NULL,

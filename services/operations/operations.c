@@ -633,6 +633,27 @@ out:
 	return rc;
 }
 
+bool kaa__opl_app_refresh_stale(kaa__operations *ops, ops_session *s)
+{
+	kaa__meta_obj app = {0};
+	ops_app *a = NULL;
+	int64_t rev = 0;
+	bool done = false;
+	if (!s->app || kaa__meta_app_rev(ops->meta, s->app->id, &rev) != KAA_OK ||
+	    rev <= s->app->rev)
+		return false;
+	if (kaa__meta_get(ops->meta, KAA_META_APPLICATION, s->app->id, &app) == KAA_OK &&
+	    app_load(ops, &app, &a) == KAA_OK) {
+		atomic_fetch_add(&a->refs, 1); /* the session's */
+		cache_install(ops, a);
+		kaa__opl_app_put(s->app);
+		s->app = a;
+		done = true;
+	}
+	kaa__meta_obj_clear(&app);
+	return done;
+}
+
 int kaa__opl_app_by_token(kaa__operations *ops, const char *token, ops_app **out)
 {
 	return app_get(ops, 0, token, out);
@@ -1330,7 +1351,6 @@ size_t kaa__operations_drain(kaa__operations *ops, int64_t deadline_ms)
 /* Plans older than this are history (e.g. seen at start-up): not applied. */
 #define REBALANCE_PLAN_MAX_AGE_MS 120000
 /* Redirected devices come back over this window (retry_after_ms). */
-#define REBALANCE_SPREAD_MS 10000
 
 /* Redirects up to n sessions to node `to` (from the registry view). */
 static size_t rebalance_move(kaa__operations *ops, const char *to, int64_t n)
@@ -1365,7 +1385,7 @@ static size_t rebalance_move(kaa__operations *ops, const char *to, int64_t n)
 				redirect_one(
 					ops, s->sid, &tp, 1,
 					KAA__ENDPOINT__V1__REDIRECT_REASON__REDIRECT_REASON_REBALANCE,
-					REBALANCE_SPREAD_MS);
+					KAA_REBALANCE_SPREAD_MS);
 				moved++;
 			}
 			pthread_mutex_unlock(&s->mu);

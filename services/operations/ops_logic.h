@@ -254,6 +254,12 @@ void kaa__opl_ack(kaa__operations *ops, kaa__session_id sid, uint64_t request_id
 int kaa__opl_app_by_token(kaa__operations *ops, const char *token, ops_app **out);
 int kaa__opl_app_by_id(kaa__operations *ops, int64_t app_id, ops_app **out);
 void kaa__opl_app_put(ops_app *a);
+/* When the store holds a newer revision of the session's application than
+ * its cached copy (the change's watch event has not been handled yet),
+ * reloads it into the cache and the session; true if it did. Callers use it
+ * before refusing a request for something the cache lacks (a verifier or an
+ * event class created a moment ago). Caller holds s->mu. */
+bool kaa__opl_app_refresh_stale(kaa__operations *ops, ops_session *s);
 /* Registers s under its endpoint key; returns the sid of an older session
  * of the same endpoint on this node (0 if none), which the caller closes. */
 kaa__session_id kaa__opl_bind_key(kaa__operations *ops, ops_session *s);

@@ -876,14 +876,20 @@ static void on_wake(uv_async_t *a)
 	pthread_mutex_lock(&s->pend_mu);
 	p = s->pend_head;
 	s->pend_head = s->pend_tail = NULL;
-	for (struct ops_session *i = p; i; i = i->pnext)
-		i->pending = false;
 	fl = s->free_list;
 	s->free_list = NULL;
 	pthread_mutex_unlock(&s->pend_mu);
 	while (p) {
-		/* pnext may be rewritten once pending is false: read it first */
+		/* Read pnext and clear pending in one critical section: once
+		 * pending is false another thread may schedule the session
+		 * again, which rewrites pnext (clearing every pending flag up
+		 * front let a re-scheduled session's new list be walked here,
+		 * dropping a reference the new list still counted on: a
+		 * use-after-free under redirect storms). */
+		pthread_mutex_lock(&s->pend_mu);
 		struct ops_session *n = p->pnext;
+		p->pending = false;
+		pthread_mutex_unlock(&s->pend_mu);
 
 		pending_process(s, p);
 		sess_unref(s, p);

@@ -165,6 +165,8 @@ static void attach_self(kaa__operations *ops, ops_session *s, const frame_t *f)
 	const char *reason = NULL;
 	Kaa__Endpoint__V1__ErrorCode code =
 		verify_owner(s->app, f->owner_attach_request->owner, owner, &reason);
+	if (code == EC(NO_VERIFIER) && kaa__opl_app_refresh_stale(ops, s))
+		code = verify_owner(s->app, f->owner_attach_request->owner, owner, &reason);
 	if (code != EC(UNSPECIFIED)) {
 		attach_reply(ops, s, f->request_id, code, reason, NULL, NULL);
 		return;

@@ -1499,6 +1499,15 @@ static void test_owners_events(void)
 	CU_ASSERT_PTR_NULL(rec.owner_id);
 	kaa__endpoint_clear(&rec);
 
+	/* a verifier created after the application was cached (its change
+	 * not seen yet: no watch here) is found by reloading the stale cache */
+	kaa__meta_obj late = {.kind = KAA_META_USER_VERIFIER, .app_id = a.id};
+	late.name = "late";
+	late.body = "{\"type\":\"trustful\"}";
+	mk(&late);
+	send_attach(22, 124, "carol", "", "late");
+	CU_ASSERT_EQUAL(attach_code(22, 124), EC(UNSPECIFIED));
+
 	/* reconnect keeps the owner (read from the record) */
 	kaa__operations_on_close(ops, 21);
 	io_clear_sid(21);
