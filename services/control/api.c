@@ -57,6 +57,7 @@ struct kaa__control {
 	int64_t rb_min_sessions;
 	int rb_interval_ms, rb_cooldown_ms;
 	int64_t rb_last_check_ms, rb_last_plan_ms;
+	int64_t rb_last_total; /* sessions on the operations nodes when the last plan was made */
 	kaa__counter *m_rb_checks, *m_rb_plans; /* NULL until set_metrics */
 	unsigned char auth_secret[32];
 	pthread_mutex_t auth_mu;
@@ -2074,6 +2075,10 @@ void kaa__control_set_metrics(kaa__control *c, kaa__metrics *m)
 					     "Rebalancing plans published by this node", NULL);
 }
 
+/* How long a plan's devices may take to show up again before the leader
+ * plans regardless. */
+#define REBALANCE_SETTLE_MAX_MS 60000
+
 /* One rebalancing pass: plan from the registry records, publish if any. */
 static void rebalance(kaa__control *c, int64_t now)
 {
@@ -2103,6 +2108,17 @@ static void rebalance(kaa__control *c, int64_t now)
 		nodes[n].draining = r->draining;
 		n++;
 	}
+	/* The last plan's devices are still on their way while the total is
+	 * below what it was (they closed their sessions and reconnect over the
+	 * spread window): planning now would count them as missing from their
+	 * targets and move others twice. Wait, but not forever (devices that
+	 * left for good must not stop rebalancing). */
+	int64_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += nodes[i].sessions;
+	if (c->rb_last_plan_ms && now - c->rb_last_plan_ms < REBALANCE_SETTLE_MAX_MS &&
+	    total * 100 < c->rb_last_total * 98)
+		goto out;
 	kaa__rebalance_plan plan = {.created_ms = now};
 	int64_t moved =
 		kaa__rebalance_compute(nodes, n, c->rb_threshold, c->rb_min_sessions, &plan);
@@ -2122,6 +2138,7 @@ static void rebalance(kaa__control *c, int64_t now)
 		goto out;
 	if (kaa__coord_put(c->coord, key, json, len, 0, NULL) == KAA_OK) {
 		c->rb_last_plan_ms = now;
+		c->rb_last_total = total;
 		if (c->m_rb_plans)
 			kaa__counter_inc(c->m_rb_plans);
 		KAA_INFO("control", "rebalance_planned seq=%" PRId64 " moves=%zu sessions=%" PRId64,
