@@ -1317,9 +1317,9 @@ out:
 
 static void gen_str(yajl_gen g, const char *k, const char *v)
 {
-	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+	gen_key(g, k);
 	if (v)
-		yajl_gen_string(g, (const unsigned char *)v, strlen(v));
+		gen_key(g, v);
 	else
 		yajl_gen_null(g);
 }
@@ -1338,7 +1338,7 @@ static void handle_nodes(kaa__control *c, kaa__http_response *resp)
 	}
 	yajl_gen g = yajl_gen_alloc(NULL);
 	yajl_gen_map_open(g);
-	yajl_gen_string(g, (const unsigned char *)"items", 5);
+	gen_key(g, "items");
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < l.n; i++) {
 		kaa__node_record r = {0};
@@ -1350,27 +1350,25 @@ static void handle_nodes(kaa__control *c, kaa__http_response *resp)
 		yajl_gen_map_open(g);
 		gen_str(g, "id", r.id);
 		gen_str(g, "host", r.host);
-		yajl_gen_string(g, (const unsigned char *)"services", 8);
+		gen_key(g, "services");
 		yajl_gen_array_open(g);
 		for (size_t k = 0; k < r.n_services; k++)
-			yajl_gen_string(g, (const unsigned char *)r.services[k],
-					strlen(r.services[k]));
+			gen_key(g, r.services[k]);
 		yajl_gen_array_close(g);
-		yajl_gen_string(g, (const unsigned char *)"ports", 5);
+		gen_key(g, "ports");
 		yajl_gen_map_open(g);
 		for (size_t k = 0; k < r.n_ports; k++) {
-			yajl_gen_string(g, (const unsigned char *)r.ports[k].name,
-					strlen(r.ports[k].name));
+			gen_key(g, r.ports[k].name);
 			yajl_gen_integer(g, r.ports[k].port);
 		}
 		yajl_gen_map_close(g);
-		yajl_gen_string(g, (const unsigned char *)"sessions", 8);
+		gen_key(g, "sessions");
 		yajl_gen_integer(g, r.sessions);
-		yajl_gen_string(g, (const unsigned char *)"load", 4);
+		gen_key(g, "load");
 		yajl_gen_double(g, r.load);
-		yajl_gen_string(g, (const unsigned char *)"draining", 8);
+		gen_key(g, "draining");
 		yajl_gen_bool(g, r.draining);
-		yajl_gen_string(g, (const unsigned char *)"drainRequested", 14);
+		gen_key(g, "drainRequested");
 		yajl_gen_bool(g, drain_key);
 		gen_str(g, "version", r.version);
 		yajl_gen_map_close(g);
@@ -1458,7 +1456,7 @@ static void handle_drain(kaa__control *c, const kaa__route_params *params,
 	yajl_gen g = yajl_gen_alloc(NULL);
 	yajl_gen_map_open(g);
 	gen_str(g, "node", node);
-	yajl_gen_string(g, (const unsigned char *)"deadlineMs", 10);
+	gen_key(g, "deadlineMs");
 	yajl_gen_integer(g, deadline);
 	yajl_gen_map_close(g);
 	respond_gen(resp, 202, g);

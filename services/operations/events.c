@@ -134,13 +134,10 @@ void kaa__opl_event(kaa__operations *ops, ops_session *s, const frame_t *f)
 	const char *body = ev->body_json ? ev->body_json : "";
 	if (!c->schema ||
 	    kaa__avro_validate(c->schema, body, strlen(body), err, sizeof(err)) != KAA_OK) {
-		size_t pl = 0;
-		const char *msg = c->schema ? kaa__json_err_msg(err, &pl) : "schema unusable";
-		char path[KAA_JSON_PATH_MAX];
-		if (pl >= sizeof(path))
-			pl = sizeof(path) - 1;
-		memcpy(path, err, pl);
-		path[pl] = '\0';
+		char path[KAA_JSON_PATH_MAX] = "";
+		const char *msg = "the class's stored schema is unusable";
+		if (c->schema)
+			kaa__opl_split_err(err, path, sizeof(path), &msg);
 		kaa__opl_error(ops, s->sid, f->request_id, EC(INVALID_EVENT), false,
 			       "event.body_json", path, "%s", msg);
 		return;

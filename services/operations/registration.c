@@ -103,7 +103,7 @@ fail:
 	return rc;
 }
 
-static void split_err(const char *err, char *path, size_t cap, const char **msg)
+void kaa__opl_split_err(const char *err, char *path, size_t cap, const char **msg)
 {
 	size_t pl = 0;
 	*msg = kaa__json_err_msg(err, &pl);
@@ -325,7 +325,7 @@ void kaa__opl_hello(kaa__operations *ops, ops_session *s, const frame_t *f)
 	if (profile_bad) {
 		char path[KAA_JSON_PATH_MAX];
 		const char *msg;
-		split_err(perr, path, sizeof(path), &msg);
+		kaa__opl_split_err(perr, path, sizeof(path), &msg);
 		kaa__opl_error(ops, s->sid, 0, EC(INVALID_PROFILE), false,
 			       "hello.client_profile_json", path,
 			       "profile not stored, send a corrected ProfileUpdate: %s", msg);
@@ -365,7 +365,7 @@ void kaa__opl_profile_update(kaa__operations *ops, ops_session *s, const frame_t
 		return;
 	}
 	if (profile_check(s->app, json, &doc, &tree, perr, sizeof(perr)) != KAA_OK) {
-		split_err(perr, path, sizeof(path), &msg);
+		kaa__opl_split_err(perr, path, sizeof(path), &msg);
 		kaa__opl_error(ops, s->sid, f->request_id, EC(INVALID_PROFILE), false,
 			       "profile_update.client_profile_json", path, "%s", msg);
 		return;

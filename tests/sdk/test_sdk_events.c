@@ -8,6 +8,7 @@
 #include "kaa/kaa.h"
 #include "sdk_events.h"
 #include "sdk_internal.h"
+#include "fake_servers.h"
 
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>
@@ -535,12 +536,6 @@ static void test_client_api(void)
 
 #define MAXLOG 256
 
-typedef struct outframe {
-	struct outframe *next;
-	size_t len;
-	unsigned char buf[]; /* LWS_PRE, then the frame */
-} outframe;
-
 static struct {
 	pthread_mutex_t mu;
 	struct lws_context *ctx;
@@ -567,33 +562,13 @@ static struct {
 		char source[32];
 	} acks[MAXLOG];
 	int attach_reqs, detach_reqs, listener_reqs, busy_seen;
-	/* the bootstrap responder */
-	int boot_fd;
-	pthread_t boot_thread;
-	char boot_answer[512];
-} srv = {.mu = PTHREAD_MUTEX_INITIALIZER, .boot_fd = -1};
+	fake_boot boot;
+} srv = {.mu = PTHREAD_MUTEX_INITIALIZER, .boot = {.fd = -1}};
 
 /* srv.mu held. Takes the frame f (encoded here). */
 static void srv_queue(Kaa__Endpoint__V1__Frame *f, uint64_t req)
 {
-	uint8_t *b = NULL;
-	size_t l = 0;
-
-	f->protocol_version = 1;
-	f->request_id = req;
-	if (kaa__frame_encode(f, &b, &l) != KAA_OK)
-		return;
-	outframe *o = malloc(sizeof(*o) + LWS_PRE + l), **tail;
-	if (o) {
-		o->next = NULL;
-		o->len = l;
-		memcpy(o->buf + LWS_PRE, b, l);
-		for (tail = &srv.outq; *tail; tail = &(*tail)->next)
-			;
-		*tail = o;
-	}
-	free(b);
-	if (srv.wsi)
+	if (fake_outq_push(&srv.outq, f, req) && srv.wsi)
 		lws_callback_on_writable(srv.wsi);
 }
 
@@ -799,52 +774,10 @@ static void *srv_thread(void *arg)
 	return NULL;
 }
 
-static void *boot_thread(void *arg)
-{
-	(void)arg;
-	for (;;) {
-		int fd = accept(srv.boot_fd, NULL, NULL);
-		char req[2048];
-		size_t got = 0;
-		if (fd < 0)
-			return NULL; /* the listener was shut down */
-		while (got < sizeof(req) - 1) {
-			ssize_t n = read(fd, req + got, sizeof(req) - 1 - got);
-			if (n <= 0)
-				break;
-			got += (size_t)n;
-			req[got] = '\0';
-			if (strstr(req, "\r\n\r\n"))
-				break;
-		}
-		if (write(fd, srv.boot_answer, strlen(srv.boot_answer)) < 0)
-			(void)0;
-		close(fd);
-	}
-}
-
-/* A free loopback port (bound, then released for lws to take). */
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &al) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
 static int srv_start(char *boot_hostport, size_t len)
 {
 	struct lws_context_creation_info info;
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
-	int port = free_port();
-	char body[128];
+	int port = fake_free_port();
 
 	if (port < 0)
 		return -1;
@@ -855,22 +788,8 @@ static int srv_start(char *boot_hostport, size_t len)
 	info.gid = (gid_t)-1;
 	info.uid = (uid_t)-1;
 	srv.ctx = lws_create_context(&info);
-	if (!srv.ctx)
+	if (!srv.ctx || fake_boot_start(&srv.boot, port, boot_hostport, len) != 0)
 		return -1;
-	snprintf(body, sizeof(body),
-		 "{\"nodes\":[{\"id\":\"fake\",\"host\":\"127.0.0.1\",\"port\":%d,\"weight\":1}]}",
-		 port);
-	snprintf(srv.boot_answer, sizeof(srv.boot_answer),
-		 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-		 "%zu\r\nConnection: close\r\n\r\n%s",
-		 strlen(body), body);
-	srv.boot_fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (srv.boot_fd < 0 || bind(srv.boot_fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-	    listen(srv.boot_fd, 8) != 0 ||
-	    getsockname(srv.boot_fd, (struct sockaddr *)&a, &al) != 0)
-		return -1;
-	snprintf(boot_hostport, len, "127.0.0.1:%u", ntohs(a.sin_port));
-	pthread_create(&srv.boot_thread, NULL, boot_thread, NULL);
 	pthread_create(&srv.thread, NULL, srv_thread, NULL);
 	return 0;
 }
@@ -884,17 +803,8 @@ static void srv_stop(void)
 		lws_context_destroy(srv.ctx);
 		srv.ctx = NULL;
 	}
-	if (srv.boot_fd >= 0) {
-		shutdown(srv.boot_fd, SHUT_RDWR);
-		pthread_join(srv.boot_thread, NULL);
-		close(srv.boot_fd);
-		srv.boot_fd = -1;
-	}
-	while (srv.outq) {
-		outframe *o = srv.outq;
-		srv.outq = o->next;
-		free(o);
-	}
+	fake_boot_stop(&srv.boot);
+	fake_outq_clear(&srv.outq);
 }
 
 /* Server -> device frames, from the test thread. */

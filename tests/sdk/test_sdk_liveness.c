@@ -7,6 +7,7 @@
  * (keepalive 300 ms, liveness 700 ms) and are polled with deadlines. */
 #include "endpoint_codec.h"
 #include "error.h"
+#include "fake_servers.h"
 #include "kaa/kaa.h"
 
 #include <CUnit/Basic.h>
@@ -52,12 +53,6 @@ static int64_t now_ms(void)
 
 /* ---- the fake operations server ------------------------------------------ */
 
-typedef struct outframe {
-	struct outframe *next;
-	size_t len;
-	unsigned char buf[]; /* LWS_PRE, then the frame */
-} outframe;
-
 typedef enum ping_mode {
 	PING_PONG,  /* Pong with the payload, as the protocol says */
 	PING_OTHER, /* an empty NotificationTopics instead: any frame is life */
@@ -91,44 +86,20 @@ static struct {
 	int events, logs;
 	int events_first; /* events read in the first session */
 	int closed;       /* connections closed (the frozen one included) */
-	/* the bootstrap responder */
-	int boot_fd;
-	pthread_t boot_thread;
-	char boot_answer[512];
+	fake_boot boot;
 	/* a listener that never answers (connect timeout) */
 	int hole_fd;
-} srv = {.mu = PTHREAD_MUTEX_INITIALIZER, .boot_fd = -1, .hole_fd = -1};
+} srv = {.mu = PTHREAD_MUTEX_INITIALIZER, .boot = {.fd = -1}, .hole_fd = -1};
 
 static void outq_clear(void)
 {
-	while (srv.outq) {
-		outframe *o = srv.outq;
-		srv.outq = o->next;
-		free(o);
-	}
+	fake_outq_clear(&srv.outq);
 }
 
 /* srv.mu held. Encodes and queues f for the newest connection. */
 static void srv_queue(Kaa__Endpoint__V1__Frame *f, uint64_t req)
 {
-	uint8_t *b = NULL;
-	size_t l = 0;
-
-	f->protocol_version = 1;
-	f->request_id = req;
-	if (kaa__frame_encode(f, &b, &l) != KAA_OK)
-		return;
-	outframe *o = malloc(sizeof(*o) + LWS_PRE + l), **tail;
-	if (o) {
-		o->next = NULL;
-		o->len = l;
-		memcpy(o->buf + LWS_PRE, b, l);
-		for (tail = &srv.outq; *tail; tail = &(*tail)->next)
-			;
-		*tail = o;
-	}
-	free(b);
-	if (srv.wsi)
+	if (fake_outq_push(&srv.outq, f, req) && srv.wsi)
 		lws_callback_on_writable(srv.wsi);
 }
 
@@ -289,58 +260,6 @@ static void *srv_thread(void *arg)
 	return NULL;
 }
 
-static void *boot_thread(void *arg)
-{
-	(void)arg;
-	for (;;) {
-		int fd = accept(srv.boot_fd, NULL, NULL);
-		char req[2048];
-		size_t got = 0;
-		if (fd < 0)
-			return NULL; /* the listener was shut down */
-		while (got < sizeof(req) - 1) {
-			ssize_t n = read(fd, req + got, sizeof(req) - 1 - got);
-			if (n <= 0)
-				break;
-			got += (size_t)n;
-			req[got] = '\0';
-			if (strstr(req, "\r\n\r\n"))
-				break;
-		}
-		if (write(fd, srv.boot_answer, strlen(srv.boot_answer)) < 0)
-			(void)0;
-		close(fd);
-	}
-}
-
-/* A loopback listener; *port gets its port. -1 on failure. */
-static int listener(int *port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 64) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &al) != 0) {
-		close(fd);
-		return -1;
-	}
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
-/* A free loopback port (bound, then released for lws to take). */
-static int free_port(void)
-{
-	int port = -1, fd = listener(&port);
-
-	if (fd >= 0)
-		close(fd);
-	return fd >= 0 ? port : -1;
-}
-
 /* Starts the bootstrap responder pointing at the fake operations server,
  * or, with black_hole, at a listener that accepts TCP connections (the
  * kernel does) but never answers the WebSocket handshake. */
@@ -348,8 +267,7 @@ static int srv_start(char *boot_hostport, size_t len, bool black_hole, ping_mode
 		     uint32_t idle_timeout_ms)
 {
 	struct lws_context_creation_info info;
-	int port = -1, boot_port = -1;
-	char body[128];
+	int port = -1;
 
 	srv.stop = 0;
 	srv.mode = mode;
@@ -358,11 +276,11 @@ static int srv_start(char *boot_hostport, size_t len, bool black_hole, ping_mode
 	srv.frozen = srv.wsi = NULL;
 	srv.freeze_req = false;
 	if (black_hole) {
-		srv.hole_fd = listener(&port);
+		srv.hole_fd = fake_listener(&port);
 		if (srv.hole_fd < 0)
 			return -1;
 	} else {
-		port = free_port();
+		port = fake_free_port();
 		if (port < 0)
 			return -1;
 		memset(&info, 0, sizeof(info));
@@ -375,18 +293,7 @@ static int srv_start(char *boot_hostport, size_t len, bool black_hole, ping_mode
 		if (!srv.ctx)
 			return -1;
 	}
-	snprintf(body, sizeof(body),
-		 "{\"nodes\":[{\"id\":\"fake\",\"host\":\"127.0.0.1\",\"port\":%d,\"weight\":1}]}",
-		 port);
-	snprintf(srv.boot_answer, sizeof(srv.boot_answer),
-		 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-		 "%zu\r\nConnection: close\r\n\r\n%s",
-		 strlen(body), body);
-	srv.boot_fd = listener(&boot_port);
-	if (srv.boot_fd < 0)
-		return -1;
-	snprintf(boot_hostport, len, "127.0.0.1:%d", boot_port);
-	if (pthread_create(&srv.boot_thread, NULL, boot_thread, NULL) != 0)
+	if (fake_boot_start(&srv.boot, port, boot_hostport, len) != 0)
 		return -1;
 	if (srv.ctx && pthread_create(&srv.thread, NULL, srv_thread, NULL) != 0)
 		return -1;
@@ -402,12 +309,7 @@ static void srv_stop(void)
 		lws_context_destroy(srv.ctx);
 		srv.ctx = NULL;
 	}
-	if (srv.boot_fd >= 0) {
-		shutdown(srv.boot_fd, SHUT_RDWR);
-		pthread_join(srv.boot_thread, NULL);
-		close(srv.boot_fd);
-		srv.boot_fd = -1;
-	}
+	fake_boot_stop(&srv.boot);
 	if (srv.hole_fd >= 0) {
 		close(srv.hole_fd);
 		srv.hole_fd = -1;

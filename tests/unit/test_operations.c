@@ -405,16 +405,22 @@ static int64_t notify(int64_t topic, const char *ekh, const char *body)
 	return mk(&n);
 }
 
-static void expected_hash(const char *key, char out[48])
+static void b64url(const uint8_t *in, size_t len, char *out)
 {
-	uint8_t d[SHA256_DIGEST_LENGTH];
-	unsigned char b[64];
-	SHA256((const uint8_t *)key, strlen(key), d);
-	EVP_EncodeBlock(b, d, sizeof(d));
+	unsigned char b[512];
+	EVP_EncodeBlock(b, in, (int)len);
 	size_t j = 0;
 	for (size_t i = 0; b[i] && b[i] != '='; i++)
 		out[j++] = b[i] == '+' ? '-' : b[i] == '/' ? '_' : (char)b[i];
 	out[j] = '\0';
+}
+
+/* The endpoint key hash the server derives: base64url(SHA-256(key)). */
+static void expected_hash(const char *key, char out[48])
+{
+	uint8_t d[SHA256_DIGEST_LENGTH];
+	SHA256((const uint8_t *)key, strlen(key), d);
+	b64url(d, sizeof(d), out);
 }
 
 static kaa__operations *start_ops(kaa__coord *coord, const char *node)
@@ -1294,16 +1300,6 @@ static int attach_code(kaa__session_id sid, uint64_t req)
 	CU_ASSERT_EQUAL(r->body_case, BODY(OWNER_ATTACH_RESPONSE));
 	return r->body_case == BODY(OWNER_ATTACH_RESPONSE) ? (int)r->owner_attach_response->code
 							   : -2;
-}
-
-static void b64url(const uint8_t *in, size_t len, char *out)
-{
-	unsigned char b[512];
-	EVP_EncodeBlock(b, in, (int)len);
-	size_t j = 0;
-	for (size_t i = 0; b[i] && b[i] != '='; i++)
-		out[j++] = b[i] == '+' ? '-' : b[i] == '/' ? '_' : (char)b[i];
-	out[j] = '\0';
 }
 
 static void make_jwt(const char *secret, const char *sub, int64_t exp, char *out, size_t cap)
