@@ -30,7 +30,7 @@ OPT := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 endif
 CFLAGS ?=
 CFLAGS += -std=gnu11 -g $(OPT) -pthread -fvisibility=hidden -D_GNU_SOURCE
-CPPFLAGS += -Ilib -Iservices/node -Iservices/control -Iservices/bootstrap -Iservices/operations -Iservices/cluster -Itests/support -I$(BUILD)/gen $(PKG_CFLAGS)
+CPPFLAGS += $(PKG_CFLAGS)
 LDFLAGS += -pthread $(if $(SAN),-fsanitize=address$(comma)undefined)
 comma := ,
 
@@ -39,7 +39,40 @@ PROTOS := protos/etcd/kv.proto protos/etcd/rpc.proto protos/endpoint.proto proto
 PROTO_C := $(patsubst protos/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
 PROTO_H := $(PROTO_C:.c=.h)
 
-LIB_SRC := $(wildcard lib/*.c)
+# ---- include paths: each part of the tree sees only what it may include --
+# lib/ is split into layers (lib/README.md). A layer may include its own
+# folder and the layers listed here, nothing above it; its objects compile
+# against an include root that holds only those folders (symlinks under
+# $(BUILD)/inc/lib-<layer>/), so a wrong-way include fails to compile.
+LIB_LAYERS := base json proto coord store appender http auth
+LAYER_DEPS_base :=
+LAYER_DEPS_json := base
+LAYER_DEPS_proto := base
+LAYER_DEPS_coord := base json
+LAYER_DEPS_store := base json proto
+LAYER_DEPS_appender := base json proto store
+LAYER_DEPS_http := base
+LAYER_DEPS_auth := base json
+# The device SDK sees the device-frame codec, the error enum and the
+# generated device protocol, nothing else of lib/ (never gRPC or server code).
+SDK_LIB_HEADERS := proto/endpoint_codec.h base/error.h
+INC := $(BUILD)/inc
+INC_STAMP := $(INC)/.stamp
+
+# services/ and operator/ use all of lib/ and never each other; tests see
+# what the code they test sees.
+SERVICES_INC := -Ilib -Iservices -I$(GEN)
+OPERATOR_INC := -Ilib -Ioperator -I$(GEN)
+SDK_INC := -I$(INC)/sdk -Isdk/include -Isdk/src
+$(foreach l,$(LIB_LAYERS),$(eval $(BUILD)/obj/lib/$(l)/%.o: INCLUDES = -I$(INC)/lib-$(l) -I$(GEN)))
+$(BUILD)/obj/services/%.o $(BUILD)/obj/bench/%.o: INCLUDES = $(SERVICES_INC)
+$(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/integration/%.o $(BUILD)/obj/tests/support/%.o: INCLUDES = $(SERVICES_INC) -Itests/support
+$(BUILD)/obj/operator/%.o: INCLUDES = $(OPERATOR_INC)
+$(BUILD)/obj/tests/operator/%.o $(BUILD)/obj/tests/k8s/%.o: INCLUDES = $(OPERATOR_INC) -Itests/support
+$(BUILD)/obj/sdk/%.o $(BUILD)/obj/tests/sdk/%.o: INCLUDES = $(SDK_INC)
+$(BUILD)/obj/gen/%.o: INCLUDES = -I$(GEN)
+
+LIB_SRC := $(wildcard lib/*/*.c)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(patsubst $(GEN)/%.c,$(BUILD)/obj/gen/%.o,$(PROTO_C))
 LIBKAA_CORE := $(BUILD)/lib/libkaacore.a
 
@@ -59,7 +92,7 @@ LIBKAA_OPERATOR := $(BUILD)/lib/libkaaoperator.a
 # (the same objects libkaacore holds; a device never links server code).
 SDK_SRC := $(wildcard sdk/src/*.c)
 SDK_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(SDK_SRC)) \
-	$(BUILD)/obj/lib/endpoint_codec.o $(BUILD)/obj/lib/error.o $(BUILD)/obj/gen/endpoint.pb-c.o
+	$(BUILD)/obj/lib/proto/endpoint_codec.o $(BUILD)/obj/lib/base/error.o $(BUILD)/obj/gen/endpoint.pb-c.o
 LIBKAA_SDK := $(BUILD)/lib/libkaa.a
 DEVICE_SRC := $(wildcard sdk/device/*.c)
 DEVICE_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(DEVICE_SRC))
@@ -110,15 +143,25 @@ $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: protos/%.proto
 	$(Q)protoc-c --proto_path=protos --c_out=$(GEN) $<
 
 # ---- compilation ------------------------------------------------------
+# The include roots: one per lib layer, one for the SDK (symlinks, rebuilt
+# when this Makefile changes).
+$(INC_STAMP): Makefile
+	$(Q)rm -rf $(INC) && mkdir -p $(INC)/sdk
+	$(Q)$(foreach l,$(LIB_LAYERS),mkdir -p $(INC)/lib-$(l) && \
+		$(foreach d,$(l) $(LAYER_DEPS_$(l)),ln -s $(CURDIR)/lib/$(d) $(INC)/lib-$(l)/$(d) &&) true;)
+	$(Q)$(foreach h,$(SDK_LIB_HEADERS),mkdir -p $(INC)/sdk/$(dir $(h)) && ln -s $(CURDIR)/lib/$(h) $(INC)/sdk/$(h);)
+	$(Q)ln -s $(abspath $(GEN))/endpoint.pb-c.h $(INC)/sdk/endpoint.pb-c.h
+	$(Q)touch $@
+
 $(BUILD)/obj/gen/%.o: $(GEN)/%.c $(PROTO_H)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -w -c -o $@ $<
+	$(Q)$(CC) $(INCLUDES) $(CPPFLAGS) $(CFLAGS) -w -c -o $@ $<
 
-$(BUILD)/obj/%.o: %.c $(PROTO_H)
+$(BUILD)/obj/%.o: %.c $(PROTO_H) | $(INC_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
+	$(Q)$(CC) $(INCLUDES) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
 
 $(LIBKAA_CORE): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -144,11 +187,6 @@ $(BUILD)/bin/kaa-operator: $(OPERATOR_MAIN_OBJ) $(LIBKAA_OPERATOR) $(LIBKAA_CORE
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
-
-# Operator sources see their own headers; services never do (and vice versa).
-$(BUILD)/obj/operator/%.o $(BUILD)/obj/tests/operator/%.o $(BUILD)/obj/tests/k8s/%.o: CPPFLAGS += -Ioperator
-# SDK sources, its tests, examples and kaa-device see the public headers.
-$(BUILD)/obj/sdk/%.o $(BUILD)/obj/tests/sdk/%.o: CPPFLAGS += -Isdk/include -Isdk/src
 
 $(LIBKAA_SDK): $(SDK_OBJ)
 	@mkdir -p $(dir $@)

@@ -12,10 +12,10 @@
  * Usage: ep_store_bench --dir DIR [--mongo URL] [--seconds S] [--threads N]
  *        [--records R]
  */
-#include "backoff.h"
-#include "endpoint_store.h"
-#include "error.h"
-#include "log_appender.h"
+#include "base/backoff.h"
+#include "store/endpoint_store.h"
+#include "base/error.h"
+#include "appender/log_appender.h"
 
 #include <fcntl.h>
 #include <getopt.h>

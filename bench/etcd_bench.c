@@ -6,9 +6,9 @@
  * Prints one table with the ratio ours/gateway for each figure.
  * Usage: etcd_bench --etcd URL [--seconds S] [--threads N] [--samples M]
  */
-#include "backoff.h"
-#include "coord.h"
-#include "error.h"
+#include "base/backoff.h"
+#include "coord/coord.h"
+#include "base/error.h"
 
 #include <curl/curl.h>
 #include <getopt.h>

@@ -19,9 +19,9 @@
  *   internode_rtt_p50_us=X internode_rtt_p99_us=Y
  * Usage: internode_bench [--pings N] [--window W]
  */
-#include "error.h"
-#include "internode.h"
-#include "log.h"
+#include "base/error.h"
+#include "cluster/internode.h"
+#include "base/log.h"
 
 #include <arpa/inet.h>
 #include <getopt.h>

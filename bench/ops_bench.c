@@ -12,10 +12,10 @@
  * Usage: ops_bench [--sessions N] [--conns C] [--window W] [--messages M]
  *                  [--rx-buffer B] [--workers K]   (K: our worker threads)
  */
-#include "endpoint_codec.h"
-#include "error.h"
-#include "log.h"
-#include "ops_server.h"
+#include "proto/endpoint_codec.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "operations/ops_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -8,7 +8,7 @@
 #                                      fuzz/fuzz_http_request.c)
 #
 # A target declares what it links in comment lines that start at column 0:
-#   // fuzz-sources: lib/http_server.c lib/error.c lib/log.c
+#   // fuzz-sources: lib/http/http_server.c lib/base/error.c lib/base/log.c
 #   // fuzz-pkgs: libprotobuf-c          (pkg-config names, optional)
 #   // fuzz-ldflags: -lm                 (optional)
 # Paths in fuzz-sources are relative to the repository root; build/gen is
@@ -73,7 +73,7 @@ directive() {
 mkdir -p "$out"
 cflags="-std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-Wall -Wextra -Wno-unused-parameter -Ilib -Iservices/node -Iservices/control -Ioperator -Isdk/include -Isdk/src -Iservices/cluster -Ibuild/gen"
+	-Wall -Wextra -Wno-unused-parameter -Ilib -Iservices -Ioperator -Isdk/include -Isdk/src -Ibuild/gen"
 failed=""
 for t in $targets; do
 	src=fuzz/$t.c

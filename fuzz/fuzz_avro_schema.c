@@ -1,4 +1,4 @@
-// fuzz-sources: lib/avro_schema.c lib/json_merge.c lib/error.c lib/log.c
+// fuzz-sources: lib/json/avro_schema.c lib/json/json_merge.c lib/base/error.c lib/base/log.c
 // fuzz-pkgs: yajl libcrypto
 /*
  * Avro schemas arrive through the REST API and documents from devices and
@@ -11,9 +11,9 @@
  *   - a document that validates can be completed, the completed document
  *     validates too, and completing it again changes nothing.
  */
-#include "avro_schema.h"
-#include "error.h"
-#include "json_merge.h"
+#include "json/avro_schema.h"
+#include "base/error.h"
+#include "json/json_merge.h"
 
 #include <stdint.h>
 #include <stdlib.h>

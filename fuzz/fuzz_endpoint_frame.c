@@ -1,4 +1,4 @@
-// fuzz-sources: lib/endpoint_codec.c lib/error.c build/gen/endpoint.pb-c.c
+// fuzz-sources: lib/proto/endpoint_codec.c lib/base/error.c build/gen/endpoint.pb-c.c
 // fuzz-pkgs: libprotobuf-c
 /*
  * Device frames come from any device on the network: the bounded decoder
@@ -7,8 +7,8 @@
  * bytes. Rejections must carry an Error code and encode as an Error frame.
  * Seeds: tests/unit/test_endpoint_codec with KAA_WRITE_CORPUS=DIR.
  */
-#include "endpoint_codec.h"
-#include "error.h"
+#include "proto/endpoint_codec.h"
+#include "base/error.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-// fuzz-sources: lib/filter.c lib/json_merge.c lib/error.c lib/log.c
+// fuzz-sources: lib/json/filter.c lib/json/json_merge.c lib/base/error.c lib/base/log.c
 // fuzz-pkgs: yajl libcrypto
 /*
  * Endpoint-group filters come from the REST API; contexts are built from
@@ -11,9 +11,9 @@
  *     {"$and":[F]} when F does (when the wrapped filter stays within the
  *     limits).
  */
-#include "error.h"
-#include "filter.h"
-#include "json_merge.h"
+#include "base/error.h"
+#include "json/filter.h"
+#include "json/json_merge.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -8,9 +8,9 @@
  * cut anywhere by TCP is never refused), and parsing is deterministic.
  * Each input runs with the default limits and with tight ones.
  */
-// fuzz-sources: lib/alloc.c lib/http_server.c lib/backoff.c lib/error.c lib/log.c
-#include "error.h"
-#include "http_server.h"
+// fuzz-sources: lib/base/alloc.c lib/http/http_server.c lib/base/backoff.c lib/base/error.c lib/base/log.c
+#include "base/error.h"
+#include "http/http_server.h"
 
 #include <stdint.h>
 #include <stdlib.h>

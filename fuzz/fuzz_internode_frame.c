@@ -1,4 +1,4 @@
-// fuzz-sources: lib/endpoint_codec.c lib/error.c build/gen/cluster.pb-c.c build/gen/endpoint.pb-c.c
+// fuzz-sources: lib/proto/endpoint_codec.c lib/base/error.c build/gen/cluster.pb-c.c build/gen/endpoint.pb-c.c
 // fuzz-pkgs: libprotobuf-c
 /*
  * Internode frames come from other nodes (or anyone who reaches the
@@ -7,7 +7,7 @@
  * what it accepts must pack and unpack to the same bytes.
  */
 #include "cluster.pb-c.h"
-#include "endpoint_codec.h"
+#include "proto/endpoint_codec.h"
 
 #include <stdint.h>
 #include <stdlib.h>

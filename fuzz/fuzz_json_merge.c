@@ -1,4 +1,4 @@
-// fuzz-sources: lib/json_merge.c lib/error.c lib/log.c
+// fuzz-sources: lib/json/json_merge.c lib/base/error.c lib/base/log.c
 // fuzz-pkgs: yajl libcrypto
 /*
  * Configurations and merge patches come from the REST API. The input is
@@ -14,8 +14,8 @@
  *     of its text;
  *   - weights, not argument order, decide the merge.
  */
-#include "error.h"
-#include "json_merge.h"
+#include "base/error.h"
+#include "json/json_merge.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,11 +1,11 @@
-// fuzz-sources: lib/jwt.c lib/json_merge.c lib/error.c
+// fuzz-sources: lib/auth/jwt.c lib/json/json_merge.c lib/base/error.c
 // fuzz-pkgs: yajl libcrypto
 /*
  * Owner access tokens arrive from devices: any bytes must give a result,
  * never a crash or an out-of-bounds read, and only a token signed with the
  * secret may verify.
  */
-#include "jwt.h"
+#include "auth/jwt.h"
 
 #include <stdint.h>
 #include <stdlib.h>

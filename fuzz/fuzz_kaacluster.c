@@ -1,4 +1,4 @@
-// fuzz-sources: operator/desired.c lib/json_merge.c lib/error.c
+// fuzz-sources: operator/desired.c lib/json/json_merge.c lib/base/error.c
 // fuzz-pkgs: yajl libcrypto
 /*
  * KaaCluster objects come from the Kubernetes API (the API server validates
@@ -7,8 +7,8 @@
  * refused with a reason, and every object built must be valid JSON.
  */
 #include "desired.h"
-#include "error.h"
-#include "json_merge.h"
+#include "base/error.h"
+#include "json/json_merge.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,11 +1,11 @@
-// fuzz-sources: operator/kubeconfig.c lib/log.c lib/error.c
+// fuzz-sources: operator/kubeconfig.c lib/base/log.c lib/base/error.c
 // fuzz-pkgs: yaml-0.1 yajl
 /*
  * A kubeconfig is YAML written by people and tools: any bytes must load or
  * be refused with an error, never crash. The loader reads a file, so each
  * input is written to one first.
  */
-#include "error.h"
+#include "base/error.h"
 #include "kube_client.h"
 
 #include <stdint.h>

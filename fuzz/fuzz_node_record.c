@@ -1,12 +1,12 @@
-// fuzz-sources: lib/node_record.c lib/error.c
+// fuzz-sources: lib/coord/node_record.c lib/base/error.c
 // fuzz-pkgs: yajl
 /*
  * Node records come from etcd, written by any process with access to the
  * cluster's prefix: decoding must reject anything malformed without
  * crashing, and whatever it accepts must encode and decode back the same.
  */
-#include "error.h"
-#include "node_record.h"
+#include "base/error.h"
+#include "coord/node_record.h"
 
 #include <stdint.h>
 #include <stdlib.h>

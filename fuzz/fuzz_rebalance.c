@@ -1,12 +1,12 @@
-// fuzz-sources: lib/rebalance.c lib/json_merge.c lib/error.c
+// fuzz-sources: lib/coord/rebalance.c lib/json/json_merge.c lib/base/error.c
 // fuzz-pkgs: yajl libcrypto
 /*
  * Rebalance plans are read from etcd by every operations node: any bytes
  * must decode or be refused, and what decodes must encode and decode back
  * to the same plan.
  */
-#include "error.h"
-#include "rebalance.h"
+#include "base/error.h"
+#include "coord/rebalance.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,11 +1,11 @@
-// fuzz-sources: services/control/rest_body.c lib/json_merge.c lib/auth.c lib/error.c lib/log.c
+// fuzz-sources: services/control/rest_body.c lib/json/json_merge.c lib/auth/auth.c lib/base/error.c lib/base/log.c
 // fuzz-pkgs: yajl openssl
 /*
  * REST request bodies come from any client holding credentials: decoding
  * must never crash, and must either fail with a status, code and message
  * or produce an object whose fields hold what the table says.
  */
-#include "rest_body.h"
+#include "control/rest_body.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,11 +1,11 @@
-// fuzz-sources: sdk/src/sdk_bootstrap.c sdk/src/sdk_json.c sdk/src/sdk_util.c lib/error.c
+// fuzz-sources: sdk/src/sdk_bootstrap.c sdk/src/sdk_json.c sdk/src/sdk_util.c lib/base/error.c
 // fuzz-pkgs: libcrypto
 /*
  * A device parses the bootstrap server's answer (and host:port strings from
  * its profile): any bytes must give nodes with a host, a port and a
  * positive weight, or an error, within the caller's bounds.
  */
-#include "error.h"
+#include "base/error.h"
 #include "sdk_internal.h"
 
 #include <stdint.h>

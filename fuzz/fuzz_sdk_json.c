@@ -1,4 +1,4 @@
-// fuzz-sources: sdk/src/sdk_json.c sdk/src/sdk_util.c lib/error.c
+// fuzz-sources: sdk/src/sdk_json.c sdk/src/sdk_util.c lib/base/error.c
 // fuzz-pkgs: libcrypto
 /*
  * The SDK parses configuration documents and merge patches sent by the
@@ -6,7 +6,7 @@
  * canonical form must be a fixed point, and a merge patch of two parsed
  * documents must not crash.
  */
-#include "error.h"
+#include "base/error.h"
 #include "sdk_internal.h"
 
 #include <stdint.h>

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "node_record.h"
+#include "base/error.h"
+#include "coord/node_record.h"
 
 static void normalise(const kaa__autoscale_input *in, int64_t *total, int32_t *min, int32_t *max,
 		      int32_t *target)

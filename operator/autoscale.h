@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "coord.h"
+#include "coord/coord.h"
 
 typedef struct kaa__autoscale_input {
 	int64_t total_sessions; /* < 0 treated as 0 */

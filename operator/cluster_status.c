@@ -9,8 +9,8 @@
 #include <yajl/yajl_gen.h>
 
 #include "desired.h"
-#include "error.h"
-#include "json_merge.h"
+#include "base/error.h"
+#include "json/json_merge.h"
 
 /* Appends ", piece" (or the first piece) to buf, truncating. */
 static void append(char *buf, size_t size, const char *piece)

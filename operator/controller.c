@@ -34,13 +34,13 @@
 #include <yajl/yajl_gen.h>
 
 #include "autoscale.h"
-#include "backoff.h"
+#include "base/backoff.h"
 #include "cluster_status.h"
-#include "coord.h"
+#include "coord/coord.h"
 #include "desired.h"
-#include "error.h"
-#include "json_merge.h"
-#include "log.h"
+#include "base/error.h"
+#include "json/json_merge.h"
+#include "base/log.h"
 #include "workqueue.h"
 
 #ifndef KAA_VERSION

@@ -16,7 +16,7 @@
 #include <stdbool.h>
 
 #include "kube_client.h"
-#include "metrics.h"
+#include "base/metrics.h"
 
 typedef struct kaa__controller_opts {
 	const char *const *namespaces; /* NULL-terminated; NULL or empty: all */

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <yajl/yajl_gen.h>
 
-#include "error.h"
-#include "json_merge.h"
+#include "base/error.h"
+#include "json/json_merge.h"
 
 const char *const kaa__desired_components[3] = {"control", "operations", "bootstrap"};
 static const int default_ports[3] = {8080, 9080, 8081};

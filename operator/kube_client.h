@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <yajl/yajl_tree.h>
 
-#include "metrics.h"
+#include "base/metrics.h"
 
 #define KAA_KUBE_BODY_MAX (16 * 1024 * 1024)
 #define KAA_KUBE_FIELD_MANAGER "kaa-operator"

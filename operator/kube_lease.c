@@ -14,9 +14,9 @@
  */
 #include "kube_internal.h"
 
-#include "backoff.h"
-#include "error.h"
-#include "log.h"
+#include "base/backoff.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

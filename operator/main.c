@@ -23,11 +23,11 @@
 #include "kube_client.h"
 #include "op_flags.h"
 
-#include "backoff.h"
-#include "error.h"
-#include "http_server.h"
-#include "log.h"
-#include "metrics.h"
+#include "base/backoff.h"
+#include "base/error.h"
+#include "http/http_server.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #include <pthread.h>
 #include <signal.h>

@@ -5,8 +5,8 @@
  */
 #include "op_flags.h"
 
-#include "error.h"
-#include "log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "backoff.h"
-#include "error.h"
+#include "base/backoff.h"
+#include "base/error.h"
 
 typedef struct wq_entry {
 	char *key;

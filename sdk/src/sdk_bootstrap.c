@@ -2,7 +2,7 @@
  * of an operations node. */
 #include "sdk_internal.h"
 
-#include "error.h"
+#include "base/error.h"
 
 #include <errno.h>
 #include <fcntl.h>

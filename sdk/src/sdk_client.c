@@ -30,7 +30,7 @@
  */
 #include "kaa/kaa.h"
 
-#include "endpoint_codec.h"
+#include "proto/endpoint_codec.h"
 #include "sdk_events.h"
 #include "sdk_internal.h"
 

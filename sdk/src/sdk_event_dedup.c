@@ -1,7 +1,7 @@
 /* The receive side's duplicate filter: a sliding window per event source. */
 #include "sdk_events.h"
 
-#include "error.h"
+#include "base/error.h"
 
 #include <stdlib.h>
 #include <string.h>

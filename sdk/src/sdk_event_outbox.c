@@ -1,7 +1,7 @@
 /* The send side's outbox: events kept until the server acknowledges them. */
 #include "sdk_events.h"
 
-#include "error.h"
+#include "base/error.h"
 
 #include <stdlib.h>
 #include <string.h>

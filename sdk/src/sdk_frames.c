@@ -1,8 +1,8 @@
 /* Builders of the frames a device sends (docs/protocol.md). */
 #include "sdk_internal.h"
 
-#include "endpoint_codec.h"
-#include "error.h"
+#include "proto/endpoint_codec.h"
+#include "base/error.h"
 
 #include <stdlib.h>
 

@@ -2,7 +2,7 @@
  * no JSON library so that a device needs only protobuf-c and OpenSSL. */
 #include "sdk_internal.h"
 
-#include "error.h"
+#include "base/error.h"
 
 #include <errno.h>
 #include <math.h>

@@ -2,7 +2,7 @@
  * memory too; the file is the durable copy that a restart replays. */
 #include "sdk_internal.h"
 
-#include "error.h"
+#include "base/error.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /* The endpoint's key pair and state files in its state directory. */
 #include "sdk_internal.h"
 
-#include "error.h"
+#include "base/error.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,7 +1,7 @@
 /* Small helpers of the SDK: checksums, randomness, time, backoff, files. */
 #include "sdk_internal.h"
 
-#include "error.h"
+#include "base/error.h"
 
 #include <errno.h>
 #include <fcntl.h>

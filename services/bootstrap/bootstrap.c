@@ -1,6 +1,6 @@
-#include "bootstrap.h"
+#include "bootstrap/bootstrap.h"
 
-#include "error.h"
+#include "base/error.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -17,7 +17,7 @@
 #ifndef KAA_BOOTSTRAP_H
 #define KAA_BOOTSTRAP_H
 
-#include "node_record.h"
+#include "coord/node_record.h"
 
 #include <stddef.h>
 

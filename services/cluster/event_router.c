@@ -15,14 +15,14 @@
  * another node (completion: Ack to that node). A "query" is one listeners
  * question, local or from another node.
  */
-#include "event_router.h"
+#include "cluster/event_router.h"
 
-#include "alloc.h"
-#include "error.h"
-#include "internode.h"
-#include "log.h"
-#include "owner_dir.h"
-#include "rendezvous.h"
+#include "base/alloc.h"
+#include "base/error.h"
+#include "cluster/internode.h"
+#include "base/log.h"
+#include "cluster/owner_dir.h"
+#include "coord/rendezvous.h"
 
 #include <inttypes.h>
 #include <pthread.h>

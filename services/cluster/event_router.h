@@ -56,7 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "metrics.h"
+#include "base/metrics.h"
 
 #define KAA_ROUTER_QUEUE_MAX 100000
 #define KAA_ROUTER_ROUTE_TIMEOUT_MS 30000

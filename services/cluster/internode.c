@@ -4,14 +4,14 @@
  * wake the loop with lws_cancel_service. Peers are freed on the service
  * thread only, so a conn's peer pointer stays valid there.
  */
-#include "internode.h"
+#include "cluster/internode.h"
 
-#include "alloc.h"
-#include "backoff.h"
-#include "endpoint_codec.h"
-#include "error.h"
-#include "log.h"
-#include "lws_log.h"
+#include "base/alloc.h"
+#include "base/backoff.h"
+#include "proto/endpoint_codec.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/lws_log.h"
 
 #include <libwebsockets.h>
 #include <pthread.h>

@@ -29,7 +29,7 @@
 #include <stddef.h>
 
 #include "cluster.pb-c.h"
-#include "metrics.h"
+#include "base/metrics.h"
 
 #define KAA_INTERNODE_FRAME_MAX (256 * 1024)
 #define KAA_INTERNODE_SUBPROTOCOL "kaa.internode.v1"

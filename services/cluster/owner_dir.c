@@ -4,10 +4,10 @@
  * scans: an owner has a handful of devices, bounded by
  * KAA_OWNER_DIR_MAX_ENDPOINTS).
  */
-#include "owner_dir.h"
+#include "cluster/owner_dir.h"
 
-#include "alloc.h"
-#include "error.h"
+#include "base/alloc.h"
+#include "base/error.h"
 
 #include <pthread.h>
 #include <stdlib.h>

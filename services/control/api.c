@@ -5,23 +5,23 @@
  * path of the field, and data payloads are validated against their Avro
  * schema before they reach the store.
  */
-#include "alloc.h"
-#include "api.h"
+#include "base/alloc.h"
+#include "control/api.h"
 
-#include "auth.h"
-#include "avro_schema.h"
-#include "backoff.h"
-#include "error.h"
-#include "filter.h"
-#include "json_merge.h"
-#include "log.h"
-#include "log_appender.h"
-#include "meta_store.h"
-#include "node_record.h"
-#include "rebalance.h"
-#include "rest_body.h"
-#include "router.h"
-#include "sdk_gen.h"
+#include "auth/auth.h"
+#include "json/avro_schema.h"
+#include "base/backoff.h"
+#include "base/error.h"
+#include "json/filter.h"
+#include "json/json_merge.h"
+#include "base/log.h"
+#include "appender/log_appender.h"
+#include "store/meta_store.h"
+#include "coord/node_record.h"
+#include "coord/rebalance.h"
+#include "control/rest_body.h"
+#include "control/router.h"
+#include "control/sdk_gen.h"
 
 #include <inttypes.h>
 #include <openssl/crypto.h>

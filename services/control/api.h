@@ -17,9 +17,9 @@
 #ifndef KAA_CONTROL_API_H
 #define KAA_CONTROL_API_H
 
-#include "coord.h"
-#include "http_server.h"
-#include "metrics.h"
+#include "coord/coord.h"
+#include "http/http_server.h"
+#include "base/metrics.h"
 
 #include <stddef.h>
 

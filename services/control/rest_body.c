@@ -1,8 +1,8 @@
-#include "rest_body.h"
+#include "control/rest_body.h"
 
-#include "auth.h"
-#include "error.h"
-#include "json_merge.h"
+#include "auth/auth.h"
+#include "base/error.h"
+#include "json/json_merge.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
 #ifndef KAA_CONTROL_REST_BODY_H
 #define KAA_CONTROL_REST_BODY_H
 
-#include "meta_store.h"
+#include "store/meta_store.h"
 
 #include <stdbool.h>
 #include <stddef.h>

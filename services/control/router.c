@@ -1,4 +1,4 @@
-#include "router.h"
+#include "control/router.h"
 
 #include <stdio.h>
 #include <string.h>

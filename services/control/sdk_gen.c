@@ -1,8 +1,8 @@
-#include "alloc.h"
-#include "sdk_gen.h"
+#include "base/alloc.h"
+#include "control/sdk_gen.h"
 
-#include "error.h"
-#include "json_merge.h"
+#include "base/error.h"
+#include "json/json_merge.h"
 
 #include <inttypes.h>
 #include <stdarg.h>

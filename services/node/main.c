@@ -7,11 +7,11 @@
  * threads (registry, election, lease keepers, watches); each enabled
  * service port has an HTTP server with its own threads.
  */
-#include "config.h"
-#include "node.h"
+#include "node/config.h"
+#include "node/node.h"
 
-#include "error.h"
-#include "log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <signal.h>
 #include <stdio.h>

@@ -14,19 +14,19 @@
  * redirected to the other operations nodes until none is left or
  * --drain-timeout passed.
  */
-#include "alloc.h"
-#include "node.h"
+#include "base/alloc.h"
+#include "node/node.h"
 
-#include "api.h"
-#include "bootstrap.h"
-#include "coord.h"
-#include "election.h"
-#include "error.h"
-#include "http_server.h"
-#include "log.h"
-#include "metrics.h"
-#include "operations.h"
-#include "registry.h"
+#include "control/api.h"
+#include "bootstrap/bootstrap.h"
+#include "coord/coord.h"
+#include "coord/election.h"
+#include "base/error.h"
+#include "http/http_server.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "operations/operations.h"
+#include "coord/registry.h"
 
 #include <stdatomic.h>
 #include <stdio.h>

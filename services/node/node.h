@@ -8,7 +8,7 @@
 #ifndef KAA_NODE_NODE_H
 #define KAA_NODE_NODE_H
 
-#include "config.h"
+#include "node/config.h"
 
 typedef struct kaa__node kaa__node;
 

@@ -3,12 +3,12 @@
  * (topic list, subscriptions, delivery after each stream's position,
  * acknowledgements) for one session. Called with the session's mu held.
  */
-#include "ops_logic.h"
+#include "operations/ops_logic.h"
 
-#include "alloc.h"
-#include "error.h"
-#include "json_merge.h"
-#include "log.h"
+#include "base/alloc.h"
+#include "base/error.h"
+#include "json/json_merge.h"
+#include "base/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -12,12 +12,12 @@
  * Requests waiting for the router are kept in a token table (ops->pending,
  * bounded by OPS_PENDING_MAX); the router's callbacks take them out.
  */
-#include "ops_logic.h"
+#include "operations/ops_logic.h"
 
-#include "alloc.h"
-#include "error.h"
-#include "json_merge.h"
-#include "log.h"
+#include "base/alloc.h"
+#include "base/error.h"
+#include "json/json_merge.h"
+#include "base/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>

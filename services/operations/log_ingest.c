@@ -6,11 +6,11 @@
  * durable. Appends are idempotent per (endpoint, batch id), so a batch
  * re-sent after a lost status is acknowledged again without a second copy.
  */
-#include "ops_logic.h"
+#include "operations/ops_logic.h"
 
-#include "error.h"
-#include "json_merge.h"
-#include "log.h"
+#include "base/error.h"
+#include "json/json_merge.h"
+#include "base/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>

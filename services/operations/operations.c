@@ -4,16 +4,16 @@
  * background thread and drain. The protocol handlers live in
  * registration.c, delivery.c and log_ingest.c (ops_logic.h).
  */
-#include "ops_logic.h"
+#include "operations/ops_logic.h"
 
-#include "alloc.h"
-#include "backoff.h"
-#include "bootstrap.h"
-#include "endpoint_codec.h"
-#include "error.h"
-#include "json_merge.h"
-#include "log.h"
-#include "rebalance.h"
+#include "base/alloc.h"
+#include "base/backoff.h"
+#include "bootstrap/bootstrap.h"
+#include "proto/endpoint_codec.h"
+#include "base/error.h"
+#include "json/json_merge.h"
+#include "base/log.h"
+#include "coord/rebalance.h"
 
 #include <inttypes.h>
 #include <stdarg.h>

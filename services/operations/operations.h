@@ -36,11 +36,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "coord.h"
+#include "coord/coord.h"
 #include "endpoint.pb-c.h"
-#include "metrics.h"
-#include "ops_server.h"
-#include "registry.h"
+#include "base/metrics.h"
+#include "operations/ops_server.h"
+#include "coord/registry.h"
 
 typedef struct kaa__operations kaa__operations;
 

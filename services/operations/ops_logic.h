@@ -12,13 +12,13 @@
 #ifndef KAA_OPS_LOGIC_H
 #define KAA_OPS_LOGIC_H
 
-#include "avro_schema.h"
-#include "event_router.h"
-#include "endpoint_store.h"
-#include "filter.h"
-#include "log_appender.h"
-#include "meta_store.h"
-#include "operations.h"
+#include "json/avro_schema.h"
+#include "cluster/event_router.h"
+#include "store/endpoint_store.h"
+#include "json/filter.h"
+#include "appender/log_appender.h"
+#include "store/meta_store.h"
+#include "operations/operations.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -25,13 +25,13 @@
  * Timers: no lws timer per session. One uv timer sweeps the live list and
  * compares last-seen and open timestamps (uv_now, loop cached time).
  */
-#include "ops_server.h"
+#include "operations/ops_server.h"
 
-#include "alloc.h"
-#include "endpoint_codec.h"
-#include "error.h"
-#include "log.h"
-#include "lws_log.h"
+#include "base/alloc.h"
+#include "proto/endpoint_codec.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/lws_log.h"
 
 #include <libwebsockets.h>
 #include <pthread.h>

@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #include "endpoint.pb-c.h"
-#include "metrics.h"
+#include "base/metrics.h"
 
 #define KAA_OPS_SENDQ_MAX (256 * 1024)
 

@@ -23,12 +23,12 @@
  * s->ep.owner_id, changed only under s->mu: by its own frames here, or by
  * the router's notice callback for changes made from another session.
  */
-#include "ops_logic.h"
+#include "operations/ops_logic.h"
 
-#include "alloc.h"
-#include "error.h"
-#include "jwt.h"
-#include "log.h"
+#include "base/alloc.h"
+#include "base/error.h"
+#include "auth/jwt.h"
+#include "base/log.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -2,13 +2,13 @@
  * registration.c - Hello (application token, credentials, the endpoint
  * record), profiles and group membership, SessionResume.
  */
-#include "ops_logic.h"
+#include "operations/ops_logic.h"
 
-#include "alloc.h"
-#include "endpoint_codec.h"
-#include "error.h"
-#include "json_merge.h"
-#include "log.h"
+#include "base/alloc.h"
+#include "proto/endpoint_codec.h"
+#include "base/error.h"
+#include "json/json_merge.h"
+#include "base/log.h"
 
 #include <inttypes.h>
 #include <openssl/evp.h>

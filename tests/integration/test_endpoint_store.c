@@ -7,10 +7,10 @@
  * and KAA_TEST_MONGO_DIR (set by e2e/run-tests.sh) to stop and restart the
  * server.
  */
-#include "endpoint_store.h"
+#include "store/endpoint_store.h"
 
-#include "backoff.h"
-#include "error.h"
+#include "base/backoff.h"
+#include "base/error.h"
 
 #include <CUnit/Basic.h>
 #include <inttypes.h>

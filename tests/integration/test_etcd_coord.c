@@ -5,8 +5,8 @@
  */
 #include "coord_suite.h"
 
-#include "backoff.h"
-#include "error.h"
+#include "base/backoff.h"
+#include "base/error.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>

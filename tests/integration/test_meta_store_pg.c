@@ -11,9 +11,9 @@
  */
 #include "meta_store_suite.h"
 
-#include "backoff.h"
-#include "error.h"
-#include "log.h"
+#include "base/backoff.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <CUnit/Basic.h>
 #include <libpq-fe.h>

@@ -12,11 +12,11 @@
  * Redirect to the other node, draining=true in the registry record.
  * A missing variable is a failure: e2e/run-tests.sh sets them all.
  */
-#include "coord.h"
-#include "endpoint_codec.h"
-#include "endpoint_store.h"
-#include "error.h"
-#include "json_merge.h"
+#include "coord/coord.h"
+#include "proto/endpoint_codec.h"
+#include "store/endpoint_store.h"
+#include "base/error.h"
+#include "json/json_merge.h"
 
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>

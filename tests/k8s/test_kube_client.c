@@ -10,10 +10,10 @@
  */
 #include "kube_client.h"
 
-#include "backoff.h"
-#include "error.h"
-#include "log.h"
-#include "metrics.h"
+#include "base/backoff.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #include <CUnit/Basic.h>
 #include <pthread.h>

@@ -2,8 +2,8 @@
  * scale down only after the stabilisation window, flapping input that
  * never flaps the output, drain selection, and reading node records. */
 #include "autoscale.h"
-#include "coord.h"
-#include "error.h"
+#include "coord/coord.h"
+#include "base/error.h"
 
 #include <CUnit/Basic.h>
 #include <stdlib.h>

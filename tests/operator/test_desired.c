@@ -4,8 +4,8 @@
  * validation errors, conditions and lastTransitionTime. */
 #include "cluster_status.h"
 #include "desired.h"
-#include "error.h"
-#include "json_merge.h"
+#include "base/error.h"
+#include "json/json_merge.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>

@@ -3,8 +3,8 @@
  * clear error (never a crash) for every kind of bad input. */
 #include "kube_client.h"
 
-#include "error.h"
-#include "log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * booleans, defaults, and refusal (status 2 with a reason) of bad input. */
 #include "op_flags.h"
 
-#include "error.h"
+#include "base/error.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>

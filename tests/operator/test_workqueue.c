@@ -1,8 +1,8 @@
 /* The controller's work queue: de-duplication, one worker per key,
  * re-queue of a key added while processed, delayed adds, per-key
  * exponential backoff with reset, shutdown. */
-#include "backoff.h"
-#include "error.h"
+#include "base/backoff.h"
+#include "base/error.h"
 #include "workqueue.h"
 
 #include <CUnit/Basic.h>

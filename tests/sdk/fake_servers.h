@@ -9,8 +9,8 @@
 #ifndef KAA_TEST_FAKE_SERVERS_H
 #define KAA_TEST_FAKE_SERVERS_H
 
-#include "endpoint_codec.h"
-#include "error.h"
+#include "proto/endpoint_codec.h"
+#include "base/error.h"
 
 #include <arpa/inet.h>
 #include <libwebsockets.h>

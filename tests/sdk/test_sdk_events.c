@@ -3,8 +3,8 @@
  * endpoint access token, the frames of the new requests, the client API's
  * argument checks, and a client against a fake operations server (a
  * libwebsockets server in this process speaking the device protocol). */
-#include "endpoint_codec.h"
-#include "error.h"
+#include "proto/endpoint_codec.h"
+#include "base/error.h"
 #include "kaa/kaa.h"
 #include "sdk_events.h"
 #include "sdk_internal.h"

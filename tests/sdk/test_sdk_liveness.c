@@ -5,8 +5,8 @@
  * else than Pong, or ignores them; and against a listener that never
  * completes the WebSocket handshake. Timings use small option values
  * (keepalive 300 ms, liveness 700 ms) and are polled with deadlines. */
-#include "endpoint_codec.h"
-#include "error.h"
+#include "proto/endpoint_codec.h"
+#include "base/error.h"
 #include "fake_servers.h"
 #include "kaa/kaa.h"
 

@@ -1,6 +1,6 @@
 /* libkaa's persistent log queue: records and batches survive reopening, a
  * torn or corrupt tail is cut, acknowledged batches are gone. */
-#include "error.h"
+#include "base/error.h"
 #include "sdk_internal.h"
 
 #include <CUnit/Basic.h>

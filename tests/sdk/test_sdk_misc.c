@@ -1,8 +1,8 @@
 /* libkaa: backoff bounds, bootstrap answer parsing and the HTTP fetch,
  * weighted node choice, the JSON canonical form / merge patch, and the
  * frames the device sends. */
-#include "endpoint_codec.h"
-#include "error.h"
+#include "proto/endpoint_codec.h"
+#include "base/error.h"
 #include "kaa/kaa.h"
 #include "sdk_internal.h"
 

@@ -1,5 +1,5 @@
 /* libkaa's key pair and endpoint state files. */
-#include "error.h"
+#include "base/error.h"
 #include "sdk_internal.h"
 
 #include <CUnit/Basic.h>

@@ -1,10 +1,10 @@
 #include "coord_suite.h"
 
-#include "election.h"
-#include "error.h"
-#include "lease_keeper.h"
-#include "registry.h"
-#include "backoff.h"
+#include "coord/election.h"
+#include "base/error.h"
+#include "coord/lease_keeper.h"
+#include "coord/registry.h"
+#include "base/backoff.h"
 
 #include <CUnit/Basic.h>
 #include <pthread.h>

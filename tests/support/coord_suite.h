@@ -5,7 +5,7 @@
 #ifndef KAA_TEST_COORD_SUITE_H
 #define KAA_TEST_COORD_SUITE_H
 
-#include "coord.h"
+#include "coord/coord.h"
 
 #include <pthread.h>
 #include <stdbool.h>

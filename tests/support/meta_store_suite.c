@@ -1,7 +1,7 @@
 #include "meta_store_suite.h"
 
-#include "error.h"
-#include "backoff.h"
+#include "base/error.h"
+#include "base/backoff.h"
 
 #include <CUnit/Basic.h>
 #include <inttypes.h>

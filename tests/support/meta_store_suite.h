@@ -6,7 +6,7 @@
 #ifndef KAA_TEST_META_STORE_SUITE_H
 #define KAA_TEST_META_STORE_SUITE_H
 
-#include "meta_store.h"
+#include "store/meta_store.h"
 
 typedef struct meta_suite_env {
 	/* The database every test of this run shares (migrated by the first

@@ -1,6 +1,6 @@
 /* Password hashing, tokens and the role table. */
-#include "auth.h"
-#include "error.h"
+#include "auth/auth.h"
+#include "base/error.h"
 
 #include <CUnit/Basic.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* Avro schemas: parsing, error paths, document validation, defaults. */
-#include "avro_schema.h"
-#include "error.h"
+#include "json/avro_schema.h"
+#include "base/error.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* The bootstrap service's node list and weights. */
-#include "bootstrap.h"
-#include "error.h"
+#include "bootstrap/bootstrap.h"
+#include "base/error.h"
 
 #include <CUnit/Basic.h>
 #include <stdlib.h>

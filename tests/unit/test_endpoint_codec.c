@@ -6,8 +6,8 @@
  * With KAA_WRITE_CORPUS=DIR set, also writes every round-tripped frame to
  * DIR/<kind>.bin (the seeds of fuzz/corpus/fuzz_endpoint_frame/).
  */
-#include "endpoint_codec.h"
-#include "error.h"
+#include "proto/endpoint_codec.h"
+#include "base/error.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>

@@ -7,10 +7,10 @@
  * a home that dies is re-routed to the new home after the settle window,
  * and a standalone router routes locally.
  */
-#include "error.h"
-#include "event_router.h"
-#include "metrics.h"
-#include "rendezvous.h"
+#include "base/error.h"
+#include "cluster/event_router.h"
+#include "base/metrics.h"
+#include "coord/rendezvous.h"
 
 #include <CUnit/Basic.h>
 #include <inttypes.h>

@@ -1,8 +1,8 @@
 /* Endpoint-group filters: compile errors with paths, every operator,
  * MongoDB-style array and missing-field semantics. */
-#include "error.h"
-#include "filter.h"
-#include "json_merge.h"
+#include "base/error.h"
+#include "json/filter.h"
+#include "json/json_merge.h"
 
 #include <CUnit/Basic.h>
 #include <pthread.h>

@@ -9,10 +9,10 @@
  * Waits are poll() calls with a deadline on a socket or a condition
  * variable with a deadline; nothing sleeps to synchronise.
  */
-#include "backoff.h"
-#include "error.h"
-#include "http_server.h"
-#include "log.h"
+#include "base/backoff.h"
+#include "base/error.h"
+#include "http/http_server.h"
+#include "base/log.h"
 
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>

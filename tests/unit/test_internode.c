@@ -4,9 +4,9 @@
  * down and delivery after it comes back on the same port, bounded queues,
  * peer removal, and a raw client sending garbage.
  */
-#include "backoff.h"
-#include "error.h"
-#include "internode.h"
+#include "base/backoff.h"
+#include "base/error.h"
+#include "cluster/internode.h"
 
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>

@@ -1,7 +1,7 @@
 /* JSON layer: bounded parsing, canonical form and hash, weighted
  * configuration merge, RFC 7386 merge patch apply and diff. */
-#include "error.h"
-#include "json_merge.h"
+#include "base/error.h"
+#include "json/json_merge.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>

@@ -2,8 +2,8 @@
  * Owner access tokens (lib/jwt.c): HS256 JWTs built here with OpenSSL, and
  * one independent token (jwt.io's published example) to pin the HMAC input.
  */
-#include "error.h"
-#include "jwt.h"
+#include "base/error.h"
+#include "auth/jwt.h"
 
 #include <CUnit/Basic.h>
 #include <openssl/evp.h>

@@ -5,11 +5,11 @@
  * lock) and the endpoint-store appender on an SQLite store in a temporary
  * directory.
  */
-#include "log_appender.h"
+#include "appender/log_appender.h"
 
-#include "endpoint_store.h"
-#include "error.h"
-#include "json_merge.h"
+#include "store/endpoint_store.h"
+#include "base/error.h"
+#include "json/json_merge.h"
 
 #include <CUnit/Basic.h>
 #include <fcntl.h>

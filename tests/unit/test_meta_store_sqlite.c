@@ -5,8 +5,8 @@
  */
 #include "meta_store_suite.h"
 
-#include "error.h"
-#include "log.h"
+#include "base/error.h"
+#include "base/log.h"
 
 #include <CUnit/Basic.h>
 #include <ftw.h>

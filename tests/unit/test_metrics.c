@@ -3,9 +3,9 @@
  * counters, gauges, callback gauges, histograms and label sets, the
  * registration rules, and concurrent updates.
  */
-#include "error.h"
-#include "log.h"
-#include "metrics.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/metrics.h"
 
 #include <CUnit/Basic.h>
 #include <math.h>

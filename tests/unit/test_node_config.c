@@ -1,5 +1,5 @@
 /* kaa-node flag, environment and config-file parsing. */
-#include "config.h"
+#include "node/config.h"
 
 #include <CUnit/Basic.h>
 #include <stdarg.h>

@@ -1,8 +1,8 @@
 /* Node record JSON, registry view logic and backoff. */
-#include "backoff.h"
-#include "error.h"
-#include "node_record.h"
-#include "registry.h"
+#include "base/backoff.h"
+#include "base/error.h"
+#include "coord/node_record.h"
+#include "coord/registry.h"
 
 #include <CUnit/Basic.h>
 #include <errno.h>

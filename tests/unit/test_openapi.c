@@ -3,8 +3,8 @@
  * same routes: every documented (path, method) is served and every served
  * one is documented. Runs from the repository root (e2e/run-tests.sh).
  */
-#include "api.h"
-#include "router.h"
+#include "control/api.h"
+#include "control/router.h"
 
 #include <CUnit/Basic.h>
 #include <ctype.h>

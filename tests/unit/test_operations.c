@@ -5,17 +5,17 @@
  * transport boundary (kaa__ops_io). The watch and drain paths run on the
  * in-process coordination store.
  */
-#include "operations.h"
-#include "registry.h"
+#include "operations/operations.h"
+#include "coord/registry.h"
 
-#include "backoff.h"
-#include "coord.h"
-#include "endpoint_codec.h"
-#include "endpoint_store.h"
-#include "error.h"
-#include "json_merge.h"
-#include "log.h"
-#include "meta_store.h"
+#include "base/backoff.h"
+#include "coord/coord.h"
+#include "proto/endpoint_codec.h"
+#include "store/endpoint_store.h"
+#include "base/error.h"
+#include "json/json_merge.h"
+#include "base/log.h"
+#include "store/meta_store.h"
 
 #include <CUnit/Basic.h>
 #include <ftw.h>

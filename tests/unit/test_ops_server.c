@@ -10,11 +10,11 @@
  * Waits are poll() on a socket or a condition variable with a deadline;
  * nothing sleeps to synchronise.
  */
-#include "endpoint_codec.h"
-#include "error.h"
-#include "log.h"
-#include "metrics.h"
-#include "ops_server.h"
+#include "proto/endpoint_codec.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "base/metrics.h"
+#include "operations/ops_server.h"
 
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>

@@ -3,8 +3,8 @@
  * only among one owner's connected endpoints, by sink class, never back to
  * the source; moves between nodes; node loss; bounds.
  */
-#include "error.h"
-#include "owner_dir.h"
+#include "base/error.h"
+#include "cluster/owner_dir.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>

@@ -3,8 +3,8 @@
  * to or from draining nodes, within the threshold afterwards; the etcd
  * encoding round-trips and refuses malformed values.
  */
-#include "error.h"
-#include "rebalance.h"
+#include "base/error.h"
+#include "coord/rebalance.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * Owner placement (lib/rendezvous.c): balance, order independence, and the
  * minimal movement that makes node joins and failures cheap.
  */
-#include "rendezvous.h"
+#include "coord/rendezvous.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* REST routing: patterns, captures, 404 vs 405, percent-decoding. */
-#include "router.h"
+#include "control/router.h"
 
 #include <CUnit/Basic.h>
 #include <string.h>

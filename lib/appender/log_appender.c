@@ -1,0 +1,838 @@
+/*
+ * log_appender.c - the log appenders of log_appender.h.
+ *
+ * The file appender's invariant: the file ends where the index says the
+ * last stored batch ends, plus the batches of the sync round in progress.
+ * An append writes its lines past the end (under the file's mutex) and
+ * queues the batch; a sync round fsyncs the file, then indexes every
+ * queued batch (batch -> end offset) in one transaction; only then are
+ * those batches acknowledged (group commit: concurrent appends share one
+ * fsync and one commit). If a write, the fsync or the commit fails, the
+ * file is cut back to the durable end and every queued batch fails (the
+ * devices re-send them).
+ *
+ * The file's fsync is the only one per round: the index runs with
+ * synchronous=NORMAL, so after a power loss it may lack its last rows.
+ * Every line names its batch, its index and the batch size, so the next
+ * open re-indexes the complete batches it finds past the index's end and
+ * cuts off the first incomplete one (recover_tail): an acknowledged batch
+ * was fsync'ed whole, so it is never cut; a cut batch was never
+ * acknowledged, so its device re-sends it and it lands once.
+ *
+ * Files are shared per path within the process (a reload builds the new
+ * appender before freeing the old); flock keeps other processes out.
+ */
+#include "appender/log_appender.h"
+
+#include "store/endpoint_store_internal.h"
+#include "base/error.h"
+#include "json/json_merge.h"
+#include "base/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MOD "log_appender"
+#define FILE_NAME_MAX 128
+#define SETTINGS_MAX 4096
+#define RECOVER_MAX ((off_t)256 * 1024 * 1024)
+
+enum { T_STORE, T_FILE };
+
+/* A batch written to the file but not yet fsync'ed and indexed. */
+struct pending {
+	int64_t app_id;
+	char key_hash[KAA_EP_KEY_HASH_MAX + 1];
+	char batch_id[KAA_EP_BATCH_ID_MAX + 1];
+	off_t end;
+	int *result; /* the appender's: set (under mu) when the round ends */
+};
+
+struct shared_file {
+	char *path;
+	int fd;
+	sqlite3 *idx;         /* the sync leader's (outside mu) */
+	sqlite3 *idx_read;    /* lookups, under mu */
+	sqlite3_stmt *find;   /* on idx_read */
+	sqlite3_stmt *insert; /* on idx */
+	pthread_mutex_t mu;   /* guards everything below */
+	pthread_cond_t cv;    /* a sync round ended */
+	off_t end;            /* end of everything written */
+	off_t durable_end;    /* end of what is fsync'ed and indexed */
+	struct pending *pend; /* written, awaiting a sync round */
+	size_t n_pend, cap_pend;
+	bool syncing; /* a leader runs a round */
+	int refs;     /* guarded by files_mu */
+	struct shared_file *next;
+};
+
+static pthread_mutex_t files_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct shared_file *files;
+
+struct kaa__log_appender {
+	int type;
+	int64_t app_id, id;
+	kaa__ep_store *store;
+	struct shared_file *f;
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- the shared file ---------------------------------------------------- */
+
+static int mkdirs(const char *dir)
+{
+	char *d = strdup(dir);
+	int rc = KAA_OK;
+	if (!d)
+		return KAA_ERR_NOMEM;
+	for (char *p = d + 1;; p++) {
+		bool end = *p == '\0';
+		if (*p != '/' && !end)
+			continue;
+		*p = '\0';
+		if (mkdir(d, 0750) != 0 && errno != EEXIST) {
+			KAA_ERROR(MOD, "mkdir_failed dir=\"%s\" errno=%d", d, errno);
+			rc = kaa__err_from_errno(errno);
+			break;
+		}
+		if (end)
+			break;
+		*p = '/';
+	}
+	free(d);
+	return rc;
+}
+
+static int idx_err(sqlite3 *db, const char *what)
+{
+	KAA_ERROR(MOD, "index_error op=%s msg=\"%s\"", what, db ? sqlite3_errmsg(db) : "open");
+	return KAA_ERR_IO;
+}
+
+static void file_close(struct shared_file *f)
+{
+	if (!f)
+		return;
+	sqlite3_finalize(f->find);
+	sqlite3_finalize(f->insert);
+	sqlite3_close(f->idx_read);
+	sqlite3_close(f->idx);
+	if (f->fd >= 0)
+		close(f->fd); /* releases the flock */
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->cv);
+	free(f->pend);
+	free(f->path);
+	free(f);
+}
+
+static int sync_dir(const char *dir)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return kaa__err_from_errno(errno);
+	int rc = fsync(dfd) == 0 ? KAA_OK : kaa__err_from_errno(errno);
+	close(dfd);
+	return rc;
+}
+
+/* Cuts the file back to off (after a failed append or a crash). */
+static int truncate_to(struct shared_file *f, off_t off)
+{
+	if (ftruncate(f->fd, off) != 0 || fsync(f->fd) != 0) {
+		KAA_ERROR(MOD, "truncate_failed path=\"%s\" errno=%d", f->path, errno);
+		return KAA_ERR_IO;
+	}
+	return KAA_OK;
+}
+
+/* The members of one line that recovery needs; false if any is missing. */
+static bool line_fields(yajl_val v, int64_t *app, const char **key, const char **batch,
+			int64_t *idx, int64_t *size)
+{
+	const char *p_app[] = {"app", NULL}, *p_ep[] = {"endpoint", NULL}, *p_b[] = {"batch", NULL},
+		   *p_i[] = {"index", NULL}, *p_n[] = {"batch_size", NULL};
+	yajl_val a = yajl_tree_get(v, p_app, yajl_t_number);
+	yajl_val k = yajl_tree_get(v, p_ep, yajl_t_string);
+	yajl_val b = yajl_tree_get(v, p_b, yajl_t_string);
+	yajl_val i = yajl_tree_get(v, p_i, yajl_t_number);
+	yajl_val n = yajl_tree_get(v, p_n, yajl_t_number);
+	if (!a || !k || !b || !i || !n || !kaa__json_int64(a, app) || !kaa__json_int64(i, idx) ||
+	    !kaa__json_int64(n, size))
+		return false;
+	*key = k->u.string;
+	*batch = b->u.string;
+	return *key && *batch;
+}
+
+/*
+ * The file is longer than the index says: the process died after lines were
+ * written (and perhaps fsync'ed: the index commit does not wait for the
+ * disk) but before their index rows were durable. Complete batches in the
+ * tail are indexed again - they may have been acknowledged; the first
+ * incomplete or unreadable line and everything after it is cut off (never
+ * acknowledged: the fsync covering it had not returned).
+ */
+static int recover_tail(struct shared_file *f, off_t size)
+{
+	int err = KAA_OK;
+	off_t good = f->end, len = size - f->end;
+	char *buf = NULL;
+	int rfd = -1;
+	size_t indexed = 0;
+	int64_t app = 0, want = 0, size_n = 0;
+	char key[KAA_EP_KEY_HASH_MAX + 1] = "", batch[KAA_EP_BATCH_ID_MAX + 1] = "";
+
+	if (len > RECOVER_MAX) {
+		KAA_WARN(MOD, "tail_too_long path=\"%s\" bytes=%lld", f->path, (long long)len);
+		goto cut;
+	}
+	buf = malloc((size_t)len + 1);
+	rfd = open(f->path, O_RDONLY | O_CLOEXEC);
+	if (!buf || rfd < 0 || pread(rfd, buf, (size_t)len, f->end) != (ssize_t)len) {
+		err = buf ? KAA_ERR_IO : KAA_ERR_NOMEM;
+		goto out;
+	}
+	if (sqlite3_exec(f->idx, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		err = idx_err(f->idx, "recover");
+		goto out;
+	}
+	for (off_t at = 0; at < len;) {
+		char *nl = memchr(buf + at, '\n', (size_t)(len - at));
+		if (!nl)
+			break;
+		size_t ll = (size_t)(nl - (buf + at));
+		yajl_val v = NULL;
+		int64_t la, li, ln;
+		const char *lk, *lb;
+		bool ok = kaa__json_parse(buf + at, ll, KAA_EP_LOG_RECORD_MAX + 4096, 80, &v, NULL,
+					  0) == KAA_OK &&
+			  line_fields(v, &la, &lk, &lb, &li, &ln) && ln >= 1 && ln <= 1000 &&
+			  strlen(lk) <= KAA_EP_KEY_HASH_MAX && strlen(lb) <= KAA_EP_BATCH_ID_MAX &&
+			  li == want;
+		/* a batch continues with its own lines only */
+		if (ok && want > 0)
+			ok = la == app && strcmp(lk, key) == 0 && strcmp(lb, batch) == 0 &&
+			     ln == size_n;
+		if (ok && li == 0) {
+			app = la;
+			size_n = ln;
+			snprintf(key, sizeof(key), "%s", lk);
+			snprintf(batch, sizeof(batch), "%s", lb);
+		}
+		yajl_tree_free(v);
+		if (!ok)
+			break;
+		at += (off_t)ll + 1;
+		want = li + 1;
+		if (want < size_n)
+			continue;
+		want = 0; /* a whole batch */
+		sqlite3_reset(f->insert);
+		sqlite3_bind_int64(f->insert, 1, app);
+		sqlite3_bind_text(f->insert, 2, key, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(f->insert, 3, batch, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(f->insert, 4, (int64_t)(f->end + at));
+		int rc = sqlite3_step(f->insert);
+		sqlite3_reset(f->insert);
+		if (rc != SQLITE_DONE && (rc & 0xff) != SQLITE_CONSTRAINT) {
+			err = idx_err(f->idx, "recover_insert");
+			break;
+		}
+		good = f->end + at;
+		indexed++;
+	}
+	if (err == KAA_OK && sqlite3_exec(f->idx, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		err = idx_err(f->idx, "recover_commit");
+	if (err != KAA_OK) {
+		sqlite3_exec(f->idx, "ROLLBACK", NULL, NULL, NULL);
+		goto out;
+	}
+cut:
+	KAA_WARN(MOD,
+		 "unindexed_tail path=\"%s\" size=%lld end=%lld batches_recovered=%zu"
+		 " cut_at=%lld",
+		 f->path, (long long)size, (long long)f->end, indexed, (long long)good);
+	f->end = good;
+	if (good < size)
+		err = truncate_to(f, good);
+out:
+	if (rfd >= 0)
+		close(rfd);
+	free(buf);
+	return err;
+}
+
+static int file_open(const char *dir, const char *path, struct shared_file **out)
+{
+	struct stat st;
+	int err = KAA_OK;
+	char *idx_path = NULL;
+	struct shared_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return KAA_ERR_NOMEM;
+	f->fd = -1;
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	f->path = strdup(path);
+	if (!f->path || asprintf(&idx_path, "%s.idx", path) < 0) {
+		idx_path = NULL;
+		err = KAA_ERR_NOMEM;
+		goto out;
+	}
+	if ((err = mkdirs(dir)) != KAA_OK)
+		goto out;
+	f->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (f->fd < 0) {
+		KAA_ERROR(MOD, "open_failed path=\"%s\" errno=%d", path, errno);
+		err = kaa__err_from_errno(errno);
+		goto out;
+	}
+	if (flock(f->fd, LOCK_EX | LOCK_NB) != 0) {
+		KAA_ERROR(MOD, "file_locked path=\"%s\" errno=%d", path, errno);
+		err = errno == EWOULDBLOCK ? KAA_ERR_EXISTS : kaa__err_from_errno(errno);
+		goto out;
+	}
+	/* rowid order is append order: the last row tells where the file
+	 * must end, even after the file was rotated and restarted at 0 */
+	if (sqlite3_open_v2(idx_path, &f->idx,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK ||
+	    sqlite3_exec(
+		    f->idx,
+		    "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+		    "CREATE TABLE IF NOT EXISTS batches (app_id INTEGER NOT NULL,"
+		    " key_hash TEXT NOT NULL, batch_id TEXT NOT NULL, end_off INTEGER NOT NULL,"
+		    " UNIQUE (app_id, key_hash, batch_id));",
+		    NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(f->idx,
+			       "INSERT INTO batches (app_id, key_hash, batch_id, end_off)"
+			       " VALUES (?1, ?2, ?3, ?4)",
+			       -1, &f->insert, NULL) != SQLITE_OK) {
+		err = idx_err(f->idx, "open");
+		goto out;
+	}
+	if (sqlite3_open_v2(idx_path, &f->idx_read, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(f->idx_read, 5000) != SQLITE_OK ||
+	    sqlite3_prepare_v2(f->idx_read,
+			       "SELECT 1 FROM batches WHERE app_id = ?1 AND key_hash = ?2"
+			       " AND batch_id = ?3",
+			       -1, &f->find, NULL) != SQLITE_OK) {
+		err = idx_err(f->idx_read, "open");
+		goto out;
+	}
+	sqlite3_stmt *mx = NULL;
+	int rc = sqlite3_prepare_v2(
+		f->idx, "SELECT end_off FROM batches ORDER BY rowid DESC LIMIT 1", -1, &mx, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(mx);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		sqlite3_finalize(mx);
+		err = idx_err(f->idx, "last");
+		goto out;
+	}
+	f->end = rc == SQLITE_ROW ? (off_t)sqlite3_column_int64(mx, 0) : 0;
+	sqlite3_finalize(mx);
+	if (fstat(f->fd, &st) != 0) {
+		err = kaa__err_from_errno(errno);
+		goto out;
+	}
+	if (st.st_size > f->end) {
+		err = recover_tail(f, st.st_size);
+	} else if (st.st_size < f->end) {
+		/* rotated or truncated by someone else: continue where it is */
+		KAA_WARN(MOD, "file_shorter_than_index path=\"%s\" size=%lld end=%lld", path,
+			 (long long)st.st_size, (long long)f->end);
+		f->end = st.st_size;
+	}
+	f->durable_end = f->end;
+	if (err == KAA_OK)
+		err = sync_dir(dir);
+out:
+	free(idx_path);
+	if (err != KAA_OK) {
+		file_close(f);
+		f = NULL;
+	}
+	*out = f;
+	return err;
+}
+
+static int file_get(const char *dir, const char *path, struct shared_file **out)
+{
+	int err = KAA_OK;
+	pthread_mutex_lock(&files_mu);
+	struct shared_file *f;
+	for (f = files; f; f = f->next)
+		if (strcmp(f->path, path) == 0)
+			break;
+	if (!f) {
+		err = file_open(dir, path, &f);
+		if (err == KAA_OK) {
+			f->next = files;
+			files = f;
+		}
+	}
+	if (f)
+		f->refs++;
+	pthread_mutex_unlock(&files_mu);
+	*out = f;
+	return err;
+}
+
+static void file_put(struct shared_file *f)
+{
+	if (!f)
+		return;
+	pthread_mutex_lock(&files_mu);
+	bool last = --f->refs == 0;
+	if (last)
+		for (struct shared_file **p = &files; *p; p = &(*p)->next)
+			if (*p == f) {
+				*p = f->next;
+				break;
+			}
+	pthread_mutex_unlock(&files_mu);
+	if (last)
+		file_close(f);
+}
+
+/* ---- lines ------------------------------------------------------------------ */
+
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+static int buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p)
+			return KAA_ERR_NOMEM;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	return KAA_OK;
+}
+
+/* batch ids are checked UTF-8 without control characters: only '"' and
+ * '\\' need escaping */
+static int buf_json_str(struct buf *b, const char *s)
+{
+	int err = buf_add(b, "\"", 1);
+	for (; *s && err == KAA_OK; s++) {
+		if (*s == '"' || *s == '\\')
+			err = buf_add(b, "\\", 1);
+		if (err == KAA_OK)
+			err = buf_add(b, s, 1);
+	}
+	return err == KAA_OK ? buf_add(b, "\"", 1) : err;
+}
+
+static int build_lines(struct buf *b, int64_t app_id, const char *key_hash, const char *batch_id,
+		       int64_t schema_version, const char *const *records, size_t n,
+		       int64_t received_ms)
+{
+	int err = KAA_OK;
+	char head[128];
+	for (size_t i = 0; i < n && err == KAA_OK; i++) {
+		int hl = snprintf(head, sizeof(head), "{\"app\":%" PRId64 ",\"endpoint\":\"",
+				  app_id);
+		err = buf_add(b, head, (size_t)hl);
+		if (err == KAA_OK)
+			err = buf_add(b, key_hash, strlen(key_hash));
+		if (err == KAA_OK)
+			err = buf_add(b, "\",\"batch\":", 10);
+		if (err == KAA_OK)
+			err = buf_json_str(b, batch_id);
+		hl = snprintf(head, sizeof(head),
+			      ",\"index\":%zu,\"batch_size\":%zu,\"received_ms\":%" PRId64
+			      ",\"schema_version\":%" PRId64 ",\"record\":",
+			      i, n, received_ms, schema_version);
+		if (err == KAA_OK)
+			err = buf_add(b, head, (size_t)hl);
+		if (err == KAA_OK) {
+			/* valid JSON has raw CR/LF only as whitespace between tokens */
+			size_t start = b->len, rl = strlen(records[i]);
+			err = buf_add(b, records[i], rl);
+			for (size_t k = start; err == KAA_OK && k < start + rl; k++)
+				if (b->p[k] == '\n' || b->p[k] == '\r')
+					b->p[k] = ' ';
+		}
+		if (err == KAA_OK)
+			err = buf_add(b, "}\n", 2);
+	}
+	return err;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return kaa__err_from_errno(errno);
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return KAA_OK;
+}
+
+static bool is_pending(struct shared_file *f, int64_t app_id, const char *key_hash,
+		       const char *batch_id)
+{
+	for (size_t i = 0; i < f->n_pend; i++)
+		if (f->pend[i].app_id == app_id && strcmp(f->pend[i].key_hash, key_hash) == 0 &&
+		    strcmp(f->pend[i].batch_id, batch_id) == 0)
+			return true;
+	return false;
+}
+
+/* One sync round, run by one appender (the leader) for everything pending:
+ * fsync the file, index all pending batches in one transaction, and wake
+ * their appenders. Called and returns with mu held; drops it for the I/O,
+ * while others keep writing (their batches wait for the next round). On
+ * failure every pending batch fails and the file is cut back to
+ * durable_end, so it never holds an unindexed batch for long. */
+static void sync_round(struct shared_file *f)
+{
+	size_t n = f->n_pend;
+	off_t end = f->end;
+	struct pending *batch = malloc(n * sizeof(*batch));
+	int err = batch ? KAA_OK : KAA_ERR_NOMEM;
+	if (batch)
+		memcpy(batch, f->pend, n * sizeof(*batch));
+	f->syncing = true;
+	pthread_mutex_unlock(&f->mu);
+
+	if (err == KAA_OK && fsync(f->fd) != 0) {
+		KAA_ERROR(MOD, "fsync_failed path=\"%s\" errno=%d", f->path, errno);
+		err = KAA_ERR_IO;
+	}
+	if (err == KAA_OK && sqlite3_exec(f->idx, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		err = idx_err(f->idx, "begin");
+	for (size_t i = 0; i < n && err == KAA_OK; i++) {
+		sqlite3_reset(f->insert);
+		sqlite3_bind_int64(f->insert, 1, batch[i].app_id);
+		sqlite3_bind_text(f->insert, 2, batch[i].key_hash, -1, SQLITE_STATIC);
+		sqlite3_bind_text(f->insert, 3, batch[i].batch_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(f->insert, 4, (int64_t)batch[i].end);
+		if (sqlite3_step(f->insert) != SQLITE_DONE)
+			err = idx_err(f->idx, "insert");
+		sqlite3_reset(f->insert);
+	}
+	if (err == KAA_OK && sqlite3_exec(f->idx, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		err = idx_err(f->idx, "commit");
+	if (err != KAA_OK && !sqlite3_get_autocommit(f->idx))
+		sqlite3_exec(f->idx, "ROLLBACK", NULL, NULL, NULL);
+
+	pthread_mutex_lock(&f->mu);
+	if (err == KAA_OK) {
+		/* the first n pending entries were this round's */
+		for (size_t i = 0; i < n; i++)
+			*f->pend[i].result = KAA_OK;
+		memmove(f->pend, f->pend + n, (f->n_pend - n) * sizeof(*f->pend));
+		f->n_pend -= n;
+		f->durable_end = end;
+	} else {
+		truncate_to(f, f->durable_end);
+		for (size_t i = 0; i < f->n_pend; i++)
+			*f->pend[i].result = err == KAA_ERR_NOMEM ? err : KAA_ERR_IO;
+		f->n_pend = 0;
+		f->end = f->durable_end;
+	}
+	f->syncing = false;
+	pthread_cond_broadcast(&f->cv);
+	free(batch);
+}
+
+/*
+ * Group commit: an appender writes its lines at the end of the file under
+ * mu and queues the batch; whoever finds no round running leads one for
+ * everything queued; the others wait for the round that covers their
+ * batch. Many appenders thus share one fsync and one index commit.
+ */
+static int file_append(struct shared_file *f, int64_t app_id, const char *key_hash,
+		       const char *batch_id, int64_t schema_version, const char *const *records,
+		       size_t n, int64_t received_ms, bool *duplicate)
+{
+	struct buf b = {0};
+	int result = 1; /* > 0: not decided yet */
+	int err = build_lines(&b, app_id, key_hash, batch_id, schema_version, records, n,
+			      received_ms);
+	if (err != KAA_OK)
+		goto done;
+	pthread_mutex_lock(&f->mu);
+	/* the same batch in flight from another session: wait for its round */
+	while (is_pending(f, app_id, key_hash, batch_id))
+		pthread_cond_wait(&f->cv, &f->mu);
+	sqlite3_reset(f->find);
+	sqlite3_bind_int64(f->find, 1, app_id);
+	sqlite3_bind_text(f->find, 2, key_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_text(f->find, 3, batch_id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(f->find);
+	sqlite3_reset(f->find);
+	if (rc == SQLITE_ROW) {
+		*duplicate = true;
+		goto out;
+	}
+	if (rc != SQLITE_DONE) {
+		err = idx_err(f->idx_read, "find");
+		goto out;
+	}
+	if (f->n_pend == f->cap_pend) {
+		size_t cap = f->cap_pend ? f->cap_pend * 2 : 16;
+		struct pending *p = realloc(f->pend, cap * sizeof(*p));
+		if (!p) {
+			err = KAA_ERR_NOMEM;
+			goto out;
+		}
+		f->pend = p;
+		f->cap_pend = cap;
+	}
+	err = write_all(f->fd, b.p, b.len);
+	if (err != KAA_OK) {
+		KAA_ERROR(MOD, "write_failed path=\"%s\" err=%s", f->path, kaa_strerror(err));
+		err = KAA_ERR_IO;
+		truncate_to(f, f->end); /* earlier pending batches stay whole */
+		goto out;
+	}
+	f->end += (off_t)b.len;
+	struct pending *p = &f->pend[f->n_pend++];
+	p->app_id = app_id;
+	snprintf(p->key_hash, sizeof(p->key_hash), "%s", key_hash);
+	snprintf(p->batch_id, sizeof(p->batch_id), "%s", batch_id);
+	p->end = f->end;
+	p->result = &result;
+	while (result > 0) {
+		if (!f->syncing)
+			sync_round(f);
+		else
+			pthread_cond_wait(&f->cv, &f->mu);
+	}
+	err = result;
+out:
+	pthread_mutex_unlock(&f->mu);
+done:
+	free(b.p);
+	return err;
+}
+
+/* ---- settings and the public functions -------------------------------------- */
+
+static bool file_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > FILE_NAME_MAX || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Parses and checks settings (the rules in log_appender.h) without touching
+ * the node: *root holds the tree *type and *file point into (caller frees).
+ */
+static int settings_parse(const char *json, yajl_val *root, const char **type, const char **file,
+			  char *err, size_t errlen)
+{
+	char jerr[KAA_JSON_ERR_SIZE];
+	*root = NULL;
+	*type = *file = NULL;
+	if (kaa__json_parse(json, strlen(json), SETTINGS_MAX, 8, root, jerr, sizeof(jerr)) !=
+	    KAA_OK) {
+		set_err(err, errlen, "settings: %s", jerr);
+		return KAA_ERR_INVAL;
+	}
+	if (!YAJL_IS_OBJECT(*root)) {
+		set_err(err, errlen, "%s", "settings: must be an object");
+		return KAA_ERR_INVAL;
+	}
+	for (size_t i = 0; i < (*root)->u.object.len; i++) {
+		const char *k = (*root)->u.object.keys[i];
+		yajl_val v = (*root)->u.object.values[i];
+		if (strcmp(k, "type") == 0 && YAJL_IS_STRING(v)) {
+			*type = v->u.string;
+		} else if (strcmp(k, "file") == 0 && YAJL_IS_STRING(v)) {
+			*file = v->u.string;
+		} else {
+			set_err(err, errlen, "settings.%s: unknown member or not a string", k);
+			return KAA_ERR_INVAL;
+		}
+	}
+	if (*type && strcmp(*type, "endpoint-store") == 0) {
+		if (*file) {
+			set_err(err, errlen, "%s", "settings.file: not for type endpoint-store");
+			return KAA_ERR_INVAL;
+		}
+	} else if (*type && strcmp(*type, "file") == 0) {
+		if (*file && !file_name_ok(*file)) {
+			set_err(err, errlen, "%s",
+				"settings.file: 1..128 of [A-Za-z0-9._-], not starting with '.'");
+			return KAA_ERR_INVAL;
+		}
+	} else {
+		set_err(err, errlen, "%s", "settings.type: \"endpoint-store\" or \"file\"");
+		return KAA_ERR_INVAL;
+	}
+	return KAA_OK;
+}
+
+int kaa__log_appender_check(const char *settings_json, char *err, size_t errlen)
+{
+	yajl_val root = NULL;
+	const char *type, *file;
+	set_err(err, errlen, "%s", "");
+	if (!settings_json)
+		return KAA_ERR_INVAL;
+	int rc = settings_parse(settings_json, &root, &type, &file, err, errlen);
+	yajl_tree_free(root);
+	return rc;
+}
+
+int kaa__log_appender_new(int64_t app_id, int64_t id, const char *name, const char *settings_json,
+			  const kaa__log_appender_env *env, kaa__log_appender **out, char *err,
+			  size_t errlen)
+{
+	yajl_val root = NULL;
+	char *dir = NULL, *path = NULL;
+	const char *type = NULL, *file = NULL;
+	char defname[64];
+	int rc = KAA_OK;
+	kaa__log_appender *a = NULL;
+
+	(void)name;
+	set_err(err, errlen, "%s", "");
+	if (!out)
+		return KAA_ERR_INVAL;
+	*out = NULL;
+	if (app_id < 1 || id < 1 || !settings_json || !env) {
+		set_err(err, errlen, "%s", "missing argument");
+		return KAA_ERR_INVAL;
+	}
+	rc = settings_parse(settings_json, &root, &type, &file, err, errlen);
+	if (rc != KAA_OK)
+		goto out;
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		rc = KAA_ERR_NOMEM;
+		goto out;
+	}
+	a->app_id = app_id;
+	a->id = id;
+	if (strcmp(type, "endpoint-store") == 0) {
+		a->type = T_STORE;
+		if (!env->store) {
+			set_err(err, errlen, "%s", "no endpoint store on this node");
+			rc = KAA_ERR_INVAL;
+			goto out;
+		}
+		a->store = env->store;
+	} else {
+		a->type = T_FILE;
+		if (!env->file_dir || !*env->file_dir) {
+			set_err(err, errlen, "%s", "no log file directory on this node");
+			rc = KAA_ERR_INVAL;
+			goto out;
+		}
+		if (!file) {
+			snprintf(defname, sizeof(defname), "appender-%" PRId64 ".jsonl", id);
+			file = defname;
+		}
+		if (asprintf(&dir, "%s/app-%" PRId64, env->file_dir, app_id) < 0 ||
+		    asprintf(&path, "%s/%s", dir, file) < 0) {
+			rc = KAA_ERR_NOMEM;
+			goto out;
+		}
+		rc = file_get(dir, path, &a->f);
+		if (rc != KAA_OK) {
+			set_err(err, errlen, "%s",
+				rc == KAA_ERR_EXISTS
+					? "log file in use by another process"
+					: "cannot open the log file (see the node log)");
+			goto out;
+		}
+	}
+	*out = a;
+	a = NULL;
+out:
+	kaa__log_appender_free(a);
+	free(path);
+	free(dir);
+	yajl_tree_free(root);
+	return rc;
+}
+
+void kaa__log_appender_free(kaa__log_appender *a)
+{
+	if (!a)
+		return;
+	file_put(a->f);
+	free(a);
+}
+
+const char *kaa__log_appender_type(const kaa__log_appender *a)
+{
+	return a && a->type == T_FILE ? "file" : "endpoint-store";
+}
+
+int64_t kaa__log_appender_id(const kaa__log_appender *a)
+{
+	return a ? a->id : 0;
+}
+
+int kaa__log_appender_append(kaa__log_appender *a, int64_t app_id, const char *key_hash,
+			     const char *batch_id, int64_t schema_version,
+			     const char *const *records, size_t n, int64_t received_ms,
+			     bool *duplicate)
+{
+	int err;
+	if (duplicate)
+		*duplicate = false;
+	if (!a || !duplicate || app_id != a->app_id)
+		return KAA_ERR_INVAL;
+	if (a->type == T_STORE)
+		return kaa__ep_logs_append(a->store, app_id, key_hash, batch_id, schema_version,
+					   records, n, received_ms, duplicate);
+	if ((err = kaa__ep_check_key(key_hash)) != KAA_OK ||
+	    (err = kaa__ep_check_batch_id(batch_id)) != KAA_OK ||
+	    (err = kaa__ep_check_records(records, n)) != KAA_OK)
+		return err;
+	return file_append(a->f, app_id, key_hash, batch_id, schema_version, records, n,
+			   received_ms, duplicate);
+}

@@ -1,0 +1,54 @@
+#include "base/alloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void kaa__oom(void)
+{
+	/* No allocation and no stdio here: the heap is what failed. */
+	static const char msg[] = "level=error module=alloc event=out_of_memory\n";
+	ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	(void)w;
+	abort();
+}
+
+void *kaa__xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		kaa__oom();
+	return p;
+}
+
+void *kaa__xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		kaa__oom();
+	return p;
+}
+
+void *kaa__xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		kaa__oom();
+	return q;
+}
+
+char *kaa__xstrdup(const char *s)
+{
+	char *p = strdup(s);
+	if (!p)
+		kaa__oom();
+	return p;
+}
+
+char *kaa__xstrndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+	if (!p)
+		kaa__oom();
+	return p;
+}
