@@ -55,7 +55,7 @@ LAYER_DEPS_http := base
 LAYER_DEPS_auth := base json
 # The device SDK sees the device-frame codec, the error enum and the
 # generated device protocol, nothing else of lib/ (never gRPC or server code).
-SDK_LIB_HEADERS := proto/endpoint_codec.h base/error.h
+SDK_LIB_HEADERS := proto/endpoint_codec.h base/error.h base/clock.h base/base64.h
 INC := $(BUILD)/inc
 INC_STAMP := $(INC)/.stamp
 
@@ -92,7 +92,8 @@ LIBKAA_OPERATOR := $(BUILD)/lib/libkaaoperator.a
 # (the same objects libkaacore holds; a device never links server code).
 SDK_SRC := $(wildcard sdk/src/*.c)
 SDK_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(SDK_SRC)) \
-	$(BUILD)/obj/lib/proto/endpoint_codec.o $(BUILD)/obj/lib/base/error.o $(BUILD)/obj/gen/endpoint.pb-c.o
+	$(BUILD)/obj/lib/proto/endpoint_codec.o $(BUILD)/obj/lib/base/error.o \
+	$(BUILD)/obj/lib/base/clock.o $(BUILD)/obj/lib/base/base64.o $(BUILD)/obj/gen/endpoint.pb-c.o
 LIBKAA_SDK := $(BUILD)/lib/libkaa.a
 DEVICE_SRC := $(wildcard sdk/device/*.c)
 DEVICE_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(DEVICE_SRC))
@@ -206,32 +207,32 @@ $(BUILD)/sdk-examples/%: $(BUILD)/obj/sdk/examples/%.o $(LIBKAA_SDK)
 
 TEST_SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SUPPORT))
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_NODE) $(LIBKAA_CORE)
+$(UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_NODE) $(LIBKAA_CORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUNIT_LIBS) -lm
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_CORE)
+$(INTEG_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_CORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUNIT_LIBS) -lm
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/sdk/%.o $(LIBKAA_SDK)
+$(SDK_TEST_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/sdk/%.o $(LIBKAA_SDK)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DEVICE_LIBS) $(CUNIT_LIBS) -lm
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/operator/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_OPERATOR) $(LIBKAA_CORE)
+$(OPERATOR_TEST_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/operator/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_OPERATOR) $(LIBKAA_CORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUNIT_LIBS) -lm
 
-$(BUILD)/tests/k8s/%: $(BUILD)/obj/tests/k8s/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_OPERATOR) $(LIBKAA_CORE)
+$(K8S_TEST_BINS): $(BUILD)/tests/k8s/%: $(BUILD)/obj/tests/k8s/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_OPERATOR) $(LIBKAA_CORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUNIT_LIBS) -lm
 
-$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBKAA_NODE) $(LIBKAA_CORE)
+$(BENCH_BINS): $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBKAA_NODE) $(LIBKAA_CORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm

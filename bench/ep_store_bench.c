@@ -12,7 +12,7 @@
  * Usage: ep_store_bench --dir DIR [--mongo URL] [--seconds S] [--threads N]
  *        [--records R]
  */
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "store/endpoint_store.h"
 #include "base/error.h"
 #include "appender/log_appender.h"

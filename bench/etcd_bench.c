@@ -6,7 +6,7 @@
  * Prints one table with the ratio ours/gateway for each figure.
  * Usage: etcd_bench --etcd URL [--seconds S] [--threads N] [--samples M]
  */
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "coord/coord.h"
 #include "base/error.h"
 

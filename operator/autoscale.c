@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "coord/node_record.h"
+#include "coord/keys.h"
 
 static void normalise(const kaa__autoscale_input *in, int64_t *total, int32_t *min, int32_t *max,
 		      int32_t *target)
@@ -73,8 +74,7 @@ int kaa__autoscale_read(kaa__coord *c, const char *cluster, kaa__autoscale_node 
 	*nodes = NULL;
 	*n = 0;
 	*total = 0;
-	if (!c || !cluster || !cluster[0] ||
-	    (size_t)snprintf(prefix, sizeof(prefix), "/kaa/%s/nodes/", cluster) >= sizeof(prefix))
+	if (!c || !cluster || !cluster[0] || kaa__key_nodes(prefix, sizeof(prefix), cluster) < 0)
 		return KAA_ERR_INVAL;
 	rc = kaa__coord_range(c, prefix, true, &l);
 	if (rc != KAA_OK)

@@ -34,9 +34,10 @@
 #include <yajl/yajl_gen.h>
 
 #include "autoscale.h"
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "cluster_status.h"
 #include "coord/coord.h"
+#include "coord/keys.h"
 #include "desired.h"
 #include "base/error.h"
 #include "json/json_merge.h"
@@ -305,7 +306,7 @@ static int finalize(kaa__controller *c, const char *key, yajl_val kc, const kaa_
 	int rc, attempts;
 	cstate *s;
 
-	snprintf(prefix, sizeof(prefix), "/kaa/%s/", d->cluster);
+	kaa__key_cluster(prefix, sizeof(prefix), d->cluster);
 	rc = coord_open(d->etcd, &co);
 	if (rc == KAA_OK)
 		rc = kaa__coord_delete(co, prefix, true, &deleted);
@@ -540,7 +541,7 @@ static int read_etcd(const kaa__desired *d, int64_t *devices, char *leader, size
 	free(nodes);
 	if (rc != KAA_OK)
 		goto out;
-	snprintf(key, sizeof(key), "/kaa/%s/control/leader", d->cluster);
+	kaa__key_leader(key, sizeof(key), d->cluster);
 	rc = kaa__coord_get(co, key, &kv, NULL);
 	if (rc == KAA_OK) {
 		const char *v = kv.value;
@@ -867,7 +868,7 @@ static void drain_housekeeping(kaa__coord *co, const scale_job *j, const kaa__au
 	char prefix[128];
 	size_t plen;
 
-	plen = (size_t)snprintf(prefix, sizeof(prefix), "/kaa/%s/drain/", j->cluster);
+	plen = (size_t)kaa__key_drains(prefix, sizeof(prefix), j->cluster);
 	if (kaa__coord_range(co, prefix, true, &l) != KAA_OK)
 		return;
 	for (size_t i = 0; i < l.n; i++) {
@@ -938,7 +939,7 @@ static void scale_one(kaa__controller *c, scale_job *j)
 			/* the load came back: keep every pod, let the nodes admit again */
 			for (size_t i = 0; i < n_ids; i++) {
 				char key[512];
-				snprintf(key, sizeof(key), "/kaa/%s/drain/%s", j->cluster, ids[i]);
+				kaa__key_drain(key, sizeof(key), j->cluster, ids[i]);
 				(void)kaa__coord_delete(co, key, false, NULL);
 			}
 			snprintf(note, sizeof(note),
@@ -1023,7 +1024,7 @@ static void scale_one(kaa__controller *c, scale_job *j)
 		for (size_t i = 0; i < got; i++) {
 			char key[512], val[64];
 			snprintf(ids[i], sizeof(ids[i]), "%s", nodes[pick[i]].id);
-			snprintf(key, sizeof(key), "/kaa/%s/drain/%s", j->cluster, ids[i]);
+			kaa__key_drain(key, sizeof(key), j->cluster, ids[i]);
 			snprintf(val, sizeof(val), "{\"deadline_ms\":%lld}", (long long)deadline);
 			if (kaa__coord_put(co, key, val, strlen(val), 0, NULL) != KAA_OK)
 				KAA_WARN(MOD, "drain request failed cluster=%s node=%s", j->key,

@@ -14,7 +14,7 @@
  */
 #include "kube_internal.h"
 
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 

@@ -11,6 +11,7 @@
  */
 #include "kube_internal.h"
 
+#include "base/base64.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -96,51 +97,20 @@ out:
 	return rc;
 }
 
-static int b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
 /* Standard base64 (padding optional, whitespace skipped) into a new
  * NUL-terminated string. KAA_ERR_INVAL on other characters. */
 static int b64_decode(const char *in, char **out)
 {
 	size_t n = strlen(in);
 	char *o = malloc(n / 4 * 3 + 4);
-	size_t k = 0;
-	uint32_t acc = 0;
-	int bits = 0;
 
 	*out = NULL;
 	if (!o)
 		return KAA_ERR_NOMEM;
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)in[i];
-		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
-			continue;
-		if (c == '=')
-			break;
-		int v = b64val(c);
-		if (v < 0) {
-			free(o);
-			return KAA_ERR_INVAL;
-		}
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			o[k++] = (char)(acc >> bits & 0xff);
-		}
+	long k = kaa__b64_decode(in, n, o, n / 4 * 3 + 3, KAA__B64_LENIENT);
+	if (k < 0) {
+		free(o);
+		return KAA_ERR_INVAL;
 	}
 	o[k] = '\0';
 	*out = o;

@@ -23,7 +23,7 @@
 #include "kube_client.h"
 #include "op_flags.h"
 
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "http/http_server.h"
 #include "base/log.h"

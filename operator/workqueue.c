@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 
 typedef struct wq_entry {

@@ -1,4 +1,5 @@
 #include "auth/auth.h"
+#include "base/base64.h"
 
 #include "base/error.h"
 
@@ -59,18 +60,9 @@ bool kaa__role_allows(kaa__role r, kaa__action a, kaa__resource res)
 	return a == KAA_ACT_READ ? p >= 1 : p >= 2;
 }
 
-static void b64url(const unsigned char *in, size_t n, char *out)
+static void b64url(const unsigned char *in, size_t n, char *out, size_t cap)
 {
-	size_t w = (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-	for (size_t i = 0; i < w; i++) {
-		if (out[i] == '+')
-			out[i] = '-';
-		else if (out[i] == '/')
-			out[i] = '_';
-	}
-	while (w > 0 && out[w - 1] == '=')
-		w--;
-	out[w] = '\0';
+	kaa__b64_encode(in, n, out, cap, KAA__B64_URL);
 }
 
 int kaa__password_hash(const char *password, unsigned iterations, char **out)
@@ -88,8 +80,8 @@ int kaa__password_hash(const char *password, unsigned iterations, char **out)
 	    PKCS5_PBKDF2_HMAC(password, (int)plen, salt, sizeof(salt), (int)iterations,
 			      EVP_sha256(), sizeof(key), key) != 1)
 		return KAA_ERR_INTERNAL;
-	b64url(salt, sizeof(salt), salt_b64);
-	b64url(key, sizeof(key), key_b64);
+	b64url(salt, sizeof(salt), salt_b64, sizeof(salt_b64));
+	b64url(key, sizeof(key), key_b64, sizeof(key_b64));
 	if (asprintf(out, "pbkdf2-sha256$%u$%s$%s", iterations, salt_b64, key_b64) < 0) {
 		*out = NULL;
 		return KAA_ERR_NOMEM;
@@ -100,24 +92,7 @@ int kaa__password_hash(const char *password, unsigned iterations, char **out)
 /* Decodes base64url without padding into out; returns the length or -1. */
 static int b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap)
 {
-	char buf[128];
-	unsigned char tmp[128];
-	size_t m = n;
-	if (n == 0 || n + 3 >= sizeof(buf))
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		buf[i] = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
-	while (m % 4)
-		buf[m++] = '=';
-	buf[m] = '\0';
-	int w = EVP_DecodeBlock(tmp, (const unsigned char *)buf, (int)m);
-	if (w < 0)
-		return -1;
-	w -= (int)(m - n); /* padding bytes decode as zeros */
-	if (w < 0 || (size_t)w > cap)
-		return -1;
-	memcpy(out, tmp, (size_t)w);
-	return w;
+	return n == 0 ? -1 : (int)kaa__b64_decode(in, n, out, cap, KAA__B64_URL);
 }
 
 bool kaa__password_verify(const char *password, const char *stored)
@@ -156,7 +131,7 @@ int kaa__token_new(char *buf, size_t len)
 		return KAA_ERR_INVAL;
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return KAA_ERR_INTERNAL;
-	b64url(raw, sizeof(raw), enc);
+	b64url(raw, sizeof(raw), enc, sizeof(enc));
 	snprintf(buf, len, "kaa_%s", enc);
 	return KAA_OK;
 }

@@ -1,5 +1,6 @@
 #include "auth/jwt.h"
 
+#include "base/base64.h"
 #include "json/json_merge.h"
 
 #include <openssl/crypto.h>
@@ -8,42 +9,14 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
-static int b64url_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '-' ? 62 : c == '_' ? 63 : -1;
-}
-
 /* Decodes base64url without padding; returns the decoded length or -1 on
  * a character outside the alphabet, a length that cannot occur, or
  * non-zero trailing bits (so every token has exactly one encoding). */
 static long b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap)
 {
-	if (n % 4 == 1 || (n / 4) * 3 + 2 > cap)
+	if (memchr(in, '=', n)) /* JWS parts are never padded */
 		return -1;
-	size_t o = 0;
-	uint32_t acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < n; i++) {
-		int v = b64url_value((unsigned char)in[i]);
-		if (v < 0)
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	if (acc != 0)
-		return -1;
-	return (long)o;
+	return kaa__b64_decode(in, n, out, cap, KAA__B64_URL);
 }
 
 /* Parses a base64url JSON object part; NULL when malformed. */

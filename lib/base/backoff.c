@@ -1,21 +1,9 @@
 #include "base/backoff.h"
 
+#include "base/clock.h"
+
 #include <time.h>
 #include <unistd.h>
-
-int64_t kaa__now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t kaa__wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void kaa__backoff_init(kaa__backoff *b, int64_t initial_ms, int64_t max_ms)
 {
@@ -59,20 +47,4 @@ int64_t kaa__backoff_next(kaa__backoff *b)
 void kaa__backoff_reset(kaa__backoff *b)
 {
 	b->current_ms = b->initial_ms;
-}
-
-int kaa__sleep_ms_unless(int64_t ms, const volatile int *stop)
-{
-	int64_t end = kaa__now_ms() + ms;
-	for (;;) {
-		if (stop && *stop)
-			return 1;
-		int64_t left = end - kaa__now_ms();
-		if (left <= 0)
-			return 0;
-		if (left > 50)
-			left = 50;
-		struct timespec ts = {.tv_sec = 0, .tv_nsec = left * 1000000};
-		nanosleep(&ts, NULL);
-	}
 }

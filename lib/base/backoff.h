@@ -1,5 +1,5 @@
 /*
- * backoff.h - jittered exponential backoff and monotonic time helpers.
+ * backoff.h - jittered exponential backoff (the clock is base/clock.h).
  * A kaa__backoff is owned by one thread; no locking.
  */
 #ifndef KAA_BACKOFF_H
@@ -22,13 +22,5 @@ void kaa__backoff_init(kaa__backoff *b, int64_t initial_ms, int64_t max_ms);
 int64_t kaa__backoff_next(kaa__backoff *b);
 /* Back to initial_ms after a success. */
 void kaa__backoff_reset(kaa__backoff *b);
-
-/* Milliseconds on the monotonic clock. */
-int64_t kaa__now_ms(void);
-/* Milliseconds since the Unix epoch. */
-int64_t kaa__wall_ms(void);
-/* Sleeps up to ms, returning early (1) if *stop becomes non-zero; checks
- * every 50 ms. Returns 0 when the full time elapsed. */
-int kaa__sleep_ms_unless(int64_t ms, const volatile int *stop);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "coord/coord.h"
 #include "base/backoff.h"
+#include "base/clock.h"
 
 #include <stdatomic.h>
 

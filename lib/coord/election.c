@@ -1,6 +1,7 @@
 #include "coord/election.h"
 
 #include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "coord/lease_keeper.h"
 #include "base/log.h"

@@ -1,6 +1,6 @@
 #include "coord/lease_keeper.h"
 
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 

@@ -1,7 +1,10 @@
 #include "base/alloc.h"
 #include "coord/registry.h"
 
+#include "coord/keys.h"
+
 #include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "coord/lease_keeper.h"
 #include "base/log.h"
@@ -300,8 +303,12 @@ int kaa__registry_new(kaa__coord *c, const char *cluster, const kaa__node_record
 	r->ttl_s = ttl_s;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cond, NULL);
-	if (asprintf(&r->prefix, "/kaa/%s/nodes/", cluster) < 0 ||
-	    asprintf(&r->key, "%s%s", r->prefix, self->id) < 0) {
+	char prefix[KAA__KEY_MAX];
+	if (kaa__key_nodes(prefix, sizeof(prefix), cluster) < 0) {
+		rc = KAA_ERR_INVAL;
+		goto fail;
+	}
+	if (!(r->prefix = strdup(prefix)) || asprintf(&r->key, "%s%s", r->prefix, self->id) < 0) {
 		rc = KAA_ERR_NOMEM;
 		goto fail;
 	}

@@ -1,7 +1,7 @@
 #include "base/alloc.h"
 #include "http/http_server.h"
 
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 

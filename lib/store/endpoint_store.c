@@ -16,7 +16,7 @@
  */
 #include "store/endpoint_store.h"
 
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "proto/endpoint_codec.h"
 #include "store/endpoint_store_internal.h"
 #include "base/error.h"

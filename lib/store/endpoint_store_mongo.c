@@ -39,7 +39,7 @@
  * socketTimeoutMS 10000 unless the URL sets them; write concern w=1, j=true
  * unless the URL sets one.
  */
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "store/endpoint_store_internal.h"
 #include "base/error.h"
 #include "base/log.h"

@@ -21,7 +21,7 @@
  * file and an upgraded one end with the same schema.
  */
 #include "store/sqlite_err.h"
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "store/endpoint_store_internal.h"
 #include "base/error.h"
 #include "base/log.h"

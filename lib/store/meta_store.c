@@ -12,7 +12,7 @@
  */
 #include "store/meta_store.h"
 
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 

@@ -13,7 +13,7 @@
 #include "store/sqlite_err.h"
 #include "store/meta_store.h"
 
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 

@@ -133,7 +133,7 @@ static int connect_deadline(const char *host, uint16_t port, int64_t deadline)
 			break;
 		if (errno == EINPROGRESS) {
 			struct pollfd pf = {.fd = fd, .events = POLLOUT};
-			int64_t left = deadline - kaa__sdk_now_ms();
+			int64_t left = deadline - kaa__now_ms();
 			int err = 0;
 			socklen_t el = sizeof(err);
 			if (left > 0 && poll(&pf, 1, (int)left) == 1 &&
@@ -190,7 +190,7 @@ int kaa__sdk_bootstrap_fetch(const char *hostport, const char *app_token, int ti
 	char *buf = NULL;
 	size_t got = 0;
 	uint16_t port;
-	int64_t deadline = kaa__sdk_now_ms() + timeout_ms;
+	int64_t deadline = kaa__now_ms() + timeout_ms;
 	int fd, rc, reqlen;
 
 	*n = 0;
@@ -211,7 +211,7 @@ int kaa__sdk_bootstrap_fetch(const char *hostport, const char *app_token, int ti
 		ssize_t w = send(fd, req + off, (size_t)(reqlen - off), MSG_NOSIGNAL);
 		if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
 			struct pollfd pf = {.fd = fd, .events = POLLOUT};
-			int64_t left = deadline - kaa__sdk_now_ms();
+			int64_t left = deadline - kaa__now_ms();
 			if (left <= 0 || poll(&pf, 1, (int)left) <= 0) {
 				rc = KAA_ERR_TIMEOUT;
 				goto out;
@@ -231,7 +231,7 @@ int kaa__sdk_bootstrap_fetch(const char *hostport, const char *app_token, int ti
 	}
 	for (;;) {
 		struct pollfd pf = {.fd = fd, .events = POLLIN};
-		int64_t left = deadline - kaa__sdk_now_ms();
+		int64_t left = deadline - kaa__now_ms();
 		if (left <= 0 || poll(&pf, 1, (int)left) <= 0) {
 			rc = KAA_ERR_TIMEOUT;
 			goto out;

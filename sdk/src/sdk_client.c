@@ -311,7 +311,7 @@ static void save_state(kaa_client *c)
 
 static void schedule_retry(kaa_client *c, uint32_t delay_ms)
 {
-	c->next_attempt_ms = kaa__sdk_now_ms() + delay_ms;
+	c->next_attempt_ms = kaa__now_ms() + delay_ms;
 	set_state(c, c->stopped_for_good ? KAA_STATE_STOPPED : KAA_STATE_WAITING);
 }
 
@@ -407,7 +407,7 @@ static int bootstrap(kaa_client *c)
 	kaa_runtime *rt = c->rt;
 	char key[2048];
 	int rc = KAA_ERR_UNAVAILABLE;
-	int64_t now = kaa__sdk_now_ms();
+	int64_t now = kaa__now_ms();
 
 	snprintf(key, sizeof(key), "%s|%s", c->token, c->boot[0]);
 	if (rt->boot_key && strcmp(rt->boot_key, key) == 0 && now - rt->boot_at < BOOT_CACHE_MS &&
@@ -435,7 +435,7 @@ static int bootstrap(kaa_client *c)
 			rt->boot_key = strdup(key);
 			memcpy(rt->boot_nodes, c->nodes, n * sizeof(c->nodes[0]));
 			rt->boot_n = n;
-			rt->boot_at = kaa__sdk_now_ms();
+			rt->boot_at = kaa__now_ms();
 			rt->boot_fail_at = 0;
 			return KAA_OK;
 		}
@@ -445,7 +445,7 @@ static int bootstrap(kaa_client *c)
 	free(rt->boot_key);
 	rt->boot_key = strdup(key);
 	rt->boot_n = 0;
-	rt->boot_fail_at = kaa__sdk_now_ms();
+	rt->boot_fail_at = kaa__now_ms();
 	rt->boot_fail_rc = rc;
 	return rc;
 }
@@ -494,7 +494,7 @@ static void attempt(kaa_client *c)
 		}
 	}
 	c->hello_acked = false;
-	c->conn_started_ms = kaa__sdk_now_ms();
+	c->conn_started_ms = kaa__now_ms();
 	set_state(c, KAA_STATE_CONNECTING);
 	/* the CONNECTION_ERROR callback may run inside this call */
 	c->wsi = (struct lws *)1;
@@ -702,7 +702,7 @@ static void on_delivery(kaa_client *c, const Kaa__Endpoint__V1__LogDeliveryStatu
 	}
 	if (s->retryable) {
 		/* storage unavailable: re-send every open batch a bit later */
-		c->log_hold_until_ms = kaa__sdk_now_ms() + 1000;
+		c->log_hold_until_ms = kaa__now_ms() + 1000;
 		c->batches_sent = 0;
 		report(c, KAA_ERR_UNAVAILABLE, (int)s->code, "log batch %llu not stored: %s",
 		       (unsigned long long)s->batch_id, s->reason);
@@ -735,7 +735,7 @@ static void on_error_frame(kaa_client *c, const Kaa__Endpoint__V1__Error *e, uin
 	} else if (code == KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_RATE_LIMITED ||
 		   code == KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_OVERLOADED) {
 		c->log_hold_until_ms =
-			kaa__sdk_now_ms() + (e->retry_after_ms ? e->retry_after_ms : 1000);
+			kaa__now_ms() + (e->retry_after_ms ? e->retry_after_ms : 1000);
 		c->batches_sent = 0;
 	}
 	if (e->fatal)
@@ -766,7 +766,7 @@ static void on_redirect(kaa_client *c, const Kaa__Endpoint__V1__Redirect *r)
 	c->cur = SIZE_MAX;
 	c->redirected = true;
 	uint32_t wait = r->retry_after_ms;
-	c->next_attempt_ms = kaa__sdk_now_ms() + wait + kaa__sdk_rand_below(&c->rng, wait / 4 + 50);
+	c->next_attempt_ms = kaa__now_ms() + wait + kaa__sdk_rand_below(&c->rng, wait / 4 + 50);
 	c->close_now = true;
 }
 
@@ -896,7 +896,7 @@ static void event_result(kaa_client *c, uint64_t seq, int err, int code, const c
 static void pump_events(kaa_client *c)
 {
 	kaa__ob_event *e;
-	int64_t now = kaa__sdk_now_ms();
+	int64_t now = kaa__now_ms();
 
 	if (kaa__outbox_stale(&c->outbox, now - EVENT_RESEND_MS))
 		kaa__outbox_unsend_from(&c->outbox, 0);
@@ -926,7 +926,7 @@ static void pump_events(kaa_client *c)
 /* Sends what waits in the outbox and the owner requests (online only). */
 static void pump_out(kaa_client *c)
 {
-	if (!c->hello_acked || !c->wsi || kaa__sdk_now_ms() < c->event_hold_until_ms)
+	if (!c->hello_acked || !c->wsi || kaa__now_ms() < c->event_hold_until_ms)
 		return;
 	pump_owner_reqs(c);
 	pump_events(c);
@@ -1049,7 +1049,7 @@ static void event_or_owner_error(kaa_client *c, const Kaa__Endpoint__V1__Error *
 			/* this one and the ones sent after it go again, in order */
 			kaa__outbox_unsend_from(&c->outbox, (size_t)i);
 			c->event_hold_until_ms =
-				kaa__sdk_now_ms() + (e->retry_after_ms ? e->retry_after_ms : 1000);
+				kaa__now_ms() + (e->retry_after_ms ? e->retry_after_ms : 1000);
 			return;
 		}
 		uint64_t seq = c->outbox.v[i].seq;
@@ -1061,7 +1061,7 @@ static void event_or_owner_error(kaa_client *c, const Kaa__Endpoint__V1__Error *
 		if (retry_later_code(code)) {
 			o->req = 0;
 			c->event_hold_until_ms =
-				kaa__sdk_now_ms() + (e->retry_after_ms ? e->retry_after_ms : 1000);
+				kaa__now_ms() + (e->retry_after_ms ? e->retry_after_ms : 1000);
 			return;
 		}
 		oreq_fail(c, o, code, e->message);
@@ -1294,7 +1294,7 @@ static void detach(kaa_client *c)
 
 static void run_sweep(kaa_runtime *rt)
 {
-	int64_t now = kaa__sdk_now_ms();
+	int64_t now = kaa__now_ms();
 
 	pthread_mutex_lock(&rt->lock);
 	rt->stalled = rt->last_sweep_ms && now - rt->last_sweep_ms > STALL_MS;
@@ -1363,7 +1363,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	switch (reason) {
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		c->wsi = wsi;
-		c->last_tx_ms = c->last_rx_ms = kaa__sdk_now_ms();
+		c->last_tx_ms = c->last_rx_ms = kaa__now_ms();
 		send_hello(c);
 		break;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -1385,7 +1385,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		break;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
 		/* any byte from the server proves it alive, not only a Pong */
-		c->last_rx_ms = kaa__sdk_now_ms();
+		c->last_rx_ms = kaa__now_ms();
 		c->ka_ping_ms = 0;
 		if (c->rx_overflow || c->rxlen + len > RX_MAX || !rx_reserve(c, c->rxlen + len)) {
 			c->rx_overflow = true;
@@ -1421,7 +1421,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 				ret = -1;
 				break;
 			}
-			c->last_tx_ms = kaa__sdk_now_ms();
+			c->last_tx_ms = kaa__now_ms();
 			if (c->sq_head)
 				lws_callback_on_writable(wsi);
 		}

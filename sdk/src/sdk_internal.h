@@ -7,6 +7,8 @@
 #ifndef KAA_SDK_INTERNAL_H
 #define KAA_SDK_INTERNAL_H
 
+#include "base/clock.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -59,7 +61,6 @@ int kaa__sj_hash_text(const char *s, size_t len, char hex[65]);
 uint32_t kaa__sdk_crc32(const void *data, size_t len);
 /* 64 random bits from the kernel (getrandom), falling back to a clock mix. */
 uint64_t kaa__sdk_random64(void);
-int64_t kaa__sdk_now_ms(void);
 
 /* Jittered exponential backoff ("equal jitter": uniform in [base/2, base],
  * base doubles up to max). Owned by one thread. */

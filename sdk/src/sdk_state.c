@@ -1,6 +1,7 @@
 /* The endpoint's key pair and state files in its state directory. */
 #include "sdk_internal.h"
 
+#include "base/base64.h"
 #include "base/error.h"
 
 #include <errno.h>
@@ -184,24 +185,12 @@ int kaa__sdk_state_take_event_seq(const char *dir, kaa__sdk_state *st, bool dura
 
 int kaa__sdk_new_access_token(char out[44])
 {
-	static const char b64[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	unsigned char r[33] = {0};
-	size_t o = 0;
+	unsigned char r[32];
 
 	out[0] = '\0';
-	if (RAND_bytes(r, 32) != 1)
+	if (RAND_bytes(r, sizeof(r)) != 1)
 		return KAA_ERR_INTERNAL;
-	/* 32 bytes = 10 groups of 3 plus 2: 40 + 3 characters */
-	for (size_t i = 0; i < 33; i += 3) {
-		uint32_t v = (uint32_t)r[i] << 16 | (uint32_t)r[i + 1] << 8 | r[i + 2];
-		out[o++] = b64[(v >> 18) & 63];
-		out[o++] = b64[(v >> 12) & 63];
-		out[o++] = b64[(v >> 6) & 63];
-		if (i + 3 <= 32)
-			out[o++] = b64[v & 63];
-	}
-	out[o] = '\0';
+	kaa__b64_encode(r, sizeof(r), out, 44, KAA__B64_URL); /* 43 characters */
 	OPENSSL_cleanse(r, sizeof(r));
 	return KAA_OK;
 }

@@ -28,13 +28,6 @@ uint32_t kaa__sdk_crc32(const void *data, size_t len)
 	return c ^ 0xFFFFFFFFu;
 }
 
-int64_t kaa__sdk_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 uint64_t kaa__sdk_random64(void)
 {
 	uint64_t v = 0;

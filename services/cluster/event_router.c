@@ -18,6 +18,7 @@
 #include "cluster/event_router.h"
 
 #include "base/alloc.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "cluster/internode.h"
 #include "base/log.h"
@@ -42,13 +43,6 @@
 #define DELIVER_CHUNK 256
 
 /* ---- small helpers ---------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool id_ok(const char *s)
 {
@@ -315,7 +309,7 @@ static const char *home_of(const kaa__router *r, int64_t app_id, const char *own
 
 static bool settling(const kaa__router *r)
 {
-	return r->settle_pending && now_ms() < r->settle_until;
+	return r->settle_pending && kaa__now_ms() < r->settle_until;
 }
 
 /* ---- worker: reliable frames ----------------------------------------------------------- */
@@ -386,7 +380,7 @@ static void pend_send(kaa__router *r, const char *node, enum pend_kind kind,
 	p->len = kaa__cluster__v1__internode_frame__get_packed_size(f);
 	p->buf = kaa__xmalloc(p->len);
 	kaa__cluster__v1__internode_frame__pack(f, p->buf);
-	int64_t now = now_ms();
+	int64_t now = kaa__now_ms();
 	p->next_send_ms = now + RESEND_AFTER_MS;
 	p->expire_ms = now + PEND_TIMEOUT_MS;
 	size_t b = p->seq % NB;
@@ -615,7 +609,7 @@ static void query_send(kaa__router *r, query *q, const char *home)
 		free(q->sent_to);
 		q->sent_to = kaa__xstrdup(home);
 	}
-	q->next_send_ms = now_ms() + (q->next_send_ms ? RESEND_EVERY_MS : RESEND_AFTER_MS);
+	q->next_send_ms = kaa__now_ms() + (q->next_send_ms ? RESEND_EVERY_MS : RESEND_AFTER_MS);
 }
 
 /* Answers q here (home), defers it (settle window), asks the home, or drops
@@ -714,7 +708,7 @@ static void ring_apply(kaa__router *r, item *it)
 				 old[i].id, gone);
 		}
 		/* before re-routing below, which must wait for it too */
-		r->settle_until = now_ms() + KAA_ROUTER_SETTLE_MS;
+		r->settle_until = kaa__now_ms() + KAA_ROUTER_SETTLE_MS;
 		r->settle_pending = true;
 		/* frames waiting for nodes that left */
 		for (size_t b = 0; b < NB; b++)
@@ -812,7 +806,7 @@ static void do_route(kaa__router *r, item *it)
 	memset(&it->ev, 0, sizeof(it->ev));
 	j->local = true;
 	j->token = it->token;
-	j->deadline_ms = now_ms() + KAA_ROUTER_ROUTE_TIMEOUT_MS;
+	j->deadline_ms = kaa__now_ms() + KAA_ROUTER_ROUTE_TIMEOUT_MS;
 	job_link(r, j);
 	job_step(r, j);
 }
@@ -831,7 +825,7 @@ static void do_listeners(kaa__router *r, item *it)
 	it->owner = it->ekh = NULL;
 	it->list = NULL;
 	it->n_list = 0;
-	q->deadline_ms = now_ms() + KAA_ROUTER_LISTENERS_TIMEOUT_MS;
+	q->deadline_ms = kaa__now_ms() + KAA_ROUTER_LISTENERS_TIMEOUT_MS;
 	query_link(r, q);
 	query_step(r, q);
 }
@@ -882,7 +876,7 @@ static void on_route_event(kaa__router *r, const char *from, uint64_t seq,
 	j->from = kaa__xstrdup(from);
 	j->from_seq = seq;
 	j->hops = m->hops;
-	j->deadline_ms = now_ms() + KAA_ROUTER_ROUTE_TIMEOUT_MS;
+	j->deadline_ms = kaa__now_ms() + KAA_ROUTER_ROUTE_TIMEOUT_MS;
 	job_link(r, j);
 	job_step(r, j);
 }
@@ -921,7 +915,7 @@ static void on_location(kaa__router *r, const char *from, uint64_t seq,
 		KAA_WARN(MOD, "location_refused node=%s from=%s err=%s", r->node_id, from,
 			 kaa_strerror(rc));
 	else if (!is_self(r, home_of(r, m->app_id, m->owner_id)) && !r->forget_at)
-		r->forget_at = now_ms() + KAA_ROUTER_SETTLE_MS;
+		r->forget_at = kaa__now_ms() + KAA_ROUTER_SETTLE_MS;
 	send_ack(r, from, seq); /* acked even when refused: a re-send would be too */
 }
 
@@ -960,7 +954,7 @@ static void on_listeners_query(kaa__router *r, const char *from,
 	q->asker = kaa__xstrdup(m->asker_endpoint_key_hash);
 	q->fqns = strv_dup((const char *const *)m->event_class_fqns, m->n_event_class_fqns);
 	q->n_fqns = m->n_event_class_fqns;
-	q->deadline_ms = now_ms() + KAA_ROUTER_LISTENERS_TIMEOUT_MS;
+	q->deadline_ms = kaa__now_ms() + KAA_ROUTER_LISTENERS_TIMEOUT_MS;
 	query_link(r, q);
 	query_step(r, q);
 }
@@ -1081,7 +1075,7 @@ static void forget_foreign(kaa__router *r)
 
 static void tick(kaa__router *r)
 {
-	int64_t now = now_ms();
+	int64_t now = kaa__now_ms();
 	bool settle_end = r->settle_pending && now >= r->settle_until;
 	if (settle_end) {
 		r->settle_pending = false;
@@ -1173,13 +1167,13 @@ static void process(kaa__router *r, item *it)
 static void *worker_main(void *arg)
 {
 	kaa__router *r = arg;
-	int64_t next_tick = now_ms() + TICK_MS;
+	int64_t next_tick = kaa__now_ms() + TICK_MS;
 	for (;;) {
 		pthread_mutex_lock(&r->mu);
-		while (!r->head && !r->stop && now_ms() < next_tick) {
+		while (!r->head && !r->stop && kaa__now_ms() < next_tick) {
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			int64_t wait = next_tick - now_ms();
+			int64_t wait = next_tick - kaa__now_ms();
 			if (wait < 0)
 				wait = 0;
 			ts.tv_sec += wait / 1000;
@@ -1204,9 +1198,9 @@ static void *worker_main(void *arg)
 			process(r, it);
 			item_free(it);
 		}
-		if (now_ms() >= next_tick) {
+		if (kaa__now_ms() >= next_tick) {
 			tick(r);
-			next_tick = now_ms() + TICK_MS;
+			next_tick = kaa__now_ms() + TICK_MS;
 		}
 	}
 	return NULL;

@@ -8,6 +8,7 @@
 
 #include "base/alloc.h"
 #include "base/backoff.h"
+#include "base/clock.h"
 #include "proto/endpoint_codec.h"
 #include "base/error.h"
 #include "base/log.h"

@@ -6,11 +6,12 @@
  * schema before they reach the store.
  */
 #include "base/alloc.h"
+#include "base/base64.h"
 #include "control/api.h"
 
 #include "auth/auth.h"
 #include "json/avro_schema.h"
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "json/filter.h"
 #include "json/json_merge.h"
@@ -18,6 +19,7 @@
 #include "appender/log_appender.h"
 #include "store/meta_store.h"
 #include "coord/node_record.h"
+#include "coord/keys.h"
 #include "coord/rebalance.h"
 #include "control/rest_body.h"
 #include "control/router.h"
@@ -500,19 +502,11 @@ typedef struct principal {
 static bool b64_decode(const char *in, char *out, size_t cap)
 {
 	size_t n = strlen(in);
-	unsigned char tmp[1024];
-	if (n == 0 || n % 4 || n > sizeof(tmp) / 3 * 4 - 4)
+	if (n == 0 || n % 4 || cap == 0)
 		return false;
-	int w = EVP_DecodeBlock(tmp, (const unsigned char *)in, (int)n);
-	if (w < 0)
+	long w = kaa__b64_decode(in, n, out, cap - 1, 0);
+	if (w < 0 || memchr(out, '\0', (size_t)w))
 		return false;
-	while (n && in[n - 1] == '=') {
-		n--;
-		w--;
-	}
-	if ((size_t)w >= cap || memchr(tmp, '\0', (size_t)w))
-		return false;
-	memcpy(out, tmp, (size_t)w);
 	out[w] = '\0';
 	return true;
 }
@@ -979,15 +973,14 @@ static void publish(kaa__control *c, const kaa__meta_change *chg)
 {
 	char key[256], val[64];
 	if (chg->app_id) {
-		snprintf(key, sizeof(key), "/kaa/%s/apps/%" PRId64 "/rev", c->cluster, chg->app_id);
+		kaa__key_app_rev(key, sizeof(key), c->cluster, chg->app_id);
 		snprintf(val, sizeof(val), "{\"rev\":%" PRId64 "}", chg->app_rev);
 		int rc = kaa__coord_put(c->coord, key, val, strlen(val), 0, NULL);
 		if (rc != KAA_OK)
 			KAA_WARN("control", "publish_failed key=%s err=%s", key, kaa_strerror(rc));
 	}
 	for (size_t i = 0; i < chg->n_deleted_apps; i++) {
-		snprintf(key, sizeof(key), "/kaa/%s/apps/%" PRId64 "/", c->cluster,
-			 chg->deleted_apps[i]);
+		kaa__key_app(key, sizeof(key), c->cluster, chg->deleted_apps[i]);
 		kaa__coord_delete(c->coord, key, true, NULL);
 	}
 }
@@ -1329,8 +1322,8 @@ static void handle_nodes(kaa__control *c, kaa__http_response *resp)
 {
 	char prefix[256], dprefix[256];
 	kaa__kv_list l = {0}, d = {0};
-	snprintf(prefix, sizeof(prefix), "/kaa/%s/nodes/", c->cluster);
-	snprintf(dprefix, sizeof(dprefix), "/kaa/%s/drain/", c->cluster);
+	kaa__key_nodes(prefix, sizeof(prefix), c->cluster);
+	kaa__key_drains(dprefix, sizeof(dprefix), c->cluster);
 	if (kaa__coord_range(c->coord, prefix, true, &l) != KAA_OK ||
 	    kaa__coord_range(c->coord, dprefix, true, &d) != KAA_OK) {
 		json_error(resp, 503, "unavailable", "the coordination store is unreachable", NULL);
@@ -1394,8 +1387,8 @@ static void handle_drain(kaa__control *c, const kaa__route_params *params,
 	yajl_val v = NULL;
 	kaa__kv_list l = {0};
 	int64_t timeout_s = DRAIN_TIMEOUT_DEFAULT_S, deleted = 0;
-	snprintf(key, sizeof(key), "/kaa/%s/drain/%s", c->cluster, node);
-	snprintf(nkey, sizeof(nkey), "/kaa/%s/nodes/%s", c->cluster, node);
+	kaa__key_drain(key, sizeof(key), c->cluster, node);
+	kaa__key_node(nkey, sizeof(nkey), c->cluster, node);
 	if (!put) {
 		if (kaa__coord_delete(c->coord, key, false, &deleted) != KAA_OK) {
 			json_error(resp, 503, "unavailable",
@@ -1980,7 +1973,7 @@ static void republish_app_revs(kaa__control *c)
 	size_t seen = 0, repaired = 0;
 	int64_t *live = NULL;
 	size_t n_live = 0, cap_live = 0;
-	snprintf(prefix, sizeof(prefix), "/kaa/%s/apps/", c->cluster);
+	kaa__key_apps(prefix, sizeof(prefix), c->cluster);
 	if (kaa__coord_range(c->coord, prefix, true, &l) != KAA_OK)
 		return;
 	kaa__meta_query tq = {.limit = KAA_META_LIMIT_MAX};
@@ -2087,8 +2080,8 @@ static void rebalance(kaa__control *c, int64_t now)
 	size_t n = 0;
 	char *json = NULL;
 	size_t len = 0;
-	snprintf(prefix, sizeof(prefix), "/kaa/%s/nodes/", c->cluster);
-	snprintf(key, sizeof(key), "/kaa/%s/rebalance", c->cluster);
+	kaa__key_nodes(prefix, sizeof(prefix), c->cluster);
+	kaa__key_rebalance(key, sizeof(key), c->cluster);
 	if (kaa__coord_range(c->coord, prefix, true, &l) != KAA_OK)
 		return;
 	recs = kaa__xcalloc(l.n, sizeof(*recs));
@@ -2176,7 +2169,7 @@ void kaa__control_leader_tick(kaa__control *c)
 	 * by hand or by a broken writer and would never go away. */
 	char prefix[256];
 	kaa__kv_list l;
-	snprintf(prefix, sizeof(prefix), "/kaa/%s/nodes/", c->cluster);
+	kaa__key_nodes(prefix, sizeof(prefix), c->cluster);
 	if (kaa__coord_range(c->coord, prefix, true, &l) == KAA_OK) {
 		for (size_t i = 0; i < l.n; i++) {
 			if (l.items[i].lease != 0)

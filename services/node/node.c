@@ -20,6 +20,7 @@
 #include "control/api.h"
 #include "bootstrap/bootstrap.h"
 #include "coord/coord.h"
+#include "coord/keys.h"
 #include "coord/election.h"
 #include "base/error.h"
 #include "http/http_server.h"
@@ -393,7 +394,7 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 	if (cfg->control) {
 		char key[256];
 		kaa__election_cb cb = {.elected = on_elected, .deposed = on_deposed, .ud = n};
-		snprintf(key, sizeof(key), "/kaa/%s/control/leader", cfg->cluster);
+		kaa__key_leader(key, sizeof(key), cfg->cluster);
 		rc = kaa__election_new(n->coord, key, cfg->node_id, cfg->lease_ttl, &cb,
 				       &n->election);
 		if (rc != KAA_OK)

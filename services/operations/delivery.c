@@ -404,7 +404,7 @@ static uint64_t pos_next(const ops_pos *p)
 void kaa__opl_notify(kaa__operations *ops, ops_session *s)
 {
 	const ops_app *a = s->app;
-	int64_t now = kaa__opl_now_ms();
+	int64_t now = kaa__wall_ms();
 	size_t count = 0, bytes = 0;
 
 	for (size_t i = 0; i < a->n_notifs; i++) {

@@ -70,7 +70,7 @@ void kaa__opl_log_upload(kaa__operations *ops, ops_session *s, const frame_t *f)
 		}
 	}
 	snprintf(bid, sizeof(bid), "%" PRIu64, lu->batch_id);
-	int64_t now = kaa__opl_now_ms();
+	int64_t now = kaa__wall_ms();
 	const char *const *recs = (const char *const *)lu->records_json;
 	if (a->n_appenders == 0) {
 		rc = kaa__ep_logs_append(ops->eps, a->id, s->ep.key_hash, bid, a->log_ver, recs,

@@ -7,13 +7,14 @@
 #include "operations/ops_logic.h"
 
 #include "base/alloc.h"
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "bootstrap/bootstrap.h"
 #include "proto/endpoint_codec.h"
 #include "base/error.h"
 #include "json/json_merge.h"
 #include "base/log.h"
 #include "coord/rebalance.h"
+#include "coord/keys.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -25,13 +26,6 @@
 #define MOD "operations"
 
 typedef Kaa__Endpoint__V1__Frame frame_t;
-
-int64_t kaa__opl_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void *xcalloc(size_t n, size_t sz)
 {
@@ -499,7 +493,7 @@ static int app_load(kaa__operations *ops, const kaa__meta_obj *app, ops_app **ou
 {
 	ops_app *a = xcalloc(1, sizeof(*a));
 	schema_pick sp = {{0}, {NULL}};
-	notif_load nl = {.a = a, .now = kaa__opl_now_ms()};
+	notif_load nl = {.a = a, .now = kaa__wall_ms()};
 	appender_load al = {.a = a, .env = {.store = ops->eps, .file_dir = ops->appender_dir}};
 	int rc;
 
@@ -954,8 +948,8 @@ void kaa__operations_on_close(void *ud, kaa__session_id sid)
 		 * the record now */
 	} else if (s->established) {
 		kaa__opl_owner_report(ops, s, false);
-		int rc = kaa__ep_touch(ops->eps, s->ep.app_id, s->ep.key_hash, NULL,
-				       kaa__opl_now_ms());
+		int rc =
+			kaa__ep_touch(ops->eps, s->ep.app_id, s->ep.key_hash, NULL, kaa__wall_ms());
 		if (rc != KAA_OK)
 			KAA_WARN(MOD, "endpoint_touch_failed key=%s err=%s", s->ep.key_hash,
 				 kaa_strerror(rc));
@@ -1041,7 +1035,7 @@ out:
 
 void kaa__opl_schedule(kaa__operations *ops, int kind, int64_t id, int64_t delay_ms)
 {
-	int64_t due = kaa__opl_now_ms() + delay_ms;
+	int64_t due = kaa__wall_ms() + delay_ms;
 	if (kind == OPS_JOB_CATCHUP) {
 		ops_job *c = xcalloc(1, sizeof(*c));
 		c->kind = kind;
@@ -1112,7 +1106,7 @@ static void *bg_main(void *arg)
 	kaa__operations *ops = arg;
 	pthread_mutex_lock(&ops->mu);
 	while (!ops->stopping) {
-		int64_t now = kaa__opl_now_ms(), next = now + 1000;
+		int64_t now = kaa__wall_ms(), next = now + 1000;
 		ops_job **best = NULL;
 		for (ops_job **pp = &ops->jobs; *pp; pp = &(*pp)->next) {
 			if ((*pp)->due_ms <= now && (!best || (*pp)->due_ms < (*best)->due_ms))
@@ -1155,7 +1149,7 @@ static void apps_events(void *ud, const kaa__watch_event *ev, size_t n)
 {
 	kaa__operations *ops = ud;
 	char prefix[128];
-	size_t plen = (size_t)snprintf(prefix, sizeof(prefix), "/kaa/%s/apps/", ops->cluster);
+	size_t plen = (size_t)kaa__key_apps(prefix, sizeof(prefix), ops->cluster);
 	for (size_t i = 0; i < n; i++) {
 		const char *k = ev[i].kv.key;
 		if (!k || strncmp(k, prefix, plen) != 0)
@@ -1194,7 +1188,7 @@ static void drain_request(kaa__operations *ops, const char *json, size_t len)
 		yajl_tree_free(v);
 	}
 	if (deadline <= 0)
-		deadline = kaa__opl_now_ms() + ops->drain_timeout_ms;
+		deadline = kaa__wall_ms() + ops->drain_timeout_ms;
 	atomic_store(&ops->drain_deadline, deadline);
 	KAA_INFO(MOD, "drain_requested node=%s deadline_ms=%" PRId64, ops->node_id, deadline);
 	/* only the drain watch thread starts drain threads: no lock needed
@@ -1272,7 +1266,7 @@ size_t kaa__operations_drain(kaa__operations *ops, int64_t deadline_ms)
 	kaa__registry *reg = atomic_load(&ops->registry);
 
 	if (deadline_ms <= 0)
-		deadline_ms = kaa__opl_now_ms() + ops->drain_timeout_ms;
+		deadline_ms = kaa__wall_ms() + ops->drain_timeout_ms;
 	/* a drain already running (etcd key, then SIGTERM) follows the newest deadline */
 	atomic_store(&ops->drain_deadline, deadline_ms);
 	atomic_store(&ops->drain_cancel, false);
@@ -1322,7 +1316,7 @@ size_t kaa__operations_drain(kaa__operations *ops, int64_t deadline_ms)
 		}
 		snapshot_free(v, n);
 		left = ops->io.sessions(ops->io.ud);
-		int64_t now = kaa__opl_now_ms();
+		int64_t now = kaa__wall_ms();
 		deadline_ms = atomic_load(&ops->drain_deadline);
 		if (left == 0 || now >= deadline_ms || atomic_load(&ops->drain_cancel))
 			break;
@@ -1517,7 +1511,7 @@ static void *ring_main(void *arg)
 			kaa__node_records_free(recs, n);
 		}
 		pthread_mutex_lock(&ops->mu);
-		int64_t next = kaa__opl_now_ms() + 500;
+		int64_t next = kaa__wall_ms() + 500;
 		struct timespec ts = {.tv_sec = next / 1000, .tv_nsec = (next % 1000) * 1000000};
 		if (!ops->stopping)
 			pthread_cond_timedwait(&ops->cv, &ops->mu, &ts);
@@ -1546,7 +1540,7 @@ int kaa__operations_new(const kaa__operations_opts *o, kaa__operations **out)
 	ops->appender_dir = xstrdup(o->appender_dir ? o->appender_dir : "./data/logs");
 	pthread_mutex_init(&ops->mu, NULL);
 	pthread_mutex_init(&ops->pend_mu, NULL);
-	pthread_cond_init(&ops->cv, NULL); /* CLOCK_REALTIME, as kaa__opl_now_ms */
+	pthread_cond_init(&ops->cv, NULL); /* CLOCK_REALTIME, as kaa__wall_ms */
 	kaa__metrics *m = o->metrics;
 	if (!m)
 		m = ops->own_metrics = kaa__metrics_new();
@@ -1626,19 +1620,19 @@ int kaa__operations_new(const kaa__operations_opts *o, kaa__operations **out)
 	if (ops->coord) {
 		char key[256];
 		kaa__watch_cb acb = {.events = apps_events, .reset = apps_reset, .ud = ops};
-		snprintf(key, sizeof(key), "/kaa/%s/apps/", ops->cluster);
+		kaa__key_apps(key, sizeof(key), ops->cluster);
 		rc = kaa__coord_watch(ops->coord, key, KAA_WATCH_PREFIX, 0, &acb, &ops->apps_watch);
 		if (rc != KAA_OK)
 			goto fail;
 		kaa__watch_cb dcb = {.events = drain_events, .reset = drain_reset, .ud = ops};
-		snprintf(key, sizeof(key), "/kaa/%s/drain/%s", ops->cluster, ops->node_id);
+		kaa__key_drain(key, sizeof(key), ops->cluster, ops->node_id);
 		rc = kaa__coord_watch(ops->coord, key, KAA_WATCH_SNAPSHOT, 0, &dcb,
 				      &ops->drain_watch);
 		if (rc != KAA_OK)
 			goto fail;
 		kaa__watch_cb rcb = {
 			.events = rebalance_events, .reset = rebalance_reset, .ud = ops};
-		snprintf(key, sizeof(key), "/kaa/%s/rebalance", ops->cluster);
+		kaa__key_rebalance(key, sizeof(key), ops->cluster);
 		rc = kaa__coord_watch(ops->coord, key, KAA_WATCH_SNAPSHOT, 0, &rcb,
 				      &ops->rebalance_watch);
 		if (rc != KAA_OK)

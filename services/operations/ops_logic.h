@@ -12,6 +12,7 @@
 #ifndef KAA_OPS_LOGIC_H
 #define KAA_OPS_LOGIC_H
 
+#include "base/clock.h"
 #include "json/avro_schema.h"
 #include "cluster/event_router.h"
 #include "store/endpoint_store.h"
@@ -237,8 +238,6 @@ struct kaa__operations {
 	uint64_t next_token;
 };
 
-/* ---- operations.c ---------------------------------------------------------------- */
-int64_t kaa__opl_now_ms(void);
 /* Sends f (protocol_version filled in) to the session; logs failures. */
 int kaa__opl_send(kaa__operations *ops, kaa__session_id sid, Kaa__Endpoint__V1__Frame *f);
 /* Sends Error{code} answering request_id (fatal: then closes). */

@@ -5,6 +5,7 @@
 #include "operations/ops_logic.h"
 
 #include "base/alloc.h"
+#include "base/base64.h"
 #include "proto/endpoint_codec.h"
 #include "base/error.h"
 #include "json/json_merge.h"
@@ -33,35 +34,17 @@ static char *dup_or_die(const char *s)
 /* base64url without padding of SHA-256(key): 43 characters. */
 static void key_hash(const uint8_t *key, size_t len, char out[48])
 {
-	static const char tbl[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	uint8_t d[SHA256_DIGEST_LENGTH];
-	size_t o = 0;
 	SHA256(key, len, d);
-	for (size_t i = 0; i < sizeof(d); i += 3) {
-		uint32_t v = (uint32_t)d[i] << 16;
-		size_t n = sizeof(d) - i;
-		if (n > 1)
-			v |= (uint32_t)d[i + 1] << 8;
-		if (n > 2)
-			v |= d[i + 2];
-		out[o++] = tbl[(v >> 18) & 63];
-		out[o++] = tbl[(v >> 12) & 63];
-		if (n > 1)
-			out[o++] = tbl[(v >> 6) & 63];
-		if (n > 2)
-			out[o++] = tbl[v & 63];
-	}
-	out[o] = '\0';
+	kaa__b64_encode(d, sizeof(d), out, 48, KAA__B64_URL);
 }
 
 /* Standard base64 of the key, as the endpoint record keeps it. */
 static char *b64(const uint8_t *data, size_t len)
 {
-	char *out = malloc(4 * ((len + 2) / 3) + 1);
-	if (!out)
-		kaa__oom();
-	EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+	size_t cap = KAA__B64_ENCODED_LEN(len) + 1;
+	char *out = kaa__xmalloc(cap);
+	kaa__b64_encode(data, len, out, cap, 0);
 	return out;
 }
 
@@ -217,7 +200,7 @@ static void hello_ack(kaa__operations *ops, ops_session *s, uint64_t req, bool r
 	lim.idle_timeout_ms = (uint32_t)ops->idle_timeout_ms;
 	a.endpoint_key_hash = s->ep.key_hash;
 	a.session_id = sess;
-	a.server_time_ms = (uint64_t)kaa__opl_now_ms();
+	a.server_time_ms = (uint64_t)kaa__wall_ms();
 	a.limits = &lim;
 	a.registered = registered;
 	f.request_id = req;
@@ -285,7 +268,7 @@ void kaa__opl_hello(kaa__operations *ops, ops_session *s, const frame_t *f)
 	}
 	free(s->ep.node_id);
 	s->ep.node_id = dup_or_die(ops->node_id);
-	s->ep.last_seen_ms = kaa__opl_now_ms();
+	s->ep.last_seen_ms = kaa__wall_ms();
 	kaa__opl_app_put(s->app);
 	s->app = app;
 	app = NULL;

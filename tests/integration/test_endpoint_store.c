@@ -9,7 +9,7 @@
  */
 #include "store/endpoint_store.h"
 
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 
 #include <CUnit/Basic.h>

@@ -5,7 +5,7 @@
  */
 #include "coord_suite.h"
 
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 
 #include <CUnit/Basic.h>

@@ -11,7 +11,7 @@
  */
 #include "meta_store_suite.h"
 
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 

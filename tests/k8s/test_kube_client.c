@@ -10,7 +10,7 @@
  */
 #include "kube_client.h"
 
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/metrics.h"

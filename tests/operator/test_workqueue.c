@@ -1,7 +1,7 @@
 /* The controller's work queue: de-duplication, one worker per key,
  * re-queue of a key added while processed, delayed adds, per-key
  * exponential backoff with reset, shutdown. */
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "workqueue.h"
 

@@ -4,7 +4,7 @@
 #include "base/error.h"
 #include "coord/lease_keeper.h"
 #include "coord/registry.h"
-#include "base/backoff.h"
+#include "base/clock.h"
 
 #include <CUnit/Basic.h>
 #include <pthread.h>

@@ -1,7 +1,7 @@
 #include "meta_store_suite.h"
 
 #include "base/error.h"
-#include "base/backoff.h"
+#include "base/clock.h"
 
 #include <CUnit/Basic.h>
 #include <inttypes.h>

@@ -9,7 +9,7 @@
  * Waits are poll() calls with a deadline on a socket or a condition
  * variable with a deadline; nothing sleeps to synchronise.
  */
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "http/http_server.h"
 #include "base/log.h"

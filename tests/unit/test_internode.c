@@ -4,7 +4,7 @@
  * down and delivery after it comes back on the same port, bounded queues,
  * peer removal, and a raw client sending garbage.
  */
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "cluster/internode.h"
 

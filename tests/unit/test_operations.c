@@ -8,7 +8,7 @@
 #include "operations/operations.h"
 #include "coord/registry.h"
 
-#include "base/backoff.h"
+#include "base/clock.h"
 #include "coord/coord.h"
 #include "proto/endpoint_codec.h"
 #include "store/endpoint_store.h"

@@ -1,1 +1,1 @@
-../../../lib/error.h
+../../../lib/base/error.h

@@ -51,7 +51,7 @@
 #ifndef KAA_KAA_H
 #define KAA_KAA_H
 
-#include "base/error.h"
+#include "error.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,0 +1,60 @@
+/*
+ * The etcd key layout (lib/coord/keys.c): every key BRIEF.md fixes, and
+ * the refusal when a key does not fit.
+ */
+#include "base/error.h"
+#include "coord/keys.h"
+
+#include <CUnit/Basic.h>
+#include <string.h>
+
+static void test_layout(void)
+{
+	char k[KAA__KEY_MAX];
+	CU_ASSERT_EQUAL(kaa__key_cluster(k, sizeof(k), "kaa"), 9);
+	CU_ASSERT_STRING_EQUAL(k, "/kaa/kaa/");
+	kaa__key_nodes(k, sizeof(k), "c1");
+	CU_ASSERT_STRING_EQUAL(k, "/kaa/c1/nodes/");
+	kaa__key_node(k, sizeof(k), "c1", "ops-0");
+	CU_ASSERT_STRING_EQUAL(k, "/kaa/c1/nodes/ops-0");
+	kaa__key_leader(k, sizeof(k), "c1");
+	CU_ASSERT_STRING_EQUAL(k, "/kaa/c1/control/leader");
+	kaa__key_apps(k, sizeof(k), "c1");
+	CU_ASSERT_STRING_EQUAL(k, "/kaa/c1/apps/");
+	kaa__key_app(k, sizeof(k), "c1", 42);
+	CU_ASSERT_STRING_EQUAL(k, "/kaa/c1/apps/42/");
+	kaa__key_app_rev(k, sizeof(k), "c1", 42);
+	CU_ASSERT_STRING_EQUAL(k, "/kaa/c1/apps/42/rev");
+	kaa__key_drains(k, sizeof(k), "c1");
+	CU_ASSERT_STRING_EQUAL(k, "/kaa/c1/drain/");
+	kaa__key_drain(k, sizeof(k), "c1", "ops-0");
+	CU_ASSERT_STRING_EQUAL(k, "/kaa/c1/drain/ops-0");
+	CU_ASSERT_EQUAL(kaa__key_rebalance(k, sizeof(k), "c1"), (int)strlen("/kaa/c1/rebalance"));
+	CU_ASSERT_STRING_EQUAL(k, "/kaa/c1/rebalance");
+}
+
+static void test_too_big(void)
+{
+	char k[16];
+	CU_ASSERT_EQUAL(kaa__key_node(k, sizeof(k), "cluster", "a-long-node-id"), KAA_ERR_TOO_BIG);
+	CU_ASSERT_STRING_EQUAL(k, "");
+	CU_ASSERT_EQUAL(kaa__key_nodes(k, 14, "c1"), KAA_ERR_TOO_BIG); /* NUL does not fit */
+	CU_ASSERT_EQUAL(kaa__key_nodes(k, 15, "c1"), 14);
+}
+
+int main(void)
+{
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	CU_pSuite s = CU_add_suite("keys", NULL, NULL);
+	if (!s || !CU_add_test(s, "layout", test_layout) ||
+	    !CU_add_test(s, "too big", test_too_big)) {
+		CU_cleanup_registry();
+		return 1;
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}
