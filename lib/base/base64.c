@@ -9,7 +9,9 @@ size_t kaa__b64_encode(const void *in, size_t n, char *out, size_t cap, unsigned
 {
 	const unsigned char *p = in;
 	const char *abc = (flags & KAA__B64_URL) ? URL : STD;
-	size_t need = KAA__B64_ENCODED_LEN(n), o = 0;
+	size_t need = (flags & KAA__B64_URL) ? n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0)
+					     : KAA__B64_ENCODED_LEN(n);
+	size_t o = 0;
 
 	if (cap == 0)
 		return 0;

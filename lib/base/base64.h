@@ -17,7 +17,8 @@ enum {
 	KAA__B64_LENIENT = 1 << 1,
 };
 
-/* Characters kaa__b64_encode writes for n bytes, without the NUL. */
+/* Characters kaa__b64_encode writes for n bytes with padding, without the
+ * NUL (an upper bound for the URL form). */
 #define KAA__B64_ENCODED_LEN(n) (4 * (((n) + 2) / 3))
 
 /* Encodes n bytes of in into out (cap bytes, room for the NUL included).

@@ -75,6 +75,10 @@ static void test_refusals(void)
 	CU_ASSERT_EQUAL(kaa__b64_decode("Zm 9\nv", 6, dec, sizeof(dec), KAA__B64_LENIENT), 3);
 	CU_ASSERT_EQUAL(kaa__b64_decode("-_+/", 4, dec, sizeof(dec), KAA__B64_LENIENT), 3);
 	CU_ASSERT_EQUAL(kaa__b64_decode("Zh==", 4, dec, sizeof(dec), KAA__B64_LENIENT), 1);
+	/* the URL form needs no room for padding: 32 bytes fit 43 + NUL */
+	char tok[44];
+	unsigned char raw[32] = {0};
+	CU_ASSERT_EQUAL(kaa__b64_encode(raw, sizeof(raw), tok, sizeof(tok), KAA__B64_URL), 43);
 	/* an encode that does not fit writes "" and returns 0 */
 	CU_ASSERT_EQUAL(kaa__b64_encode("foobar", 6, out, sizeof(out), 0), 0);
 	CU_ASSERT_STRING_EQUAL(out, "");
