@@ -1,5 +1,5 @@
 /*
- * lws_log.h - routes libwebsockets' process-global log into lib/log.h
+ * lws_log.h - routes libwebsockets' process-global log into lib/base/log.h
  * (errors and warnings; KAA_LWS_LOG=<LLL_ bits> shows more, for debugging).
  * Idempotent and thread-safe: every module that creates an lws context
  * calls it first.

@@ -16,7 +16,7 @@
 /* ---- small JSON (sdk_json.c) -------------------------------------------
  * A bounded JSON tree, enough for the bootstrap answer, the configuration
  * (RFC 7386 merge patch) and its canonical form, which matches the
- * server's (lib/json_merge.h): no whitespace, keys sorted by bytes, strings
+ * server's (lib/json/json_merge.h): no whitespace, keys sorted by bytes, strings
  * escaping only '"', '\\' and control characters (\b \f \n \r \t, others
  * \u00XX uppercase), numbers by value (int64 literals as integers, integral
  * doubles in int64 range as integers, others with the fewest %g digits that

@@ -1,6 +1,6 @@
 /*
  * owner_dir.h - the home node's directory of owners: for each owner (per
- * application) that this node is home for (lib/rendezvous.h over the live
+ * application) that this node is home for (lib/coord/rendezvous.h over the live
  * operations nodes), which of its endpoints are connected, on which node,
  * and which event classes each accepts as a sink. Fed by EndpointLocation
  * frames (protos/cluster.proto) from the endpoints' nodes; read to route

@@ -39,7 +39,7 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 void kaa__control_leader_tick(kaa__control *c);
 
 /*
- * Rebalancing (lib/rebalance.h): every interval_ms the leader reads the
+ * Rebalancing (lib/coord/rebalance.h): every interval_ms the leader reads the
  * operations nodes' records; when the busiest exceeds the mean by more than
  * threshold (a fraction, e.g. 0.2) and by at least min_sessions, it puts a
  * plan with the next seq at /kaa/<cluster>/rebalance, then makes no new plan

@@ -58,7 +58,7 @@ typedef struct kaa_node_config {
 	int drain_timeout; /* seconds */
 	int idle_timeout;  /* seconds: device sessions silent this long are closed */
 	char *appender_dir;
-	double rebalance_threshold;  /* control leader, lib/rebalance.h */
+	double rebalance_threshold;  /* control leader, lib/coord/rebalance.h */
 	int rebalance_interval;      /* seconds; 0: off */
 	int rebalance_cooldown;      /* seconds */
 	long rebalance_min_sessions; /* the busiest node's excess over the mean, at least */

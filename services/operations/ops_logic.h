@@ -273,7 +273,7 @@ void kaa__opl_profile_update(kaa__operations *ops, ops_session *s,
 /* Replaces the session's groups from its profiles and the app's filters;
  * true when they changed. */
 bool kaa__opl_compute_groups(ops_session *s);
-/* Splits a validation error of lib/json_merge.h's form ("$.path: message")
+/* Splits a validation error of lib/json/json_merge.h's form ("$.path: message")
  * into path (cap bytes, truncated) and *msg (points into err). */
 void kaa__opl_split_err(const char *err, char *path, size_t cap, const char **msg);
 void kaa__opl_session_resume(kaa__operations *ops, ops_session *s,

@@ -1,5 +1,5 @@
 /*
- * Integration tests of the endpoint store (lib/endpoint_store.h): the same
+ * Integration tests of the endpoint store (lib/store/endpoint_store.h): the same
  * test functions run on SQLite (a temporary file per test) and on MongoDB
  * ($KAA_TEST_MONGO, FerretDB from the harness; a fresh database per test,
  * dropped afterwards). A missing KAA_TEST_MONGO is a failure, not a skip:
@@ -622,7 +622,7 @@ static void test_list_by_owner(void)
 
 /* ---- upgrades from the store before owners ---------------------------------- */
 
-/* The schema version 1 of lib/endpoint_store_sqlite.c created, verbatim. */
+/* The schema version 1 of lib/store/endpoint_store_sqlite.c created, verbatim. */
 static const char sqlite_v1_schema[] =
 	"CREATE TABLE IF NOT EXISTS endpoints (app_id INTEGER NOT NULL, key_hash TEXT NOT NULL,"
 	" public_key TEXT, access_token TEXT, client_profile TEXT,"

@@ -1,5 +1,5 @@
 /*
- * Device protocol codec (lib/endpoint_codec.c): round trips of every
+ * Device protocol codec (lib/proto/endpoint_codec.c): round trips of every
  * message kind, every limit at and just past its value, bad versions, empty
  * bodies, truncated and garbage bytes, invalid JSON in every JSON field.
  *

@@ -1,5 +1,5 @@
 /*
- * Owner access tokens (lib/jwt.c): HS256 JWTs built here with OpenSSL, and
+ * Owner access tokens (lib/auth/jwt.c): HS256 JWTs built here with OpenSSL, and
  * one independent token (jwt.io's published example) to pin the HMAC input.
  */
 #include "base/error.h"

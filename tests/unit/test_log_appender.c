@@ -1,5 +1,5 @@
 /*
- * Unit tests of lib/log_appender.c: settings validation, the JSON-lines
+ * Unit tests of lib/appender/log_appender.c: settings validation, the JSON-lines
  * file appender (format, idempotency across re-sends and reopen, crash
  * recovery of an unindexed tail, concurrent appends, the cross-process
  * lock) and the endpoint-store appender on an SQLite store in a temporary

@@ -1,5 +1,5 @@
 /*
- * Rebalancing plans (lib/rebalance.c): the minimum number of moves, never
+ * Rebalancing plans (lib/coord/rebalance.c): the minimum number of moves, never
  * to or from draining nodes, within the threshold afterwards; the etcd
  * encoding round-trips and refuses malformed values.
  */

@@ -1,5 +1,5 @@
 /*
- * Owner placement (lib/rendezvous.c): balance, order independence, and the
+ * Owner placement (lib/coord/rendezvous.c): balance, order independence, and the
  * minimal movement that makes node joins and failures cheap.
  */
 #include "coord/rendezvous.h"
