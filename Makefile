@@ -222,6 +222,10 @@ $(SDK_TEST_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/sdk/%.o $(LIBKAA_SDK)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DEVICE_LIBS) $(CUNIT_LIBS) -lm
 
+# Allocation-failure injection: the SDK's own allocations go through the
+# test's __wrap_* functions (tests/sdk/test_sdk_nomem.c).
+$(BUILD)/tests/test_sdk_nomem: LDFLAGS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
+
 $(OPERATOR_TEST_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/operator/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_OPERATOR) $(LIBKAA_CORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
