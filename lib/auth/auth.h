@@ -13,6 +13,8 @@
 #ifndef KAA_AUTH_H
 #define KAA_AUTH_H
 
+#include "store/meta_store.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -32,33 +34,15 @@ const char *kaa__role_name(kaa__role r);
 /* KAA_ROLE_NONE for an unknown name. */
 kaa__role kaa__role_parse(const char *s);
 
-typedef enum kaa__resource {
-	KAA_RES_TENANT,
-	KAA_RES_USER,
-	KAA_RES_API_TOKEN,
-	KAA_RES_APPLICATION,
-	KAA_RES_SCHEMA,
-	KAA_RES_GROUP,
-	KAA_RES_CONFIGURATION,
-	KAA_RES_TOPIC,
-	KAA_RES_NOTIFICATION,
-	KAA_RES_LOG_APPENDER,
-	KAA_RES_CREDENTIAL,
-	KAA_RES_SDK_PROFILE,
-	KAA_RES_EVENT_FAMILY,
-	KAA_RES_EVENT_MAP,
-	KAA_RES_USER_VERIFIER,
-	KAA_RES_COUNT,
-} kaa__resource;
-
 typedef enum kaa__action {
 	KAA_ACT_READ,
 	KAA_ACT_WRITE, /* create, update, delete */
 } kaa__action;
 
-/* Whether the role may perform the action on the resource kind (tenant
- * scoping is checked separately by the caller). */
-bool kaa__role_allows(kaa__role r, kaa__action a, kaa__resource res);
+/* Whether the role may perform the action on objects of the metadata kind
+ * (tenant scoping is checked separately by the caller); false for an
+ * unknown role or kind. The one role table of the REST API. */
+bool kaa__role_allows(kaa__role r, kaa__action a, kaa__meta_kind kind);
 
 /* *out is malloc'd. KAA_ERR_TOO_BIG over KAA_PASSWORD_MAX, KAA_ERR_NOMEM,
  * KAA_ERR_INTERNAL if OpenSSL fails. iterations 0 = the default. */

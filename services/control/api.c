@@ -161,7 +161,6 @@ typedef struct resource {
 	const char *coll;  /* URL collection segment */
 	const char *param; /* item parameter name */
 	kaa__meta_kind kind;
-	kaa__resource res;
 	enum scope scope;
 	bool immutable; /* no PUT */
 	kaa__rest_field fields[10];
@@ -171,7 +170,6 @@ static const resource resources[] = {
 	{"tenants",
 	 "tenant",
 	 KAA_META_TENANT,
-	 KAA_RES_TENANT,
 	 SC_ROOT,
 	 false,
 	 {{"name", KAA_RF_STR, OFF(name),
@@ -179,7 +177,6 @@ static const resource resources[] = {
 	{"users",
 	 "user",
 	 KAA_META_USER,
-	 KAA_RES_USER,
 	 SC_TENANT,
 	 false,
 	 {{"name", KAA_RF_STR, OFF(name),
@@ -191,7 +188,6 @@ static const resource resources[] = {
 	{"applications",
 	 "app",
 	 KAA_META_APPLICATION,
-	 KAA_RES_APPLICATION,
 	 SC_TENANT,
 	 false,
 	 {{"name", KAA_RF_STR, OFF(name),
@@ -203,14 +199,12 @@ static const resource resources[] = {
 	{"tokens",
 	 "token",
 	 KAA_META_API_TOKEN,
-	 KAA_RES_API_TOKEN,
 	 SC_SELF,
 	 true,
 	 {{"name", KAA_RF_STR, OFF(name), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ}}},
 	{"schemas",
 	 "schema",
 	 KAA_META_SCHEMA,
-	 KAA_RES_SCHEMA,
 	 SC_APP,
 	 true,
 	 {{"kind", KAA_RF_STR, OFF(schema_kind), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
@@ -220,7 +214,6 @@ static const resource resources[] = {
 	{"groups",
 	 "group",
 	 KAA_META_GROUP,
-	 KAA_RES_GROUP,
 	 SC_APP,
 	 false,
 	 {{"name", KAA_RF_STR, OFF(name),
@@ -230,7 +223,6 @@ static const resource resources[] = {
 	{"configurations",
 	 "configuration",
 	 KAA_META_CONFIGURATION,
-	 KAA_RES_CONFIGURATION,
 	 SC_APP,
 	 false,
 	 {{"groupId", KAA_RF_INT, OFF(group_id), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
@@ -241,7 +233,6 @@ static const resource resources[] = {
 	{"topics",
 	 "topic",
 	 KAA_META_TOPIC,
-	 KAA_RES_TOPIC,
 	 SC_APP,
 	 false,
 	 {{"name", KAA_RF_STR, OFF(name),
@@ -252,7 +243,6 @@ static const resource resources[] = {
 	{"notifications",
 	 "notification",
 	 KAA_META_NOTIFICATION,
-	 KAA_RES_NOTIFICATION,
 	 SC_APP,
 	 true,
 	 {{"topicId", KAA_RF_INT, OFF(topic_id), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
@@ -264,7 +254,6 @@ static const resource resources[] = {
 	{"log-appenders",
 	 "appender",
 	 KAA_META_LOG_APPENDER,
-	 KAA_RES_LOG_APPENDER,
 	 SC_APP,
 	 false,
 	 {{"name", KAA_RF_STR, OFF(name),
@@ -274,7 +263,6 @@ static const resource resources[] = {
 	{"credentials",
 	 "credential",
 	 KAA_META_CREDENTIAL,
-	 KAA_RES_CREDENTIAL,
 	 SC_APP,
 	 false,
 	 {{"endpointKeyHash", KAA_RF_STR, OFF(endpoint_key_hash),
@@ -284,7 +272,6 @@ static const resource resources[] = {
 	{"sdk-profiles",
 	 "profile",
 	 KAA_META_SDK_PROFILE,
-	 KAA_RES_SDK_PROFILE,
 	 SC_APP,
 	 false,
 	 {{"name", KAA_RF_STR, OFF(name),
@@ -295,7 +282,6 @@ static const resource resources[] = {
 	{"event-families",
 	 "family",
 	 KAA_META_EVENT_FAMILY,
-	 KAA_RES_EVENT_FAMILY,
 	 SC_TENANT,
 	 true,
 	 {{"name", KAA_RF_STR, OFF(name), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
@@ -304,7 +290,6 @@ static const resource resources[] = {
 	{"event-maps",
 	 "map",
 	 KAA_META_EVENT_MAP,
-	 KAA_RES_EVENT_MAP,
 	 SC_APP,
 	 false,
 	 {{"familyId", KAA_RF_INT, OFF(family_id), KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
@@ -313,7 +298,6 @@ static const resource resources[] = {
 	{"user-verifiers",
 	 "verifier",
 	 KAA_META_USER_VERIFIER,
-	 KAA_RES_USER_VERIFIER,
 	 SC_APP,
 	 false,
 	 {{"name", KAA_RF_STR, OFF(name),
@@ -1069,7 +1053,7 @@ static void handle_sdk(kaa__control *c, const principal *p, const kaa__route_par
 				      : kaa__meta_get(c->store, KAA_META_APPLICATION, app_id, &app);
 	if (rc == KAA_OK && p->role != KAA_ROLE_PLATFORM_ADMIN && app.tenant_id != p->tenant_id)
 		rc = KAA_ERR_NOTFOUND;
-	if (rc == KAA_OK && !kaa__role_allows(p->role, KAA_ACT_READ, KAA_RES_SDK_PROFILE)) {
+	if (rc == KAA_OK && !kaa__role_allows(p->role, KAA_ACT_READ, KAA_META_SDK_PROFILE)) {
 		json_error(resp, 403, "forbidden", "your role may not do this", NULL);
 		goto out;
 	}
@@ -1181,7 +1165,7 @@ static void handle_resolve(kaa__control *c, const principal *p, const kaa__route
 		store_error(resp, rc);
 		goto out;
 	}
-	if (!kaa__role_allows(p->role, KAA_ACT_READ, KAA_RES_CONFIGURATION)) {
+	if (!kaa__role_allows(p->role, KAA_ACT_READ, KAA_META_CONFIGURATION)) {
 		json_error(resp, 403, "forbidden", "your role may not do this", NULL);
 		goto out;
 	}
@@ -1552,7 +1536,7 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 		parent_id = app_id;
 		break;
 	}
-	if (!kaa__role_allows(p.role, write ? KAA_ACT_WRITE : KAA_ACT_READ, r->res)) {
+	if (!kaa__role_allows(p.role, write ? KAA_ACT_WRITE : KAA_ACT_READ, r->kind)) {
 		json_error(resp, 403, "forbidden", "your role may not do this", NULL);
 		goto out;
 	}

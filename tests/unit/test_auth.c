@@ -69,26 +69,27 @@ static void test_roles(void)
 	CU_ASSERT_EQUAL(kaa__role_parse("root"), KAA_ROLE_NONE);
 	CU_ASSERT_STRING_EQUAL(kaa__role_name(KAA_ROLE_TENANT_USER), "tenant-user");
 	/* Spot checks of the original platform's split of duties. */
-	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_PLATFORM_ADMIN, KAA_ACT_WRITE, KAA_RES_TENANT));
-	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_RES_TENANT));
-	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_RES_APPLICATION));
-	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_RES_USER));
-	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_RES_SCHEMA));
-	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_TENANT_DEVELOPER, KAA_ACT_WRITE, KAA_RES_SCHEMA));
+	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_PLATFORM_ADMIN, KAA_ACT_WRITE, KAA_META_TENANT));
+	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_META_TENANT));
+	CU_ASSERT_TRUE(
+		kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_META_APPLICATION));
+	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_META_USER));
+	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_META_SCHEMA));
+	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_TENANT_DEVELOPER, KAA_ACT_WRITE, KAA_META_SCHEMA));
 	CU_ASSERT_FALSE(
-		kaa__role_allows(KAA_ROLE_TENANT_DEVELOPER, KAA_ACT_WRITE, KAA_RES_APPLICATION));
-	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_PLATFORM_ADMIN, KAA_ACT_READ, KAA_RES_SCHEMA));
+		kaa__role_allows(KAA_ROLE_TENANT_DEVELOPER, KAA_ACT_WRITE, KAA_META_APPLICATION));
+	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_PLATFORM_ADMIN, KAA_ACT_READ, KAA_META_SCHEMA));
 	/* A tenant user reads everything of its tenant and writes nothing but
 	 * its own API tokens. */
-	for (int r = 0; r < KAA_RES_COUNT; r++) {
+	for (int r = 0; r < KAA_META_KIND_COUNT; r++) {
 		CU_ASSERT_TRUE(
-			kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_READ, (kaa__resource)r));
+			kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_READ, (kaa__meta_kind)r));
 		CU_ASSERT_EQUAL(
-			kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_WRITE, (kaa__resource)r),
-			r == KAA_RES_API_TOKEN);
-		CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_NONE, KAA_ACT_READ, (kaa__resource)r));
+			kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_WRITE, (kaa__meta_kind)r),
+			r == KAA_META_API_TOKEN);
+		CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_NONE, KAA_ACT_READ, (kaa__meta_kind)r));
 	}
-	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_READ, KAA_RES_COUNT));
+	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_READ, KAA_META_KIND_COUNT));
 }
 
 int main(void)
