@@ -406,7 +406,7 @@ check "records of all $N devices" [ "$eps" = "$N" ]
 # ---- rebalance ---------------------------------------------------------------------------
 
 # The control leader plans only when the busiest node is above the mean by
-# the threshold and by at least 50 sessions (services/control/api.c), so
+# the threshold and by at least 50 sessions (services/control/leader_jobs.c), so
 # this scenario piles two fleets (2 x N) on one node.
 NB=$((2 * N))
 echo "== rebalance: $NB devices piled on o1, o2 and o3 empty, threshold $REB_THRESHOLD"
