@@ -652,7 +652,7 @@ scenario_events() {
 	fam=$(jget id)
 	api $TD POST "/applications/$APP/event-maps" "{\"familyId\":$fam,\"classes\":{\"org.kaa.Ping\":\"both\"}}"
 	must 201 "event map: org.kaa.Ping source and sink"
-	api $TD POST "/applications/$APP/user-verifiers" '{"name":"trust","settings":{"type":"trustful"}}'
+	api $TA POST "/applications/$APP/user-verifiers" '{"name":"trust","settings":{"type":"trustful"}}'
 	must 201 "trustful owner verifier"
 	ev_fleet() { # NAME COUNT ARGS...
 		local name=$1 count=$2

@@ -43,13 +43,15 @@ static const unsigned char perms[KAA_META_KIND_COUNT][4] = {
 	[KAA_META_TOPIC] = {0, 1, 2, 1},
 	[KAA_META_NOTIFICATION] = {0, 1, 2, 1},
 	[KAA_META_LOG_APPENDER] = {0, 2, 2, 1},
-	[KAA_META_CREDENTIAL] = {0, 2, 2, 1},
+	/* Provisioning devices and owner verifiers' secrets are admin
+	 * matters: only the tenant admin writes them. */
+	[KAA_META_CREDENTIAL] = {0, 2, 1, 1},
 	[KAA_META_SDK_PROFILE] = {0, 1, 2, 1},
 	/* event class families are tenant-wide, as in the original platform */
 	[KAA_META_EVENT_FAMILY] = {0, 2, 2, 1},
 	[KAA_META_EVENT_MAP] = {0, 1, 2, 1},
 	/* verifiers hold secrets: like credentials */
-	[KAA_META_USER_VERIFIER] = {0, 2, 2, 1},
+	[KAA_META_USER_VERIFIER] = {0, 2, 1, 1},
 };
 
 bool kaa__role_allows(kaa__role r, kaa__action a, kaa__meta_kind kind)

@@ -5,9 +5,12 @@
  * (OpenSSL PKCS5_PBKDF2_HMAC, 16-byte random salt, 32-byte key). API tokens
  * are 32 random bytes in base64url prefixed "kaa_"; only their SHA-256 (hex)
  * is stored. Roles follow the original platform: a platform admin manages
- * tenants; a tenant admin manages users and applications of its tenant; a
- * tenant developer manages schemas, groups, configurations, topics,
- * notifications and SDK profiles; a tenant user only reads.
+ * tenants and their users; a tenant admin manages users and applications
+ * of its tenant, provisions device credentials and configures owner
+ * verifiers (their secrets); a tenant developer manages schemas, groups,
+ * configurations, topics, notifications, SDK profiles, event families and
+ * maps; both write log appenders; a tenant user only reads. README.md has
+ * the full table.
  * All functions are pure or use OpenSSL's thread-safe RNG: any thread.
  */
 #ifndef KAA_AUTH_H
