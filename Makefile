@@ -52,7 +52,7 @@ LAYER_DEPS_coord := base json
 LAYER_DEPS_store := base json proto
 LAYER_DEPS_appender := base json proto store
 LAYER_DEPS_http := base
-LAYER_DEPS_auth := base json
+LAYER_DEPS_auth := base json store
 # The device SDK sees the device-frame codec, the error enum and the
 # generated device protocol, nothing else of lib/ (never gRPC or server code).
 SDK_LIB_HEADERS := proto/endpoint_codec.h base/error.h base/clock.h base/base64.h

@@ -146,7 +146,7 @@ setup_app() {
 		jfield id) || return 1
 	rest "$DEV" POST "/applications/$APP/event-maps" \
 		"{\"familyId\":$family,\"classes\":{\"$FQN\":\"both\"}}" >/dev/null || return 1
-	rest "$DEV" POST "/applications/$APP/user-verifiers" \
+	rest bench-admin:bench-admin-password POST "/applications/$APP/user-verifiers" \
 		'{"name":"trustful","settings":{"type":"trustful"}}' >/dev/null
 }
 

@@ -406,7 +406,7 @@ check "records of all $N devices" [ "$eps" = "$N" ]
 # ---- rebalance ---------------------------------------------------------------------------
 
 # The control leader plans only when the busiest node is above the mean by
-# the threshold and by at least 50 sessions (services/control/api.c), so
+# the threshold and by at least 50 sessions (services/control/leader_jobs.c), so
 # this scenario piles two fleets (2 x N) on one node.
 NB=$((2 * N))
 echo "== rebalance: $NB devices piled on o1, o2 and o3 empty, threshold $REB_THRESHOLD"
@@ -652,7 +652,7 @@ scenario_events() {
 	fam=$(jget id)
 	api $TD POST "/applications/$APP/event-maps" "{\"familyId\":$fam,\"classes\":{\"org.kaa.Ping\":\"both\"}}"
 	must 201 "event map: org.kaa.Ping source and sink"
-	api $TD POST "/applications/$APP/user-verifiers" '{"name":"trust","settings":{"type":"trustful"}}'
+	api $TA POST "/applications/$APP/user-verifiers" '{"name":"trust","settings":{"type":"trustful"}}'
 	must 201 "trustful owner verifier"
 	ev_fleet() { # NAME COUNT ARGS...
 		local name=$1 count=$2

@@ -349,7 +349,8 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 			expect 200 "[$tag] ${role%%:*} reads $k"
 			api "$role" POST "/applications/$A1/$k" '{}'
 			case "${role%%-*}:$k" in
-			dev:*) want=400 ;;                              # allowed, then the body is incomplete
+			dev:credentials | dev:user-verifiers) want=403 ;; # admin matters
+			dev:*) want=400 ;;                                # allowed, then the body is incomplete
 			admin:credentials | admin:log-appenders | admin:user-verifiers) want=400 ;;
 			*) want=403 ;;
 			esac
@@ -382,6 +383,60 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 	expect 403 "[$tag] platform admin creates applications"
 	api "$TA" POST "/tenants/$T1/users" '{"name":"evil","role":"platform-admin","password":"password-x"}'
 	expect 403 "[$tag] tenant admin cannot mint platform admins"
+
+	echo "== [$tag] who may provision devices and configure owner verifiers"
+	# Every credential and verifier route, per role, with valid bodies (so
+	# only the role can refuse): the tenant admin writes, the tenant's other
+	# roles read, the platform admin gets 403, another tenant's admin 404.
+	local CR VR kind id body who rw
+	api "$TA" POST "/applications/$A1/credentials" "{\"endpointKeyHash\":\"roles-$tag\",\"publicKey\":\"pk\"}"
+	expect 201 "[$tag] tenant-admin POST credentials"
+	CR=$(jget id)
+	api "$TA" POST "/applications/$A1/user-verifiers" '{"name":"roles","settings":{"type":"trustful"}}'
+	expect 201 "[$tag] tenant-admin POST user-verifiers"
+	VR=$(jget id)
+	for kind in credentials:$CR user-verifiers:$VR; do
+		id=${kind#*:}
+		kind=${kind%%:*}
+		if [ "$kind" = credentials ]; then
+			body="{\"endpointKeyHash\":\"roles2-$tag\",\"publicKey\":\"pk2\"}"
+			rw='{"status":"revoked"}'
+		else
+			body='{"name":"roles2","settings":{"type":"trustful"}}'
+			rw='{"settings":{"type":"jwt-hs256","secret":"0123456789abcdef0123456789abcdef"}}'
+		fi
+		for who in "$TD:tenant-developer:200" "$TU:tenant-user:200" "$ADMIN:platform-admin:403" "$TO:other-tenant-admin:404"; do
+			local cred=${who%:*:*} rest=${who#*:*:} role read deny
+			role=${rest%%:*}
+			read=${rest#*:}
+			deny=403
+			[ "$read" = 404 ] && deny=404
+			api "$cred" GET "/applications/$A1/$kind"
+			expect "$read" "[$tag] $role GET $kind"
+			api "$cred" GET "/applications/$A1/$kind/$id"
+			expect "$read" "[$tag] $role GET $kind/{id}"
+			api "$cred" POST "/applications/$A1/$kind" "$body"
+			expect "$deny" "[$tag] $role POST $kind"
+			EXTRA_CURL=(-H 'If-Match: 1')
+			api "$cred" PUT "/applications/$A1/$kind/$id" "$rw"
+			expect "$deny" "[$tag] $role PUT $kind/{id}"
+			EXTRA_CURL=()
+			api "$cred" DELETE "/applications/$A1/$kind/$id"
+			expect "$deny" "[$tag] $role DELETE $kind/{id}"
+		done
+		api "$TA" GET "/applications/$A1/$kind/$id"
+		check "[$tag] refused writes left $kind/$id unchanged" [ "$(jget version)" = 1 ]
+		api "$TA" GET "/applications/$A1/$kind"
+		expect 200 "[$tag] tenant-admin GET $kind"
+		EXTRA_CURL=(-H 'If-Match: 1')
+		api "$TA" PUT "/applications/$A1/$kind/$id" "$rw"
+		expect 200 "[$tag] tenant-admin PUT $kind/{id}"
+		EXTRA_CURL=()
+		api "$TA" DELETE "/applications/$A1/$kind/$id"
+		expect 204 "[$tag] tenant-admin DELETE $kind/{id}"
+		api "$TA" GET "/applications/$A1/$kind/$id"
+		expect 404 "[$tag] tenant-admin GET $kind/{id} after the delete"
+	done
 
 	echo "== [$tag] API tokens"
 	api "$TU" POST /tokens '{"name":"ci"}'

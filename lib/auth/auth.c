@@ -32,31 +32,33 @@ kaa__role kaa__role_parse(const char *s)
 /* Rows: resources; columns: roles (platform admin, tenant admin, developer,
  * user); values: 0 none, 1 read, 2 read and write. The platform admin
  * manages tenants and their admins, not applications' contents. */
-static const unsigned char perms[KAA_RES_COUNT][4] = {
-	[KAA_RES_TENANT] = {2, 1, 1, 1},
-	[KAA_RES_USER] = {2, 2, 1, 1},
-	[KAA_RES_API_TOKEN] = {2, 2, 2, 2},
-	[KAA_RES_APPLICATION] = {1, 2, 1, 1},
-	[KAA_RES_SCHEMA] = {0, 1, 2, 1},
-	[KAA_RES_GROUP] = {0, 1, 2, 1},
-	[KAA_RES_CONFIGURATION] = {0, 1, 2, 1},
-	[KAA_RES_TOPIC] = {0, 1, 2, 1},
-	[KAA_RES_NOTIFICATION] = {0, 1, 2, 1},
-	[KAA_RES_LOG_APPENDER] = {0, 2, 2, 1},
-	[KAA_RES_CREDENTIAL] = {0, 2, 2, 1},
-	[KAA_RES_SDK_PROFILE] = {0, 1, 2, 1},
+static const unsigned char perms[KAA_META_KIND_COUNT][4] = {
+	[KAA_META_TENANT] = {2, 1, 1, 1},
+	[KAA_META_USER] = {2, 2, 1, 1},
+	[KAA_META_API_TOKEN] = {2, 2, 2, 2},
+	[KAA_META_APPLICATION] = {1, 2, 1, 1},
+	[KAA_META_SCHEMA] = {0, 1, 2, 1},
+	[KAA_META_GROUP] = {0, 1, 2, 1},
+	[KAA_META_CONFIGURATION] = {0, 1, 2, 1},
+	[KAA_META_TOPIC] = {0, 1, 2, 1},
+	[KAA_META_NOTIFICATION] = {0, 1, 2, 1},
+	[KAA_META_LOG_APPENDER] = {0, 2, 2, 1},
+	/* Provisioning devices and owner verifiers' secrets are admin
+	 * matters: only the tenant admin writes them. */
+	[KAA_META_CREDENTIAL] = {0, 2, 1, 1},
+	[KAA_META_SDK_PROFILE] = {0, 1, 2, 1},
 	/* event class families are tenant-wide, as in the original platform */
-	[KAA_RES_EVENT_FAMILY] = {0, 2, 2, 1},
-	[KAA_RES_EVENT_MAP] = {0, 1, 2, 1},
+	[KAA_META_EVENT_FAMILY] = {0, 2, 2, 1},
+	[KAA_META_EVENT_MAP] = {0, 1, 2, 1},
 	/* verifiers hold secrets: like credentials */
-	[KAA_RES_USER_VERIFIER] = {0, 2, 2, 1},
+	[KAA_META_USER_VERIFIER] = {0, 2, 1, 1},
 };
 
-bool kaa__role_allows(kaa__role r, kaa__action a, kaa__resource res)
+bool kaa__role_allows(kaa__role r, kaa__action a, kaa__meta_kind kind)
 {
-	if (r == KAA_ROLE_NONE || (unsigned)r > 4 || (unsigned)res >= KAA_RES_COUNT)
+	if (r == KAA_ROLE_NONE || (unsigned)r > 4 || (unsigned)kind >= KAA_META_KIND_COUNT)
 		return false;
-	unsigned p = perms[res][r - 1];
+	unsigned p = perms[kind][r - 1];
 	return a == KAA_ACT_READ ? p >= 1 : p >= 2;
 }
 

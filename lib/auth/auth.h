@@ -5,13 +5,18 @@
  * (OpenSSL PKCS5_PBKDF2_HMAC, 16-byte random salt, 32-byte key). API tokens
  * are 32 random bytes in base64url prefixed "kaa_"; only their SHA-256 (hex)
  * is stored. Roles follow the original platform: a platform admin manages
- * tenants; a tenant admin manages users and applications of its tenant; a
- * tenant developer manages schemas, groups, configurations, topics,
- * notifications and SDK profiles; a tenant user only reads.
+ * tenants and their users; a tenant admin manages users and applications
+ * of its tenant, provisions device credentials and configures owner
+ * verifiers (their secrets); a tenant developer manages schemas, groups,
+ * configurations, topics, notifications, SDK profiles, event families and
+ * maps; both write log appenders; a tenant user only reads. README.md has
+ * the full table.
  * All functions are pure or use OpenSSL's thread-safe RNG: any thread.
  */
 #ifndef KAA_AUTH_H
 #define KAA_AUTH_H
+
+#include "store/meta_store.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,33 +37,15 @@ const char *kaa__role_name(kaa__role r);
 /* KAA_ROLE_NONE for an unknown name. */
 kaa__role kaa__role_parse(const char *s);
 
-typedef enum kaa__resource {
-	KAA_RES_TENANT,
-	KAA_RES_USER,
-	KAA_RES_API_TOKEN,
-	KAA_RES_APPLICATION,
-	KAA_RES_SCHEMA,
-	KAA_RES_GROUP,
-	KAA_RES_CONFIGURATION,
-	KAA_RES_TOPIC,
-	KAA_RES_NOTIFICATION,
-	KAA_RES_LOG_APPENDER,
-	KAA_RES_CREDENTIAL,
-	KAA_RES_SDK_PROFILE,
-	KAA_RES_EVENT_FAMILY,
-	KAA_RES_EVENT_MAP,
-	KAA_RES_USER_VERIFIER,
-	KAA_RES_COUNT,
-} kaa__resource;
-
 typedef enum kaa__action {
 	KAA_ACT_READ,
 	KAA_ACT_WRITE, /* create, update, delete */
 } kaa__action;
 
-/* Whether the role may perform the action on the resource kind (tenant
- * scoping is checked separately by the caller). */
-bool kaa__role_allows(kaa__role r, kaa__action a, kaa__resource res);
+/* Whether the role may perform the action on objects of the metadata kind
+ * (tenant scoping is checked separately by the caller); false for an
+ * unknown role or kind. The one role table of the REST API. */
+bool kaa__role_allows(kaa__role r, kaa__action a, kaa__meta_kind kind);
 
 /* *out is malloc'd. KAA_ERR_TOO_BIG over KAA_PASSWORD_MAX, KAA_ERR_NOMEM,
  * KAA_ERR_INTERNAL if OpenSSL fails. iterations 0 = the default. */

@@ -1,6 +1,7 @@
 #include "control/router.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int hexval(char c)
@@ -77,6 +78,16 @@ const char *kaa__route_param(const kaa__route_params *p, const char *name)
 		if (strncmp(p->names[i], name, n) == 0 && p->names[i][n] == '}')
 			return p->values[i];
 	return NULL;
+}
+
+int64_t kaa__route_id(const kaa__route_params *p, const char *name)
+{
+	const char *s = kaa__route_param(p, name);
+	char *end;
+	if (!s || !*s || strlen(s) > 18)
+		return -1;
+	long long v = strtoll(s, &end, 10);
+	return *end || v < 1 ? -1 : (int64_t)v;
 }
 
 int kaa__route_match(const kaa__route *routes, size_t n, const char *method, const char *path,

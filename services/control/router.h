@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define KAA_ROUTE_MAX_PARAMS 4
 #define KAA_ROUTE_MAX_SEGMENT 128 /* longer path segments never match (404) */
@@ -42,6 +43,9 @@ int kaa__route_match(const kaa__route *routes, size_t n, const char *method, con
 		     size_t allow_len);
 /* The value of a captured parameter, or NULL. */
 const char *kaa__route_param(const kaa__route_params *p, const char *name);
+/* A captured parameter as an object id: decimal 1..10^18-1, else (also
+ * when absent) -1. */
+int64_t kaa__route_id(const kaa__route_params *p, const char *name);
 /* Percent-decodes src (len bytes) into dst (cap bytes incl. NUL); false on
  * a bad escape, an encoded NUL or '/' or overflow. */
 bool kaa__percent_decode(const char *src, size_t len, char *dst, size_t cap);

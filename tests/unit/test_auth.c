@@ -69,26 +69,51 @@ static void test_roles(void)
 	CU_ASSERT_EQUAL(kaa__role_parse("root"), KAA_ROLE_NONE);
 	CU_ASSERT_STRING_EQUAL(kaa__role_name(KAA_ROLE_TENANT_USER), "tenant-user");
 	/* Spot checks of the original platform's split of duties. */
-	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_PLATFORM_ADMIN, KAA_ACT_WRITE, KAA_RES_TENANT));
-	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_RES_TENANT));
-	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_RES_APPLICATION));
-	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_RES_USER));
-	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_RES_SCHEMA));
-	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_TENANT_DEVELOPER, KAA_ACT_WRITE, KAA_RES_SCHEMA));
+	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_PLATFORM_ADMIN, KAA_ACT_WRITE, KAA_META_TENANT));
+	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_META_TENANT));
+	CU_ASSERT_TRUE(
+		kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_META_APPLICATION));
+	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_META_USER));
+	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_ADMIN, KAA_ACT_WRITE, KAA_META_SCHEMA));
+	CU_ASSERT_TRUE(kaa__role_allows(KAA_ROLE_TENANT_DEVELOPER, KAA_ACT_WRITE, KAA_META_SCHEMA));
 	CU_ASSERT_FALSE(
-		kaa__role_allows(KAA_ROLE_TENANT_DEVELOPER, KAA_ACT_WRITE, KAA_RES_APPLICATION));
-	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_PLATFORM_ADMIN, KAA_ACT_READ, KAA_RES_SCHEMA));
+		kaa__role_allows(KAA_ROLE_TENANT_DEVELOPER, KAA_ACT_WRITE, KAA_META_APPLICATION));
+	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_PLATFORM_ADMIN, KAA_ACT_READ, KAA_META_SCHEMA));
 	/* A tenant user reads everything of its tenant and writes nothing but
 	 * its own API tokens. */
-	for (int r = 0; r < KAA_RES_COUNT; r++) {
+	for (int r = 0; r < KAA_META_KIND_COUNT; r++) {
 		CU_ASSERT_TRUE(
-			kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_READ, (kaa__resource)r));
+			kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_READ, (kaa__meta_kind)r));
 		CU_ASSERT_EQUAL(
-			kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_WRITE, (kaa__resource)r),
-			r == KAA_RES_API_TOKEN);
-		CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_NONE, KAA_ACT_READ, (kaa__resource)r));
+			kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_WRITE, (kaa__meta_kind)r),
+			r == KAA_META_API_TOKEN);
+		CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_NONE, KAA_ACT_READ, (kaa__meta_kind)r));
 	}
-	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_READ, KAA_RES_COUNT));
+	CU_ASSERT_FALSE(kaa__role_allows(KAA_ROLE_TENANT_USER, KAA_ACT_READ, KAA_META_KIND_COUNT));
+}
+
+/* Device credentials and owner verifiers (their secrets) are admin matters:
+ * per role, who reads and who writes them (README's role table). */
+static void test_roles_credentials(void)
+{
+	static const kaa__meta_kind kinds[] = {KAA_META_CREDENTIAL, KAA_META_USER_VERIFIER};
+	static const struct {
+		kaa__role role;
+		bool read, write;
+	} want[] = {
+		{KAA_ROLE_PLATFORM_ADMIN, false, false},
+		{KAA_ROLE_TENANT_ADMIN, true, true},
+		{KAA_ROLE_TENANT_DEVELOPER, true, false},
+		{KAA_ROLE_TENANT_USER, true, false},
+		{KAA_ROLE_NONE, false, false},
+	};
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+			CU_ASSERT_EQUAL(kaa__role_allows(want[i].role, KAA_ACT_READ, kinds[k]),
+					want[i].read);
+			CU_ASSERT_EQUAL(kaa__role_allows(want[i].role, KAA_ACT_WRITE, kinds[k]),
+					want[i].write);
+		}
 }
 
 int main(void)
@@ -99,6 +124,7 @@ int main(void)
 	CU_add_test(s, "PBKDF2 password hashes", test_password);
 	CU_add_test(s, "tokens and digests", test_tokens);
 	CU_add_test(s, "role table", test_roles);
+	CU_add_test(s, "role table: credentials and owner verifiers", test_roles_credentials);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned fails = CU_get_number_of_failures();
