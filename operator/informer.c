@@ -61,7 +61,7 @@ struct kaa__kube_informer {
 
 	/* informer thread only */
 	char rv[RV_MAX];
-	kaa__kbuf line;
+	kaa__buf line;
 	bool need_relist;
 	bool resync_due;
 	bool line_too_big;
@@ -183,7 +183,7 @@ static entry *entry_from(yajl_val obj, const char *api_version, const char *kind
 	static const char *const p_av[] = {"apiVersion", NULL};
 	const char *ns = kaa__kube_str(obj, p_ns), *name = kaa__kube_str(obj, p_name);
 	const char *rv = kaa__kube_str(obj, p_rv);
-	kaa__kbuf b = {0};
+	kaa__buf b = {0};
 	entry *e;
 
 	if (!YAJL_IS_OBJECT(obj) || !name)
@@ -191,33 +191,33 @@ static entry *entry_from(yajl_val obj, const char *api_version, const char *kind
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
-	kaa__kbuf_put(&b, "{", 1);
+	kaa__buf_put(&b, "{", 1);
 	bool first = true;
 	if (api_version && !kaa__kube_str(obj, p_av)) {
-		kaa__kbuf_puts(&b, "\"apiVersion\":");
-		kaa__kbuf_json_str(&b, api_version);
+		kaa__buf_puts(&b, "\"apiVersion\":");
+		kaa__kube_json_str(&b, api_version);
 		first = false;
 	}
 	if (kind && !kaa__kube_str(obj, p_kind)) {
-		kaa__kbuf_puts(&b, first ? "\"kind\":" : ",\"kind\":");
-		kaa__kbuf_json_str(&b, kind);
+		kaa__buf_puts(&b, first ? "\"kind\":" : ",\"kind\":");
+		kaa__kube_json_str(&b, kind);
 		first = false;
 	}
 	for (size_t i = 0; i < obj->u.object.len; i++) {
 		if (!first)
-			kaa__kbuf_put(&b, ",", 1);
+			kaa__buf_put(&b, ",", 1);
 		first = false;
-		kaa__kbuf_json_str(&b, obj->u.object.keys[i]);
-		kaa__kbuf_put(&b, ":", 1);
+		kaa__kube_json_str(&b, obj->u.object.keys[i]);
+		kaa__buf_put(&b, ":", 1);
 		kaa__kube_gen(&b, obj->u.object.values[i]);
 	}
-	kaa__kbuf_put(&b, "}", 1);
-	e->json = b.s;
+	kaa__buf_put(&b, "}", 1);
+	e->json = b.p;
 	e->key = make_key(ns, name);
 	e->ns = strdup(ns ? ns : "");
 	e->name = strdup(name);
 	e->rv = strdup(rv ? rv : "");
-	if (b.oom || !e->key || !e->ns || !e->name || !e->rv) {
+	if (b.err || !e->key || !e->ns || !e->name || !e->rv) {
 		entry_free(e);
 		return NULL;
 	}
@@ -269,14 +269,14 @@ static entry *entry_dup(const entry *s)
 	return e;
 }
 
-static void collection_url(kaa__kube_informer *inf, kaa__kbuf *u)
+static void collection_url(kaa__kube_informer *inf, kaa__buf *u)
 {
-	kaa__kbuf_puts(u, inf->path);
-	kaa__kbuf_put(u, strchr(inf->path, '?') ? "&" : "?", 1);
+	kaa__buf_puts(u, inf->path);
+	kaa__buf_put(u, strchr(inf->path, '?') ? "&" : "?", 1);
 	if (inf->selector) {
-		kaa__kbuf_puts(u, "labelSelector=");
-		kaa__kbuf_query(u, inf->selector);
-		kaa__kbuf_put(u, "&", 1);
+		kaa__buf_puts(u, "labelSelector=");
+		kaa__kube_query(u, inf->selector);
+		kaa__buf_put(u, "&", 1);
 	}
 }
 
@@ -295,24 +295,24 @@ static int do_list(kaa__kube_informer *inf)
 	kaa__kube_req_opts o = {.stop = &inf->stop};
 
 	do {
-		kaa__kbuf u = {0};
+		kaa__buf u = {0};
 		kaa__kube_resp r;
 		char err[128];
 		collection_url(inf, &u);
-		kaa__kbuf_printf(&u, "limit=%d", PAGE_LIMIT);
+		kaa__buf_printf(&u, "limit=%d", PAGE_LIMIT);
 		if (cont) {
-			kaa__kbuf_puts(&u, "&continue=");
-			kaa__kbuf_query(&u, cont);
+			kaa__buf_puts(&u, "&continue=");
+			kaa__kube_query(&u, cont);
 		}
 		free(cont);
 		cont = NULL;
-		if (u.oom) {
-			kaa__kbuf_free(&u);
+		if (u.err) {
+			kaa__buf_free(&u);
 			rc = KAA_ERR_NOMEM;
 			goto out;
 		}
-		rc = kaa__kube_request_ex(inf->k, "GET", u.s, NULL, NULL, &o, &r);
-		kaa__kbuf_free(&u);
+		rc = kaa__kube_request_ex(inf->k, "GET", u.p, NULL, NULL, &o, &r);
+		kaa__buf_free(&u);
 		if (rc != KAA_OK)
 			goto out;
 		if (r.status != 200) {
@@ -518,24 +518,24 @@ static bool watch_sink(void *ud, const char *data, size_t len)
 	while (len > 0) {
 		const char *nl = memchr(data, '\n', len);
 		size_t n = nl ? (size_t)(nl - data) : len;
-		if (inf->line.len + n > KAA_KUBE_BODY_MAX) {
+		int rc = kaa__buf_put(&inf->line, data, n);
+		if (rc == KAA_ERR_TOO_BIG) {
 			KAA_WARN("kube", "informer_event_too_big path=%s", inf->path);
 			inf->line_too_big = true;
 			inf->need_relist = true;
 			return false;
 		}
-		kaa__kbuf_put(&inf->line, data, n);
-		if (inf->line.oom) {
+		if (rc != KAA_OK) {
 			inf->need_relist = true;
 			return false;
 		}
 		if (!nl)
 			break;
-		if (inf->line.len > 0 && !on_event(inf, inf->line.s)) {
-			inf->line.len = 0;
+		if (inf->line.len > 0 && !on_event(inf, inf->line.p)) {
+			kaa__buf_reset(&inf->line);
 			return false;
 		}
-		inf->line.len = 0;
+		kaa__buf_reset(&inf->line);
 		data += n + 1;
 		len -= n + 1;
 	}
@@ -556,7 +556,7 @@ static bool watch_tick(void *ud)
  * purpose (resync, re-list); otherwise a failure to back off from. */
 static int do_watch(kaa__kube_informer *inf, unsigned jitter)
 {
-	kaa__kbuf u = {0};
+	kaa__buf u = {0};
 	kaa__kube_resp r;
 	int timeout_s = WATCH_TIMEOUT_S - 15 + (int)(jitter % 30);
 	kaa__kube_req_opts o = {
@@ -570,17 +570,17 @@ static int do_watch(kaa__kube_informer *inf, unsigned jitter)
 	int rc;
 
 	collection_url(inf, &u);
-	kaa__kbuf_printf(&u, "watch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=",
-			 timeout_s);
-	kaa__kbuf_query(&u, inf->rv);
-	if (u.oom) {
-		kaa__kbuf_free(&u);
+	kaa__buf_printf(&u, "watch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=",
+			timeout_s);
+	kaa__kube_query(&u, inf->rv);
+	if (u.err) {
+		kaa__buf_free(&u);
 		return KAA_ERR_NOMEM;
 	}
-	inf->line.len = 0;
+	kaa__buf_reset(&inf->line);
 	inf->line_too_big = false;
-	rc = kaa__kube_request_ex(inf->k, "GET", u.s, NULL, NULL, &o, &r);
-	kaa__kbuf_free(&u);
+	rc = kaa__kube_request_ex(inf->k, "GET", u.p, NULL, NULL, &o, &r);
+	kaa__buf_free(&u);
 	if (rc == KAA_ERR_CANCELED &&
 	    (inf->stop || inf->resync_due || (inf->need_relist && !inf->line_too_big)))
 		return KAA_OK;
@@ -694,6 +694,7 @@ int kaa__kube_informer_new(kaa__kube *k, const char *collection_path, const char
 	inf->cb = cb;
 	inf->ud = ud;
 	inf->resync_ms = resync_ms;
+	inf->line.max = KAA_KUBE_BODY_MAX;
 	inf->path = strdup(collection_path);
 	inf->selector = label_selector && *label_selector ? strdup(label_selector) : NULL;
 	if (!inf->path || (label_selector && *label_selector && !inf->selector)) {
@@ -722,7 +723,7 @@ void kaa__kube_informer_free(kaa__kube_informer *inf)
 	inf->stop = 1;
 	pthread_join(inf->th, NULL);
 	table_clear(&inf->cache);
-	kaa__kbuf_free(&inf->line);
+	kaa__buf_free(&inf->line);
 	pthread_mutex_destroy(&inf->mu);
 	free(inf->path);
 	free(inf->selector);

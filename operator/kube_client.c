@@ -48,104 +48,40 @@ struct kaa__kube {
 	int n_pool;
 };
 
-/* ---- kbuf ---- */
+/* ---- JSON and query text ---- */
 
-static bool kbuf_reserve(kaa__kbuf *b, size_t n)
-{
-	if (b->oom)
-		return false;
-	if (b->len + n + 1 <= b->cap)
-		return true;
-	size_t cap = b->cap ? b->cap : 256;
-	while (cap < b->len + n + 1)
-		cap *= 2;
-	char *s = realloc(b->s, cap);
-	if (!s) {
-		b->oom = true;
-		return false;
-	}
-	b->s = s;
-	b->cap = cap;
-	return true;
-}
-
-void kaa__kbuf_put(kaa__kbuf *b, const char *s, size_t n)
-{
-	if (!kbuf_reserve(b, n))
-		return;
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-void kaa__kbuf_puts(kaa__kbuf *b, const char *s)
-{
-	kaa__kbuf_put(b, s, strlen(s));
-}
-
-void kaa__kbuf_printf(kaa__kbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	char small[256];
-	va_start(ap, fmt);
-	int n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->oom = true;
-		return;
-	}
-	if ((size_t)n < sizeof(small)) {
-		kaa__kbuf_put(b, small, (size_t)n);
-		return;
-	}
-	if (!kbuf_reserve(b, (size_t)n))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
-void kaa__kbuf_json_str(kaa__kbuf *b, const char *s)
+void kaa__kube_json_str(kaa__buf *b, const char *s)
 {
 	if (!s) {
-		kaa__kbuf_puts(b, "null");
+		kaa__buf_puts(b, "null");
 		return;
 	}
-	kaa__kbuf_put(b, "\"", 1);
+	kaa__buf_put(b, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '"' || *p == '\\') {
 			char e[2] = {'\\', (char)*p};
-			kaa__kbuf_put(b, e, 2);
+			kaa__buf_put(b, e, 2);
 		} else if (*p < 0x20) {
-			kaa__kbuf_printf(b, "\\u%04x", *p);
+			kaa__buf_printf(b, "\\u%04x", *p);
 		} else {
-			kaa__kbuf_put(b, (const char *)p, 1);
+			kaa__buf_put(b, (const char *)p, 1);
 		}
 	}
-	kaa__kbuf_put(b, "\"", 1);
+	kaa__buf_put(b, "\"", 1);
 }
 
-void kaa__kbuf_query(kaa__kbuf *b, const char *s)
+void kaa__kube_query(kaa__buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-			kaa__kbuf_put(b, (const char *)p, 1);
+			kaa__buf_put(b, (const char *)p, 1);
 		} else {
 			char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-			kaa__kbuf_put(b, e, 3);
+			kaa__buf_put(b, e, 3);
 		}
 	}
-}
-
-void kaa__kbuf_free(kaa__kbuf *b)
-{
-	if (!b)
-		return;
-	free(b->s);
-	*b = (kaa__kbuf){0};
 }
 
 /* ---- JSON helpers ---- */
@@ -185,39 +121,39 @@ yajl_val kaa__kube_obj(yajl_val v, const char *const *path)
 	return YAJL_IS_OBJECT(v) ? v : NULL;
 }
 
-void kaa__kube_gen(kaa__kbuf *b, yajl_val v)
+void kaa__kube_gen(kaa__buf *b, yajl_val v)
 {
 	if (!v) {
-		kaa__kbuf_puts(b, "null");
+		kaa__buf_puts(b, "null");
 	} else if (YAJL_IS_STRING(v)) {
-		kaa__kbuf_json_str(b, v->u.string);
+		kaa__kube_json_str(b, v->u.string);
 	} else if (YAJL_IS_NUMBER(v)) {
 		/* the original text: no precision lost */
-		kaa__kbuf_puts(b, v->u.number.r);
+		kaa__buf_puts(b, v->u.number.r);
 	} else if (YAJL_IS_TRUE(v)) {
-		kaa__kbuf_puts(b, "true");
+		kaa__buf_puts(b, "true");
 	} else if (YAJL_IS_FALSE(v)) {
-		kaa__kbuf_puts(b, "false");
+		kaa__buf_puts(b, "false");
 	} else if (YAJL_IS_OBJECT(v)) {
-		kaa__kbuf_put(b, "{", 1);
+		kaa__buf_put(b, "{", 1);
 		for (size_t i = 0; i < v->u.object.len; i++) {
 			if (i)
-				kaa__kbuf_put(b, ",", 1);
-			kaa__kbuf_json_str(b, v->u.object.keys[i]);
-			kaa__kbuf_put(b, ":", 1);
+				kaa__buf_put(b, ",", 1);
+			kaa__kube_json_str(b, v->u.object.keys[i]);
+			kaa__buf_put(b, ":", 1);
 			kaa__kube_gen(b, v->u.object.values[i]);
 		}
-		kaa__kbuf_put(b, "}", 1);
+		kaa__buf_put(b, "}", 1);
 	} else if (YAJL_IS_ARRAY(v)) {
-		kaa__kbuf_put(b, "[", 1);
+		kaa__buf_put(b, "[", 1);
 		for (size_t i = 0; i < v->u.array.len; i++) {
 			if (i)
-				kaa__kbuf_put(b, ",", 1);
+				kaa__buf_put(b, ",", 1);
 			kaa__kube_gen(b, v->u.array.values[i]);
 		}
-		kaa__kbuf_put(b, "]", 1);
+		kaa__buf_put(b, "]", 1);
 	} else {
-		kaa__kbuf_puts(b, "null");
+		kaa__buf_puts(b, "null");
 	}
 }
 
@@ -414,7 +350,7 @@ static void handle_put(kaa__kube *k, CURL *h, bool reusable)
 
 typedef struct xfer {
 	const kaa__kube_req_opts *o;
-	kaa__kbuf body;
+	kaa__buf body;
 	long status;
 	bool too_big;
 	bool aborted;
@@ -426,8 +362,9 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
 	xfer *x = ud;
 	size_t len = size * n;
 
-	if (x->o && x->o->sink && !x->too_big) {
-		/* A streaming request: 2xx bodies go to the sink, errors are collected. */
+	if (x->o && x->o->sink) {
+		/* A streaming request: 2xx bodies go to the sink, errors are
+		 * collected (body.max is then ERROR_BODY_MAX). */
 		if (x->o->stop && *x->o->stop) {
 			x->aborted = true;
 			return 0;
@@ -439,16 +376,11 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
 			}
 			return len;
 		}
-		if (x->body.len + len > ERROR_BODY_MAX) {
-			x->too_big = true;
-			return 0;
-		}
-	} else if (x->body.len + len > KAA_KUBE_BODY_MAX) {
-		x->too_big = true;
-		return 0;
 	}
-	kaa__kbuf_put(&x->body, data, len);
-	return x->body.oom ? 0 : len;
+	int rc = kaa__buf_put(&x->body, data, len);
+	if (rc == KAA_ERR_TOO_BIG)
+		x->too_big = true;
+	return rc == KAA_OK ? len : 0;
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *ud)
@@ -516,7 +448,7 @@ static int perform(kaa__kube *k, const char *method, const char *url, const char
 {
 	CURL *h = handle_get(k);
 	struct curl_slist *hdrs = NULL, *tmp;
-	xfer x = {.o = o};
+	xfer x = {.o = o, .body.max = o && o->sink ? ERROR_BODY_MAX : KAA_KUBE_BODY_MAX};
 	int rc = KAA_OK;
 	char *auth = NULL;
 	char *ctype = NULL;
@@ -607,7 +539,7 @@ static int perform(kaa__kube *k, const char *method, const char *url, const char
 		rc = KAA_ERR_CANCELED;
 	} else if (cc == CURLE_OPERATION_TIMEDOUT) {
 		rc = KAA_ERR_TIMEOUT;
-	} else if (cc == CURLE_OUT_OF_MEMORY || x.body.oom) {
+	} else if (cc == CURLE_OUT_OF_MEMORY || x.body.err == KAA_ERR_NOMEM) {
 		rc = KAA_ERR_NOMEM;
 	} else {
 		rc = KAA_ERR_UNAVAILABLE;
@@ -619,18 +551,11 @@ static int perform(kaa__kube *k, const char *method, const char *url, const char
 	      cc == CURLE_OK || rc == KAA_ERR_CANCELED || rc == KAA_ERR_TIMEOUT ? status : 0);
 	if (rc == KAA_OK || rc == KAA_ERR_CANCELED || rc == KAA_ERR_TIMEOUT) {
 		resp->status = status;
-		if (!x.body.s)
-			kaa__kbuf_puts(&x.body, "");
-		if (x.body.oom) {
+		if (kaa__buf_take(&x.body, &resp->body, &resp->len) != KAA_OK)
 			rc = KAA_ERR_NOMEM;
-			goto out;
-		}
-		resp->body = x.body.s;
-		resp->len = x.body.len;
-		x.body = (kaa__kbuf){0};
 	}
 out:
-	kaa__kbuf_free(&x.body);
+	kaa__buf_free(&x.body);
 	curl_slist_free_all(hdrs);
 	if (auth)
 		explicit_bzero(auth, strlen(auth));

@@ -84,7 +84,7 @@ static bool ok_str(const char *s, size_t max)
 static int post_new(kaa__kube *k, const kaa__kube_ref *reg, const char *ns, const char *name,
 		    const char *type, const char *reason, const char *action, const char *note)
 {
-	kaa__kbuf b = {0}, p = {0};
+	kaa__buf b = {0}, p = {0};
 	char now[32];
 	char *id = kaa__kube_identity(k);
 	kaa__kube_resp r;
@@ -94,48 +94,48 @@ static int post_new(kaa__kube *k, const kaa__kube_ref *reg, const char *ns, cons
 	if (!id)
 		return KAA_ERR_NOMEM;
 	kaa__kube_microtime(now);
-	kaa__kbuf_puts(&b, "{\"apiVersion\":\"events.k8s.io/v1\",\"kind\":\"Event\","
-			   "\"metadata\":{\"name\":");
-	kaa__kbuf_json_str(&b, name);
-	kaa__kbuf_puts(&b, ",\"namespace\":");
-	kaa__kbuf_json_str(&b, ns);
-	kaa__kbuf_puts(&b, "},\"eventTime\":");
-	kaa__kbuf_json_str(&b, now);
-	kaa__kbuf_puts(&b, ",\"reportingController\":\"" REPORTING_CONTROLLER
-			   "\",\"reportingInstance\":");
-	kaa__kbuf_json_str(&b, id);
-	kaa__kbuf_puts(&b, ",\"type\":");
-	kaa__kbuf_json_str(&b, type);
-	kaa__kbuf_puts(&b, ",\"reason\":");
-	kaa__kbuf_json_str(&b, reason);
-	kaa__kbuf_puts(&b, ",\"action\":");
-	kaa__kbuf_json_str(&b, action);
-	kaa__kbuf_puts(&b, ",\"note\":");
-	kaa__kbuf_json_str(&b, note);
-	kaa__kbuf_puts(&b, ",\"regarding\":{\"apiVersion\":");
-	kaa__kbuf_json_str(&b, reg->api_version);
-	kaa__kbuf_puts(&b, ",\"kind\":");
-	kaa__kbuf_json_str(&b, reg->kind);
-	kaa__kbuf_puts(&b, ",\"name\":");
-	kaa__kbuf_json_str(&b, reg->name);
+	kaa__buf_puts(&b, "{\"apiVersion\":\"events.k8s.io/v1\",\"kind\":\"Event\","
+			  "\"metadata\":{\"name\":");
+	kaa__kube_json_str(&b, name);
+	kaa__buf_puts(&b, ",\"namespace\":");
+	kaa__kube_json_str(&b, ns);
+	kaa__buf_puts(&b, "},\"eventTime\":");
+	kaa__kube_json_str(&b, now);
+	kaa__buf_puts(&b, ",\"reportingController\":\"" REPORTING_CONTROLLER
+			  "\",\"reportingInstance\":");
+	kaa__kube_json_str(&b, id);
+	kaa__buf_puts(&b, ",\"type\":");
+	kaa__kube_json_str(&b, type);
+	kaa__buf_puts(&b, ",\"reason\":");
+	kaa__kube_json_str(&b, reason);
+	kaa__buf_puts(&b, ",\"action\":");
+	kaa__kube_json_str(&b, action);
+	kaa__buf_puts(&b, ",\"note\":");
+	kaa__kube_json_str(&b, note);
+	kaa__buf_puts(&b, ",\"regarding\":{\"apiVersion\":");
+	kaa__kube_json_str(&b, reg->api_version);
+	kaa__buf_puts(&b, ",\"kind\":");
+	kaa__kube_json_str(&b, reg->kind);
+	kaa__buf_puts(&b, ",\"name\":");
+	kaa__kube_json_str(&b, reg->name);
 	if (reg->ns && *reg->ns) {
-		kaa__kbuf_puts(&b, ",\"namespace\":");
-		kaa__kbuf_json_str(&b, reg->ns);
+		kaa__buf_puts(&b, ",\"namespace\":");
+		kaa__kube_json_str(&b, reg->ns);
 	}
 	if (reg->uid && *reg->uid) {
-		kaa__kbuf_puts(&b, ",\"uid\":");
-		kaa__kbuf_json_str(&b, reg->uid);
+		kaa__buf_puts(&b, ",\"uid\":");
+		kaa__kube_json_str(&b, reg->uid);
 	}
-	kaa__kbuf_puts(&b, "}}");
-	kaa__kbuf_puts(&p, "/apis/events.k8s.io/v1/namespaces/");
-	kaa__kbuf_query(&p, ns);
-	kaa__kbuf_puts(&p, "/events");
+	kaa__buf_puts(&b, "}}");
+	kaa__buf_puts(&p, "/apis/events.k8s.io/v1/namespaces/");
+	kaa__kube_query(&p, ns);
+	kaa__buf_puts(&p, "/events");
 	free(id);
-	if (b.oom || p.oom) {
+	if (b.err || p.err) {
 		rc = KAA_ERR_NOMEM;
 		goto out;
 	}
-	rc = kaa__kube_request_ex(k, "POST", p.s, "application/json", b.s, &o, &r);
+	rc = kaa__kube_request_ex(k, "POST", p.p, "application/json", b.p, &o, &r);
 	if (rc == KAA_OK) {
 		if (r.status != 201 && r.status != 200) {
 			KAA_WARN("kube", "event_post_failed ns=%s reason=%s status=%ld", ns, reason,
@@ -145,33 +145,33 @@ static int post_new(kaa__kube *k, const kaa__kube_ref *reg, const char *ns, cons
 		kaa__kube_resp_clear(&r);
 	}
 out:
-	kaa__kbuf_free(&b);
-	kaa__kbuf_free(&p);
+	kaa__buf_free(&b);
+	kaa__buf_free(&p);
 	return rc;
 }
 
 /* KAA_OK, KAA_ERR_NOTFOUND (the Event is gone), or another error. */
 static int patch_series(kaa__kube *k, const recent *e)
 {
-	kaa__kbuf b = {0}, p = {0};
+	kaa__buf b = {0}, p = {0};
 	char now[32];
 	kaa__kube_resp r;
 	kaa__kube_req_opts o = {.timeout_ms = REQ_TIMEOUT_MS};
 	int rc;
 
 	kaa__kube_microtime(now);
-	kaa__kbuf_printf(&b, "{\"series\":{\"count\":%d,\"lastObservedTime\":", e->count);
-	kaa__kbuf_json_str(&b, now);
-	kaa__kbuf_puts(&b, "}}");
-	kaa__kbuf_puts(&p, "/apis/events.k8s.io/v1/namespaces/");
-	kaa__kbuf_query(&p, e->ns);
-	kaa__kbuf_puts(&p, "/events/");
-	kaa__kbuf_query(&p, e->name);
-	if (b.oom || p.oom) {
+	kaa__buf_printf(&b, "{\"series\":{\"count\":%d,\"lastObservedTime\":", e->count);
+	kaa__kube_json_str(&b, now);
+	kaa__buf_puts(&b, "}}");
+	kaa__buf_puts(&p, "/apis/events.k8s.io/v1/namespaces/");
+	kaa__kube_query(&p, e->ns);
+	kaa__buf_puts(&p, "/events/");
+	kaa__kube_query(&p, e->name);
+	if (b.err || p.err) {
 		rc = KAA_ERR_NOMEM;
 		goto out;
 	}
-	rc = kaa__kube_request_ex(k, "PATCH", p.s, "application/merge-patch+json", b.s, &o, &r);
+	rc = kaa__kube_request_ex(k, "PATCH", p.p, "application/merge-patch+json", b.p, &o, &r);
 	if (rc == KAA_OK) {
 		if (r.status == 404)
 			rc = KAA_ERR_NOTFOUND;
@@ -183,8 +183,8 @@ static int patch_series(kaa__kube *k, const recent *e)
 		kaa__kube_resp_clear(&r);
 	}
 out:
-	kaa__kbuf_free(&b);
-	kaa__kbuf_free(&p);
+	kaa__buf_free(&b);
+	kaa__buf_free(&p);
 	return rc;
 }
 

@@ -1,5 +1,7 @@
 #include "base/alloc.h"
 
+#include "base/buf.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,4 +53,10 @@ char *kaa__xstrndup(const char *s, size_t n)
 	if (!p)
 		kaa__oom();
 	return p;
+}
+
+/* The daemons' kaa__buf grows through the abort hook (base/buf.h). */
+void *kaa__buf_realloc(void *p, size_t n)
+{
+	return kaa__xrealloc(p, n);
 }
