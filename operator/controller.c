@@ -34,6 +34,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "autoscale.h"
+#include "base/alloc.h"
 #include "base/clock.h"
 #include "cluster_status.h"
 #include "coord/coord.h"
@@ -153,15 +154,10 @@ static cstate *state_get(kaa__controller *c, const char *key)
 		return s;
 	if (c->n_states == c->cap_states) {
 		size_t ncap = c->cap_states ? c->cap_states * 2 : 8;
-		cstate **ns = realloc(c->states, ncap * sizeof(*ns));
-		if (!ns)
-			return NULL;
-		c->states = ns;
+		c->states = kaa__xrealloc(c->states, ncap * sizeof(*c->states));
 		c->cap_states = ncap;
 	}
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return NULL;
+	s = kaa__xcalloc(1, sizeof(*s));
 	snprintf(s->key, sizeof(s->key), "%s", key);
 	c->states[c->n_states++] = s;
 	return s;
@@ -255,12 +251,10 @@ static int set_finalizer(kaa__controller *c, yajl_val kc, const kaa__desired *d,
 	const char *rp[] = {"metadata", "resourceVersion", NULL};
 	yajl_val fin = yajl_tree_get(kc, fp, yajl_t_array);
 	const char *rv = YAJL_GET_STRING(yajl_tree_get(kc, rp, yajl_t_string));
-	yajl_gen g = yajl_gen_alloc(NULL);
+	yajl_gen g = kaa__json_gen_new();
 	char *body = NULL, path[512], msg[512];
 	int rc;
 
-	if (!g)
-		return KAA_ERR_NOMEM;
 #define GS(str) yajl_gen_string(g, (const unsigned char *)(str), strlen(str))
 	yajl_gen_map_open(g);
 	GS("metadata");
@@ -313,7 +307,7 @@ static int finalize(kaa__controller *c, const char *key, yajl_val kc, const kaa_
 	kaa__coord_free(co);
 	pthread_mutex_lock(&c->mu);
 	s = state_get(c, key);
-	attempts = s ? ++s->fin_attempts : c->opts.finalizer_attempts;
+	attempts = ++s->fin_attempts;
 	pthread_mutex_unlock(&c->mu);
 	if (rc == KAA_OK) {
 		snprintf(note, sizeof(note), "removed %lld etcd keys under %s", (long long)deleted,
@@ -597,25 +591,20 @@ static void remember(kaa__controller *c, const char *key, const kaa__desired *d)
 
 	pthread_mutex_lock(&c->mu);
 	s = state_get(c, key);
-	if (s) {
-		char *etcd = strdup(d->etcd);
-		if (etcd) {
-			free(s->etcd);
-			s->etcd = etcd;
-		}
-		s->autoscale = d->autoscale.enabled;
-		s->as = d->autoscale;
-		snprintf(s->ns, sizeof(s->ns), "%s", d->ns);
-		snprintf(s->name, sizeof(s->name), "%s", d->name);
-		snprintf(s->uid, sizeof(s->uid), "%s", d->uid);
-		snprintf(s->cluster, sizeof(s->cluster), "%s", d->cluster);
-		s->spec_replicas = d->replicas[1];
-		s->drain_timeout_s = d->drain_timeout_s;
-		s->fin_attempts = 0;
-		if (!s->autoscale) {
-			memset(&s->st, 0, sizeof(s->st));
-			s->pending = false;
-		}
+	free(s->etcd);
+	s->etcd = kaa__xstrdup(d->etcd);
+	s->autoscale = d->autoscale.enabled;
+	s->as = d->autoscale;
+	snprintf(s->ns, sizeof(s->ns), "%s", d->ns);
+	snprintf(s->name, sizeof(s->name), "%s", d->name);
+	snprintf(s->uid, sizeof(s->uid), "%s", d->uid);
+	snprintf(s->cluster, sizeof(s->cluster), "%s", d->cluster);
+	s->spec_replicas = d->replicas[1];
+	s->drain_timeout_s = d->drain_timeout_s;
+	s->fin_attempts = 0;
+	if (!s->autoscale) {
+		memset(&s->st, 0, sizeof(s->st));
+		s->pending = false;
 	}
 	pthread_mutex_unlock(&c->mu);
 }
@@ -915,9 +904,8 @@ static void scale_one(kaa__controller *c, scale_job *j)
 		pending_to = s->pending_to;
 		until = s->pending_until;
 		n_ids = s->n_pending;
-		ids = malloc((n_ids ? n_ids : 1) * sizeof(*ids));
-		if (ids)
-			memcpy(ids, s->pending_ids, n_ids * sizeof(*ids));
+		ids = kaa__xmalloc(n_ids * sizeof(*ids));
+		memcpy(ids, s->pending_ids, n_ids * sizeof(*ids));
 	}
 	pthread_mutex_unlock(&c->mu);
 	drain_housekeeping(co, j, nodes, n, wall, pending);
@@ -1006,21 +994,15 @@ static void scale_one(kaa__controller *c, scale_job *j)
 		}
 	} else if (want < j->current) {
 		size_t k = (size_t)(j->current - want);
-		size_t *pick = calloc(k, sizeof(*pick));
-		size_t got = 0;
+		size_t *pick, got;
 		int64_t deadline = wall + j->drain_timeout_s * 1000;
 
-		if (k > MAX_DRAIN || !pick) {
-			free(pick);
+		if (k > MAX_DRAIN)
 			goto out;
-		}
+		pick = kaa__xcalloc(k, sizeof(*pick));
 		got = kaa__autoscale_pick_drain(nodes, n, k, pick);
 		free(ids);
-		ids = calloc(got ? got : 1, sizeof(*ids));
-		if (!ids) {
-			free(pick);
-			goto out;
-		}
+		ids = kaa__xcalloc(got, sizeof(*ids));
 		for (size_t i = 0; i < got; i++) {
 			char key[512], val[64];
 			snprintf(ids[i], sizeof(ids[i]), "%s", nodes[pick[i]].id);
@@ -1070,15 +1052,13 @@ static void *scaler_main(void *arg)
 
 		pthread_mutex_lock(&c->mu);
 		if (c->n_states)
-			jobs = calloc(c->n_states, sizeof(*jobs));
+			jobs = kaa__xcalloc(c->n_states, sizeof(*jobs));
 		for (size_t i = 0; jobs && i < c->n_states; i++) {
 			cstate *s = c->states[i];
 			scale_job *j = &jobs[n];
 			if (!s->autoscale || !s->etcd)
 				continue;
-			j->etcd = strdup(s->etcd);
-			if (!j->etcd)
-				continue;
+			j->etcd = kaa__xstrdup(s->etcd);
 			memcpy(j->key, s->key, sizeof(j->key));
 			memcpy(j->ns, s->ns, sizeof(j->ns));
 			memcpy(j->name, s->name, sizeof(j->name));
@@ -1107,14 +1087,11 @@ int kaa__controller_new(kaa__kube *k, kaa__metrics *m, const kaa__controller_opt
 	static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 					0.5,   1,    2.5,   5,    10,  30};
 	kaa__controller *c;
-	int rc = KAA_ERR_NOMEM;
 
 	if (!k || !out)
 		return KAA_ERR_INVAL;
 	*out = NULL;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return KAA_ERR_NOMEM;
+	c = kaa__xcalloc(1, sizeof(*c));
 	pthread_mutex_init(&c->mu, NULL);
 	c->kube = k;
 	c->metrics = m;
@@ -1134,23 +1111,14 @@ int kaa__controller_new(kaa__kube *k, kaa__metrics *m, const kaa__controller_opt
 		c->opts.scale_down_window_ms = 300000;
 	if (c->opts.finalizer_attempts <= 0)
 		c->opts.finalizer_attempts = 5;
-	if (opts && opts->etcd_override && opts->etcd_override[0]) {
-		c->etcd_override = strdup(opts->etcd_override);
-		if (!c->etcd_override)
-			goto fail;
-	}
+	if (opts && opts->etcd_override && opts->etcd_override[0])
+		c->etcd_override = kaa__xstrdup(opts->etcd_override);
 	for (size_t i = 0; opts && opts->namespaces && opts->namespaces[i]; i++) {
-		char **nn;
 		if (!opts->namespaces[i][0])
 			continue;
-		nn = realloc(c->namespaces, (c->n_namespaces + 1) * sizeof(*nn));
-		if (!nn)
-			goto fail;
-		c->namespaces = nn;
-		c->namespaces[c->n_namespaces] = strdup(opts->namespaces[i]);
-		if (!c->namespaces[c->n_namespaces])
-			goto fail;
-		c->n_namespaces++;
+		c->namespaces = kaa__xrealloc(c->namespaces,
+					      (c->n_namespaces + 1) * sizeof(*c->namespaces));
+		c->namespaces[c->n_namespaces++] = kaa__xstrdup(opts->namespaces[i]);
 	}
 	if (m) {
 		c->rec_ok = kaa__metrics_counter(m, "kaa_operator_reconcile_total",
@@ -1169,9 +1137,6 @@ int kaa__controller_new(kaa__kube *k, kaa__metrics *m, const kaa__controller_opt
 	}
 	*out = c;
 	return KAA_OK;
-fail:
-	kaa__controller_free(c);
-	return rc;
 }
 
 /* Frees what start created; the threads must have been joined. */
@@ -1223,13 +1188,9 @@ int kaa__controller_start(kaa__controller *c)
 	if (rc != KAA_OK)
 		return rc;
 	n_inf = c->n_namespaces ? c->n_namespaces : 1;
-	c->kc_inf = calloc(n_inf, sizeof(*c->kc_inf));
-	c->dep_inf = calloc(n_inf, sizeof(*c->dep_inf));
-	c->workers = calloc((size_t)c->opts.workers, sizeof(*c->workers));
-	if (!c->kc_inf || !c->dep_inf || !c->workers) {
-		rc = KAA_ERR_NOMEM;
-		goto fail;
-	}
+	c->kc_inf = kaa__xcalloc(n_inf, sizeof(*c->kc_inf));
+	c->dep_inf = kaa__xcalloc(n_inf, sizeof(*c->dep_inf));
+	c->workers = kaa__xcalloc((size_t)c->opts.workers, sizeof(*c->workers));
 	c->n_inf = n_inf;
 	for (size_t i = 0; i < n_inf; i++) {
 		char kpath[512], dpath[512];

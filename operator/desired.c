@@ -12,6 +12,7 @@
 #include <string.h>
 #include <yajl/yajl_gen.h>
 
+#include "base/alloc.h"
 #include "base/error.h"
 #include "json/json_merge.h"
 
@@ -163,11 +164,7 @@ static int add_obj(kaa__desired *d, const char *kind, const char *name, const ch
 	}
 	o = &d->objs[d->n];
 	snprintf(path, sizeof(path), "%s/namespaces/%s/%s/%s", api, d->ns, resource, name);
-	o->path = strdup(path);
-	if (!o->path) {
-		free(json);
-		return KAA_ERR_NOMEM;
-	}
+	o->path = kaa__xstrdup(path);
 	o->kind = kind;
 	snprintf(o->name, sizeof(o->name), "%s", name);
 	o->json = json;
@@ -201,9 +198,7 @@ static int build_config(kaa__desired *d, yajl_val spec)
 	rc = kaa__json_sha256_hex(conf, (size_t)n, d->config_hash);
 	if (rc != KAA_OK)
 		return rc;
-	g = yajl_gen_alloc(NULL);
-	if (!g)
-		return KAA_ERR_NOMEM;
+	g = kaa__json_gen_new();
 	snprintf(name, sizeof(name), "%s-config", d->name);
 	head(g, d, "v1", "ConfigMap", name, "config", NULL);
 	s(g, "data");
@@ -281,9 +276,7 @@ static int build_deployment(kaa__desired *d, yajl_val spec, int i, const char *i
 	char *json = NULL, name[80], cfg[80];
 	int rc;
 
-	g = yajl_gen_alloc(NULL);
-	if (!g)
-		return KAA_ERR_NOMEM;
+	g = kaa__json_gen_new();
 	snprintf(name, sizeof(name), "%s-%s", d->name, comp);
 	snprintf(cfg, sizeof(cfg), "%s-config", d->name);
 	head(g, d, "apps/v1", "Deployment", name, comp, NULL);
@@ -476,12 +469,10 @@ static int build_service(kaa__desired *d, yajl_val spec, int i)
 {
 	const char *comp = kaa__desired_components[i];
 	const char *type = get_str(spec, "services", "type", NULL, NULL);
-	yajl_gen g = yajl_gen_alloc(NULL);
+	yajl_gen g = kaa__json_gen_new();
 	char *json = NULL, name[80];
 	int rc;
 
-	if (!g)
-		return KAA_ERR_NOMEM;
 	snprintf(name, sizeof(name), "%s-%s", d->name, comp);
 	head(g, d, "v1", "Service", name, comp, get(spec, "services", "annotations", NULL, NULL));
 	s(g, "spec");
@@ -521,9 +512,7 @@ static int build_pdb(kaa__desired *d, yajl_val spec, int i)
 	if (!get_bool(pdb, true, "enabled", NULL, NULL, NULL))
 		return add_obj(d, "PodDisruptionBudget", name, "/apis/policy/v1",
 			       "poddisruptionbudgets", NULL);
-	g = yajl_gen_alloc(NULL);
-	if (!g)
-		return KAA_ERR_NOMEM;
+	g = kaa__json_gen_new();
 	head(g, d, "policy/v1", "PodDisruptionBudget", name, comp, NULL);
 	s(g, "spec");
 	yajl_gen_map_open(g);
@@ -584,9 +573,7 @@ static int build_ingress(kaa__desired *d, yajl_val spec, char *err, size_t errle
 		errf(err, errlen, "spec.ingress.host is required when the ingress is enabled");
 		return KAA_ERR_INVAL;
 	}
-	g = yajl_gen_alloc(NULL);
-	if (!g)
-		return KAA_ERR_NOMEM;
+	g = kaa__json_gen_new();
 	snprintf(ops, sizeof(ops), "%s-operations", d->name);
 	snprintf(boot, sizeof(boot), "%s-bootstrap", d->name);
 	head(g, d, "networking.k8s.io/v1", "Ingress", d->name, "ingress",
@@ -661,9 +648,7 @@ static int join_endpoints(yajl_val spec, char **out)
 			return KAA_ERR_INVAL;
 		len += strlen(str_of(eps->u.array.values[i])) + 1;
 	}
-	buf = malloc(len);
-	if (!buf)
-		return KAA_ERR_NOMEM;
+	buf = kaa__xmalloc(len);
 	buf[0] = 0;
 	for (size_t i = 0; i < eps->u.array.len; i++) {
 		if (i)
@@ -708,9 +693,7 @@ int kaa__desired_build(yajl_val kc, const kaa__desired_opts *o, kaa__desired *d,
 			     errlen)) != KAA_OK)
 		return rc;
 	if (o && o->etcd_override && o->etcd_override[0]) {
-		d->etcd = strdup(o->etcd_override);
-		if (!d->etcd)
-			return KAA_ERR_NOMEM;
+		d->etcd = kaa__xstrdup(o->etcd_override);
 	} else if ((rc = join_endpoints(spec, &d->etcd)) != KAA_OK) {
 		errf(err, errlen, "spec.etcd.endpoints must list at least one URL");
 		return rc;

@@ -19,6 +19,7 @@
 
 #include "base/backoff.h"
 #include "base/clock.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -118,14 +119,12 @@ static entry *table_find(table *t, const char *key)
 	return p ? *p : NULL;
 }
 
-/* Inserts or replaces (the old entry is freed). false on OOM (e kept by caller). */
-static bool table_put(table *t, entry *e)
+/* Inserts or replaces (the old entry is freed). */
+static void table_put(table *t, entry *e)
 {
 	if (t->n + 1 > t->nb * 2) {
 		size_t nb = t->nb ? t->nb * 4 : 64;
-		entry **b = calloc(nb, sizeof(*b));
-		if (!b)
-			return false;
+		entry **b = kaa__xcalloc(nb, sizeof(*b));
 		for (size_t i = 0; i < t->nb; i++) {
 			entry *x = t->b[i];
 			while (x) {
@@ -150,7 +149,6 @@ static bool table_put(table *t, entry *e)
 		*p = e;
 		t->n++;
 	}
-	return true;
 }
 
 static entry *table_take(table *t, const char *key)
@@ -167,10 +165,7 @@ static entry *table_take(table *t, const char *key)
 
 static char *make_key(const char *ns, const char *name)
 {
-	char *k = NULL;
-	if (asprintf(&k, "%s/%s", ns ? ns : "", name) < 0)
-		return NULL;
-	return k;
+	return kaa__xasprintf("%s/%s", ns ? ns : "", name);
 }
 
 /* An entry from an object; kind/apiVersion (may be NULL) fill gaps. */
@@ -188,9 +183,7 @@ static entry *entry_from(yajl_val obj, const char *api_version, const char *kind
 
 	if (!YAJL_IS_OBJECT(obj) || !name)
 		return NULL;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
+	e = kaa__xcalloc(1, sizeof(*e));
 	kaa__buf_put(&b, "{", 1);
 	bool first = true;
 	if (api_version && !kaa__kube_str(obj, p_av)) {
@@ -214,13 +207,9 @@ static entry *entry_from(yajl_val obj, const char *api_version, const char *kind
 	kaa__buf_put(&b, "}", 1);
 	e->json = b.p;
 	e->key = make_key(ns, name);
-	e->ns = strdup(ns ? ns : "");
-	e->name = strdup(name);
-	e->rv = strdup(rv ? rv : "");
-	if (b.err || !e->key || !e->ns || !e->name || !e->rv) {
-		entry_free(e);
-		return NULL;
-	}
+	e->ns = kaa__xstrdup(ns ? ns : "");
+	e->name = kaa__xstrdup(name);
+	e->rv = kaa__xstrdup(rv ? rv : "");
 	return e;
 }
 
@@ -254,18 +243,12 @@ typedef struct pending {
 
 static entry *entry_dup(const entry *s)
 {
-	entry *e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
-	e->key = strdup(s->key);
-	e->ns = strdup(s->ns);
-	e->name = strdup(s->name);
-	e->rv = strdup(s->rv);
-	e->json = strdup(s->json);
-	if (!e->key || !e->ns || !e->name || !e->rv || !e->json) {
-		entry_free(e);
-		return NULL;
-	}
+	entry *e = kaa__xcalloc(1, sizeof(*e));
+	e->key = kaa__xstrdup(s->key);
+	e->ns = kaa__xstrdup(s->ns);
+	e->name = kaa__xstrdup(s->name);
+	e->rv = kaa__xstrdup(s->rv);
+	e->json = kaa__xstrdup(s->json);
 	return e;
 }
 
@@ -306,11 +289,6 @@ static int do_list(kaa__kube_informer *inf)
 		}
 		free(cont);
 		cont = NULL;
-		if (u.err) {
-			kaa__buf_free(&u);
-			rc = KAA_ERR_NOMEM;
-			goto out;
-		}
 		rc = kaa__kube_request_ex(inf->k, "GET", u.p, NULL, NULL, &o, &r);
 		kaa__buf_free(&u);
 		if (rc != KAA_OK)
@@ -351,25 +329,14 @@ static int do_list(kaa__kube_informer *inf)
 					 inf->path, i);
 				continue;
 			}
-			if (!table_put(&fresh, e)) {
-				entry_free(e);
-				yajl_tree_free(v);
-				rc = KAA_ERR_NOMEM;
-				goto out;
-			}
+			table_put(&fresh, e);
 		}
 		const char *c = kaa__kube_str(v, p_cont);
 		const char *lrv = kaa__kube_str(v, p_rv);
 		if (lrv && strlen(lrv) < sizeof(rv))
 			snprintf(rv, sizeof(rv), "%s", lrv);
-		if (c && *c) {
-			cont = strdup(c);
-			if (!cont) {
-				yajl_tree_free(v);
-				rc = KAA_ERR_NOMEM;
-				goto out;
-			}
-		}
+		if (c && *c)
+			cont = kaa__xstrdup(c);
 		yajl_tree_free(v);
 	} while (cont && !inf->stop);
 	if (inf->stop) {
@@ -384,31 +351,19 @@ static int do_list(kaa__kube_informer *inf)
 			entry *old = table_find(&inf->cache, e->key);
 			if (old && strcmp(old->rv, e->rv) == 0)
 				continue;
-			pending *p = calloc(1, sizeof(*p));
-			if (p)
-				p->e = entry_dup(e);
-			if (!p || !p->e) {
-				free(p);
-				rc = KAA_ERR_NOMEM;
-				break;
-			}
+			pending *p = kaa__xcalloc(1, sizeof(*p));
+			p->e = entry_dup(e);
 			p->ev = old ? KAA_KUBE_MODIFIED : KAA_KUBE_ADDED;
 			*tail = p;
 			tail = &p->next;
 		}
 	}
-	for (size_t i = 0; rc == KAA_OK && i < inf->cache.nb; i++) {
+	for (size_t i = 0; i < inf->cache.nb; i++) {
 		for (entry *e = inf->cache.b[i]; e; e = e->next) {
 			if (table_find(&fresh, e->key))
 				continue;
-			pending *p = calloc(1, sizeof(*p));
-			if (p)
-				p->e = entry_dup(e);
-			if (!p || !p->e) {
-				free(p);
-				rc = KAA_ERR_NOMEM;
-				break;
-			}
+			pending *p = kaa__xcalloc(1, sizeof(*p));
+			p->e = entry_dup(e);
 			p->ev = KAA_KUBE_DELETED;
 			*tail = p;
 			tail = &p->next;
@@ -491,14 +446,8 @@ static bool on_event(kaa__kube_informer *inf, const char *line)
 		pthread_mutex_lock(&inf->mu);
 		if (ev == KAA_KUBE_DELETED) {
 			entry_free(table_take(&inf->cache, e->key));
-		} else if (!table_put(&inf->cache, e)) {
-			pthread_mutex_unlock(&inf->mu);
-			entry_free(e);
-			/* The cache now misses an object: rebuild it. */
-			inf->need_relist = true;
-			go_on = false;
-			goto out;
 		} else {
+			table_put(&inf->cache, e);
 			e = NULL; /* owned by the cache */
 		}
 		pthread_mutex_unlock(&inf->mu);
@@ -518,14 +467,10 @@ static bool watch_sink(void *ud, const char *data, size_t len)
 	while (len > 0) {
 		const char *nl = memchr(data, '\n', len);
 		size_t n = nl ? (size_t)(nl - data) : len;
-		int rc = kaa__buf_put(&inf->line, data, n);
-		if (rc == KAA_ERR_TOO_BIG) {
+		if (kaa__buf_put(&inf->line, data, n) != KAA_OK) {
+			/* over line.max (KAA_KUBE_BODY_MAX); OOM would have aborted */
 			KAA_WARN("kube", "informer_event_too_big path=%s", inf->path);
 			inf->line_too_big = true;
-			inf->need_relist = true;
-			return false;
-		}
-		if (rc != KAA_OK) {
 			inf->need_relist = true;
 			return false;
 		}
@@ -573,10 +518,6 @@ static int do_watch(kaa__kube_informer *inf, unsigned jitter)
 	kaa__buf_printf(&u, "watch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=",
 			timeout_s);
 	kaa__kube_query(&u, inf->rv);
-	if (u.err) {
-		kaa__buf_free(&u);
-		return KAA_ERR_NOMEM;
-	}
 	kaa__buf_reset(&inf->line);
 	inf->line_too_big = false;
 	rc = kaa__kube_request_ex(inf->k, "GET", u.p, NULL, NULL, &o, &r);
@@ -608,13 +549,8 @@ static void resync(kaa__kube_informer *inf)
 	pthread_mutex_lock(&inf->mu);
 	for (size_t i = 0; i < inf->cache.nb; i++) {
 		for (entry *e = inf->cache.b[i]; e; e = e->next) {
-			pending *p = calloc(1, sizeof(*p));
-			if (p)
-				p->e = entry_dup(e);
-			if (!p || !p->e) {
-				free(p);
-				continue;
-			}
+			pending *p = kaa__xcalloc(1, sizeof(*p));
+			p->e = entry_dup(e);
 			p->ev = KAA_KUBE_MODIFIED;
 			*tail = p;
 			tail = &p->next;
@@ -687,22 +623,14 @@ int kaa__kube_informer_new(kaa__kube *k, const char *collection_path, const char
 	*out = NULL;
 	if (!k || !collection_path || collection_path[0] != '/' || !cb || resync_ms < 0)
 		return KAA_ERR_INVAL;
-	inf = calloc(1, sizeof(*inf));
-	if (!inf)
-		return KAA_ERR_NOMEM;
+	inf = kaa__xcalloc(1, sizeof(*inf));
 	inf->k = k;
 	inf->cb = cb;
 	inf->ud = ud;
 	inf->resync_ms = resync_ms;
 	inf->line.max = KAA_KUBE_BODY_MAX;
-	inf->path = strdup(collection_path);
-	inf->selector = label_selector && *label_selector ? strdup(label_selector) : NULL;
-	if (!inf->path || (label_selector && *label_selector && !inf->selector)) {
-		free(inf->path);
-		free(inf->selector);
-		free(inf);
-		return KAA_ERR_NOMEM;
-	}
+	inf->path = kaa__xstrdup(collection_path);
+	inf->selector = label_selector && *label_selector ? kaa__xstrdup(label_selector) : NULL;
 	pthread_mutex_init(&inf->mu, NULL);
 	atomic_init(&inf->synced, false);
 	if (pthread_create(&inf->th, NULL, run, inf) != 0) {
@@ -710,7 +638,7 @@ int kaa__kube_informer_new(kaa__kube *k, const char *collection_path, const char
 		free(inf->path);
 		free(inf->selector);
 		free(inf);
-		return KAA_ERR_NOMEM;
+		return KAA_ERR_IO;
 	}
 	*out = inf;
 	return KAA_OK;
@@ -744,13 +672,11 @@ int kaa__kube_informer_get(kaa__kube_informer *inf, const char *ns, const char *
 		return KAA_ERR_INVAL;
 	*json = NULL;
 	key = make_key(ns, name);
-	if (!key)
-		return KAA_ERR_NOMEM;
 	pthread_mutex_lock(&inf->mu);
 	entry *e = table_find(&inf->cache, key);
 	if (e) {
-		*json = strdup(e->json);
-		rc = *json ? KAA_OK : KAA_ERR_NOMEM;
+		*json = kaa__xstrdup(e->json);
+		rc = KAA_OK;
 	}
 	pthread_mutex_unlock(&inf->mu);
 	free(key);

@@ -11,6 +11,7 @@
 #include "kube_internal.h"
 
 #include "base/clock.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -178,13 +179,9 @@ static void curl_init(void)
 		curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? KAA_OK : KAA_ERR_INTERNAL;
 }
 
-static int dup_opt(char **dst, const char *s)
+static char *dup_opt(const char *s)
 {
-	*dst = NULL;
-	if (!s)
-		return KAA_OK;
-	*dst = strdup(s);
-	return *dst ? KAA_OK : KAA_ERR_NOMEM;
+	return s ? kaa__xstrdup(s) : NULL;
 }
 
 void kaa__kube_free(kaa__kube *k)
@@ -212,8 +209,7 @@ void kaa__kube_free(kaa__kube *k)
 
 int kaa__kube_new(const kaa__kube_config *cfg, kaa__metrics *metrics, kaa__kube **out)
 {
-	kaa__kube *k = NULL;
-	int rc;
+	kaa__kube *k;
 	char host[256];
 
 	if (!cfg || !out || !cfg->server || strncmp(cfg->server, "https://", 8) != 0)
@@ -222,34 +218,24 @@ int kaa__kube_new(const kaa__kube_config *cfg, kaa__metrics *metrics, kaa__kube 
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_rc != KAA_OK)
 		return curl_init_rc;
-	k = calloc(1, sizeof(*k));
-	if (!k)
-		return KAA_ERR_NOMEM;
+	k = kaa__xcalloc(1, sizeof(*k));
 	pthread_mutex_init(&k->mu, NULL);
 	k->metrics = metrics;
 	if (gethostname(host, sizeof(host)) != 0)
 		snprintf(host, sizeof(host), "kaa-operator");
 	host[sizeof(host) - 1] = '\0';
-	if ((rc = dup_opt(&k->server, cfg->server)) != KAA_OK ||
-	    (rc = dup_opt(&k->ca_file, cfg->ca_file)) != KAA_OK ||
-	    (rc = dup_opt(&k->ca_data, cfg->ca_data)) != KAA_OK ||
-	    (rc = dup_opt(&k->cert_data, cfg->client_cert_data)) != KAA_OK ||
-	    (rc = dup_opt(&k->key_data, cfg->client_key_data)) != KAA_OK ||
-	    (rc = dup_opt(&k->token_file, cfg->token_file)) != KAA_OK ||
-	    (rc = dup_opt(&k->token, cfg->token)) != KAA_OK ||
-	    (rc = dup_opt(&k->identity, host)) != KAA_OK)
-		goto out;
+	k->server = dup_opt(cfg->server);
+	k->ca_file = dup_opt(cfg->ca_file);
+	k->ca_data = dup_opt(cfg->ca_data);
+	k->cert_data = dup_opt(cfg->client_cert_data);
+	k->key_data = dup_opt(cfg->client_key_data);
+	k->token_file = dup_opt(cfg->token_file);
+	k->token = dup_opt(cfg->token);
+	k->identity = dup_opt(host);
 	k->events = kaa__kube_events_new();
-	if (!k->events) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
 	k->token_read_ms = kaa__now_ms();
 	*out = k;
-	k = NULL;
-out:
-	kaa__kube_free(k);
-	return rc;
+	return KAA_OK;
 }
 
 int kaa__kube_set_identity(kaa__kube *k, const char *identity)
@@ -257,9 +243,7 @@ int kaa__kube_set_identity(kaa__kube *k, const char *identity)
 	char *s;
 	if (!k || !identity || !*identity)
 		return KAA_ERR_INVAL;
-	s = strdup(identity);
-	if (!s)
-		return KAA_ERR_NOMEM;
+	s = kaa__xstrdup(identity);
 	pthread_mutex_lock(&k->mu);
 	free(k->identity);
 	k->identity = s;
@@ -275,7 +259,7 @@ kaa__kube_events *kaa__kube_events_of(kaa__kube *k)
 char *kaa__kube_identity(kaa__kube *k)
 {
 	pthread_mutex_lock(&k->mu);
-	char *s = strdup(k->identity);
+	char *s = kaa__xstrdup(k->identity);
 	pthread_mutex_unlock(&k->mu);
 	return s;
 }
@@ -329,8 +313,8 @@ static CURL *handle_get(kaa__kube *k)
 	pthread_mutex_unlock(&k->mu);
 	if (h)
 		curl_easy_reset(h);
-	else
-		h = curl_easy_init();
+	else if (!(h = curl_easy_init()))
+		kaa__oom(); /* curl fails only to allocate here (global init is done) */
 	return h;
 }
 
@@ -443,11 +427,19 @@ static bool method_ok(const char *m)
 	return false;
 }
 
+static struct curl_slist *header_add(struct curl_slist *l, const char *h)
+{
+	struct curl_slist *n = curl_slist_append(l, h);
+	if (!n)
+		kaa__oom(); /* curl_slist_append fails only to allocate */
+	return n;
+}
+
 static int perform(kaa__kube *k, const char *method, const char *url, const char *content_type,
 		   const char *body, const kaa__kube_req_opts *o, kaa__kube_resp *resp)
 {
 	CURL *h = handle_get(k);
-	struct curl_slist *hdrs = NULL, *tmp;
+	struct curl_slist *hdrs = NULL;
 	xfer x = {.o = o, .body.max = o && o->sink ? ERROR_BODY_MAX : KAA_KUBE_BODY_MAX};
 	int rc = KAA_OK;
 	char *auth = NULL;
@@ -455,30 +447,18 @@ static int perform(kaa__kube *k, const char *method, const char *url, const char
 	CURLcode cc;
 	bool reusable = false;
 
-	if (!h)
-		return KAA_ERR_NOMEM;
 	pthread_mutex_lock(&k->mu);
-	if (k->token && asprintf(&auth, "Authorization: Bearer %s", k->token) < 0)
-		auth = NULL;
+	if (k->token)
+		auth = kaa__xasprintf("Authorization: Bearer %s", k->token);
 	pthread_mutex_unlock(&k->mu);
-	if (content_type && asprintf(&ctype, "Content-Type: %s", content_type) < 0)
-		ctype = NULL;
-	if ((k->token && !auth) || (content_type && !ctype)) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
-	tmp = curl_slist_append(hdrs, "Accept: application/json");
-	hdrs = tmp ? tmp : hdrs;
-	if (tmp && auth)
-		tmp = curl_slist_append(hdrs, auth), hdrs = tmp ? tmp : hdrs;
-	if (tmp && ctype)
-		tmp = curl_slist_append(hdrs, ctype), hdrs = tmp ? tmp : hdrs;
-	if (tmp)
-		tmp = curl_slist_append(hdrs, "Expect:"), hdrs = tmp ? tmp : hdrs;
-	if (!tmp) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	if (content_type)
+		ctype = kaa__xasprintf("Content-Type: %s", content_type);
+	hdrs = header_add(hdrs, "Accept: application/json");
+	if (auth)
+		hdrs = header_add(hdrs, auth);
+	if (ctype)
+		hdrs = header_add(hdrs, ctype);
+	hdrs = header_add(hdrs, "Expect:");
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
@@ -539,8 +519,8 @@ static int perform(kaa__kube *k, const char *method, const char *url, const char
 		rc = KAA_ERR_CANCELED;
 	} else if (cc == CURLE_OPERATION_TIMEDOUT) {
 		rc = KAA_ERR_TIMEOUT;
-	} else if (cc == CURLE_OUT_OF_MEMORY || x.body.err == KAA_ERR_NOMEM) {
-		rc = KAA_ERR_NOMEM;
+	} else if (cc == CURLE_OUT_OF_MEMORY) {
+		kaa__oom();
 	} else {
 		rc = KAA_ERR_UNAVAILABLE;
 		KAA_WARN("kube", "request_failed method=%s url=\"%s\" curl=\"%s\"", method, url,
@@ -551,10 +531,9 @@ static int perform(kaa__kube *k, const char *method, const char *url, const char
 	      cc == CURLE_OK || rc == KAA_ERR_CANCELED || rc == KAA_ERR_TIMEOUT ? status : 0);
 	if (rc == KAA_OK || rc == KAA_ERR_CANCELED || rc == KAA_ERR_TIMEOUT) {
 		resp->status = status;
-		if (kaa__buf_take(&x.body, &resp->body, &resp->len) != KAA_OK)
-			rc = KAA_ERR_NOMEM;
+		/* cannot fail: the body is within its max (else rc is TOO_BIG) */
+		kaa__buf_take(&x.body, &resp->body, &resp->len);
 	}
-out:
 	kaa__buf_free(&x.body);
 	curl_slist_free_all(hdrs);
 	if (auth)
@@ -578,8 +557,7 @@ int kaa__kube_request_ex(kaa__kube *k, const char *method, const char *path,
 	if (!k || !method || !method_ok(method) || !path || path[0] != '/' ||
 	    strpbrk(path, " \r\n"))
 		return KAA_ERR_INVAL;
-	if (asprintf(&url, "%s%s", k->server, path) < 0)
-		return KAA_ERR_NOMEM;
+	url = kaa__xasprintf("%s%s", k->server, path);
 	token_refresh(k, false);
 	rc = perform(k, method, url, content_type, body, o, resp);
 	if (rc == KAA_OK && resp->status == 401 && k->token_file) {
@@ -609,9 +587,8 @@ int kaa__kube_apply(kaa__kube *k, const char *path, const char *json, kaa__kube_
 		*resp = (kaa__kube_resp){0};
 	if (!path || !json || !resp)
 		return KAA_ERR_INVAL;
-	if (asprintf(&p, "%s%cfieldManager=%s&force=true", path, strchr(path, '?') ? '&' : '?',
-		     KAA_KUBE_FIELD_MANAGER) < 0)
-		return KAA_ERR_NOMEM;
+	p = kaa__xasprintf("%s%cfieldManager=%s&force=true", path, strchr(path, '?') ? '&' : '?',
+			   KAA_KUBE_FIELD_MANAGER);
 	rc = kaa__kube_request(k, "PATCH", p, "application/apply-patch+yaml", json, resp);
 	free(p);
 	return rc;

@@ -11,6 +11,7 @@
 #include "kube_internal.h"
 
 #include "base/clock.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -40,9 +41,8 @@ struct kaa__kube_events {
 
 kaa__kube_events *kaa__kube_events_new(void)
 {
-	kaa__kube_events *e = calloc(1, sizeof(*e));
-	if (e)
-		pthread_mutex_init(&e->mu, NULL);
+	kaa__kube_events *e = kaa__xcalloc(1, sizeof(*e));
+	pthread_mutex_init(&e->mu, NULL);
 	return e;
 }
 
@@ -73,7 +73,7 @@ static char *utf8_cut(const char *s, size_t max)
 		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
 			n--;
 	}
-	return strndup(s, n);
+	return kaa__xstrndup(s, n);
 }
 
 static bool ok_str(const char *s, size_t max)
@@ -91,8 +91,6 @@ static int post_new(kaa__kube *k, const kaa__kube_ref *reg, const char *ns, cons
 	kaa__kube_req_opts o = {.timeout_ms = REQ_TIMEOUT_MS};
 	int rc;
 
-	if (!id)
-		return KAA_ERR_NOMEM;
 	kaa__kube_microtime(now);
 	kaa__buf_puts(&b, "{\"apiVersion\":\"events.k8s.io/v1\",\"kind\":\"Event\","
 			  "\"metadata\":{\"name\":");
@@ -131,10 +129,6 @@ static int post_new(kaa__kube *k, const kaa__kube_ref *reg, const char *ns, cons
 	kaa__kube_query(&p, ns);
 	kaa__buf_puts(&p, "/events");
 	free(id);
-	if (b.err || p.err) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
 	rc = kaa__kube_request_ex(k, "POST", p.p, "application/json", b.p, &o, &r);
 	if (rc == KAA_OK) {
 		if (r.status != 201 && r.status != 200) {
@@ -144,7 +138,6 @@ static int post_new(kaa__kube *k, const kaa__kube_ref *reg, const char *ns, cons
 		}
 		kaa__kube_resp_clear(&r);
 	}
-out:
 	kaa__buf_free(&b);
 	kaa__buf_free(&p);
 	return rc;
@@ -167,10 +160,6 @@ static int patch_series(kaa__kube *k, const recent *e)
 	kaa__kube_query(&p, e->ns);
 	kaa__buf_puts(&p, "/events/");
 	kaa__kube_query(&p, e->name);
-	if (b.err || p.err) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
 	rc = kaa__kube_request_ex(k, "PATCH", p.p, "application/merge-patch+json", b.p, &o, &r);
 	if (rc == KAA_OK) {
 		if (r.status == 404)
@@ -182,7 +171,6 @@ static int patch_series(kaa__kube *k, const recent *e)
 		}
 		kaa__kube_resp_clear(&r);
 	}
-out:
 	kaa__buf_free(&b);
 	kaa__buf_free(&p);
 	return rc;
@@ -203,13 +191,9 @@ int kaa__kube_event(kaa__kube *k, const kaa__kube_ref *regarding, const char *ty
 	ev = kaa__kube_events_of(k);
 	const char *ns = regarding->ns && *regarding->ns ? regarding->ns : "default";
 	cut = utf8_cut(note, NOTE_MAX);
-	if (!cut || asprintf(&key, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", ns,
-			     regarding->kind, regarding->name, regarding->uid ? regarding->uid : "",
-			     type, reason, action, cut) < 0) {
-		key = NULL;
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	key = kaa__xasprintf("%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", ns, regarding->kind,
+			     regarding->name, regarding->uid ? regarding->uid : "", type, reason,
+			     action, cut);
 	pthread_mutex_lock(&ev->mu);
 	int64_t now = kaa__now_ms();
 	recent *hit = NULL, *lru = &ev->r[0];
@@ -232,29 +216,22 @@ int kaa__kube_event(kaa__kube *k, const kaa__kube_ref *regarding, const char *ty
 		recent_clear(hit);
 	recent *slot = hit ? hit : lru;
 	recent_clear(slot);
-	if (asprintf(&name, "%.200s.%llx%04llx", regarding->name,
-		     (unsigned long long)kaa__wall_ms(),
-		     (unsigned long long)(ev->seq++ & 0xffff)) < 0) {
-		name = NULL;
-		rc = KAA_ERR_NOMEM;
-		goto unlock;
-	}
+	name = kaa__xasprintf("%.200s.%llx%04llx", regarding->name,
+			      (unsigned long long)kaa__wall_ms(),
+			      (unsigned long long)(ev->seq++ & 0xffff));
 	rc = post_new(k, regarding, ns, name, type, reason, action, cut);
 	if (rc == KAA_OK) {
 		slot->key = key;
-		slot->ns = strdup(ns);
+		slot->ns = kaa__xstrdup(ns);
 		slot->name = name;
 		slot->count = 1;
 		slot->last_ms = now;
 		key = NULL;
 		name = NULL;
-		if (!slot->ns)
-			recent_clear(slot);
 	}
 unlock:
 	pthread_mutex_unlock(&ev->mu);
-out:
-	if (rc != KAA_OK && rc != KAA_ERR_NOMEM)
+	if (rc != KAA_OK)
 		KAA_WARN("kube", "event_not_recorded ns=%s object=%s reason=%s err=\"%s\"", ns,
 			 regarding->name, reason, kaa_strerror(rc));
 	free(key);

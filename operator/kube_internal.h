@@ -62,7 +62,7 @@ void kaa__kube_microtime(char buf[32]);
 void kaa__kube_gen(kaa__buf *b, yajl_val v);
 
 /* Reads a whole regular file of at most max bytes, NUL-terminated.
- * KAA_ERR_NOTFOUND (absent), KAA_ERR_TOO_BIG, KAA_ERR_IO, KAA_ERR_NOMEM. */
+ * KAA_ERR_NOTFOUND (absent), KAA_ERR_TOO_BIG, KAA_ERR_IO. */
 int kaa__kube_read_file(const char *path, size_t max, char **out, size_t *len);
 
 #endif

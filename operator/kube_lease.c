@@ -15,6 +15,7 @@
 #include "kube_internal.h"
 
 #include "base/clock.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -104,10 +105,6 @@ static char *lease_json(kaa__kube_lease *l, const record *r, bool with_rv)
 		kaa__kube_json_str(&b, r->renew);
 	}
 	kaa__buf_puts(&b, "}}");
-	if (b.err) {
-		kaa__buf_free(&b);
-		return NULL;
-	}
 	return b.p;
 }
 
@@ -182,10 +179,6 @@ static int req(kaa__kube_lease *l, const char *method, bool named, const char *b
 	kaa__kube_req_opts o = {.stop = &l->stop, .timeout_ms = timeout};
 	int rc;
 	base_path(l, &p, named);
-	if (p.err) {
-		kaa__buf_free(&p);
-		return KAA_ERR_NOMEM;
-	}
 	rc = kaa__kube_request_ex(l->k, method, p.p, body ? "application/json" : NULL, body, &o, r);
 	kaa__buf_free(&p);
 	if (rc == KAA_OK && (r->status < 500 && r->status != 401 && r->status != 403))
@@ -203,8 +196,6 @@ static int write_record(kaa__kube_lease *l, record *rec, bool create, int timeou
 	int rc;
 	char err[128];
 
-	if (!body)
-		return KAA_ERR_NOMEM;
 	rc = req(l, create ? "POST" : "PUT", !create, body, timeout, &r);
 	free(body);
 	if (rc != KAA_OK)
@@ -341,9 +332,7 @@ static int release_req(kaa__kube_lease *l, const char *method, const char *body,
 	if (o.timeout_ms == 0)
 		return KAA_ERR_TIMEOUT;
 	base_path(l, &p, true);
-	rc = p.err ? KAA_ERR_NOMEM
-		   : kaa__kube_request_ex(l->k, method, p.p, body ? "application/json" : NULL, body,
-					  &o, r);
+	rc = kaa__kube_request_ex(l->k, method, p.p, body ? "application/json" : NULL, body, &o, r);
 	kaa__buf_free(&p);
 	return rc;
 }
@@ -376,8 +365,6 @@ static void release(kaa__kube_lease *l)
 		rec.duration_s = 1;
 		copy_field(rec.renew, sizeof(rec.renew), now);
 		char *body = lease_json(l, &rec, true);
-		if (!body)
-			break;
 		int rc = release_req(l, "PUT", body, deadline, &r);
 		free(body);
 		if (rc != KAA_OK)
@@ -438,9 +425,7 @@ int kaa__kube_lease_new(kaa__kube *k, const char *ns, const char *name, const ch
 	if (!k || !ns || !*ns || !name || !*name || !identity || !*identity ||
 	    strlen(identity) >= FIELD_MAX)
 		return KAA_ERR_INVAL;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		return KAA_ERR_NOMEM;
+	l = kaa__xcalloc(1, sizeof(*l));
 	if (opts)
 		l->o = *opts;
 	if (l->o.duration_ms <= 0)
@@ -454,18 +439,18 @@ int kaa__kube_lease_new(kaa__kube *k, const char *ns, const char *name, const ch
 		return KAA_ERR_INVAL;
 	}
 	l->k = k;
-	l->ns = strdup(ns);
-	l->name = strdup(name);
-	l->identity = strdup(identity);
+	l->ns = kaa__xstrdup(ns);
+	l->name = kaa__xstrdup(name);
+	l->identity = kaa__xstrdup(identity);
 	pthread_mutex_init(&l->mu, NULL);
 	atomic_init(&l->answer_at, 0);
-	if (!l->ns || !l->name || !l->identity || pthread_create(&l->th, NULL, run, l) != 0) {
+	if (pthread_create(&l->th, NULL, run, l) != 0) {
 		pthread_mutex_destroy(&l->mu);
 		free(l->ns);
 		free(l->name);
 		free(l->identity);
 		free(l);
-		return KAA_ERR_NOMEM;
+		return KAA_ERR_IO;
 	}
 	*out = l;
 	return KAA_OK;

@@ -1186,9 +1186,7 @@ static void accept_some(kaa__http_server *s, int64_t now)
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c = calloc(1, sizeof(*c));
-		if (!c)
-			kaa__oom();
+		c = kaa__xcalloc(1, sizeof(*c));
 		c->fd = fd;
 		c->state = CONN_READING;
 		c->since_ms = now;
@@ -1448,9 +1446,7 @@ int kaa__http_server_new(const char *bind_host, int port, const kaa__http_limits
 			  handler ? "set" : "null");
 		return KAA_ERR_INVAL;
 	}
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		kaa__oom();
+	s = kaa__xcalloc(1, sizeof(*s));
 	s->listen_fd = -1;
 	s->wake_fd = -1;
 	limits_resolve(limits, &s->lim);
@@ -1465,11 +1461,9 @@ int kaa__http_server_new(const char *bind_host, int port, const kaa__http_limits
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	atomic_init(&s->stop_io, false);
-	s->conns = calloc(s->lim.max_connections, sizeof(*s->conns));
-	s->pfd = calloc(s->lim.max_connections + 2, sizeof(*s->pfd));
-	s->workers = calloc(s->lim.workers, sizeof(*s->workers));
-	if (!s->conns || !s->pfd || !s->workers)
-		kaa__oom();
+	s->conns = kaa__xcalloc(s->lim.max_connections, sizeof(*s->conns));
+	s->pfd = kaa__xcalloc(s->lim.max_connections + 2, sizeof(*s->pfd));
+	s->workers = kaa__xcalloc(s->lim.workers, sizeof(*s->workers));
 
 	rc = open_listener(bind_host, port, &s->listen_fd);
 	if (rc != KAA_OK)
