@@ -40,6 +40,7 @@
 #include "coord/coord.h"
 #include "coord/keys.h"
 #include "desired.h"
+#include "kube_event.h"
 #include "base/error.h"
 #include "json/json_merge.h"
 #include "base/log.h"
@@ -79,6 +80,7 @@ typedef struct cstate {
 
 struct kaa__controller {
 	kaa__kube *kube;
+	kaa__kube_recorder *events; /* owned; posts through kube */
 	kaa__metrics *metrics;
 	kaa__controller_opts opts;
 	char **namespaces; /* owned copy; NULL: all */
@@ -119,7 +121,7 @@ static void event(kaa__controller *c, const kaa__desired *d, const char *type, c
 			     .ns = d->ns,
 			     .name = d->name,
 			     .uid = d->uid};
-	(void)kaa__kube_event(c->kube, &ref, type, reason, action, note);
+	(void)kaa__kube_event(c->events, &ref, type, reason, action, note);
 }
 
 static int parse(const char *json, size_t max, yajl_val *out)
@@ -803,7 +805,7 @@ static void scale_event(kaa__controller *c, const scale_job *j, const char *type
 			     .ns = j->ns,
 			     .name = j->name,
 			     .uid = j->uid};
-	(void)kaa__kube_event(c->kube, &ref, type, reason, "Scale", note);
+	(void)kaa__kube_event(c->events, &ref, type, reason, "Scale", note);
 }
 
 static int set_replicas(kaa__controller *c, const scale_job *j, int32_t n)
@@ -1094,6 +1096,7 @@ int kaa__controller_new(kaa__kube *k, kaa__metrics *m, const kaa__controller_opt
 	c = kaa__xcalloc(1, sizeof(*c));
 	pthread_mutex_init(&c->mu, NULL);
 	c->kube = k;
+	c->events = kaa__kube_recorder_new(k);
 	c->metrics = m;
 	if (opts)
 		c->opts = *opts;
@@ -1286,6 +1289,7 @@ void kaa__controller_free(kaa__controller *c)
 		free(c->namespaces[i]);
 	free(c->namespaces);
 	free(c->etcd_override);
+	kaa__kube_recorder_free(c->events);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }

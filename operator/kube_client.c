@@ -39,7 +39,6 @@ struct kaa__kube {
 	char *key_data;
 	char *token_file;
 	kaa__metrics *metrics;
-	kaa__kube_events *events;
 
 	pthread_mutex_t mu; /* guards everything below */
 	char *token;
@@ -190,7 +189,6 @@ void kaa__kube_free(kaa__kube *k)
 		return;
 	for (int i = 0; i < k->n_pool; i++)
 		curl_easy_cleanup(k->pool[i]);
-	kaa__kube_events_free(k->events);
 	pthread_mutex_destroy(&k->mu);
 	free(k->server);
 	free(k->ca_file);
@@ -232,7 +230,6 @@ int kaa__kube_new(const kaa__kube_config *cfg, kaa__metrics *metrics, kaa__kube 
 	k->token_file = dup_opt(cfg->token_file);
 	k->token = dup_opt(cfg->token);
 	k->identity = dup_opt(host);
-	k->events = kaa__kube_events_new();
 	k->token_read_ms = kaa__now_ms();
 	*out = k;
 	return KAA_OK;
@@ -249,11 +246,6 @@ int kaa__kube_set_identity(kaa__kube *k, const char *identity)
 	k->identity = s;
 	pthread_mutex_unlock(&k->mu);
 	return KAA_OK;
-}
-
-kaa__kube_events *kaa__kube_events_of(kaa__kube *k)
-{
-	return k->events;
 }
 
 char *kaa__kube_identity(kaa__kube *k)

@@ -163,18 +163,6 @@ bool kaa__kube_lease_healthy(kaa__kube_lease *l);
  * takes over at once. Accepts NULL. */
 void kaa__kube_lease_free(kaa__kube_lease *l);
 
-/* ---- events.k8s.io/v1 ---- */
-
-/* The object an Event is about (strings borrowed). */
-typedef struct kaa__kube_ref {
-	const char *api_version, *kind, *ns, *name, *uid;
-} kaa__kube_ref;
-
-/* Posts an Event (type "Normal" or "Warning"; reason CamelCase; note
- * human-readable; action e.g. "Reconcile"). Best effort: failures are
- * logged and returned, never fatal. Identical events within 10 minutes
- * are aggregated (series.count) instead of posted again. */
-int kaa__kube_event(kaa__kube *k, const kaa__kube_ref *regarding, const char *type,
-		    const char *reason, const char *action, const char *note);
+/* Events (events.k8s.io/v1) are recorded above this client: kube_event.h. */
 
 #endif

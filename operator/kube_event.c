@@ -8,6 +8,8 @@
  * events is bounded (least recently used evicted); its lock is held
  * during the request so that repeats in a burst patch in order.
  */
+#include "kube_event.h"
+
 #include "kube_internal.h"
 
 #include "base/clock.h"
@@ -33,15 +35,17 @@ typedef struct recent {
 	int64_t last_ms;
 } recent;
 
-struct kaa__kube_events {
-	pthread_mutex_t mu;
+struct kaa__kube_recorder {
+	kaa__kube *k;       /* borrowed */
+	pthread_mutex_t mu; /* guards the cache and seq */
 	recent r[CACHE_SIZE];
 	uint64_t seq;
 };
 
-kaa__kube_events *kaa__kube_events_new(void)
+kaa__kube_recorder *kaa__kube_recorder_new(kaa__kube *k)
 {
-	kaa__kube_events *e = kaa__xcalloc(1, sizeof(*e));
+	kaa__kube_recorder *e = kaa__xcalloc(1, sizeof(*e));
+	e->k = k;
 	pthread_mutex_init(&e->mu, NULL);
 	return e;
 }
@@ -54,7 +58,7 @@ static void recent_clear(recent *r)
 	*r = (recent){0};
 }
 
-void kaa__kube_events_free(kaa__kube_events *e)
+void kaa__kube_recorder_free(kaa__kube_recorder *e)
 {
 	if (!e)
 		return;
@@ -176,19 +180,19 @@ static int patch_series(kaa__kube *k, const recent *e)
 	return rc;
 }
 
-int kaa__kube_event(kaa__kube *k, const kaa__kube_ref *regarding, const char *type,
+int kaa__kube_event(kaa__kube_recorder *ev, const kaa__kube_ref *regarding, const char *type,
 		    const char *reason, const char *action, const char *note)
 {
-	kaa__kube_events *ev;
+	kaa__kube *k;
 	char *key = NULL, *cut = NULL, *name = NULL;
 	int rc = KAA_OK;
 
-	if (!k || !regarding || !ok_str(regarding->kind, 253) || !ok_str(regarding->name, 253) ||
+	if (!ev || !regarding || !ok_str(regarding->kind, 253) || !ok_str(regarding->name, 253) ||
 	    !ok_str(regarding->api_version, 253) || !type ||
 	    (strcmp(type, "Normal") != 0 && strcmp(type, "Warning") != 0) || !ok_str(reason, 128) ||
 	    !ok_str(action, 128) || !note)
 		return KAA_ERR_INVAL;
-	ev = kaa__kube_events_of(k);
+	k = ev->k;
 	const char *ns = regarding->ns && *regarding->ns ? regarding->ns : "default";
 	cut = utf8_cut(note, NOTE_MAX);
 	key = kaa__xasprintf("%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", ns, regarding->kind,

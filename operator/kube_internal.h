@@ -46,12 +46,6 @@ int kaa__kube_request_ex(kaa__kube *k, const char *method, const char *path,
 			 const char *content_type, const char *body, const kaa__kube_req_opts *o,
 			 kaa__kube_resp *resp);
 
-/* The Event aggregation cache, owned by the client (kube_event.c). */
-typedef struct kaa__kube_events kaa__kube_events;
-kaa__kube_events *kaa__kube_events_new(void); /* NULL on OOM */
-void kaa__kube_events_free(kaa__kube_events *e);
-kaa__kube_events *kaa__kube_events_of(kaa__kube *k);
-
 /* The identity used as reportingInstance (copy; malloc'd) */
 char *kaa__kube_identity(kaa__kube *k);
 
