@@ -880,168 +880,223 @@ static void drain_housekeeping(kaa__coord *co, const scale_job *j, const kaa__au
 	kaa__kv_list_clear(&l);
 }
 
+/* What one autoscaler pass over a cluster works from. */
+typedef struct scale_view {
+	kaa__coord *co;
+	kaa__autoscale_node *nodes; /* the operations nodes */
+	size_t n;
+	int64_t total; /* their sessions */
+	int64_t wall;
+	/* a scale-down waiting for its nodes to drain (copied from cstate) */
+	bool pending;
+	int32_t pending_to;
+	int64_t until;
+	char (*ids)[254];
+	size_t n_ids;
+} scale_view;
+
+static void pending_snapshot(kaa__controller *c, const scale_job *j, scale_view *v)
+{
+	pthread_mutex_lock(&c->mu);
+	cstate *s = state_find(c, j->key);
+	if (s && s->pending) {
+		v->pending = true;
+		v->pending_to = s->pending_to;
+		v->until = s->pending_until;
+		v->n_ids = s->n_pending;
+		v->ids = kaa__xmalloc(v->n_ids * sizeof(*v->ids));
+		memcpy(v->ids, s->pending_ids, v->n_ids * sizeof(*v->ids));
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Ends the pending scale-down in the state; reset_window also restarts
+ * the stabilisation window. */
+static void pending_clear(kaa__controller *c, const scale_job *j, bool reset_window)
+{
+	pthread_mutex_lock(&c->mu);
+	cstate *s = state_find(c, j->key);
+	if (s) {
+		s->pending = false;
+		if (reset_window)
+			memset(&s->st, 0, sizeof(s->st));
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static bool nodes_drained(const scale_view *v)
+{
+	for (size_t i = 0; i < v->n_ids; i++)
+		for (size_t k = 0; k < v->n; k++)
+			if (strcmp(v->nodes[k].id, v->ids[i]) == 0 && v->nodes[k].sessions > 0)
+				return false;
+	return true;
+}
+
+/* The load came back: keep every pod, let the nodes admit again. */
+static void scale_down_cancel(kaa__controller *c, const scale_job *j, const scale_view *v,
+			      int32_t need)
+{
+	char note[512];
+	for (size_t i = 0; i < v->n_ids; i++) {
+		char key[512];
+		kaa__key_drain(key, sizeof(key), j->cluster, v->ids[i]);
+		(void)kaa__coord_delete(v->co, key, false, NULL);
+	}
+	snprintf(note, sizeof(note),
+		 "scale-down of operations cancelled: %lld sessions need %d pods",
+		 (long long)v->total, need);
+	scale_event(c, j, "Normal", "ScaleDownCancelled", note);
+	pending_clear(c, j, true);
+}
+
+/* A pass while a scale-down waits: cancel it, keep waiting, or lower the
+ * replicas once the nodes drained or their deadline passed. */
+static void scale_down_finish(kaa__controller *c, const scale_job *j, const scale_view *v)
+{
+	bool drained = nodes_drained(v);
+	kaa__autoscale_input in = {.total_sessions = v->total,
+				   .current = j->current,
+				   .min = j->as.min,
+				   .max = j->as.max,
+				   .target = j->as.target};
+	int32_t need = kaa__autoscale_recommend(&in);
+	char note[512];
+
+	if (need >= j->current) {
+		scale_down_cancel(c, j, v, need);
+		return;
+	}
+	if (!drained && v->wall < v->until)
+		return; /* keep waiting */
+	if (set_replicas(c, j, v->pending_to) != KAA_OK)
+		return;
+	snprintf(note, sizeof(note), "scaled operations down from %d to %d (%zu nodes %s)",
+		 j->current, v->pending_to, v->n_ids,
+		 drained ? "drained" : "past their drain deadline");
+	KAA_INFO(MOD, "scaled down cluster=%s from=%d to=%d", j->key, j->current, v->pending_to);
+	scale_event(c, j, "Normal", "ScaledDown", note);
+	pending_clear(c, j, false);
+}
+
+/* The replica count the autoscaler wants now (its window state lives in
+ * cstate); false when the cluster is gone meanwhile. */
+static bool scale_decide(kaa__controller *c, const scale_job *j, const scale_view *v, int64_t now,
+			 int32_t *want)
+{
+	kaa__autoscale_input in = {.total_sessions = v->total,
+				   .current = j->current,
+				   .min = j->as.min,
+				   .max = j->as.max,
+				   .target = j->as.target,
+				   .window_ms = j->as.window_s >= 0 ? j->as.window_s * 1000
+								    : c->opts.scale_down_window_ms,
+				   .now_ms = now};
+	pthread_mutex_lock(&c->mu);
+	cstate *s = state_find(c, j->key);
+	if (s)
+		*want = kaa__autoscale_decide(&s->st, &in);
+	pthread_mutex_unlock(&c->mu);
+	return s != NULL;
+}
+
+static void scale_up(kaa__controller *c, const scale_job *j, const scale_view *v, int32_t want)
+{
+	char note[512];
+	if (set_replicas(c, j, want) != KAA_OK)
+		return;
+	snprintf(note, sizeof(note),
+		 "scaled operations up from %d to %d (%lld sessions, target %d per pod)",
+		 j->current, want, (long long)v->total, j->as.target);
+	KAA_INFO(MOD, "scaled up cluster=%s from=%d to=%d sessions=%lld", j->key, j->current, want,
+		 (long long)v->total);
+	scale_event(c, j, "Normal", "ScaledUp", note);
+}
+
+/* Asks the emptiest nodes to drain (deadline now + drainTimeoutSeconds)
+ * and remembers the plan; a later pass lowers the replicas. *ids: the
+ * chosen node ids (malloc'd), n_ids their count. */
+static void request_drains(kaa__controller *c, const scale_job *j, const scale_view *v, size_t k,
+			   int64_t deadline, char (**ids)[254], size_t *n_ids)
+{
+	size_t *pick = kaa__xcalloc(k, sizeof(*pick));
+	size_t got = kaa__autoscale_pick_drain(v->nodes, v->n, k, pick);
+	char val[64];
+
+	*ids = kaa__xcalloc(got, sizeof(**ids));
+	snprintf(val, sizeof(val), "{\"deadline_ms\":%lld}", (long long)deadline);
+	for (size_t i = 0; i < got; i++) {
+		char key[512];
+		snprintf((*ids)[i], sizeof((*ids)[i]), "%s", v->nodes[pick[i]].id);
+		kaa__key_drain(key, sizeof(key), j->cluster, (*ids)[i]);
+		if (kaa__coord_put(v->co, key, val, strlen(val), 0, NULL) != KAA_OK)
+			KAA_WARN(MOD, "drain request failed cluster=%s node=%s", j->key, (*ids)[i]);
+		prefer_removal(c, j, (*ids)[i]);
+	}
+	free(pick);
+	*n_ids = got;
+}
+
+static void scale_down_start(kaa__controller *c, const scale_job *j, const scale_view *v,
+			     int32_t want)
+{
+	size_t k = (size_t)(j->current - want), got;
+	int64_t deadline = v->wall + j->drain_timeout_s * 1000;
+	char(*ids)[254];
+	char note[512];
+
+	if (k > MAX_DRAIN)
+		return;
+	request_drains(c, j, v, k, deadline, &ids, &got);
+	snprintf(note, sizeof(note),
+		 "scaling operations down from %d to %d: draining %zu nodes first "
+		 "(%lld sessions, target %d per pod)",
+		 j->current, want, got, (long long)v->total, j->as.target);
+	KAA_INFO(MOD, "draining before scale down cluster=%s from=%d to=%d nodes=%zu", j->key,
+		 j->current, want, got);
+	scale_event(c, j, "Normal", "Draining", note);
+	pthread_mutex_lock(&c->mu);
+	cstate *s = state_find(c, j->key);
+	if (s) {
+		free(s->pending_ids);
+		s->pending_ids = ids;
+		ids = NULL;
+		s->n_pending = got;
+		s->pending = true;
+		s->pending_to = want;
+		s->pending_until = deadline;
+	}
+	pthread_mutex_unlock(&c->mu);
+	free(ids);
+	/* enqueue so the status shows Progressing */
+	(void)kaa__workqueue_add(c->q, j->key);
+}
+
+/* One autoscaler pass over one cluster. */
 static void scale_one(kaa__controller *c, scale_job *j)
 {
-	kaa__coord *co = NULL;
-	kaa__autoscale_node *nodes = NULL;
-	size_t n = 0;
-	int64_t total = 0, now = kaa__now_ms(), wall = kaa__wall_ms();
+	scale_view v = {.wall = kaa__wall_ms()};
+	int64_t now = kaa__now_ms();
 	int32_t want;
-	char note[512];
-	cstate *s;
-	bool pending = false;
-	int32_t pending_to = 0;
-	int64_t until = 0;
-	char(*ids)[254] = NULL;
-	size_t n_ids = 0;
 
-	if (coord_open(j->etcd, &co) != KAA_OK)
+	if (coord_open(j->etcd, &v.co) != KAA_OK)
 		return;
-	if (kaa__autoscale_read(co, j->cluster, &nodes, &n, &total) != KAA_OK)
+	if (kaa__autoscale_read(v.co, j->cluster, &v.nodes, &v.n, &v.total) != KAA_OK)
 		goto out;
-	pthread_mutex_lock(&c->mu);
-	s = state_find(c, j->key);
-	if (s && s->pending) {
-		pending = true;
-		pending_to = s->pending_to;
-		until = s->pending_until;
-		n_ids = s->n_pending;
-		ids = kaa__xmalloc(n_ids * sizeof(*ids));
-		memcpy(ids, s->pending_ids, n_ids * sizeof(*ids));
-	}
-	pthread_mutex_unlock(&c->mu);
-	drain_housekeeping(co, j, nodes, n, wall, pending);
-
-	if (pending) {
-		bool drained = true;
-		for (size_t i = 0; ids && i < n_ids && drained; i++)
-			for (size_t k = 0; k < n; k++)
-				if (strcmp(nodes[k].id, ids[i]) == 0 && nodes[k].sessions > 0)
-					drained = false;
-		kaa__autoscale_input in = {.total_sessions = total,
-					   .current = j->current,
-					   .min = j->as.min,
-					   .max = j->as.max,
-					   .target = j->as.target};
-		if (!ids)
-			goto out;
-		if (kaa__autoscale_recommend(&in) >= j->current) {
-			/* the load came back: keep every pod, let the nodes admit again */
-			for (size_t i = 0; i < n_ids; i++) {
-				char key[512];
-				kaa__key_drain(key, sizeof(key), j->cluster, ids[i]);
-				(void)kaa__coord_delete(co, key, false, NULL);
-			}
-			snprintf(note, sizeof(note),
-				 "scale-down of operations cancelled: %lld sessions need %d pods",
-				 (long long)total, kaa__autoscale_recommend(&in));
-			scale_event(c, j, "Normal", "ScaleDownCancelled", note);
-			pthread_mutex_lock(&c->mu);
-			s = state_find(c, j->key);
-			if (s) {
-				s->pending = false;
-				memset(&s->st, 0, sizeof(s->st));
-			}
-			pthread_mutex_unlock(&c->mu);
-			goto out;
-		}
-		if (!drained && wall < until)
-			goto out; /* keep waiting */
-		if (set_replicas(c, j, pending_to) == KAA_OK) {
-			snprintf(note, sizeof(note),
-				 "scaled operations down from %d to %d (%zu nodes %s)", j->current,
-				 pending_to, n_ids,
-				 drained ? "drained" : "past their drain deadline");
-			KAA_INFO(MOD, "scaled down cluster=%s from=%d to=%d", j->key, j->current,
-				 pending_to);
-			scale_event(c, j, "Normal", "ScaledDown", note);
-			pthread_mutex_lock(&c->mu);
-			s = state_find(c, j->key);
-			if (s)
-				s->pending = false;
-			pthread_mutex_unlock(&c->mu);
-		}
-		goto out;
-	}
-
-	pthread_mutex_lock(&c->mu);
-	s = state_find(c, j->key);
-	if (!s) {
-		pthread_mutex_unlock(&c->mu);
-		goto out;
-	}
-	{
-		kaa__autoscale_input in = {.total_sessions = total,
-					   .current = j->current,
-					   .min = j->as.min,
-					   .max = j->as.max,
-					   .target = j->as.target,
-					   .window_ms = j->as.window_s >= 0
-								? j->as.window_s * 1000
-								: c->opts.scale_down_window_ms,
-					   .now_ms = now};
-		want = kaa__autoscale_decide(&s->st, &in);
-	}
-	pthread_mutex_unlock(&c->mu);
-
-	if (want > j->current) {
-		if (set_replicas(c, j, want) == KAA_OK) {
-			snprintf(
-				note, sizeof(note),
-				"scaled operations up from %d to %d (%lld sessions, target %d per pod)",
-				j->current, want, (long long)total, j->as.target);
-			KAA_INFO(MOD, "scaled up cluster=%s from=%d to=%d sessions=%lld", j->key,
-				 j->current, want, (long long)total);
-			scale_event(c, j, "Normal", "ScaledUp", note);
-		}
-	} else if (want < j->current) {
-		size_t k = (size_t)(j->current - want);
-		size_t *pick, got;
-		int64_t deadline = wall + j->drain_timeout_s * 1000;
-
-		if (k > MAX_DRAIN)
-			goto out;
-		pick = kaa__xcalloc(k, sizeof(*pick));
-		got = kaa__autoscale_pick_drain(nodes, n, k, pick);
-		free(ids);
-		ids = kaa__xcalloc(got, sizeof(*ids));
-		for (size_t i = 0; i < got; i++) {
-			char key[512], val[64];
-			snprintf(ids[i], sizeof(ids[i]), "%s", nodes[pick[i]].id);
-			kaa__key_drain(key, sizeof(key), j->cluster, ids[i]);
-			snprintf(val, sizeof(val), "{\"deadline_ms\":%lld}", (long long)deadline);
-			if (kaa__coord_put(co, key, val, strlen(val), 0, NULL) != KAA_OK)
-				KAA_WARN(MOD, "drain request failed cluster=%s node=%s", j->key,
-					 ids[i]);
-			prefer_removal(c, j, ids[i]);
-		}
-		free(pick);
-		snprintf(note, sizeof(note),
-			 "scaling operations down from %d to %d: draining %zu nodes first "
-			 "(%lld sessions, target %d per pod)",
-			 j->current, want, got, (long long)total, j->as.target);
-		KAA_INFO(MOD, "draining before scale down cluster=%s from=%d to=%d nodes=%zu",
-			 j->key, j->current, want, got);
-		scale_event(c, j, "Normal", "Draining", note);
-		pthread_mutex_lock(&c->mu);
-		s = state_find(c, j->key);
-		if (s) {
-			free(s->pending_ids);
-			s->pending_ids = ids;
-			ids = NULL;
-			s->n_pending = got;
-			s->pending = true;
-			s->pending_to = want;
-			s->pending_until = deadline;
-		}
-		pthread_mutex_unlock(&c->mu);
-		/* enqueue so the status shows Progressing */
-		(void)kaa__workqueue_add(c->q, j->key);
+	pending_snapshot(c, j, &v);
+	drain_housekeeping(v.co, j, v.nodes, v.n, v.wall, v.pending);
+	if (v.pending) {
+		scale_down_finish(c, j, &v);
+	} else if (scale_decide(c, j, &v, now, &want)) {
+		if (want > j->current)
+			scale_up(c, j, &v, want);
+		else if (want < j->current)
+			scale_down_start(c, j, &v, want);
 	}
 out:
-	free(ids);
-	free(nodes);
-	kaa__coord_free(co);
+	free(v.ids);
+	free(v.nodes);
+	kaa__coord_free(v.co);
 }
 
 static void *scaler_main(void *arg)
