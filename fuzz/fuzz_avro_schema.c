@@ -1,4 +1,4 @@
-// fuzz-sources: lib/json/avro_schema.c lib/json/json_merge.c lib/base/error.c lib/base/log.c
+// fuzz-sources: lib/base/alloc.c lib/json/avro_schema.c lib/json/json_merge.c lib/base/error.c lib/base/log.c
 // fuzz-pkgs: yajl libcrypto
 /*
  * Avro schemas arrive through the REST API and documents from devices and

@@ -1,4 +1,4 @@
-// fuzz-sources: lib/json/filter.c lib/json/json_merge.c lib/base/error.c lib/base/log.c
+// fuzz-sources: lib/base/alloc.c lib/json/filter.c lib/json/json_merge.c lib/base/error.c lib/base/log.c
 // fuzz-pkgs: yajl libcrypto
 /*
  * Endpoint-group filters come from the REST API; contexts are built from

@@ -8,7 +8,7 @@
  * cut anywhere by TCP is never refused), and parsing is deterministic.
  * Each input runs with the default limits and with tight ones.
  */
-// fuzz-sources: lib/base/alloc.c lib/http/http_server.c lib/base/clock.c lib/base/error.c lib/base/log.c
+// fuzz-sources: lib/base/alloc.c lib/base/buf.c lib/http/http_server.c lib/base/clock.c lib/base/error.c lib/base/log.c
 #include "base/error.h"
 #include "http/http_server.h"
 

@@ -1,4 +1,4 @@
-// fuzz-sources: lib/json/json_merge.c lib/base/error.c lib/base/log.c
+// fuzz-sources: lib/base/alloc.c lib/json/json_merge.c lib/base/error.c lib/base/log.c
 // fuzz-pkgs: yajl libcrypto
 /*
  * Configurations and merge patches come from the REST API. The input is

@@ -1,4 +1,4 @@
-// fuzz-sources: lib/base/base64.c lib/base/clock.c lib/auth/jwt.c lib/json/json_merge.c lib/base/error.c
+// fuzz-sources: lib/base/alloc.c lib/base/base64.c lib/base/clock.c lib/auth/jwt.c lib/json/json_merge.c lib/base/error.c
 // fuzz-pkgs: yajl libcrypto
 /*
  * Owner access tokens arrive from devices: any bytes must give a result,

@@ -1,4 +1,4 @@
-// fuzz-sources: operator/desired.c lib/json/json_merge.c lib/base/error.c
+// fuzz-sources: lib/base/alloc.c operator/desired.c lib/json/json_merge.c lib/base/error.c
 // fuzz-pkgs: yajl libcrypto
 /*
  * KaaCluster objects come from the Kubernetes API (the API server validates

@@ -1,4 +1,4 @@
-// fuzz-sources: lib/base/base64.c lib/base/clock.c operator/kubeconfig.c lib/base/log.c lib/base/error.c
+// fuzz-sources: lib/base/alloc.c lib/base/base64.c lib/base/clock.c operator/kubeconfig.c lib/base/log.c lib/base/error.c
 // fuzz-pkgs: yaml-0.1 yajl
 /*
  * A kubeconfig is YAML written by people and tools: any bytes must load or

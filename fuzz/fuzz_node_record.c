@@ -1,4 +1,4 @@
-// fuzz-sources: lib/coord/node_record.c lib/base/error.c
+// fuzz-sources: lib/base/alloc.c lib/coord/node_record.c lib/base/error.c
 // fuzz-pkgs: yajl
 /*
  * Node records come from etcd, written by any process with access to the

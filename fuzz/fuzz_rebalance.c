@@ -1,4 +1,4 @@
-// fuzz-sources: lib/coord/rebalance.c lib/json/json_merge.c lib/base/error.c
+// fuzz-sources: lib/base/alloc.c lib/coord/rebalance.c lib/json/json_merge.c lib/base/error.c
 // fuzz-pkgs: yajl libcrypto
 /*
  * Rebalance plans are read from etcd by every operations node: any bytes

@@ -1,4 +1,4 @@
-// fuzz-sources: lib/base/base64.c lib/base/clock.c services/control/rest_body.c lib/json/json_merge.c lib/auth/auth.c lib/base/error.c lib/base/log.c
+// fuzz-sources: lib/base/alloc.c lib/base/base64.c lib/base/clock.c services/control/rest_body.c lib/json/json_merge.c lib/auth/auth.c lib/base/error.c lib/base/log.c
 // fuzz-pkgs: yajl openssl
 /*
  * REST request bodies come from any client holding credentials: decoding

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/alloc.h"
 #include "base/error.h"
 #include "coord/node_record.h"
 #include "coord/keys.h"
@@ -80,12 +81,8 @@ int kaa__autoscale_read(kaa__coord *c, const char *cluster, kaa__autoscale_node 
 	if (rc != KAA_OK)
 		goto out;
 	if (l.n) {
-		out = calloc(l.n < KAA_AUTOSCALE_MAX_NODES ? l.n : KAA_AUTOSCALE_MAX_NODES,
-			     sizeof(*out));
-		if (!out) {
-			rc = KAA_ERR_NOMEM;
-			goto out;
-		}
+		out = kaa__xcalloc(l.n < KAA_AUTOSCALE_MAX_NODES ? l.n : KAA_AUTOSCALE_MAX_NODES,
+				   sizeof(*out));
 	}
 	for (size_t i = 0; i < l.n && cnt < KAA_AUTOSCALE_MAX_NODES; i++) {
 		kaa__node_record r = {0};

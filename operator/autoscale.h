@@ -54,7 +54,7 @@ typedef struct kaa__autoscale_node {
  * Reads /kaa/<cluster>/nodes/ and keeps the records of nodes running
  * operations (malformed records are skipped). *nodes is malloc'd (free()),
  * *n its length, *total the sum of sessions. Errors: those of
- * kaa__coord_range, KAA_ERR_NOMEM, KAA_ERR_INVAL (bad cluster name).
+ * kaa__coord_range, KAA_ERR_INVAL (bad cluster name).
  */
 int kaa__autoscale_read(kaa__coord *c, const char *cluster, kaa__autoscale_node **nodes, size_t *n,
 			int64_t *total);

@@ -138,9 +138,7 @@ int kaa__status_json(const kaa__status_in *in, const kaa__condition conds[3], ya
 
 	if (!in || !conds || !now || !json || !in->ns || !in->name)
 		return KAA_ERR_INVAL;
-	g = yajl_gen_alloc(NULL);
-	if (!g)
-		return KAA_ERR_NOMEM;
+	g = kaa__json_gen_new();
 	yajl_gen_map_open(g);
 	kv(g, "apiVersion", "kaaproject.org/v1alpha1");
 	kv(g, "kind", "KaaCluster");

@@ -51,7 +51,8 @@ void kaa__status_conditions(const kaa__status_in *in, kaa__condition out[3]);
  * {"apiVersion","kind","metadata":{name,namespace},"status":{...}}.
  * old_status: the object's current .status (may be NULL) for the
  * lastTransitionTime rule; now: RFC 3339 UTC time. *json malloc'd.
- * Errors: KAA_ERR_NOMEM, KAA_ERR_INVAL (NULL arguments).
+ * Errors: KAA_ERR_INVAL (NULL arguments), KAA_ERR_TOO_BIG (over the
+ * size limit of kaa__json_gen_take).
  */
 int kaa__status_json(const kaa__status_in *in, const kaa__condition conds[3], yajl_val old_status,
 		     const char *now, char **json);

@@ -34,11 +34,13 @@
 #include <yajl/yajl_gen.h>
 
 #include "autoscale.h"
+#include "base/alloc.h"
 #include "base/clock.h"
 #include "cluster_status.h"
 #include "coord/coord.h"
 #include "coord/keys.h"
 #include "desired.h"
+#include "kube_event.h"
 #include "base/error.h"
 #include "json/json_merge.h"
 #include "base/log.h"
@@ -78,6 +80,7 @@ typedef struct cstate {
 
 struct kaa__controller {
 	kaa__kube *kube;
+	kaa__kube_recorder *events; /* owned; posts through kube */
 	kaa__metrics *metrics;
 	kaa__controller_opts opts;
 	char **namespaces; /* owned copy; NULL: all */
@@ -118,7 +121,7 @@ static void event(kaa__controller *c, const kaa__desired *d, const char *type, c
 			     .ns = d->ns,
 			     .name = d->name,
 			     .uid = d->uid};
-	(void)kaa__kube_event(c->kube, &ref, type, reason, action, note);
+	(void)kaa__kube_event(c->events, &ref, type, reason, action, note);
 }
 
 static int parse(const char *json, size_t max, yajl_val *out)
@@ -153,15 +156,10 @@ static cstate *state_get(kaa__controller *c, const char *key)
 		return s;
 	if (c->n_states == c->cap_states) {
 		size_t ncap = c->cap_states ? c->cap_states * 2 : 8;
-		cstate **ns = realloc(c->states, ncap * sizeof(*ns));
-		if (!ns)
-			return NULL;
-		c->states = ns;
+		c->states = kaa__xrealloc(c->states, ncap * sizeof(*c->states));
 		c->cap_states = ncap;
 	}
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return NULL;
+	s = kaa__xcalloc(1, sizeof(*s));
 	snprintf(s->key, sizeof(s->key), "%s", key);
 	c->states[c->n_states++] = s;
 	return s;
@@ -255,12 +253,10 @@ static int set_finalizer(kaa__controller *c, yajl_val kc, const kaa__desired *d,
 	const char *rp[] = {"metadata", "resourceVersion", NULL};
 	yajl_val fin = yajl_tree_get(kc, fp, yajl_t_array);
 	const char *rv = YAJL_GET_STRING(yajl_tree_get(kc, rp, yajl_t_string));
-	yajl_gen g = yajl_gen_alloc(NULL);
+	yajl_gen g = kaa__json_gen_new();
 	char *body = NULL, path[512], msg[512];
 	int rc;
 
-	if (!g)
-		return KAA_ERR_NOMEM;
 #define GS(str) yajl_gen_string(g, (const unsigned char *)(str), strlen(str))
 	yajl_gen_map_open(g);
 	GS("metadata");
@@ -313,7 +309,7 @@ static int finalize(kaa__controller *c, const char *key, yajl_val kc, const kaa_
 	kaa__coord_free(co);
 	pthread_mutex_lock(&c->mu);
 	s = state_get(c, key);
-	attempts = s ? ++s->fin_attempts : c->opts.finalizer_attempts;
+	attempts = ++s->fin_attempts;
 	pthread_mutex_unlock(&c->mu);
 	if (rc == KAA_OK) {
 		snprintf(note, sizeof(note), "removed %lld etcd keys under %s", (long long)deleted,
@@ -597,25 +593,20 @@ static void remember(kaa__controller *c, const char *key, const kaa__desired *d)
 
 	pthread_mutex_lock(&c->mu);
 	s = state_get(c, key);
-	if (s) {
-		char *etcd = strdup(d->etcd);
-		if (etcd) {
-			free(s->etcd);
-			s->etcd = etcd;
-		}
-		s->autoscale = d->autoscale.enabled;
-		s->as = d->autoscale;
-		snprintf(s->ns, sizeof(s->ns), "%s", d->ns);
-		snprintf(s->name, sizeof(s->name), "%s", d->name);
-		snprintf(s->uid, sizeof(s->uid), "%s", d->uid);
-		snprintf(s->cluster, sizeof(s->cluster), "%s", d->cluster);
-		s->spec_replicas = d->replicas[1];
-		s->drain_timeout_s = d->drain_timeout_s;
-		s->fin_attempts = 0;
-		if (!s->autoscale) {
-			memset(&s->st, 0, sizeof(s->st));
-			s->pending = false;
-		}
+	free(s->etcd);
+	s->etcd = kaa__xstrdup(d->etcd);
+	s->autoscale = d->autoscale.enabled;
+	s->as = d->autoscale;
+	snprintf(s->ns, sizeof(s->ns), "%s", d->ns);
+	snprintf(s->name, sizeof(s->name), "%s", d->name);
+	snprintf(s->uid, sizeof(s->uid), "%s", d->uid);
+	snprintf(s->cluster, sizeof(s->cluster), "%s", d->cluster);
+	s->spec_replicas = d->replicas[1];
+	s->drain_timeout_s = d->drain_timeout_s;
+	s->fin_attempts = 0;
+	if (!s->autoscale) {
+		memset(&s->st, 0, sizeof(s->st));
+		s->pending = false;
 	}
 	pthread_mutex_unlock(&c->mu);
 }
@@ -814,7 +805,7 @@ static void scale_event(kaa__controller *c, const scale_job *j, const char *type
 			     .ns = j->ns,
 			     .name = j->name,
 			     .uid = j->uid};
-	(void)kaa__kube_event(c->kube, &ref, type, reason, "Scale", note);
+	(void)kaa__kube_event(c->events, &ref, type, reason, "Scale", note);
 }
 
 static int set_replicas(kaa__controller *c, const scale_job *j, int32_t n)
@@ -889,175 +880,223 @@ static void drain_housekeeping(kaa__coord *co, const scale_job *j, const kaa__au
 	kaa__kv_list_clear(&l);
 }
 
+/* What one autoscaler pass over a cluster works from. */
+typedef struct scale_view {
+	kaa__coord *co;
+	kaa__autoscale_node *nodes; /* the operations nodes */
+	size_t n;
+	int64_t total; /* their sessions */
+	int64_t wall;
+	/* a scale-down waiting for its nodes to drain (copied from cstate) */
+	bool pending;
+	int32_t pending_to;
+	int64_t until;
+	char (*ids)[254];
+	size_t n_ids;
+} scale_view;
+
+static void pending_snapshot(kaa__controller *c, const scale_job *j, scale_view *v)
+{
+	pthread_mutex_lock(&c->mu);
+	cstate *s = state_find(c, j->key);
+	if (s && s->pending) {
+		v->pending = true;
+		v->pending_to = s->pending_to;
+		v->until = s->pending_until;
+		v->n_ids = s->n_pending;
+		v->ids = kaa__xmalloc(v->n_ids * sizeof(*v->ids));
+		memcpy(v->ids, s->pending_ids, v->n_ids * sizeof(*v->ids));
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Ends the pending scale-down in the state; reset_window also restarts
+ * the stabilisation window. */
+static void pending_clear(kaa__controller *c, const scale_job *j, bool reset_window)
+{
+	pthread_mutex_lock(&c->mu);
+	cstate *s = state_find(c, j->key);
+	if (s) {
+		s->pending = false;
+		if (reset_window)
+			memset(&s->st, 0, sizeof(s->st));
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static bool nodes_drained(const scale_view *v)
+{
+	for (size_t i = 0; i < v->n_ids; i++)
+		for (size_t k = 0; k < v->n; k++)
+			if (strcmp(v->nodes[k].id, v->ids[i]) == 0 && v->nodes[k].sessions > 0)
+				return false;
+	return true;
+}
+
+/* The load came back: keep every pod, let the nodes admit again. */
+static void scale_down_cancel(kaa__controller *c, const scale_job *j, const scale_view *v,
+			      int32_t need)
+{
+	char note[512];
+	for (size_t i = 0; i < v->n_ids; i++) {
+		char key[512];
+		kaa__key_drain(key, sizeof(key), j->cluster, v->ids[i]);
+		(void)kaa__coord_delete(v->co, key, false, NULL);
+	}
+	snprintf(note, sizeof(note),
+		 "scale-down of operations cancelled: %lld sessions need %d pods",
+		 (long long)v->total, need);
+	scale_event(c, j, "Normal", "ScaleDownCancelled", note);
+	pending_clear(c, j, true);
+}
+
+/* A pass while a scale-down waits: cancel it, keep waiting, or lower the
+ * replicas once the nodes drained or their deadline passed. */
+static void scale_down_finish(kaa__controller *c, const scale_job *j, const scale_view *v)
+{
+	bool drained = nodes_drained(v);
+	kaa__autoscale_input in = {.total_sessions = v->total,
+				   .current = j->current,
+				   .min = j->as.min,
+				   .max = j->as.max,
+				   .target = j->as.target};
+	int32_t need = kaa__autoscale_recommend(&in);
+	char note[512];
+
+	if (need >= j->current) {
+		scale_down_cancel(c, j, v, need);
+		return;
+	}
+	if (!drained && v->wall < v->until)
+		return; /* keep waiting */
+	if (set_replicas(c, j, v->pending_to) != KAA_OK)
+		return;
+	snprintf(note, sizeof(note), "scaled operations down from %d to %d (%zu nodes %s)",
+		 j->current, v->pending_to, v->n_ids,
+		 drained ? "drained" : "past their drain deadline");
+	KAA_INFO(MOD, "scaled down cluster=%s from=%d to=%d", j->key, j->current, v->pending_to);
+	scale_event(c, j, "Normal", "ScaledDown", note);
+	pending_clear(c, j, false);
+}
+
+/* The replica count the autoscaler wants now (its window state lives in
+ * cstate); false when the cluster is gone meanwhile. */
+static bool scale_decide(kaa__controller *c, const scale_job *j, const scale_view *v, int64_t now,
+			 int32_t *want)
+{
+	kaa__autoscale_input in = {.total_sessions = v->total,
+				   .current = j->current,
+				   .min = j->as.min,
+				   .max = j->as.max,
+				   .target = j->as.target,
+				   .window_ms = j->as.window_s >= 0 ? j->as.window_s * 1000
+								    : c->opts.scale_down_window_ms,
+				   .now_ms = now};
+	pthread_mutex_lock(&c->mu);
+	cstate *s = state_find(c, j->key);
+	if (s)
+		*want = kaa__autoscale_decide(&s->st, &in);
+	pthread_mutex_unlock(&c->mu);
+	return s != NULL;
+}
+
+static void scale_up(kaa__controller *c, const scale_job *j, const scale_view *v, int32_t want)
+{
+	char note[512];
+	if (set_replicas(c, j, want) != KAA_OK)
+		return;
+	snprintf(note, sizeof(note),
+		 "scaled operations up from %d to %d (%lld sessions, target %d per pod)",
+		 j->current, want, (long long)v->total, j->as.target);
+	KAA_INFO(MOD, "scaled up cluster=%s from=%d to=%d sessions=%lld", j->key, j->current, want,
+		 (long long)v->total);
+	scale_event(c, j, "Normal", "ScaledUp", note);
+}
+
+/* Asks the emptiest nodes to drain (deadline now + drainTimeoutSeconds)
+ * and remembers the plan; a later pass lowers the replicas. *ids: the
+ * chosen node ids (malloc'd), n_ids their count. */
+static void request_drains(kaa__controller *c, const scale_job *j, const scale_view *v, size_t k,
+			   int64_t deadline, char (**ids)[254], size_t *n_ids)
+{
+	size_t *pick = kaa__xcalloc(k, sizeof(*pick));
+	size_t got = kaa__autoscale_pick_drain(v->nodes, v->n, k, pick);
+	char val[64];
+
+	*ids = kaa__xcalloc(got, sizeof(**ids));
+	snprintf(val, sizeof(val), "{\"deadline_ms\":%lld}", (long long)deadline);
+	for (size_t i = 0; i < got; i++) {
+		char key[512];
+		snprintf((*ids)[i], sizeof((*ids)[i]), "%s", v->nodes[pick[i]].id);
+		kaa__key_drain(key, sizeof(key), j->cluster, (*ids)[i]);
+		if (kaa__coord_put(v->co, key, val, strlen(val), 0, NULL) != KAA_OK)
+			KAA_WARN(MOD, "drain request failed cluster=%s node=%s", j->key, (*ids)[i]);
+		prefer_removal(c, j, (*ids)[i]);
+	}
+	free(pick);
+	*n_ids = got;
+}
+
+static void scale_down_start(kaa__controller *c, const scale_job *j, const scale_view *v,
+			     int32_t want)
+{
+	size_t k = (size_t)(j->current - want), got;
+	int64_t deadline = v->wall + j->drain_timeout_s * 1000;
+	char(*ids)[254];
+	char note[512];
+
+	if (k > MAX_DRAIN)
+		return;
+	request_drains(c, j, v, k, deadline, &ids, &got);
+	snprintf(note, sizeof(note),
+		 "scaling operations down from %d to %d: draining %zu nodes first "
+		 "(%lld sessions, target %d per pod)",
+		 j->current, want, got, (long long)v->total, j->as.target);
+	KAA_INFO(MOD, "draining before scale down cluster=%s from=%d to=%d nodes=%zu", j->key,
+		 j->current, want, got);
+	scale_event(c, j, "Normal", "Draining", note);
+	pthread_mutex_lock(&c->mu);
+	cstate *s = state_find(c, j->key);
+	if (s) {
+		free(s->pending_ids);
+		s->pending_ids = ids;
+		ids = NULL;
+		s->n_pending = got;
+		s->pending = true;
+		s->pending_to = want;
+		s->pending_until = deadline;
+	}
+	pthread_mutex_unlock(&c->mu);
+	free(ids);
+	/* enqueue so the status shows Progressing */
+	(void)kaa__workqueue_add(c->q, j->key);
+}
+
+/* One autoscaler pass over one cluster. */
 static void scale_one(kaa__controller *c, scale_job *j)
 {
-	kaa__coord *co = NULL;
-	kaa__autoscale_node *nodes = NULL;
-	size_t n = 0;
-	int64_t total = 0, now = kaa__now_ms(), wall = kaa__wall_ms();
+	scale_view v = {.wall = kaa__wall_ms()};
+	int64_t now = kaa__now_ms();
 	int32_t want;
-	char note[512];
-	cstate *s;
-	bool pending = false;
-	int32_t pending_to = 0;
-	int64_t until = 0;
-	char(*ids)[254] = NULL;
-	size_t n_ids = 0;
 
-	if (coord_open(j->etcd, &co) != KAA_OK)
+	if (coord_open(j->etcd, &v.co) != KAA_OK)
 		return;
-	if (kaa__autoscale_read(co, j->cluster, &nodes, &n, &total) != KAA_OK)
+	if (kaa__autoscale_read(v.co, j->cluster, &v.nodes, &v.n, &v.total) != KAA_OK)
 		goto out;
-	pthread_mutex_lock(&c->mu);
-	s = state_find(c, j->key);
-	if (s && s->pending) {
-		pending = true;
-		pending_to = s->pending_to;
-		until = s->pending_until;
-		n_ids = s->n_pending;
-		ids = malloc((n_ids ? n_ids : 1) * sizeof(*ids));
-		if (ids)
-			memcpy(ids, s->pending_ids, n_ids * sizeof(*ids));
-	}
-	pthread_mutex_unlock(&c->mu);
-	drain_housekeeping(co, j, nodes, n, wall, pending);
-
-	if (pending) {
-		bool drained = true;
-		for (size_t i = 0; ids && i < n_ids && drained; i++)
-			for (size_t k = 0; k < n; k++)
-				if (strcmp(nodes[k].id, ids[i]) == 0 && nodes[k].sessions > 0)
-					drained = false;
-		kaa__autoscale_input in = {.total_sessions = total,
-					   .current = j->current,
-					   .min = j->as.min,
-					   .max = j->as.max,
-					   .target = j->as.target};
-		if (!ids)
-			goto out;
-		if (kaa__autoscale_recommend(&in) >= j->current) {
-			/* the load came back: keep every pod, let the nodes admit again */
-			for (size_t i = 0; i < n_ids; i++) {
-				char key[512];
-				kaa__key_drain(key, sizeof(key), j->cluster, ids[i]);
-				(void)kaa__coord_delete(co, key, false, NULL);
-			}
-			snprintf(note, sizeof(note),
-				 "scale-down of operations cancelled: %lld sessions need %d pods",
-				 (long long)total, kaa__autoscale_recommend(&in));
-			scale_event(c, j, "Normal", "ScaleDownCancelled", note);
-			pthread_mutex_lock(&c->mu);
-			s = state_find(c, j->key);
-			if (s) {
-				s->pending = false;
-				memset(&s->st, 0, sizeof(s->st));
-			}
-			pthread_mutex_unlock(&c->mu);
-			goto out;
-		}
-		if (!drained && wall < until)
-			goto out; /* keep waiting */
-		if (set_replicas(c, j, pending_to) == KAA_OK) {
-			snprintf(note, sizeof(note),
-				 "scaled operations down from %d to %d (%zu nodes %s)", j->current,
-				 pending_to, n_ids,
-				 drained ? "drained" : "past their drain deadline");
-			KAA_INFO(MOD, "scaled down cluster=%s from=%d to=%d", j->key, j->current,
-				 pending_to);
-			scale_event(c, j, "Normal", "ScaledDown", note);
-			pthread_mutex_lock(&c->mu);
-			s = state_find(c, j->key);
-			if (s)
-				s->pending = false;
-			pthread_mutex_unlock(&c->mu);
-		}
-		goto out;
-	}
-
-	pthread_mutex_lock(&c->mu);
-	s = state_find(c, j->key);
-	if (!s) {
-		pthread_mutex_unlock(&c->mu);
-		goto out;
-	}
-	{
-		kaa__autoscale_input in = {.total_sessions = total,
-					   .current = j->current,
-					   .min = j->as.min,
-					   .max = j->as.max,
-					   .target = j->as.target,
-					   .window_ms = j->as.window_s >= 0
-								? j->as.window_s * 1000
-								: c->opts.scale_down_window_ms,
-					   .now_ms = now};
-		want = kaa__autoscale_decide(&s->st, &in);
-	}
-	pthread_mutex_unlock(&c->mu);
-
-	if (want > j->current) {
-		if (set_replicas(c, j, want) == KAA_OK) {
-			snprintf(
-				note, sizeof(note),
-				"scaled operations up from %d to %d (%lld sessions, target %d per pod)",
-				j->current, want, (long long)total, j->as.target);
-			KAA_INFO(MOD, "scaled up cluster=%s from=%d to=%d sessions=%lld", j->key,
-				 j->current, want, (long long)total);
-			scale_event(c, j, "Normal", "ScaledUp", note);
-		}
-	} else if (want < j->current) {
-		size_t k = (size_t)(j->current - want);
-		size_t *pick = calloc(k, sizeof(*pick));
-		size_t got = 0;
-		int64_t deadline = wall + j->drain_timeout_s * 1000;
-
-		if (k > MAX_DRAIN || !pick) {
-			free(pick);
-			goto out;
-		}
-		got = kaa__autoscale_pick_drain(nodes, n, k, pick);
-		free(ids);
-		ids = calloc(got ? got : 1, sizeof(*ids));
-		if (!ids) {
-			free(pick);
-			goto out;
-		}
-		for (size_t i = 0; i < got; i++) {
-			char key[512], val[64];
-			snprintf(ids[i], sizeof(ids[i]), "%s", nodes[pick[i]].id);
-			kaa__key_drain(key, sizeof(key), j->cluster, ids[i]);
-			snprintf(val, sizeof(val), "{\"deadline_ms\":%lld}", (long long)deadline);
-			if (kaa__coord_put(co, key, val, strlen(val), 0, NULL) != KAA_OK)
-				KAA_WARN(MOD, "drain request failed cluster=%s node=%s", j->key,
-					 ids[i]);
-			prefer_removal(c, j, ids[i]);
-		}
-		free(pick);
-		snprintf(note, sizeof(note),
-			 "scaling operations down from %d to %d: draining %zu nodes first "
-			 "(%lld sessions, target %d per pod)",
-			 j->current, want, got, (long long)total, j->as.target);
-		KAA_INFO(MOD, "draining before scale down cluster=%s from=%d to=%d nodes=%zu",
-			 j->key, j->current, want, got);
-		scale_event(c, j, "Normal", "Draining", note);
-		pthread_mutex_lock(&c->mu);
-		s = state_find(c, j->key);
-		if (s) {
-			free(s->pending_ids);
-			s->pending_ids = ids;
-			ids = NULL;
-			s->n_pending = got;
-			s->pending = true;
-			s->pending_to = want;
-			s->pending_until = deadline;
-		}
-		pthread_mutex_unlock(&c->mu);
-		/* enqueue so the status shows Progressing */
-		(void)kaa__workqueue_add(c->q, j->key);
+	pending_snapshot(c, j, &v);
+	drain_housekeeping(v.co, j, v.nodes, v.n, v.wall, v.pending);
+	if (v.pending) {
+		scale_down_finish(c, j, &v);
+	} else if (scale_decide(c, j, &v, now, &want)) {
+		if (want > j->current)
+			scale_up(c, j, &v, want);
+		else if (want < j->current)
+			scale_down_start(c, j, &v, want);
 	}
 out:
-	free(ids);
-	free(nodes);
-	kaa__coord_free(co);
+	free(v.ids);
+	free(v.nodes);
+	kaa__coord_free(v.co);
 }
 
 static void *scaler_main(void *arg)
@@ -1070,15 +1109,13 @@ static void *scaler_main(void *arg)
 
 		pthread_mutex_lock(&c->mu);
 		if (c->n_states)
-			jobs = calloc(c->n_states, sizeof(*jobs));
+			jobs = kaa__xcalloc(c->n_states, sizeof(*jobs));
 		for (size_t i = 0; jobs && i < c->n_states; i++) {
 			cstate *s = c->states[i];
 			scale_job *j = &jobs[n];
 			if (!s->autoscale || !s->etcd)
 				continue;
-			j->etcd = strdup(s->etcd);
-			if (!j->etcd)
-				continue;
+			j->etcd = kaa__xstrdup(s->etcd);
 			memcpy(j->key, s->key, sizeof(j->key));
 			memcpy(j->ns, s->ns, sizeof(j->ns));
 			memcpy(j->name, s->name, sizeof(j->name));
@@ -1107,16 +1144,14 @@ int kaa__controller_new(kaa__kube *k, kaa__metrics *m, const kaa__controller_opt
 	static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 					0.5,   1,    2.5,   5,    10,  30};
 	kaa__controller *c;
-	int rc = KAA_ERR_NOMEM;
 
 	if (!k || !out)
 		return KAA_ERR_INVAL;
 	*out = NULL;
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return KAA_ERR_NOMEM;
+	c = kaa__xcalloc(1, sizeof(*c));
 	pthread_mutex_init(&c->mu, NULL);
 	c->kube = k;
+	c->events = kaa__kube_recorder_new(k);
 	c->metrics = m;
 	if (opts)
 		c->opts = *opts;
@@ -1134,23 +1169,14 @@ int kaa__controller_new(kaa__kube *k, kaa__metrics *m, const kaa__controller_opt
 		c->opts.scale_down_window_ms = 300000;
 	if (c->opts.finalizer_attempts <= 0)
 		c->opts.finalizer_attempts = 5;
-	if (opts && opts->etcd_override && opts->etcd_override[0]) {
-		c->etcd_override = strdup(opts->etcd_override);
-		if (!c->etcd_override)
-			goto fail;
-	}
+	if (opts && opts->etcd_override && opts->etcd_override[0])
+		c->etcd_override = kaa__xstrdup(opts->etcd_override);
 	for (size_t i = 0; opts && opts->namespaces && opts->namespaces[i]; i++) {
-		char **nn;
 		if (!opts->namespaces[i][0])
 			continue;
-		nn = realloc(c->namespaces, (c->n_namespaces + 1) * sizeof(*nn));
-		if (!nn)
-			goto fail;
-		c->namespaces = nn;
-		c->namespaces[c->n_namespaces] = strdup(opts->namespaces[i]);
-		if (!c->namespaces[c->n_namespaces])
-			goto fail;
-		c->n_namespaces++;
+		c->namespaces = kaa__xrealloc(c->namespaces,
+					      (c->n_namespaces + 1) * sizeof(*c->namespaces));
+		c->namespaces[c->n_namespaces++] = kaa__xstrdup(opts->namespaces[i]);
 	}
 	if (m) {
 		c->rec_ok = kaa__metrics_counter(m, "kaa_operator_reconcile_total",
@@ -1169,9 +1195,6 @@ int kaa__controller_new(kaa__kube *k, kaa__metrics *m, const kaa__controller_opt
 	}
 	*out = c;
 	return KAA_OK;
-fail:
-	kaa__controller_free(c);
-	return rc;
 }
 
 /* Frees what start created; the threads must have been joined. */
@@ -1223,13 +1246,9 @@ int kaa__controller_start(kaa__controller *c)
 	if (rc != KAA_OK)
 		return rc;
 	n_inf = c->n_namespaces ? c->n_namespaces : 1;
-	c->kc_inf = calloc(n_inf, sizeof(*c->kc_inf));
-	c->dep_inf = calloc(n_inf, sizeof(*c->dep_inf));
-	c->workers = calloc((size_t)c->opts.workers, sizeof(*c->workers));
-	if (!c->kc_inf || !c->dep_inf || !c->workers) {
-		rc = KAA_ERR_NOMEM;
-		goto fail;
-	}
+	c->kc_inf = kaa__xcalloc(n_inf, sizeof(*c->kc_inf));
+	c->dep_inf = kaa__xcalloc(n_inf, sizeof(*c->dep_inf));
+	c->workers = kaa__xcalloc((size_t)c->opts.workers, sizeof(*c->workers));
 	c->n_inf = n_inf;
 	for (size_t i = 0; i < n_inf; i++) {
 		char kpath[512], dpath[512];
@@ -1325,6 +1344,7 @@ void kaa__controller_free(kaa__controller *c)
 		free(c->namespaces[i]);
 	free(c->namespaces);
 	free(c->etcd_override);
+	kaa__kube_recorder_free(c->events);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }

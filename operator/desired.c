@@ -12,6 +12,7 @@
 #include <string.h>
 #include <yajl/yajl_gen.h>
 
+#include "base/alloc.h"
 #include "base/error.h"
 #include "json/json_merge.h"
 
@@ -163,11 +164,7 @@ static int add_obj(kaa__desired *d, const char *kind, const char *name, const ch
 	}
 	o = &d->objs[d->n];
 	snprintf(path, sizeof(path), "%s/namespaces/%s/%s/%s", api, d->ns, resource, name);
-	o->path = strdup(path);
-	if (!o->path) {
-		free(json);
-		return KAA_ERR_NOMEM;
-	}
+	o->path = kaa__xstrdup(path);
 	o->kind = kind;
 	snprintf(o->name, sizeof(o->name), "%s", name);
 	o->json = json;
@@ -201,9 +198,7 @@ static int build_config(kaa__desired *d, yajl_val spec)
 	rc = kaa__json_sha256_hex(conf, (size_t)n, d->config_hash);
 	if (rc != KAA_OK)
 		return rc;
-	g = yajl_gen_alloc(NULL);
-	if (!g)
-		return KAA_ERR_NOMEM;
+	g = kaa__json_gen_new();
 	snprintf(name, sizeof(name), "%s-config", d->name);
 	head(g, d, "v1", "ConfigMap", name, "config", NULL);
 	s(g, "data");
@@ -272,31 +267,29 @@ static void probe(yajl_gen g, const char *k, const char *path, const char *port,
 	yajl_gen_map_close(g);
 }
 
-static int build_deployment(kaa__desired *d, yajl_val spec, int i, const char *image)
+/* Copies v under key k when it is a non-empty array. */
+static void copy_array(yajl_gen g, const char *k, yajl_val v)
 {
-	const char *comp = kaa__desired_components[i];
-	yajl_val cs = get(spec, comp, NULL, NULL, NULL);
-	yajl_val v;
-	yajl_gen g = NULL;
-	char *json = NULL, name[80], cfg[80];
-	int rc;
+	if (YAJL_IS_ARRAY(v) && v->u.array.len)
+		copy(g, k, v);
+}
 
-	g = yajl_gen_alloc(NULL);
-	if (!g)
-		return KAA_ERR_NOMEM;
-	snprintf(name, sizeof(name), "%s-%s", d->name, comp);
-	snprintf(cfg, sizeof(cfg), "%s-config", d->name);
-	head(g, d, "apps/v1", "Deployment", name, comp, NULL);
-	s(g, "spec");
-	yajl_gen_map_open(g);
-	ki(g, "replicas", d->replicas[i]);
-	s(g, "selector");
-	yajl_gen_map_open(g);
-	s(g, "matchLabels");
-	labels(g, d, comp, true);
-	yajl_gen_map_close(g);
-	s(g, "template");
-	yajl_gen_map_open(g);
+/* Copies v under key k when it is a non-empty object. */
+static void copy_object(yajl_gen g, const char *k, yajl_val v)
+{
+	if (YAJL_IS_OBJECT(v) && v->u.object.len)
+		copy(g, k, v);
+}
+
+static const char *or_default(const char *v, const char *dflt)
+{
+	return v ? v : dflt;
+}
+
+/* The pod template's labels and the config hash that rolls pods when
+ * kaa.conf changes. */
+static void pod_metadata(yajl_gen g, const kaa__desired *d, const char *comp)
+{
 	s(g, "metadata");
 	yajl_gen_map_open(g);
 	s(g, "labels");
@@ -306,48 +299,46 @@ static int build_deployment(kaa__desired *d, yajl_val spec, int i, const char *i
 	kv(g, KAA_DESIRED_CONFIG_HASH, d->config_hash);
 	yajl_gen_map_close(g);
 	yajl_gen_map_close(g);
-	s(g, "spec"); /* pod spec */
+}
+
+/* The CRD's documented default: spread by host, softly. */
+static void default_spread(yajl_gen g, const kaa__desired *d, const char *comp)
+{
+	s(g, "topologySpreadConstraints");
+	yajl_gen_array_open(g);
 	yajl_gen_map_open(g);
-	ki(g, "terminationGracePeriodSeconds",
-	   i == 1 ? d->drain_timeout_s + KAA_DESIRED_GRACE_EXTRA_S : 30);
-	s(g, "securityContext");
+	ki(g, "maxSkew", 1);
+	kv(g, "topologyKey", "kubernetes.io/hostname");
+	kv(g, "whenUnsatisfiable", "ScheduleAnyway");
+	s(g, "labelSelector");
 	yajl_gen_map_open(g);
-	s(g, "seccompProfile");
-	yajl_gen_map_open(g);
-	kv(g, "type", "RuntimeDefault");
+	s(g, "matchLabels");
+	labels(g, d, comp, true);
 	yajl_gen_map_close(g);
 	yajl_gen_map_close(g);
-	v = get(spec, "image", "pullSecrets", NULL, NULL);
+	yajl_gen_array_close(g);
+}
+
+/* Pull secrets and placement, copied from the spec (cs: the component's
+ * part of it). */
+static void pod_scheduling(yajl_gen g, const kaa__desired *d, yajl_val spec, yajl_val cs,
+			   const char *comp)
+{
+	copy_array(g, "imagePullSecrets", get(spec, "image", "pullSecrets", NULL, NULL));
+	copy_object(g, "nodeSelector", get(cs, "nodeSelector", NULL, NULL, NULL));
+	copy_array(g, "tolerations", get(cs, "tolerations", NULL, NULL, NULL));
+	copy_object(g, "affinity", get(cs, "affinity", NULL, NULL, NULL));
+	yajl_val v = get(cs, "topologySpreadConstraints", NULL, NULL, NULL);
 	if (YAJL_IS_ARRAY(v) && v->u.array.len)
-		copy(g, "imagePullSecrets", v);
-	v = get(cs, "nodeSelector", NULL, NULL, NULL);
-	if (YAJL_IS_OBJECT(v) && v->u.object.len)
-		copy(g, "nodeSelector", v);
-	v = get(cs, "tolerations", NULL, NULL, NULL);
-	if (YAJL_IS_ARRAY(v) && v->u.array.len)
-		copy(g, "tolerations", v);
-	v = get(cs, "affinity", NULL, NULL, NULL);
-	if (YAJL_IS_OBJECT(v) && v->u.object.len)
-		copy(g, "affinity", v);
-	v = get(cs, "topologySpreadConstraints", NULL, NULL, NULL);
-	if (YAJL_IS_ARRAY(v) && v->u.array.len) {
 		copy(g, "topologySpreadConstraints", v);
-	} else {
-		/* the CRD's documented default: spread by host, softly */
-		s(g, "topologySpreadConstraints");
-		yajl_gen_array_open(g);
-		yajl_gen_map_open(g);
-		ki(g, "maxSkew", 1);
-		kv(g, "topologyKey", "kubernetes.io/hostname");
-		kv(g, "whenUnsatisfiable", "ScheduleAnyway");
-		s(g, "labelSelector");
-		yajl_gen_map_open(g);
-		s(g, "matchLabels");
-		labels(g, d, comp, true);
-		yajl_gen_map_close(g);
-		yajl_gen_map_close(g);
-		yajl_gen_array_close(g);
-	}
+	else
+		default_spread(g, d, comp);
+}
+
+static void config_volume(yajl_gen g, const kaa__desired *d)
+{
+	char cfg[80];
+	snprintf(cfg, sizeof(cfg), "%s-config", d->name);
 	s(g, "volumes");
 	yajl_gen_array_open(g);
 	yajl_gen_map_open(g);
@@ -358,15 +349,10 @@ static int build_deployment(kaa__desired *d, yajl_val spec, int i, const char *i
 	yajl_gen_map_close(g);
 	yajl_gen_map_close(g);
 	yajl_gen_array_close(g);
-	s(g, "containers");
-	yajl_gen_array_open(g);
-	yajl_gen_map_open(g);
-	kv(g, "name", "kaa-node");
-	kv(g, "image", image);
-	kv(g, "imagePullPolicy",
-	   get_str(spec, "image", "pullPolicy", NULL, NULL)
-		   ? get_str(spec, "image", "pullPolicy", NULL, NULL)
-		   : "IfNotPresent");
+}
+
+static void container_args(yajl_gen g, const kaa__desired *d, const char *comp)
+{
 	s(g, "args");
 	yajl_gen_array_open(g);
 	s(g, "--services");
@@ -378,68 +364,72 @@ static int build_deployment(kaa__desired *d, yajl_val spec, int i, const char *i
 	s(g, "--etcd");
 	s(g, d->etcd);
 	yajl_gen_array_close(g);
+}
+
+/* The operator's own settings, then the spec's env except the names the
+ * operator sets (its settings win). */
+static void container_env(yajl_gen g, const kaa__desired *d, yajl_val spec, yajl_val cs)
+{
 	s(g, "env");
 	yajl_gen_array_open(g);
 	env_field(g, "KAA_NODE_ID", "metadata.name");
 	env_field(g, "KAA_HOST", "status.podIP");
 	env_secret(g, "KAA_SQL", d->sql_secret,
-		   get_str(spec, "sql", "secretRef", "key", NULL)
-			   ? get_str(spec, "sql", "secretRef", "key", NULL)
-			   : "url");
+		   or_default(get_str(spec, "sql", "secretRef", "key", NULL), "url"));
 	env_secret(g, "KAA_NOSQL", d->nosql_secret,
-		   get_str(spec, "documentStore", "secretRef", "key", NULL)
-			   ? get_str(spec, "documentStore", "secretRef", "key", NULL)
-			   : "url");
-	v = get(cs, "env", NULL, NULL, NULL);
-	if (YAJL_IS_ARRAY(v)) {
-		for (size_t j = 0; j < v->u.array.len; j++) {
-			yajl_val e = v->u.array.values[j];
-			const char *en = get_str(e, "name", NULL, NULL, NULL);
-			/* the operator's own settings win over the spec's */
-			if (!en || reserved_env(en))
-				continue;
+		   or_default(get_str(spec, "documentStore", "secretRef", "key", NULL), "url"));
+	yajl_val v = get(cs, "env", NULL, NULL, NULL);
+	for (size_t j = 0; YAJL_IS_ARRAY(v) && j < v->u.array.len; j++) {
+		yajl_val e = v->u.array.values[j];
+		const char *en = get_str(e, "name", NULL, NULL, NULL);
+		if (en && !reserved_env(en))
 			kaa__json_gen_canonical(g, e);
-		}
 	}
 	yajl_gen_array_close(g);
+}
+
+static void container_port(yajl_gen g, const char *name, int port)
+{
+	yajl_gen_map_open(g);
+	kv(g, "name", name);
+	ki(g, "containerPort", port);
+	kv(g, "protocol", "TCP");
+	yajl_gen_map_close(g);
+}
+
+static void container_ports(yajl_gen g, yajl_val spec, int i)
+{
 	s(g, "ports");
 	yajl_gen_array_open(g);
-	yajl_gen_map_open(g);
-	kv(g, "name", comp);
-	ki(g, "containerPort", port_of(spec, i));
-	kv(g, "protocol", "TCP");
-	yajl_gen_map_close(g);
-	yajl_gen_map_open(g);
-	kv(g, "name", "internode");
-	ki(g, "containerPort", INTERNODE_PORT);
-	kv(g, "protocol", "TCP");
-	yajl_gen_map_close(g);
+	container_port(g, kaa__desired_components[i], port_of(spec, i));
+	container_port(g, "internode", INTERNODE_PORT);
 	yajl_gen_array_close(g);
-	probe(g, "readinessProbe", "/readyz", comp, 5, 3);
-	probe(g, "livenessProbe", "/healthz", comp, 10, 6);
-	if (i == 1) {
-		/* The pod's preStop starts the drain (SIGTERM to kaa-node, PID 1
-		 * of the image) and waits until the node has moved its devices
-		 * and exited, within terminationGracePeriodSeconds. */
-		s(g, "lifecycle");
-		yajl_gen_map_open(g);
-		s(g, "preStop");
-		yajl_gen_map_open(g);
-		s(g, "exec");
-		yajl_gen_map_open(g);
-		s(g, "command");
-		yajl_gen_array_open(g);
-		s(g, "/bin/sh");
-		s(g, "-c");
-		s(g, "kill -TERM 1; while kill -0 1 2>/dev/null; do sleep 1; done");
-		yajl_gen_array_close(g);
-		yajl_gen_map_close(g);
-		yajl_gen_map_close(g);
-		yajl_gen_map_close(g);
-	}
-	v = get(cs, "resources", NULL, NULL, NULL);
-	if (YAJL_IS_OBJECT(v) && v->u.object.len)
-		copy(g, "resources", v);
+}
+
+/* The operations pod's preStop starts the drain (SIGTERM to kaa-node, PID
+ * 1 of the image) and waits until the node has moved its devices and
+ * exited, within terminationGracePeriodSeconds. */
+static void drain_prestop(yajl_gen g)
+{
+	s(g, "lifecycle");
+	yajl_gen_map_open(g);
+	s(g, "preStop");
+	yajl_gen_map_open(g);
+	s(g, "exec");
+	yajl_gen_map_open(g);
+	s(g, "command");
+	yajl_gen_array_open(g);
+	s(g, "/bin/sh");
+	s(g, "-c");
+	s(g, "kill -TERM 1; while kill -0 1 2>/dev/null; do sleep 1; done");
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
+}
+
+static void container_security(yajl_gen g)
+{
 	s(g, "securityContext");
 	yajl_gen_map_open(g);
 	kb(g, "allowPrivilegeEscalation", false);
@@ -451,6 +441,10 @@ static int build_deployment(kaa__desired *d, yajl_val spec, int i, const char *i
 	yajl_gen_array_close(g);
 	yajl_gen_map_close(g);
 	yajl_gen_map_close(g);
+}
+
+static void config_mount(yajl_gen g)
+{
 	s(g, "volumeMounts");
 	yajl_gen_array_open(g);
 	yajl_gen_map_open(g);
@@ -459,9 +453,78 @@ static int build_deployment(kaa__desired *d, yajl_val spec, int i, const char *i
 	kb(g, "readOnly", true);
 	yajl_gen_map_close(g);
 	yajl_gen_array_close(g);
-	yajl_gen_map_close(g); /* container */
+}
+
+/* The one kaa-node container of component i. */
+static void container(yajl_gen g, const kaa__desired *d, yajl_val spec, yajl_val cs, int i,
+		      const char *image)
+{
+	const char *comp = kaa__desired_components[i];
+
+	s(g, "containers");
+	yajl_gen_array_open(g);
+	yajl_gen_map_open(g);
+	kv(g, "name", "kaa-node");
+	kv(g, "image", image);
+	kv(g, "imagePullPolicy",
+	   or_default(get_str(spec, "image", "pullPolicy", NULL, NULL), "IfNotPresent"));
+	container_args(g, d, comp);
+	container_env(g, d, spec, cs);
+	container_ports(g, spec, i);
+	probe(g, "readinessProbe", "/readyz", comp, 5, 3);
+	probe(g, "livenessProbe", "/healthz", comp, 10, 6);
+	if (i == 1)
+		drain_prestop(g);
+	copy_object(g, "resources", get(cs, "resources", NULL, NULL, NULL));
+	container_security(g);
+	config_mount(g);
+	yajl_gen_map_close(g);
 	yajl_gen_array_close(g);
-	yajl_gen_map_close(g); /* pod spec */
+}
+
+static void pod_spec(yajl_gen g, const kaa__desired *d, yajl_val spec, yajl_val cs, int i,
+		     const char *image)
+{
+	s(g, "spec");
+	yajl_gen_map_open(g);
+	/* operations pods get the drain's time on top of the usual grace */
+	ki(g, "terminationGracePeriodSeconds",
+	   i == 1 ? d->drain_timeout_s + KAA_DESIRED_GRACE_EXTRA_S : 30);
+	s(g, "securityContext");
+	yajl_gen_map_open(g);
+	s(g, "seccompProfile");
+	yajl_gen_map_open(g);
+	kv(g, "type", "RuntimeDefault");
+	yajl_gen_map_close(g);
+	yajl_gen_map_close(g);
+	pod_scheduling(g, d, spec, cs, kaa__desired_components[i]);
+	config_volume(g, d);
+	container(g, d, spec, cs, i, image);
+	yajl_gen_map_close(g);
+}
+
+static int build_deployment(kaa__desired *d, yajl_val spec, int i, const char *image)
+{
+	const char *comp = kaa__desired_components[i];
+	yajl_val cs = get(spec, comp, NULL, NULL, NULL);
+	yajl_gen g = kaa__json_gen_new();
+	char *json = NULL, name[80];
+	int rc;
+
+	snprintf(name, sizeof(name), "%s-%s", d->name, comp);
+	head(g, d, "apps/v1", "Deployment", name, comp, NULL);
+	s(g, "spec");
+	yajl_gen_map_open(g);
+	ki(g, "replicas", d->replicas[i]);
+	s(g, "selector");
+	yajl_gen_map_open(g);
+	s(g, "matchLabels");
+	labels(g, d, comp, true);
+	yajl_gen_map_close(g);
+	s(g, "template");
+	yajl_gen_map_open(g);
+	pod_metadata(g, d, comp);
+	pod_spec(g, d, spec, cs, i, image);
 	yajl_gen_map_close(g); /* template */
 	yajl_gen_map_close(g); /* spec */
 	yajl_gen_map_close(g);
@@ -476,12 +539,10 @@ static int build_service(kaa__desired *d, yajl_val spec, int i)
 {
 	const char *comp = kaa__desired_components[i];
 	const char *type = get_str(spec, "services", "type", NULL, NULL);
-	yajl_gen g = yajl_gen_alloc(NULL);
+	yajl_gen g = kaa__json_gen_new();
 	char *json = NULL, name[80];
 	int rc;
 
-	if (!g)
-		return KAA_ERR_NOMEM;
 	snprintf(name, sizeof(name), "%s-%s", d->name, comp);
 	head(g, d, "v1", "Service", name, comp, get(spec, "services", "annotations", NULL, NULL));
 	s(g, "spec");
@@ -521,9 +582,7 @@ static int build_pdb(kaa__desired *d, yajl_val spec, int i)
 	if (!get_bool(pdb, true, "enabled", NULL, NULL, NULL))
 		return add_obj(d, "PodDisruptionBudget", name, "/apis/policy/v1",
 			       "poddisruptionbudgets", NULL);
-	g = yajl_gen_alloc(NULL);
-	if (!g)
-		return KAA_ERR_NOMEM;
+	g = kaa__json_gen_new();
 	head(g, d, "policy/v1", "PodDisruptionBudget", name, comp, NULL);
 	s(g, "spec");
 	yajl_gen_map_open(g);
@@ -584,9 +643,7 @@ static int build_ingress(kaa__desired *d, yajl_val spec, char *err, size_t errle
 		errf(err, errlen, "spec.ingress.host is required when the ingress is enabled");
 		return KAA_ERR_INVAL;
 	}
-	g = yajl_gen_alloc(NULL);
-	if (!g)
-		return KAA_ERR_NOMEM;
+	g = kaa__json_gen_new();
 	snprintf(ops, sizeof(ops), "%s-operations", d->name);
 	snprintf(boot, sizeof(boot), "%s-bootstrap", d->name);
 	head(g, d, "networking.k8s.io/v1", "Ingress", d->name, "ingress",
@@ -661,9 +718,7 @@ static int join_endpoints(yajl_val spec, char **out)
 			return KAA_ERR_INVAL;
 		len += strlen(str_of(eps->u.array.values[i])) + 1;
 	}
-	buf = malloc(len);
-	if (!buf)
-		return KAA_ERR_NOMEM;
+	buf = kaa__xmalloc(len);
 	buf[0] = 0;
 	for (size_t i = 0; i < eps->u.array.len; i++) {
 		if (i)
@@ -708,9 +763,7 @@ int kaa__desired_build(yajl_val kc, const kaa__desired_opts *o, kaa__desired *d,
 			     errlen)) != KAA_OK)
 		return rc;
 	if (o && o->etcd_override && o->etcd_override[0]) {
-		d->etcd = strdup(o->etcd_override);
-		if (!d->etcd)
-			return KAA_ERR_NOMEM;
+		d->etcd = kaa__xstrdup(o->etcd_override);
 	} else if ((rc = join_endpoints(spec, &d->etcd)) != KAA_OK) {
 		errf(err, errlen, "spec.etcd.endpoints must list at least one URL");
 		return rc;

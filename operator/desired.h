@@ -85,7 +85,8 @@ extern const char *const kaa__desired_components[3];
  * Builds everything from a KaaCluster object (its parsed JSON). out must
  * be zeroed; release it with kaa__desired_clear in every case.
  * Errors: KAA_ERR_INVAL (err says what: missing name/namespace/uid, name
- * too long, no etcd endpoints, no Secret name), KAA_ERR_NOMEM.
+ * too long, no etcd endpoints, no Secret name), KAA_ERR_TOO_BIG (an object
+ * over its size limit).
  */
 int kaa__desired_build(yajl_val kc, const kaa__desired_opts *o, kaa__desired *out, char *err,
 		       size_t errlen);

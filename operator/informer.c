@@ -19,6 +19,7 @@
 
 #include "base/backoff.h"
 #include "base/clock.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -61,7 +62,7 @@ struct kaa__kube_informer {
 
 	/* informer thread only */
 	char rv[RV_MAX];
-	kaa__kbuf line;
+	kaa__buf line;
 	bool need_relist;
 	bool resync_due;
 	bool line_too_big;
@@ -118,14 +119,12 @@ static entry *table_find(table *t, const char *key)
 	return p ? *p : NULL;
 }
 
-/* Inserts or replaces (the old entry is freed). false on OOM (e kept by caller). */
-static bool table_put(table *t, entry *e)
+/* Inserts or replaces (the old entry is freed). */
+static void table_put(table *t, entry *e)
 {
 	if (t->n + 1 > t->nb * 2) {
 		size_t nb = t->nb ? t->nb * 4 : 64;
-		entry **b = calloc(nb, sizeof(*b));
-		if (!b)
-			return false;
+		entry **b = kaa__xcalloc(nb, sizeof(*b));
 		for (size_t i = 0; i < t->nb; i++) {
 			entry *x = t->b[i];
 			while (x) {
@@ -150,7 +149,6 @@ static bool table_put(table *t, entry *e)
 		*p = e;
 		t->n++;
 	}
-	return true;
 }
 
 static entry *table_take(table *t, const char *key)
@@ -167,10 +165,7 @@ static entry *table_take(table *t, const char *key)
 
 static char *make_key(const char *ns, const char *name)
 {
-	char *k = NULL;
-	if (asprintf(&k, "%s/%s", ns ? ns : "", name) < 0)
-		return NULL;
-	return k;
+	return kaa__xasprintf("%s/%s", ns ? ns : "", name);
 }
 
 /* An entry from an object; kind/apiVersion (may be NULL) fill gaps. */
@@ -183,44 +178,38 @@ static entry *entry_from(yajl_val obj, const char *api_version, const char *kind
 	static const char *const p_av[] = {"apiVersion", NULL};
 	const char *ns = kaa__kube_str(obj, p_ns), *name = kaa__kube_str(obj, p_name);
 	const char *rv = kaa__kube_str(obj, p_rv);
-	kaa__kbuf b = {0};
+	kaa__buf b = {0};
 	entry *e;
 
 	if (!YAJL_IS_OBJECT(obj) || !name)
 		return NULL;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
-	kaa__kbuf_put(&b, "{", 1);
+	e = kaa__xcalloc(1, sizeof(*e));
+	kaa__buf_put(&b, "{", 1);
 	bool first = true;
 	if (api_version && !kaa__kube_str(obj, p_av)) {
-		kaa__kbuf_puts(&b, "\"apiVersion\":");
-		kaa__kbuf_json_str(&b, api_version);
+		kaa__buf_puts(&b, "\"apiVersion\":");
+		kaa__kube_json_str(&b, api_version);
 		first = false;
 	}
 	if (kind && !kaa__kube_str(obj, p_kind)) {
-		kaa__kbuf_puts(&b, first ? "\"kind\":" : ",\"kind\":");
-		kaa__kbuf_json_str(&b, kind);
+		kaa__buf_puts(&b, first ? "\"kind\":" : ",\"kind\":");
+		kaa__kube_json_str(&b, kind);
 		first = false;
 	}
 	for (size_t i = 0; i < obj->u.object.len; i++) {
 		if (!first)
-			kaa__kbuf_put(&b, ",", 1);
+			kaa__buf_put(&b, ",", 1);
 		first = false;
-		kaa__kbuf_json_str(&b, obj->u.object.keys[i]);
-		kaa__kbuf_put(&b, ":", 1);
+		kaa__kube_json_str(&b, obj->u.object.keys[i]);
+		kaa__buf_put(&b, ":", 1);
 		kaa__kube_gen(&b, obj->u.object.values[i]);
 	}
-	kaa__kbuf_put(&b, "}", 1);
-	e->json = b.s;
+	kaa__buf_put(&b, "}", 1);
+	e->json = b.p;
 	e->key = make_key(ns, name);
-	e->ns = strdup(ns ? ns : "");
-	e->name = strdup(name);
-	e->rv = strdup(rv ? rv : "");
-	if (b.oom || !e->key || !e->ns || !e->name || !e->rv) {
-		entry_free(e);
-		return NULL;
-	}
+	e->ns = kaa__xstrdup(ns ? ns : "");
+	e->name = kaa__xstrdup(name);
+	e->rv = kaa__xstrdup(rv ? rv : "");
 	return e;
 }
 
@@ -254,29 +243,23 @@ typedef struct pending {
 
 static entry *entry_dup(const entry *s)
 {
-	entry *e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
-	e->key = strdup(s->key);
-	e->ns = strdup(s->ns);
-	e->name = strdup(s->name);
-	e->rv = strdup(s->rv);
-	e->json = strdup(s->json);
-	if (!e->key || !e->ns || !e->name || !e->rv || !e->json) {
-		entry_free(e);
-		return NULL;
-	}
+	entry *e = kaa__xcalloc(1, sizeof(*e));
+	e->key = kaa__xstrdup(s->key);
+	e->ns = kaa__xstrdup(s->ns);
+	e->name = kaa__xstrdup(s->name);
+	e->rv = kaa__xstrdup(s->rv);
+	e->json = kaa__xstrdup(s->json);
 	return e;
 }
 
-static void collection_url(kaa__kube_informer *inf, kaa__kbuf *u)
+static void collection_url(kaa__kube_informer *inf, kaa__buf *u)
 {
-	kaa__kbuf_puts(u, inf->path);
-	kaa__kbuf_put(u, strchr(inf->path, '?') ? "&" : "?", 1);
+	kaa__buf_puts(u, inf->path);
+	kaa__buf_put(u, strchr(inf->path, '?') ? "&" : "?", 1);
 	if (inf->selector) {
-		kaa__kbuf_puts(u, "labelSelector=");
-		kaa__kbuf_query(u, inf->selector);
-		kaa__kbuf_put(u, "&", 1);
+		kaa__buf_puts(u, "labelSelector=");
+		kaa__kube_query(u, inf->selector);
+		kaa__buf_put(u, "&", 1);
 	}
 }
 
@@ -295,24 +278,19 @@ static int do_list(kaa__kube_informer *inf)
 	kaa__kube_req_opts o = {.stop = &inf->stop};
 
 	do {
-		kaa__kbuf u = {0};
+		kaa__buf u = {0};
 		kaa__kube_resp r;
 		char err[128];
 		collection_url(inf, &u);
-		kaa__kbuf_printf(&u, "limit=%d", PAGE_LIMIT);
+		kaa__buf_printf(&u, "limit=%d", PAGE_LIMIT);
 		if (cont) {
-			kaa__kbuf_puts(&u, "&continue=");
-			kaa__kbuf_query(&u, cont);
+			kaa__buf_puts(&u, "&continue=");
+			kaa__kube_query(&u, cont);
 		}
 		free(cont);
 		cont = NULL;
-		if (u.oom) {
-			kaa__kbuf_free(&u);
-			rc = KAA_ERR_NOMEM;
-			goto out;
-		}
-		rc = kaa__kube_request_ex(inf->k, "GET", u.s, NULL, NULL, &o, &r);
-		kaa__kbuf_free(&u);
+		rc = kaa__kube_request_ex(inf->k, "GET", u.p, NULL, NULL, &o, &r);
+		kaa__buf_free(&u);
 		if (rc != KAA_OK)
 			goto out;
 		if (r.status != 200) {
@@ -351,25 +329,14 @@ static int do_list(kaa__kube_informer *inf)
 					 inf->path, i);
 				continue;
 			}
-			if (!table_put(&fresh, e)) {
-				entry_free(e);
-				yajl_tree_free(v);
-				rc = KAA_ERR_NOMEM;
-				goto out;
-			}
+			table_put(&fresh, e);
 		}
 		const char *c = kaa__kube_str(v, p_cont);
 		const char *lrv = kaa__kube_str(v, p_rv);
 		if (lrv && strlen(lrv) < sizeof(rv))
 			snprintf(rv, sizeof(rv), "%s", lrv);
-		if (c && *c) {
-			cont = strdup(c);
-			if (!cont) {
-				yajl_tree_free(v);
-				rc = KAA_ERR_NOMEM;
-				goto out;
-			}
-		}
+		if (c && *c)
+			cont = kaa__xstrdup(c);
 		yajl_tree_free(v);
 	} while (cont && !inf->stop);
 	if (inf->stop) {
@@ -384,31 +351,19 @@ static int do_list(kaa__kube_informer *inf)
 			entry *old = table_find(&inf->cache, e->key);
 			if (old && strcmp(old->rv, e->rv) == 0)
 				continue;
-			pending *p = calloc(1, sizeof(*p));
-			if (p)
-				p->e = entry_dup(e);
-			if (!p || !p->e) {
-				free(p);
-				rc = KAA_ERR_NOMEM;
-				break;
-			}
+			pending *p = kaa__xcalloc(1, sizeof(*p));
+			p->e = entry_dup(e);
 			p->ev = old ? KAA_KUBE_MODIFIED : KAA_KUBE_ADDED;
 			*tail = p;
 			tail = &p->next;
 		}
 	}
-	for (size_t i = 0; rc == KAA_OK && i < inf->cache.nb; i++) {
+	for (size_t i = 0; i < inf->cache.nb; i++) {
 		for (entry *e = inf->cache.b[i]; e; e = e->next) {
 			if (table_find(&fresh, e->key))
 				continue;
-			pending *p = calloc(1, sizeof(*p));
-			if (p)
-				p->e = entry_dup(e);
-			if (!p || !p->e) {
-				free(p);
-				rc = KAA_ERR_NOMEM;
-				break;
-			}
+			pending *p = kaa__xcalloc(1, sizeof(*p));
+			p->e = entry_dup(e);
 			p->ev = KAA_KUBE_DELETED;
 			*tail = p;
 			tail = &p->next;
@@ -491,14 +446,8 @@ static bool on_event(kaa__kube_informer *inf, const char *line)
 		pthread_mutex_lock(&inf->mu);
 		if (ev == KAA_KUBE_DELETED) {
 			entry_free(table_take(&inf->cache, e->key));
-		} else if (!table_put(&inf->cache, e)) {
-			pthread_mutex_unlock(&inf->mu);
-			entry_free(e);
-			/* The cache now misses an object: rebuild it. */
-			inf->need_relist = true;
-			go_on = false;
-			goto out;
 		} else {
+			table_put(&inf->cache, e);
 			e = NULL; /* owned by the cache */
 		}
 		pthread_mutex_unlock(&inf->mu);
@@ -518,24 +467,20 @@ static bool watch_sink(void *ud, const char *data, size_t len)
 	while (len > 0) {
 		const char *nl = memchr(data, '\n', len);
 		size_t n = nl ? (size_t)(nl - data) : len;
-		if (inf->line.len + n > KAA_KUBE_BODY_MAX) {
+		if (kaa__buf_put(&inf->line, data, n) != KAA_OK) {
+			/* over line.max (KAA_KUBE_BODY_MAX); OOM would have aborted */
 			KAA_WARN("kube", "informer_event_too_big path=%s", inf->path);
 			inf->line_too_big = true;
 			inf->need_relist = true;
 			return false;
 		}
-		kaa__kbuf_put(&inf->line, data, n);
-		if (inf->line.oom) {
-			inf->need_relist = true;
-			return false;
-		}
 		if (!nl)
 			break;
-		if (inf->line.len > 0 && !on_event(inf, inf->line.s)) {
-			inf->line.len = 0;
+		if (inf->line.len > 0 && !on_event(inf, inf->line.p)) {
+			kaa__buf_reset(&inf->line);
 			return false;
 		}
-		inf->line.len = 0;
+		kaa__buf_reset(&inf->line);
 		data += n + 1;
 		len -= n + 1;
 	}
@@ -556,7 +501,7 @@ static bool watch_tick(void *ud)
  * purpose (resync, re-list); otherwise a failure to back off from. */
 static int do_watch(kaa__kube_informer *inf, unsigned jitter)
 {
-	kaa__kbuf u = {0};
+	kaa__buf u = {0};
 	kaa__kube_resp r;
 	int timeout_s = WATCH_TIMEOUT_S - 15 + (int)(jitter % 30);
 	kaa__kube_req_opts o = {
@@ -570,17 +515,13 @@ static int do_watch(kaa__kube_informer *inf, unsigned jitter)
 	int rc;
 
 	collection_url(inf, &u);
-	kaa__kbuf_printf(&u, "watch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=",
-			 timeout_s);
-	kaa__kbuf_query(&u, inf->rv);
-	if (u.oom) {
-		kaa__kbuf_free(&u);
-		return KAA_ERR_NOMEM;
-	}
-	inf->line.len = 0;
+	kaa__buf_printf(&u, "watch=1&allowWatchBookmarks=true&timeoutSeconds=%d&resourceVersion=",
+			timeout_s);
+	kaa__kube_query(&u, inf->rv);
+	kaa__buf_reset(&inf->line);
 	inf->line_too_big = false;
-	rc = kaa__kube_request_ex(inf->k, "GET", u.s, NULL, NULL, &o, &r);
-	kaa__kbuf_free(&u);
+	rc = kaa__kube_request_ex(inf->k, "GET", u.p, NULL, NULL, &o, &r);
+	kaa__buf_free(&u);
 	if (rc == KAA_ERR_CANCELED &&
 	    (inf->stop || inf->resync_due || (inf->need_relist && !inf->line_too_big)))
 		return KAA_OK;
@@ -608,13 +549,8 @@ static void resync(kaa__kube_informer *inf)
 	pthread_mutex_lock(&inf->mu);
 	for (size_t i = 0; i < inf->cache.nb; i++) {
 		for (entry *e = inf->cache.b[i]; e; e = e->next) {
-			pending *p = calloc(1, sizeof(*p));
-			if (p)
-				p->e = entry_dup(e);
-			if (!p || !p->e) {
-				free(p);
-				continue;
-			}
+			pending *p = kaa__xcalloc(1, sizeof(*p));
+			p->e = entry_dup(e);
 			p->ev = KAA_KUBE_MODIFIED;
 			*tail = p;
 			tail = &p->next;
@@ -687,21 +623,14 @@ int kaa__kube_informer_new(kaa__kube *k, const char *collection_path, const char
 	*out = NULL;
 	if (!k || !collection_path || collection_path[0] != '/' || !cb || resync_ms < 0)
 		return KAA_ERR_INVAL;
-	inf = calloc(1, sizeof(*inf));
-	if (!inf)
-		return KAA_ERR_NOMEM;
+	inf = kaa__xcalloc(1, sizeof(*inf));
 	inf->k = k;
 	inf->cb = cb;
 	inf->ud = ud;
 	inf->resync_ms = resync_ms;
-	inf->path = strdup(collection_path);
-	inf->selector = label_selector && *label_selector ? strdup(label_selector) : NULL;
-	if (!inf->path || (label_selector && *label_selector && !inf->selector)) {
-		free(inf->path);
-		free(inf->selector);
-		free(inf);
-		return KAA_ERR_NOMEM;
-	}
+	inf->line.max = KAA_KUBE_BODY_MAX;
+	inf->path = kaa__xstrdup(collection_path);
+	inf->selector = label_selector && *label_selector ? kaa__xstrdup(label_selector) : NULL;
 	pthread_mutex_init(&inf->mu, NULL);
 	atomic_init(&inf->synced, false);
 	if (pthread_create(&inf->th, NULL, run, inf) != 0) {
@@ -709,7 +638,7 @@ int kaa__kube_informer_new(kaa__kube *k, const char *collection_path, const char
 		free(inf->path);
 		free(inf->selector);
 		free(inf);
-		return KAA_ERR_NOMEM;
+		return KAA_ERR_IO;
 	}
 	*out = inf;
 	return KAA_OK;
@@ -722,7 +651,7 @@ void kaa__kube_informer_free(kaa__kube_informer *inf)
 	inf->stop = 1;
 	pthread_join(inf->th, NULL);
 	table_clear(&inf->cache);
-	kaa__kbuf_free(&inf->line);
+	kaa__buf_free(&inf->line);
 	pthread_mutex_destroy(&inf->mu);
 	free(inf->path);
 	free(inf->selector);
@@ -743,13 +672,11 @@ int kaa__kube_informer_get(kaa__kube_informer *inf, const char *ns, const char *
 		return KAA_ERR_INVAL;
 	*json = NULL;
 	key = make_key(ns, name);
-	if (!key)
-		return KAA_ERR_NOMEM;
 	pthread_mutex_lock(&inf->mu);
 	entry *e = table_find(&inf->cache, key);
 	if (e) {
-		*json = strdup(e->json);
-		rc = *json ? KAA_OK : KAA_ERR_NOMEM;
+		*json = kaa__xstrdup(e->json);
+		rc = KAA_OK;
 	}
 	pthread_mutex_unlock(&inf->mu);
 	free(key);

@@ -11,6 +11,7 @@
 #include "kube_internal.h"
 
 #include "base/clock.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -38,7 +39,6 @@ struct kaa__kube {
 	char *key_data;
 	char *token_file;
 	kaa__metrics *metrics;
-	kaa__kube_events *events;
 
 	pthread_mutex_t mu; /* guards everything below */
 	char *token;
@@ -48,104 +48,40 @@ struct kaa__kube {
 	int n_pool;
 };
 
-/* ---- kbuf ---- */
+/* ---- JSON and query text ---- */
 
-static bool kbuf_reserve(kaa__kbuf *b, size_t n)
-{
-	if (b->oom)
-		return false;
-	if (b->len + n + 1 <= b->cap)
-		return true;
-	size_t cap = b->cap ? b->cap : 256;
-	while (cap < b->len + n + 1)
-		cap *= 2;
-	char *s = realloc(b->s, cap);
-	if (!s) {
-		b->oom = true;
-		return false;
-	}
-	b->s = s;
-	b->cap = cap;
-	return true;
-}
-
-void kaa__kbuf_put(kaa__kbuf *b, const char *s, size_t n)
-{
-	if (!kbuf_reserve(b, n))
-		return;
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-void kaa__kbuf_puts(kaa__kbuf *b, const char *s)
-{
-	kaa__kbuf_put(b, s, strlen(s));
-}
-
-void kaa__kbuf_printf(kaa__kbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	char small[256];
-	va_start(ap, fmt);
-	int n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->oom = true;
-		return;
-	}
-	if ((size_t)n < sizeof(small)) {
-		kaa__kbuf_put(b, small, (size_t)n);
-		return;
-	}
-	if (!kbuf_reserve(b, (size_t)n))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
-void kaa__kbuf_json_str(kaa__kbuf *b, const char *s)
+void kaa__kube_json_str(kaa__buf *b, const char *s)
 {
 	if (!s) {
-		kaa__kbuf_puts(b, "null");
+		kaa__buf_puts(b, "null");
 		return;
 	}
-	kaa__kbuf_put(b, "\"", 1);
+	kaa__buf_put(b, "\"", 1);
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if (*p == '"' || *p == '\\') {
 			char e[2] = {'\\', (char)*p};
-			kaa__kbuf_put(b, e, 2);
+			kaa__buf_put(b, e, 2);
 		} else if (*p < 0x20) {
-			kaa__kbuf_printf(b, "\\u%04x", *p);
+			kaa__buf_printf(b, "\\u%04x", *p);
 		} else {
-			kaa__kbuf_put(b, (const char *)p, 1);
+			kaa__buf_put(b, (const char *)p, 1);
 		}
 	}
-	kaa__kbuf_put(b, "\"", 1);
+	kaa__buf_put(b, "\"", 1);
 }
 
-void kaa__kbuf_query(kaa__kbuf *b, const char *s)
+void kaa__kube_query(kaa__buf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
 		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-			kaa__kbuf_put(b, (const char *)p, 1);
+			kaa__buf_put(b, (const char *)p, 1);
 		} else {
 			char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-			kaa__kbuf_put(b, e, 3);
+			kaa__buf_put(b, e, 3);
 		}
 	}
-}
-
-void kaa__kbuf_free(kaa__kbuf *b)
-{
-	if (!b)
-		return;
-	free(b->s);
-	*b = (kaa__kbuf){0};
 }
 
 /* ---- JSON helpers ---- */
@@ -185,39 +121,39 @@ yajl_val kaa__kube_obj(yajl_val v, const char *const *path)
 	return YAJL_IS_OBJECT(v) ? v : NULL;
 }
 
-void kaa__kube_gen(kaa__kbuf *b, yajl_val v)
+void kaa__kube_gen(kaa__buf *b, yajl_val v)
 {
 	if (!v) {
-		kaa__kbuf_puts(b, "null");
+		kaa__buf_puts(b, "null");
 	} else if (YAJL_IS_STRING(v)) {
-		kaa__kbuf_json_str(b, v->u.string);
+		kaa__kube_json_str(b, v->u.string);
 	} else if (YAJL_IS_NUMBER(v)) {
 		/* the original text: no precision lost */
-		kaa__kbuf_puts(b, v->u.number.r);
+		kaa__buf_puts(b, v->u.number.r);
 	} else if (YAJL_IS_TRUE(v)) {
-		kaa__kbuf_puts(b, "true");
+		kaa__buf_puts(b, "true");
 	} else if (YAJL_IS_FALSE(v)) {
-		kaa__kbuf_puts(b, "false");
+		kaa__buf_puts(b, "false");
 	} else if (YAJL_IS_OBJECT(v)) {
-		kaa__kbuf_put(b, "{", 1);
+		kaa__buf_put(b, "{", 1);
 		for (size_t i = 0; i < v->u.object.len; i++) {
 			if (i)
-				kaa__kbuf_put(b, ",", 1);
-			kaa__kbuf_json_str(b, v->u.object.keys[i]);
-			kaa__kbuf_put(b, ":", 1);
+				kaa__buf_put(b, ",", 1);
+			kaa__kube_json_str(b, v->u.object.keys[i]);
+			kaa__buf_put(b, ":", 1);
 			kaa__kube_gen(b, v->u.object.values[i]);
 		}
-		kaa__kbuf_put(b, "}", 1);
+		kaa__buf_put(b, "}", 1);
 	} else if (YAJL_IS_ARRAY(v)) {
-		kaa__kbuf_put(b, "[", 1);
+		kaa__buf_put(b, "[", 1);
 		for (size_t i = 0; i < v->u.array.len; i++) {
 			if (i)
-				kaa__kbuf_put(b, ",", 1);
+				kaa__buf_put(b, ",", 1);
 			kaa__kube_gen(b, v->u.array.values[i]);
 		}
-		kaa__kbuf_put(b, "]", 1);
+		kaa__buf_put(b, "]", 1);
 	} else {
-		kaa__kbuf_puts(b, "null");
+		kaa__buf_puts(b, "null");
 	}
 }
 
@@ -242,13 +178,9 @@ static void curl_init(void)
 		curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? KAA_OK : KAA_ERR_INTERNAL;
 }
 
-static int dup_opt(char **dst, const char *s)
+static char *dup_opt(const char *s)
 {
-	*dst = NULL;
-	if (!s)
-		return KAA_OK;
-	*dst = strdup(s);
-	return *dst ? KAA_OK : KAA_ERR_NOMEM;
+	return s ? kaa__xstrdup(s) : NULL;
 }
 
 void kaa__kube_free(kaa__kube *k)
@@ -257,7 +189,6 @@ void kaa__kube_free(kaa__kube *k)
 		return;
 	for (int i = 0; i < k->n_pool; i++)
 		curl_easy_cleanup(k->pool[i]);
-	kaa__kube_events_free(k->events);
 	pthread_mutex_destroy(&k->mu);
 	free(k->server);
 	free(k->ca_file);
@@ -276,8 +207,7 @@ void kaa__kube_free(kaa__kube *k)
 
 int kaa__kube_new(const kaa__kube_config *cfg, kaa__metrics *metrics, kaa__kube **out)
 {
-	kaa__kube *k = NULL;
-	int rc;
+	kaa__kube *k;
 	char host[256];
 
 	if (!cfg || !out || !cfg->server || strncmp(cfg->server, "https://", 8) != 0)
@@ -286,34 +216,23 @@ int kaa__kube_new(const kaa__kube_config *cfg, kaa__metrics *metrics, kaa__kube 
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_rc != KAA_OK)
 		return curl_init_rc;
-	k = calloc(1, sizeof(*k));
-	if (!k)
-		return KAA_ERR_NOMEM;
+	k = kaa__xcalloc(1, sizeof(*k));
 	pthread_mutex_init(&k->mu, NULL);
 	k->metrics = metrics;
 	if (gethostname(host, sizeof(host)) != 0)
 		snprintf(host, sizeof(host), "kaa-operator");
 	host[sizeof(host) - 1] = '\0';
-	if ((rc = dup_opt(&k->server, cfg->server)) != KAA_OK ||
-	    (rc = dup_opt(&k->ca_file, cfg->ca_file)) != KAA_OK ||
-	    (rc = dup_opt(&k->ca_data, cfg->ca_data)) != KAA_OK ||
-	    (rc = dup_opt(&k->cert_data, cfg->client_cert_data)) != KAA_OK ||
-	    (rc = dup_opt(&k->key_data, cfg->client_key_data)) != KAA_OK ||
-	    (rc = dup_opt(&k->token_file, cfg->token_file)) != KAA_OK ||
-	    (rc = dup_opt(&k->token, cfg->token)) != KAA_OK ||
-	    (rc = dup_opt(&k->identity, host)) != KAA_OK)
-		goto out;
-	k->events = kaa__kube_events_new();
-	if (!k->events) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	k->server = dup_opt(cfg->server);
+	k->ca_file = dup_opt(cfg->ca_file);
+	k->ca_data = dup_opt(cfg->ca_data);
+	k->cert_data = dup_opt(cfg->client_cert_data);
+	k->key_data = dup_opt(cfg->client_key_data);
+	k->token_file = dup_opt(cfg->token_file);
+	k->token = dup_opt(cfg->token);
+	k->identity = dup_opt(host);
 	k->token_read_ms = kaa__now_ms();
 	*out = k;
-	k = NULL;
-out:
-	kaa__kube_free(k);
-	return rc;
+	return KAA_OK;
 }
 
 int kaa__kube_set_identity(kaa__kube *k, const char *identity)
@@ -321,9 +240,7 @@ int kaa__kube_set_identity(kaa__kube *k, const char *identity)
 	char *s;
 	if (!k || !identity || !*identity)
 		return KAA_ERR_INVAL;
-	s = strdup(identity);
-	if (!s)
-		return KAA_ERR_NOMEM;
+	s = kaa__xstrdup(identity);
 	pthread_mutex_lock(&k->mu);
 	free(k->identity);
 	k->identity = s;
@@ -331,15 +248,10 @@ int kaa__kube_set_identity(kaa__kube *k, const char *identity)
 	return KAA_OK;
 }
 
-kaa__kube_events *kaa__kube_events_of(kaa__kube *k)
-{
-	return k->events;
-}
-
 char *kaa__kube_identity(kaa__kube *k)
 {
 	pthread_mutex_lock(&k->mu);
-	char *s = strdup(k->identity);
+	char *s = kaa__xstrdup(k->identity);
 	pthread_mutex_unlock(&k->mu);
 	return s;
 }
@@ -393,8 +305,8 @@ static CURL *handle_get(kaa__kube *k)
 	pthread_mutex_unlock(&k->mu);
 	if (h)
 		curl_easy_reset(h);
-	else
-		h = curl_easy_init();
+	else if (!(h = curl_easy_init()))
+		kaa__oom(); /* curl fails only to allocate here (global init is done) */
 	return h;
 }
 
@@ -414,7 +326,7 @@ static void handle_put(kaa__kube *k, CURL *h, bool reusable)
 
 typedef struct xfer {
 	const kaa__kube_req_opts *o;
-	kaa__kbuf body;
+	kaa__buf body;
 	long status;
 	bool too_big;
 	bool aborted;
@@ -426,8 +338,9 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
 	xfer *x = ud;
 	size_t len = size * n;
 
-	if (x->o && x->o->sink && !x->too_big) {
-		/* A streaming request: 2xx bodies go to the sink, errors are collected. */
+	if (x->o && x->o->sink) {
+		/* A streaming request: 2xx bodies go to the sink, errors are
+		 * collected (body.max is then ERROR_BODY_MAX). */
 		if (x->o->stop && *x->o->stop) {
 			x->aborted = true;
 			return 0;
@@ -439,16 +352,11 @@ static size_t on_write(char *data, size_t size, size_t n, void *ud)
 			}
 			return len;
 		}
-		if (x->body.len + len > ERROR_BODY_MAX) {
-			x->too_big = true;
-			return 0;
-		}
-	} else if (x->body.len + len > KAA_KUBE_BODY_MAX) {
-		x->too_big = true;
-		return 0;
 	}
-	kaa__kbuf_put(&x->body, data, len);
-	return x->body.oom ? 0 : len;
+	int rc = kaa__buf_put(&x->body, data, len);
+	if (rc == KAA_ERR_TOO_BIG)
+		x->too_big = true;
+	return rc == KAA_OK ? len : 0;
 }
 
 static size_t on_header(char *data, size_t size, size_t n, void *ud)
@@ -511,42 +419,38 @@ static bool method_ok(const char *m)
 	return false;
 }
 
+static struct curl_slist *header_add(struct curl_slist *l, const char *h)
+{
+	struct curl_slist *n = curl_slist_append(l, h);
+	if (!n)
+		kaa__oom(); /* curl_slist_append fails only to allocate */
+	return n;
+}
+
 static int perform(kaa__kube *k, const char *method, const char *url, const char *content_type,
 		   const char *body, const kaa__kube_req_opts *o, kaa__kube_resp *resp)
 {
 	CURL *h = handle_get(k);
-	struct curl_slist *hdrs = NULL, *tmp;
-	xfer x = {.o = o};
+	struct curl_slist *hdrs = NULL;
+	xfer x = {.o = o, .body.max = o && o->sink ? ERROR_BODY_MAX : KAA_KUBE_BODY_MAX};
 	int rc = KAA_OK;
 	char *auth = NULL;
 	char *ctype = NULL;
 	CURLcode cc;
 	bool reusable = false;
 
-	if (!h)
-		return KAA_ERR_NOMEM;
 	pthread_mutex_lock(&k->mu);
-	if (k->token && asprintf(&auth, "Authorization: Bearer %s", k->token) < 0)
-		auth = NULL;
+	if (k->token)
+		auth = kaa__xasprintf("Authorization: Bearer %s", k->token);
 	pthread_mutex_unlock(&k->mu);
-	if (content_type && asprintf(&ctype, "Content-Type: %s", content_type) < 0)
-		ctype = NULL;
-	if ((k->token && !auth) || (content_type && !ctype)) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
-	tmp = curl_slist_append(hdrs, "Accept: application/json");
-	hdrs = tmp ? tmp : hdrs;
-	if (tmp && auth)
-		tmp = curl_slist_append(hdrs, auth), hdrs = tmp ? tmp : hdrs;
-	if (tmp && ctype)
-		tmp = curl_slist_append(hdrs, ctype), hdrs = tmp ? tmp : hdrs;
-	if (tmp)
-		tmp = curl_slist_append(hdrs, "Expect:"), hdrs = tmp ? tmp : hdrs;
-	if (!tmp) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	if (content_type)
+		ctype = kaa__xasprintf("Content-Type: %s", content_type);
+	hdrs = header_add(hdrs, "Accept: application/json");
+	if (auth)
+		hdrs = header_add(hdrs, auth);
+	if (ctype)
+		hdrs = header_add(hdrs, ctype);
+	hdrs = header_add(hdrs, "Expect:");
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
@@ -607,8 +511,8 @@ static int perform(kaa__kube *k, const char *method, const char *url, const char
 		rc = KAA_ERR_CANCELED;
 	} else if (cc == CURLE_OPERATION_TIMEDOUT) {
 		rc = KAA_ERR_TIMEOUT;
-	} else if (cc == CURLE_OUT_OF_MEMORY || x.body.oom) {
-		rc = KAA_ERR_NOMEM;
+	} else if (cc == CURLE_OUT_OF_MEMORY) {
+		kaa__oom();
 	} else {
 		rc = KAA_ERR_UNAVAILABLE;
 		KAA_WARN("kube", "request_failed method=%s url=\"%s\" curl=\"%s\"", method, url,
@@ -619,18 +523,10 @@ static int perform(kaa__kube *k, const char *method, const char *url, const char
 	      cc == CURLE_OK || rc == KAA_ERR_CANCELED || rc == KAA_ERR_TIMEOUT ? status : 0);
 	if (rc == KAA_OK || rc == KAA_ERR_CANCELED || rc == KAA_ERR_TIMEOUT) {
 		resp->status = status;
-		if (!x.body.s)
-			kaa__kbuf_puts(&x.body, "");
-		if (x.body.oom) {
-			rc = KAA_ERR_NOMEM;
-			goto out;
-		}
-		resp->body = x.body.s;
-		resp->len = x.body.len;
-		x.body = (kaa__kbuf){0};
+		/* cannot fail: the body is within its max (else rc is TOO_BIG) */
+		kaa__buf_take(&x.body, &resp->body, &resp->len);
 	}
-out:
-	kaa__kbuf_free(&x.body);
+	kaa__buf_free(&x.body);
 	curl_slist_free_all(hdrs);
 	if (auth)
 		explicit_bzero(auth, strlen(auth));
@@ -653,8 +549,7 @@ int kaa__kube_request_ex(kaa__kube *k, const char *method, const char *path,
 	if (!k || !method || !method_ok(method) || !path || path[0] != '/' ||
 	    strpbrk(path, " \r\n"))
 		return KAA_ERR_INVAL;
-	if (asprintf(&url, "%s%s", k->server, path) < 0)
-		return KAA_ERR_NOMEM;
+	url = kaa__xasprintf("%s%s", k->server, path);
 	token_refresh(k, false);
 	rc = perform(k, method, url, content_type, body, o, resp);
 	if (rc == KAA_OK && resp->status == 401 && k->token_file) {
@@ -684,9 +579,8 @@ int kaa__kube_apply(kaa__kube *k, const char *path, const char *json, kaa__kube_
 		*resp = (kaa__kube_resp){0};
 	if (!path || !json || !resp)
 		return KAA_ERR_INVAL;
-	if (asprintf(&p, "%s%cfieldManager=%s&force=true", path, strchr(path, '?') ? '&' : '?',
-		     KAA_KUBE_FIELD_MANAGER) < 0)
-		return KAA_ERR_NOMEM;
+	p = kaa__xasprintf("%s%cfieldManager=%s&force=true", path, strchr(path, '?') ? '&' : '?',
+			   KAA_KUBE_FIELD_MANAGER);
 	rc = kaa__kube_request(k, "PATCH", p, "application/apply-patch+yaml", json, resp);
 	free(p);
 	return rc;

@@ -13,7 +13,8 @@
  *   KAA_ERR_UNAVAILABLE  transport failure (connect, TLS, reset)
  *   KAA_ERR_TIMEOUT      no answer within the request timeout
  *   KAA_ERR_TOO_BIG      a response over KAA_KUBE_BODY_MAX
- *   KAA_ERR_NOMEM        allocation failed
+ * Out of memory (ours, curl's, libyaml's) aborts through kaa__oom()
+ * (base/alloc.h), as everywhere in the operator.
  * An HTTP error status is not an error of the call: it is in resp->status.
  */
 #ifndef KAA_KUBE_CLIENT_H
@@ -51,7 +52,7 @@ typedef struct kaa__kube_config {
  * Errors: KAA_ERR_NOTFOUND (nothing found, or the named file is absent),
  * KAA_ERR_TOO_BIG (kubeconfig over 1 MiB), KAA_ERR_INVAL (unparsable, no
  * usable current-context, an https server missing, exec/auth-provider
- * users, unreadable referenced files), KAA_ERR_IO, KAA_ERR_NOMEM; each is
+ * users, unreadable referenced files), KAA_ERR_IO; each is
  * logged with the reason.
  */
 int kaa__kube_config_load(const char *path, kaa__kube_config **out);
@@ -162,18 +163,6 @@ bool kaa__kube_lease_healthy(kaa__kube_lease *l);
  * takes over at once. Accepts NULL. */
 void kaa__kube_lease_free(kaa__kube_lease *l);
 
-/* ---- events.k8s.io/v1 ---- */
-
-/* The object an Event is about (strings borrowed). */
-typedef struct kaa__kube_ref {
-	const char *api_version, *kind, *ns, *name, *uid;
-} kaa__kube_ref;
-
-/* Posts an Event (type "Normal" or "Warning"; reason CamelCase; note
- * human-readable; action e.g. "Reconcile"). Best effort: failures are
- * logged and returned, never fatal. Identical events within 10 minutes
- * are aggregated (series.count) instead of posted again. */
-int kaa__kube_event(kaa__kube *k, const kaa__kube_ref *regarding, const char *type,
-		    const char *reason, const char *action, const char *note);
+/* Events (events.k8s.io/v1) are recorded above this client: kube_event.h. */
 
 #endif

@@ -8,9 +8,12 @@
  * events is bounded (least recently used evicted); its lock is held
  * during the request so that repeats in a burst patch in order.
  */
+#include "kube_event.h"
+
 #include "kube_internal.h"
 
 #include "base/clock.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -32,17 +35,18 @@ typedef struct recent {
 	int64_t last_ms;
 } recent;
 
-struct kaa__kube_events {
-	pthread_mutex_t mu;
+struct kaa__kube_recorder {
+	kaa__kube *k;       /* borrowed */
+	pthread_mutex_t mu; /* guards the cache and seq */
 	recent r[CACHE_SIZE];
 	uint64_t seq;
 };
 
-kaa__kube_events *kaa__kube_events_new(void)
+kaa__kube_recorder *kaa__kube_recorder_new(kaa__kube *k)
 {
-	kaa__kube_events *e = calloc(1, sizeof(*e));
-	if (e)
-		pthread_mutex_init(&e->mu, NULL);
+	kaa__kube_recorder *e = kaa__xcalloc(1, sizeof(*e));
+	e->k = k;
+	pthread_mutex_init(&e->mu, NULL);
 	return e;
 }
 
@@ -54,7 +58,7 @@ static void recent_clear(recent *r)
 	*r = (recent){0};
 }
 
-void kaa__kube_events_free(kaa__kube_events *e)
+void kaa__kube_recorder_free(kaa__kube_recorder *e)
 {
 	if (!e)
 		return;
@@ -73,7 +77,7 @@ static char *utf8_cut(const char *s, size_t max)
 		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
 			n--;
 	}
-	return strndup(s, n);
+	return kaa__xstrndup(s, n);
 }
 
 static bool ok_str(const char *s, size_t max)
@@ -84,58 +88,52 @@ static bool ok_str(const char *s, size_t max)
 static int post_new(kaa__kube *k, const kaa__kube_ref *reg, const char *ns, const char *name,
 		    const char *type, const char *reason, const char *action, const char *note)
 {
-	kaa__kbuf b = {0}, p = {0};
+	kaa__buf b = {0}, p = {0};
 	char now[32];
 	char *id = kaa__kube_identity(k);
 	kaa__kube_resp r;
 	kaa__kube_req_opts o = {.timeout_ms = REQ_TIMEOUT_MS};
 	int rc;
 
-	if (!id)
-		return KAA_ERR_NOMEM;
 	kaa__kube_microtime(now);
-	kaa__kbuf_puts(&b, "{\"apiVersion\":\"events.k8s.io/v1\",\"kind\":\"Event\","
-			   "\"metadata\":{\"name\":");
-	kaa__kbuf_json_str(&b, name);
-	kaa__kbuf_puts(&b, ",\"namespace\":");
-	kaa__kbuf_json_str(&b, ns);
-	kaa__kbuf_puts(&b, "},\"eventTime\":");
-	kaa__kbuf_json_str(&b, now);
-	kaa__kbuf_puts(&b, ",\"reportingController\":\"" REPORTING_CONTROLLER
-			   "\",\"reportingInstance\":");
-	kaa__kbuf_json_str(&b, id);
-	kaa__kbuf_puts(&b, ",\"type\":");
-	kaa__kbuf_json_str(&b, type);
-	kaa__kbuf_puts(&b, ",\"reason\":");
-	kaa__kbuf_json_str(&b, reason);
-	kaa__kbuf_puts(&b, ",\"action\":");
-	kaa__kbuf_json_str(&b, action);
-	kaa__kbuf_puts(&b, ",\"note\":");
-	kaa__kbuf_json_str(&b, note);
-	kaa__kbuf_puts(&b, ",\"regarding\":{\"apiVersion\":");
-	kaa__kbuf_json_str(&b, reg->api_version);
-	kaa__kbuf_puts(&b, ",\"kind\":");
-	kaa__kbuf_json_str(&b, reg->kind);
-	kaa__kbuf_puts(&b, ",\"name\":");
-	kaa__kbuf_json_str(&b, reg->name);
+	kaa__buf_puts(&b, "{\"apiVersion\":\"events.k8s.io/v1\",\"kind\":\"Event\","
+			  "\"metadata\":{\"name\":");
+	kaa__kube_json_str(&b, name);
+	kaa__buf_puts(&b, ",\"namespace\":");
+	kaa__kube_json_str(&b, ns);
+	kaa__buf_puts(&b, "},\"eventTime\":");
+	kaa__kube_json_str(&b, now);
+	kaa__buf_puts(&b, ",\"reportingController\":\"" REPORTING_CONTROLLER
+			  "\",\"reportingInstance\":");
+	kaa__kube_json_str(&b, id);
+	kaa__buf_puts(&b, ",\"type\":");
+	kaa__kube_json_str(&b, type);
+	kaa__buf_puts(&b, ",\"reason\":");
+	kaa__kube_json_str(&b, reason);
+	kaa__buf_puts(&b, ",\"action\":");
+	kaa__kube_json_str(&b, action);
+	kaa__buf_puts(&b, ",\"note\":");
+	kaa__kube_json_str(&b, note);
+	kaa__buf_puts(&b, ",\"regarding\":{\"apiVersion\":");
+	kaa__kube_json_str(&b, reg->api_version);
+	kaa__buf_puts(&b, ",\"kind\":");
+	kaa__kube_json_str(&b, reg->kind);
+	kaa__buf_puts(&b, ",\"name\":");
+	kaa__kube_json_str(&b, reg->name);
 	if (reg->ns && *reg->ns) {
-		kaa__kbuf_puts(&b, ",\"namespace\":");
-		kaa__kbuf_json_str(&b, reg->ns);
+		kaa__buf_puts(&b, ",\"namespace\":");
+		kaa__kube_json_str(&b, reg->ns);
 	}
 	if (reg->uid && *reg->uid) {
-		kaa__kbuf_puts(&b, ",\"uid\":");
-		kaa__kbuf_json_str(&b, reg->uid);
+		kaa__buf_puts(&b, ",\"uid\":");
+		kaa__kube_json_str(&b, reg->uid);
 	}
-	kaa__kbuf_puts(&b, "}}");
-	kaa__kbuf_puts(&p, "/apis/events.k8s.io/v1/namespaces/");
-	kaa__kbuf_query(&p, ns);
-	kaa__kbuf_puts(&p, "/events");
+	kaa__buf_puts(&b, "}}");
+	kaa__buf_puts(&p, "/apis/events.k8s.io/v1/namespaces/");
+	kaa__kube_query(&p, ns);
+	kaa__buf_puts(&p, "/events");
 	free(id);
-	if (b.oom || p.oom) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
-	rc = kaa__kube_request_ex(k, "POST", p.s, "application/json", b.s, &o, &r);
+	rc = kaa__kube_request_ex(k, "POST", p.p, "application/json", b.p, &o, &r);
 	if (rc == KAA_OK) {
 		if (r.status != 201 && r.status != 200) {
 			KAA_WARN("kube", "event_post_failed ns=%s reason=%s status=%ld", ns, reason,
@@ -144,34 +142,29 @@ static int post_new(kaa__kube *k, const kaa__kube_ref *reg, const char *ns, cons
 		}
 		kaa__kube_resp_clear(&r);
 	}
-out:
-	kaa__kbuf_free(&b);
-	kaa__kbuf_free(&p);
+	kaa__buf_free(&b);
+	kaa__buf_free(&p);
 	return rc;
 }
 
 /* KAA_OK, KAA_ERR_NOTFOUND (the Event is gone), or another error. */
 static int patch_series(kaa__kube *k, const recent *e)
 {
-	kaa__kbuf b = {0}, p = {0};
+	kaa__buf b = {0}, p = {0};
 	char now[32];
 	kaa__kube_resp r;
 	kaa__kube_req_opts o = {.timeout_ms = REQ_TIMEOUT_MS};
 	int rc;
 
 	kaa__kube_microtime(now);
-	kaa__kbuf_printf(&b, "{\"series\":{\"count\":%d,\"lastObservedTime\":", e->count);
-	kaa__kbuf_json_str(&b, now);
-	kaa__kbuf_puts(&b, "}}");
-	kaa__kbuf_puts(&p, "/apis/events.k8s.io/v1/namespaces/");
-	kaa__kbuf_query(&p, e->ns);
-	kaa__kbuf_puts(&p, "/events/");
-	kaa__kbuf_query(&p, e->name);
-	if (b.oom || p.oom) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
-	rc = kaa__kube_request_ex(k, "PATCH", p.s, "application/merge-patch+json", b.s, &o, &r);
+	kaa__buf_printf(&b, "{\"series\":{\"count\":%d,\"lastObservedTime\":", e->count);
+	kaa__kube_json_str(&b, now);
+	kaa__buf_puts(&b, "}}");
+	kaa__buf_puts(&p, "/apis/events.k8s.io/v1/namespaces/");
+	kaa__kube_query(&p, e->ns);
+	kaa__buf_puts(&p, "/events/");
+	kaa__kube_query(&p, e->name);
+	rc = kaa__kube_request_ex(k, "PATCH", p.p, "application/merge-patch+json", b.p, &o, &r);
 	if (rc == KAA_OK) {
 		if (r.status == 404)
 			rc = KAA_ERR_NOTFOUND;
@@ -182,34 +175,29 @@ static int patch_series(kaa__kube *k, const recent *e)
 		}
 		kaa__kube_resp_clear(&r);
 	}
-out:
-	kaa__kbuf_free(&b);
-	kaa__kbuf_free(&p);
+	kaa__buf_free(&b);
+	kaa__buf_free(&p);
 	return rc;
 }
 
-int kaa__kube_event(kaa__kube *k, const kaa__kube_ref *regarding, const char *type,
+int kaa__kube_event(kaa__kube_recorder *ev, const kaa__kube_ref *regarding, const char *type,
 		    const char *reason, const char *action, const char *note)
 {
-	kaa__kube_events *ev;
+	kaa__kube *k;
 	char *key = NULL, *cut = NULL, *name = NULL;
 	int rc = KAA_OK;
 
-	if (!k || !regarding || !ok_str(regarding->kind, 253) || !ok_str(regarding->name, 253) ||
+	if (!ev || !regarding || !ok_str(regarding->kind, 253) || !ok_str(regarding->name, 253) ||
 	    !ok_str(regarding->api_version, 253) || !type ||
 	    (strcmp(type, "Normal") != 0 && strcmp(type, "Warning") != 0) || !ok_str(reason, 128) ||
 	    !ok_str(action, 128) || !note)
 		return KAA_ERR_INVAL;
-	ev = kaa__kube_events_of(k);
+	k = ev->k;
 	const char *ns = regarding->ns && *regarding->ns ? regarding->ns : "default";
 	cut = utf8_cut(note, NOTE_MAX);
-	if (!cut || asprintf(&key, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", ns,
-			     regarding->kind, regarding->name, regarding->uid ? regarding->uid : "",
-			     type, reason, action, cut) < 0) {
-		key = NULL;
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	key = kaa__xasprintf("%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", ns, regarding->kind,
+			     regarding->name, regarding->uid ? regarding->uid : "", type, reason,
+			     action, cut);
 	pthread_mutex_lock(&ev->mu);
 	int64_t now = kaa__now_ms();
 	recent *hit = NULL, *lru = &ev->r[0];
@@ -232,29 +220,22 @@ int kaa__kube_event(kaa__kube *k, const kaa__kube_ref *regarding, const char *ty
 		recent_clear(hit);
 	recent *slot = hit ? hit : lru;
 	recent_clear(slot);
-	if (asprintf(&name, "%.200s.%llx%04llx", regarding->name,
-		     (unsigned long long)kaa__wall_ms(),
-		     (unsigned long long)(ev->seq++ & 0xffff)) < 0) {
-		name = NULL;
-		rc = KAA_ERR_NOMEM;
-		goto unlock;
-	}
+	name = kaa__xasprintf("%.200s.%llx%04llx", regarding->name,
+			      (unsigned long long)kaa__wall_ms(),
+			      (unsigned long long)(ev->seq++ & 0xffff));
 	rc = post_new(k, regarding, ns, name, type, reason, action, cut);
 	if (rc == KAA_OK) {
 		slot->key = key;
-		slot->ns = strdup(ns);
+		slot->ns = kaa__xstrdup(ns);
 		slot->name = name;
 		slot->count = 1;
 		slot->last_ms = now;
 		key = NULL;
 		name = NULL;
-		if (!slot->ns)
-			recent_clear(slot);
 	}
 unlock:
 	pthread_mutex_unlock(&ev->mu);
-out:
-	if (rc != KAA_OK && rc != KAA_ERR_NOMEM)
+	if (rc != KAA_OK)
 		KAA_WARN("kube", "event_not_recorded ns=%s object=%s reason=%s err=\"%s\"", ns,
 			 regarding->name, reason, kaa_strerror(rc));
 	free(key);

@@ -8,27 +8,18 @@
 
 #include "kube_client.h"
 
-#include <stdarg.h>
+#include "base/buf.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <yajl/yajl_gen.h>
 
-/* ---- a growable string; every append reports KAA_ERR_NOMEM ---- */
+/* ---- text for the API server, into a kaa__buf (base/buf.h) ---- */
 
-typedef struct kaa__kbuf {
-	char *s; /* NUL-terminated when len > 0 or after any append */
-	size_t len, cap;
-	bool oom; /* sticky: an append failed, the text is incomplete */
-} kaa__kbuf;
-
-void kaa__kbuf_put(kaa__kbuf *b, const char *s, size_t n);
-void kaa__kbuf_puts(kaa__kbuf *b, const char *s);
-void kaa__kbuf_printf(kaa__kbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a JSON string literal with quotes; NULL appends null. */
-void kaa__kbuf_json_str(kaa__kbuf *b, const char *s);
+void kaa__kube_json_str(kaa__buf *b, const char *s);
 /* Appends s percent-encoded for a query-string value. */
-void kaa__kbuf_query(kaa__kbuf *b, const char *s);
-void kaa__kbuf_free(kaa__kbuf *b);
+void kaa__kube_query(kaa__buf *b, const char *s);
 
 /* ---- requests with options the public call does not offer ---- */
 
@@ -55,12 +46,6 @@ int kaa__kube_request_ex(kaa__kube *k, const char *method, const char *path,
 			 const char *content_type, const char *body, const kaa__kube_req_opts *o,
 			 kaa__kube_resp *resp);
 
-/* The Event aggregation cache, owned by the client (kube_event.c). */
-typedef struct kaa__kube_events kaa__kube_events;
-kaa__kube_events *kaa__kube_events_new(void); /* NULL on OOM */
-void kaa__kube_events_free(kaa__kube_events *e);
-kaa__kube_events *kaa__kube_events_of(kaa__kube *k);
-
 /* The identity used as reportingInstance (copy; malloc'd) */
 char *kaa__kube_identity(kaa__kube *k);
 
@@ -68,10 +53,10 @@ char *kaa__kube_identity(kaa__kube *k);
 void kaa__kube_microtime(char buf[32]);
 
 /* Serialises a yajl tree as JSON into b. */
-void kaa__kube_gen(kaa__kbuf *b, yajl_val v);
+void kaa__kube_gen(kaa__buf *b, yajl_val v);
 
 /* Reads a whole regular file of at most max bytes, NUL-terminated.
- * KAA_ERR_NOTFOUND (absent), KAA_ERR_TOO_BIG, KAA_ERR_IO, KAA_ERR_NOMEM. */
+ * KAA_ERR_NOTFOUND (absent), KAA_ERR_TOO_BIG, KAA_ERR_IO. */
 int kaa__kube_read_file(const char *path, size_t max, char **out, size_t *len);
 
 #endif

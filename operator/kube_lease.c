@@ -15,6 +15,7 @@
 #include "kube_internal.h"
 
 #include "base/clock.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -81,34 +82,30 @@ static void parse_record(yajl_val v, record *r)
 
 static char *lease_json(kaa__kube_lease *l, const record *r, bool with_rv)
 {
-	kaa__kbuf b = {0};
-	kaa__kbuf_puts(&b, "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
-			   "\"metadata\":{\"name\":");
-	kaa__kbuf_json_str(&b, l->name);
-	kaa__kbuf_puts(&b, ",\"namespace\":");
-	kaa__kbuf_json_str(&b, l->ns);
+	kaa__buf b = {0};
+	kaa__buf_puts(&b, "{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\","
+			  "\"metadata\":{\"name\":");
+	kaa__kube_json_str(&b, l->name);
+	kaa__buf_puts(&b, ",\"namespace\":");
+	kaa__kube_json_str(&b, l->ns);
 	if (with_rv) {
-		kaa__kbuf_puts(&b, ",\"resourceVersion\":");
-		kaa__kbuf_json_str(&b, r->rv);
+		kaa__buf_puts(&b, ",\"resourceVersion\":");
+		kaa__kube_json_str(&b, r->rv);
 	}
-	kaa__kbuf_puts(&b, "},\"spec\":{\"holderIdentity\":");
-	kaa__kbuf_json_str(&b, r->holder[0] ? r->holder : NULL);
-	kaa__kbuf_printf(&b, ",\"leaseDurationSeconds\":%lld,\"leaseTransitions\":%lld",
-			 r->duration_s, r->transitions);
+	kaa__buf_puts(&b, "},\"spec\":{\"holderIdentity\":");
+	kaa__kube_json_str(&b, r->holder[0] ? r->holder : NULL);
+	kaa__buf_printf(&b, ",\"leaseDurationSeconds\":%lld,\"leaseTransitions\":%lld",
+			r->duration_s, r->transitions);
 	if (r->acquire[0]) {
-		kaa__kbuf_puts(&b, ",\"acquireTime\":");
-		kaa__kbuf_json_str(&b, r->acquire);
+		kaa__buf_puts(&b, ",\"acquireTime\":");
+		kaa__kube_json_str(&b, r->acquire);
 	}
 	if (r->renew[0]) {
-		kaa__kbuf_puts(&b, ",\"renewTime\":");
-		kaa__kbuf_json_str(&b, r->renew);
+		kaa__buf_puts(&b, ",\"renewTime\":");
+		kaa__kube_json_str(&b, r->renew);
 	}
-	kaa__kbuf_puts(&b, "}}");
-	if (b.oom) {
-		kaa__kbuf_free(&b);
-		return NULL;
-	}
-	return b.s;
+	kaa__buf_puts(&b, "}}");
+	return b.p;
 }
 
 static bool is_leader_locked(kaa__kube_lease *l, int64_t now)
@@ -164,30 +161,26 @@ static void lose(kaa__kube_lease *l, const char *why)
 	}
 }
 
-static void base_path(kaa__kube_lease *l, kaa__kbuf *b, bool named)
+static void base_path(kaa__kube_lease *l, kaa__buf *b, bool named)
 {
-	kaa__kbuf_puts(b, "/apis/coordination.k8s.io/v1/namespaces/");
-	kaa__kbuf_query(b, l->ns);
-	kaa__kbuf_puts(b, "/leases");
+	kaa__buf_puts(b, "/apis/coordination.k8s.io/v1/namespaces/");
+	kaa__kube_query(b, l->ns);
+	kaa__buf_puts(b, "/leases");
 	if (named) {
-		kaa__kbuf_put(b, "/", 1);
-		kaa__kbuf_query(b, l->name);
+		kaa__buf_put(b, "/", 1);
+		kaa__kube_query(b, l->name);
 	}
 }
 
 static int req(kaa__kube_lease *l, const char *method, bool named, const char *body, int timeout,
 	       kaa__kube_resp *r)
 {
-	kaa__kbuf p = {0};
+	kaa__buf p = {0};
 	kaa__kube_req_opts o = {.stop = &l->stop, .timeout_ms = timeout};
 	int rc;
 	base_path(l, &p, named);
-	if (p.oom) {
-		kaa__kbuf_free(&p);
-		return KAA_ERR_NOMEM;
-	}
-	rc = kaa__kube_request_ex(l->k, method, p.s, body ? "application/json" : NULL, body, &o, r);
-	kaa__kbuf_free(&p);
+	rc = kaa__kube_request_ex(l->k, method, p.p, body ? "application/json" : NULL, body, &o, r);
+	kaa__buf_free(&p);
 	if (rc == KAA_OK && (r->status < 500 && r->status != 401 && r->status != 403))
 		atomic_store(&l->answer_at, kaa__now_ms());
 	return rc;
@@ -203,8 +196,6 @@ static int write_record(kaa__kube_lease *l, record *rec, bool create, int timeou
 	int rc;
 	char err[128];
 
-	if (!body)
-		return KAA_ERR_NOMEM;
 	rc = req(l, create ? "POST" : "PUT", !create, body, timeout, &r);
 	free(body);
 	if (rc != KAA_OK)
@@ -336,15 +327,13 @@ static int release_req(kaa__kube_lease *l, const char *method, const char *body,
 {
 	volatile int no_stop = 0;
 	kaa__kube_req_opts o = {.stop = &no_stop, .timeout_ms = remaining(deadline)};
-	kaa__kbuf p = {0};
+	kaa__buf p = {0};
 	int rc;
 	if (o.timeout_ms == 0)
 		return KAA_ERR_TIMEOUT;
 	base_path(l, &p, true);
-	rc = p.oom ? KAA_ERR_NOMEM
-		   : kaa__kube_request_ex(l->k, method, p.s, body ? "application/json" : NULL, body,
-					  &o, r);
-	kaa__kbuf_free(&p);
+	rc = kaa__kube_request_ex(l->k, method, p.p, body ? "application/json" : NULL, body, &o, r);
+	kaa__buf_free(&p);
 	return rc;
 }
 
@@ -376,8 +365,6 @@ static void release(kaa__kube_lease *l)
 		rec.duration_s = 1;
 		copy_field(rec.renew, sizeof(rec.renew), now);
 		char *body = lease_json(l, &rec, true);
-		if (!body)
-			break;
 		int rc = release_req(l, "PUT", body, deadline, &r);
 		free(body);
 		if (rc != KAA_OK)
@@ -438,9 +425,7 @@ int kaa__kube_lease_new(kaa__kube *k, const char *ns, const char *name, const ch
 	if (!k || !ns || !*ns || !name || !*name || !identity || !*identity ||
 	    strlen(identity) >= FIELD_MAX)
 		return KAA_ERR_INVAL;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		return KAA_ERR_NOMEM;
+	l = kaa__xcalloc(1, sizeof(*l));
 	if (opts)
 		l->o = *opts;
 	if (l->o.duration_ms <= 0)
@@ -454,18 +439,18 @@ int kaa__kube_lease_new(kaa__kube *k, const char *ns, const char *name, const ch
 		return KAA_ERR_INVAL;
 	}
 	l->k = k;
-	l->ns = strdup(ns);
-	l->name = strdup(name);
-	l->identity = strdup(identity);
+	l->ns = kaa__xstrdup(ns);
+	l->name = kaa__xstrdup(name);
+	l->identity = kaa__xstrdup(identity);
 	pthread_mutex_init(&l->mu, NULL);
 	atomic_init(&l->answer_at, 0);
-	if (!l->ns || !l->name || !l->identity || pthread_create(&l->th, NULL, run, l) != 0) {
+	if (pthread_create(&l->th, NULL, run, l) != 0) {
 		pthread_mutex_destroy(&l->mu);
 		free(l->ns);
 		free(l->name);
 		free(l->identity);
 		free(l);
-		return KAA_ERR_NOMEM;
+		return KAA_ERR_IO;
 	}
 	*out = l;
 	return KAA_OK;

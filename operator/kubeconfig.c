@@ -11,6 +11,7 @@
  */
 #include "kube_internal.h"
 
+#include "base/alloc.h"
 #include "base/base64.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -51,11 +52,7 @@ int kaa__kube_read_file(const char *path, size_t max, char **out, size_t *len)
 	}
 	/* The file may grow between fstat and read: the buffer grows up to max. */
 	size_t cap = max + 1 < (size_t)st.st_size + 4096 ? max + 1 : (size_t)st.st_size + 4096;
-	buf = malloc(cap);
-	if (!buf) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	buf = kaa__xmalloc(cap);
 	for (;;) {
 		ssize_t r = read(fd, buf + n, cap - 1 - n);
 		if (r < 0 && errno == EINTR)
@@ -77,12 +74,7 @@ int kaa__kube_read_file(const char *path, size_t max, char **out, size_t *len)
 				break;
 			}
 			size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-			char *nb = realloc(buf, ncap);
-			if (!nb) {
-				rc = KAA_ERR_NOMEM;
-				goto out;
-			}
-			buf = nb;
+			buf = kaa__xrealloc(buf, ncap);
 			cap = ncap;
 		}
 	}
@@ -102,11 +94,9 @@ out:
 static int b64_decode(const char *in, char **out)
 {
 	size_t n = strlen(in);
-	char *o = malloc(n / 4 * 3 + 4);
+	char *o = kaa__xmalloc(n / 4 * 3 + 4);
 
 	*out = NULL;
-	if (!o)
-		return KAA_ERR_NOMEM;
 	long k = kaa__b64_decode(in, n, o, n / 4 * 3 + 3, KAA__B64_LENIENT);
 	if (k < 0) {
 		free(o);
@@ -181,12 +171,9 @@ static yaml_node_t *named(yaml_document_t *d, yaml_node_t *top, const char *key,
 /* path relative to the kubeconfig's directory, as kubectl resolves it. */
 static char *resolve(const char *dir, const char *path)
 {
-	char *r = NULL;
 	if (path[0] == '/' || !dir)
-		return strdup(path);
-	if (asprintf(&r, "%s/%s", dir, path) < 0)
-		return NULL;
-	return r;
+		return kaa__xstrdup(path);
+	return kaa__xasprintf("%s/%s", dir, path);
 }
 
 /* Sets *dst to the decoded data field, or to the content of the file
@@ -208,24 +195,20 @@ static int data_or_file(yaml_document_t *d, yaml_node_t *m, const char *data_key
 	if (!file)
 		return KAA_OK;
 	p = resolve(dir, file);
-	if (!p)
-		return KAA_ERR_NOMEM;
 	rc = kaa__kube_read_file(p, SA_FILE_MAX, dst, NULL);
 	if (rc != KAA_OK) {
 		KAA_ERROR("kube", "kubeconfig_file_unreadable what=%s path=\"%s\" err=\"%s\"", what,
 			  p, kaa_strerror(rc));
-		rc = rc == KAA_ERR_NOMEM ? rc : KAA_ERR_INVAL;
+		rc = KAA_ERR_INVAL;
 	}
 	free(p);
 	return rc;
 }
 
-static int strdup_to(char **dst, const char *s)
+static void strdup_to(char **dst, const char *s)
 {
-	if (!s)
-		return KAA_OK;
-	*dst = strdup(s);
-	return *dst ? KAA_OK : KAA_ERR_NOMEM;
+	if (s)
+		*dst = kaa__xstrdup(s);
 }
 
 static int load_kubeconfig(const char *path, kaa__kube_config **out)
@@ -243,10 +226,8 @@ static int load_kubeconfig(const char *path, kaa__kube_config **out)
 			  kaa_strerror(rc));
 		goto out;
 	}
-	if (!yaml_parser_initialize(&parser)) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	if (!yaml_parser_initialize(&parser))
+		kaa__oom(); /* libyaml fails only to allocate */
 	have_parser = true;
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
@@ -302,24 +283,11 @@ static int load_kubeconfig(const char *path, kaa__kube_config **out)
 		rc = KAA_ERR_INVAL;
 		goto out;
 	}
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	c = kaa__xcalloc(1, sizeof(*c));
 	const char *slash = strrchr(path, '/');
-	if (slash) {
-		dir = strndup(path, (size_t)(slash - path) + (slash == path));
-		if (!dir) {
-			rc = KAA_ERR_NOMEM;
-			goto out;
-		}
-	}
-	c->server = strdup(server);
-	if (!c->server) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	if (slash)
+		dir = kaa__xstrndup(path, (size_t)(slash - path) + (slash == path));
+	c->server = kaa__xstrdup(server);
 	size_t sl = strlen(c->server);
 	while (sl > 8 && c->server[sl - 1] == '/')
 		c->server[--sl] = '\0';
@@ -330,9 +298,7 @@ static int load_kubeconfig(const char *path, kaa__kube_config **out)
 	} else if (caf) {
 		/* Checked now so that a typo is reported at start, not as a TLS error. */
 		c->ca_file = resolve(dir, caf);
-		rc = !c->ca_file                     ? KAA_ERR_NOMEM
-		     : access(c->ca_file, R_OK) == 0 ? KAA_OK
-						     : KAA_ERR_INVAL;
+		rc = access(c->ca_file, R_OK) == 0 ? KAA_OK : KAA_ERR_INVAL;
 		if (rc == KAA_ERR_INVAL)
 			KAA_ERROR("kube", "kubeconfig_ca_unreadable path=\"%s\"", c->ca_file);
 	}
@@ -351,24 +317,18 @@ static int load_kubeconfig(const char *path, kaa__kube_config **out)
 		rc = KAA_ERR_INVAL;
 		goto out;
 	}
-	rc = strdup_to(&c->token, scalar(&doc, user, "token"));
+	strdup_to(&c->token, scalar(&doc, user, "token"));
 	const char *tf = scalar(&doc, user, "tokenFile");
-	if (rc == KAA_OK && tf && !c->token) {
+	if (tf && !c->token)
 		c->token_file = resolve(dir, tf);
-		if (!c->token_file)
-			rc = KAA_ERR_NOMEM;
-	}
-	if (rc == KAA_OK)
-		rc = strdup_to(&c->namespace, scalar(&doc, ctx, "namespace"));
-	if (rc != KAA_OK)
-		goto out;
+	strdup_to(&c->namespace, scalar(&doc, ctx, "namespace"));
 	if (c->token_file) {
 		char *t = NULL;
 		rc = kaa__kube_read_file(c->token_file, SA_FILE_MAX, &t, NULL);
 		if (rc != KAA_OK) {
 			KAA_ERROR("kube", "token_file_unreadable path=\"%s\" err=\"%s\"",
 				  c->token_file, kaa_strerror(rc));
-			rc = rc == KAA_ERR_NOMEM ? rc : KAA_ERR_INVAL;
+			rc = KAA_ERR_INVAL;
 			goto out;
 		}
 		t[strcspn(t, "\r\n")] = '\0';
@@ -389,16 +349,13 @@ out:
 
 static char *sa_path(const char *dir, const char *file)
 {
-	char *p = NULL;
-	if (asprintf(&p, "%s/%s", dir, file) < 0)
-		return NULL;
-	return p;
+	return kaa__xasprintf("%s/%s", dir, file);
 }
 
 static int load_in_cluster(const char *host, const char *port, kaa__kube_config **out)
 {
 	const char *dir = getenv("KAA_SA_DIR");
-	kaa__kube_config *c = calloc(1, sizeof(*c));
+	kaa__kube_config *c = kaa__xcalloc(1, sizeof(*c));
 	char *ns_path = NULL, *ns = NULL;
 	int rc = KAA_OK;
 	char *end = NULL;
@@ -406,26 +363,16 @@ static int load_in_cluster(const char *host, const char *port, kaa__kube_config 
 
 	if (!dir || !*dir)
 		dir = SA_DIR_DEFAULT;
-	if (!c)
-		return KAA_ERR_NOMEM;
 	if (!*host || strpbrk(host, "/ ?#@") || end == port || *end || pn < 1 || pn > 65535) {
 		KAA_ERROR("kube", "in_cluster_bad_env host=\"%s\" port=\"%s\"", host, port);
 		rc = KAA_ERR_INVAL;
 		goto out;
 	}
-	if (asprintf(&c->server, strchr(host, ':') ? "https://[%s]:%ld" : "https://%s:%ld", host,
-		     pn) < 0) {
-		c->server = NULL;
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	c->server = strchr(host, ':') ? kaa__xasprintf("https://[%s]:%ld", host, pn)
+				      : kaa__xasprintf("https://%s:%ld", host, pn);
 	c->ca_file = sa_path(dir, "ca.crt");
 	c->token_file = sa_path(dir, "token");
 	ns_path = sa_path(dir, "namespace");
-	if (!c->ca_file || !c->token_file || !ns_path) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
 	if (access(c->ca_file, R_OK) != 0) {
 		KAA_ERROR("kube", "in_cluster_ca_unreadable path=\"%s\"", c->ca_file);
 		rc = KAA_ERR_INVAL;
@@ -437,7 +384,7 @@ static int load_in_cluster(const char *host, const char *port, kaa__kube_config 
 	if (rc != KAA_OK) {
 		KAA_ERROR("kube", "in_cluster_token_unreadable path=\"%s\" err=\"%s\"",
 			  c->token_file, kaa_strerror(rc));
-		rc = rc == KAA_ERR_NOMEM ? rc : KAA_ERR_INVAL;
+		rc = KAA_ERR_INVAL;
 		goto out;
 	}
 	c->token[strcspn(c->token, "\r\n")] = '\0';
@@ -448,8 +395,6 @@ static int load_in_cluster(const char *host, const char *port, kaa__kube_config 
 			c->namespace = ns;
 			ns = NULL;
 		}
-	} else if (rc == KAA_ERR_NOMEM) {
-		goto out;
 	}
 	rc = KAA_OK; /* the namespace file is optional */
 	*out = c;
@@ -475,9 +420,7 @@ int kaa__kube_config_load(const char *path, kaa__kube_config **out)
 	env = getenv("KUBECONFIG");
 	if (env && *env) {
 		/* A list of files is merged by kubectl; we use the first. */
-		p = strndup(env, strcspn(env, ":"));
-		if (!p)
-			return KAA_ERR_NOMEM;
+		p = kaa__xstrndup(env, strcspn(env, ":"));
 		rc = load_kubeconfig(p, out);
 		free(p);
 		return rc;
@@ -488,8 +431,7 @@ int kaa__kube_config_load(const char *path, kaa__kube_config **out)
 		return load_in_cluster(host, port, out);
 	env = getenv("HOME");
 	if (env && *env) {
-		if (asprintf(&p, "%s/.kube/config", env) < 0)
-			return KAA_ERR_NOMEM;
+		p = kaa__xasprintf("%s/.kube/config", env);
 		if (access(p, F_OK) == 0) {
 			rc = load_kubeconfig(p, out);
 			free(p);

@@ -5,6 +5,7 @@
  */
 #include "op_flags.h"
 
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -175,9 +176,7 @@ static int split_namespaces(kaa__op_flags *f, char *err, size_t errsz)
 
 	if (!*f->namespaces_arg)
 		return KAA_OK; /* all namespaces */
-	f->namespaces = calloc(cap, sizeof(char *));
-	if (!f->namespaces)
-		return KAA_ERR_NOMEM;
+	f->namespaces = kaa__xcalloc(cap, sizeof(char *));
 	/* strsep, not strtok: "a,,b" and "," must be refused, not read as "a,b" or "all" */
 	while ((tok = strsep(&rest, ",")) != NULL) {
 		while (*tok == ' ')
@@ -195,10 +194,7 @@ static int split_namespaces(kaa__op_flags *f, char *err, size_t errsz)
 				snprintf(err, errsz, "--watch-namespaces: too many namespaces");
 				return KAA_ERR_INVAL;
 			}
-			char **nn = realloc(f->namespaces, cap * 2 * sizeof(char *));
-			if (!nn)
-				return KAA_ERR_NOMEM;
-			f->namespaces = nn;
+			f->namespaces = kaa__xrealloc(f->namespaces, cap * 2 * sizeof(char *));
 			cap *= 2;
 		}
 		f->namespaces[n++] = tok;
@@ -284,11 +280,7 @@ int kaa__op_flags_parse(int argc, char **argv, kaa__op_flags *f, char *err, size
 		case OPT_SCALE_DOWN: dur = &f->scale_down_ms; break;
 		case OPT_WATCH_NAMESPACES:
 			free(f->namespaces_arg);
-			f->namespaces_arg = strdup(optarg);
-			if (!f->namespaces_arg) {
-				snprintf(err, errsz, "out of memory");
-				return 2;
-			}
+			f->namespaces_arg = kaa__xstrdup(optarg);
 			break;
 		case OPT_KUBECONFIG:
 			f->kubeconfig = optarg;
@@ -333,10 +325,7 @@ int kaa__op_flags_parse(int argc, char **argv, kaa__op_flags *f, char *err, size
 		return 2;
 	}
 	if (f->namespaces_arg) {
-		int rc = split_namespaces(f, err, errsz);
-		if (rc == KAA_ERR_NOMEM)
-			snprintf(err, errsz, "out of memory");
-		if (rc != KAA_OK)
+		if (split_namespaces(f, err, errsz) != KAA_OK)
 			return 2;
 	}
 	return 0;

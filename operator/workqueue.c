@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "base/alloc.h"
 #include "base/error.h"
 
 typedef struct wq_entry {
@@ -42,9 +43,7 @@ int kaa__workqueue_new(int64_t base_ms, int64_t max_ms, kaa__workqueue **out)
 
 	if (!out)
 		return KAA_ERR_INVAL;
-	q = calloc(1, sizeof(*q));
-	if (!q)
-		return KAA_ERR_NOMEM;
+	q = kaa__xcalloc(1, sizeof(*q));
 	q->base_ms = base_ms < 1 ? 1 : base_ms;
 	q->max_ms = max_ms < q->base_ms ? q->base_ms : max_ms;
 	pthread_mutex_init(&q->mu, NULL);
@@ -96,15 +95,9 @@ static int find_or_add(kaa__workqueue *q, const char *key, wq_entry **out)
 		return KAA_ERR_TOO_BIG;
 	if (q->n == q->cap) {
 		size_t ncap = q->cap ? q->cap * 2 : 16;
-		wq_entry **ne = realloc(q->entries, ncap * sizeof(*ne));
-		wq_entry **nf;
-		if (!ne)
-			return KAA_ERR_NOMEM;
-		q->entries = ne;
+		q->entries = kaa__xrealloc(q->entries, ncap * sizeof(*q->entries));
 		/* the FIFO never holds more entries than exist, so it grows with them */
-		nf = malloc(ncap * sizeof(*nf));
-		if (!nf)
-			return KAA_ERR_NOMEM;
+		wq_entry **nf = kaa__xmalloc(ncap * sizeof(*nf));
 		for (size_t i = 0; i < q->count; i++)
 			nf[i] = q->fifo[(q->head + i) % q->cap_fifo];
 		free(q->fifo);
@@ -113,14 +106,8 @@ static int find_or_add(kaa__workqueue *q, const char *key, wq_entry **out)
 		q->cap_fifo = ncap;
 		q->cap = ncap;
 	}
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return KAA_ERR_NOMEM;
-	e->key = strdup(key);
-	if (!e->key) {
-		free(e);
-		return KAA_ERR_NOMEM;
-	}
+	e = kaa__xcalloc(1, sizeof(*e));
+	e->key = kaa__xstrdup(key);
 	q->entries[q->n++] = e;
 	*out = e;
 	return KAA_OK;
@@ -299,13 +286,7 @@ int kaa__workqueue_get(kaa__workqueue *q, int64_t timeout_ms, char **key)
 			q->count--;
 			e->queued = false;
 			e->processing = true;
-			*key = strdup(e->key);
-			if (!*key) {
-				/* give it back so the key is not lost */
-				e->processing = false;
-				push_ready(q, e);
-				rc = KAA_ERR_NOMEM;
-			}
+			*key = kaa__xstrdup(e->key);
 			break;
 		}
 		if (deadline && now >= deadline) {

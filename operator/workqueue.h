@@ -11,7 +11,7 @@
  * tracked at once and keys are at most KAA_WORKQUEUE_MAX_KEY bytes.
  *
  * Errors: KAA_ERR_INVAL (NULL, empty or too long key), KAA_ERR_TOO_BIG
- * (too many keys), KAA_ERR_NOMEM, KAA_ERR_CANCELED (after shutdown),
+ * (too many keys), KAA_ERR_CANCELED (after shutdown),
  * KAA_ERR_TIMEOUT (get: nothing became ready in time).
  */
 #ifndef KAA_WORKQUEUE_H

@@ -25,6 +25,7 @@
 #include "appender/log_appender.h"
 
 #include "store/endpoint_store_internal.h"
+#include "base/buf.h"
 #include "base/error.h"
 #include "json/json_merge.h"
 #include "base/log.h"
@@ -421,76 +422,41 @@ static void file_put(struct shared_file *f)
 
 /* ---- lines ------------------------------------------------------------------ */
 
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-static int buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p)
-			return KAA_ERR_NOMEM;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	return KAA_OK;
-}
-
 /* batch ids are checked UTF-8 without control characters: only '"' and
  * '\\' need escaping */
-static int buf_json_str(struct buf *b, const char *s)
+static void buf_json_str(kaa__buf *b, const char *s)
 {
-	int err = buf_add(b, "\"", 1);
-	for (; *s && err == KAA_OK; s++) {
+	kaa__buf_put(b, "\"", 1);
+	for (; *s; s++) {
 		if (*s == '"' || *s == '\\')
-			err = buf_add(b, "\\", 1);
-		if (err == KAA_OK)
-			err = buf_add(b, s, 1);
+			kaa__buf_put(b, "\\", 1);
+		kaa__buf_put(b, s, 1);
 	}
-	return err == KAA_OK ? buf_add(b, "\"", 1) : err;
+	kaa__buf_put(b, "\"", 1);
 }
 
-static int build_lines(struct buf *b, int64_t app_id, const char *key_hash, const char *batch_id,
+static int build_lines(kaa__buf *b, int64_t app_id, const char *key_hash, const char *batch_id,
 		       int64_t schema_version, const char *const *records, size_t n,
 		       int64_t received_ms)
 {
-	int err = KAA_OK;
-	char head[128];
-	for (size_t i = 0; i < n && err == KAA_OK; i++) {
-		int hl = snprintf(head, sizeof(head), "{\"app\":%" PRId64 ",\"endpoint\":\"",
-				  app_id);
-		err = buf_add(b, head, (size_t)hl);
-		if (err == KAA_OK)
-			err = buf_add(b, key_hash, strlen(key_hash));
-		if (err == KAA_OK)
-			err = buf_add(b, "\",\"batch\":", 10);
-		if (err == KAA_OK)
-			err = buf_json_str(b, batch_id);
-		hl = snprintf(head, sizeof(head),
-			      ",\"index\":%zu,\"batch_size\":%zu,\"received_ms\":%" PRId64
-			      ",\"schema_version\":%" PRId64 ",\"record\":",
-			      i, n, received_ms, schema_version);
-		if (err == KAA_OK)
-			err = buf_add(b, head, (size_t)hl);
-		if (err == KAA_OK) {
-			/* valid JSON has raw CR/LF only as whitespace between tokens */
-			size_t start = b->len, rl = strlen(records[i]);
-			err = buf_add(b, records[i], rl);
-			for (size_t k = start; err == KAA_OK && k < start + rl; k++)
+	for (size_t i = 0; i < n; i++) {
+		kaa__buf_printf(b, "{\"app\":%" PRId64 ",\"endpoint\":\"", app_id);
+		kaa__buf_puts(b, key_hash);
+		kaa__buf_puts(b, "\",\"batch\":");
+		buf_json_str(b, batch_id);
+		kaa__buf_printf(b,
+				",\"index\":%zu,\"batch_size\":%zu,\"received_ms\":%" PRId64
+				",\"schema_version\":%" PRId64 ",\"record\":",
+				i, n, received_ms, schema_version);
+		/* valid JSON has raw CR/LF only as whitespace between tokens */
+		size_t start = b->len;
+		if (kaa__buf_puts(b, records[i]) == KAA_OK)
+			for (size_t k = start; k < b->len; k++)
 				if (b->p[k] == '\n' || b->p[k] == '\r')
 					b->p[k] = ' ';
-		}
-		if (err == KAA_OK)
-			err = buf_add(b, "}\n", 2);
+		kaa__buf_put(b, "}\n", 2);
 	}
-	return err;
+	return b->err;
 }
 
 static int write_all(int fd, const char *p, size_t n)
@@ -586,7 +552,7 @@ static int file_append(struct shared_file *f, int64_t app_id, const char *key_ha
 		       const char *batch_id, int64_t schema_version, const char *const *records,
 		       size_t n, int64_t received_ms, bool *duplicate)
 {
-	struct buf b = {0};
+	kaa__buf b = {0};
 	int result = 1; /* > 0: not decided yet */
 	int err = build_lines(&b, app_id, key_hash, batch_id, schema_version, records, n,
 			      received_ms);
@@ -644,7 +610,7 @@ static int file_append(struct shared_file *f, int64_t app_id, const char *key_ha
 out:
 	pthread_mutex_unlock(&f->mu);
 done:
-	free(b.p);
+	kaa__buf_free(&b);
 	return err;
 }
 

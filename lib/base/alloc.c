@@ -1,5 +1,9 @@
 #include "base/alloc.h"
 
+#include "base/buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,4 +55,22 @@ char *kaa__xstrndup(const char *s, size_t n)
 	if (!p)
 		kaa__oom();
 	return p;
+}
+
+char *kaa__xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		kaa__oom();
+	return s;
+}
+
+/* The daemons' kaa__buf grows through the abort hook (base/buf.h). */
+void *kaa__buf_realloc(void *p, size_t n)
+{
+	return kaa__xrealloc(p, n);
 }

@@ -1,12 +1,12 @@
 #include "base/alloc.h"
 #include "base/metrics.h"
 
+#include "base/buf.h"
 #include "base/error.h"
 #include "base/log.h"
 
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -474,33 +474,6 @@ double kaa__gauge_value(const kaa__gauge *g)
 
 /* ---- rendering ------------------------------------------------------------------ */
 
-typedef struct sbuf {
-	char *p;
-	size_t len;
-	size_t cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-	if (b->cap - b->len < n + 1) {
-		size_t cap = b->cap ? b->cap : 1024;
-		while (cap - b->len < n + 1)
-			cap *= 2;
-		b->p = realloc(b->p, cap);
-		if (!b->p)
-			kaa__oom();
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_puts(sbuf *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
 /* Shortest text that reads back as the same double, with Prometheus'
  * spellings of the special values; whole numbers below 1e15 print as
  * integers ("40000", not "4e+04"). Assumes the C locale for LC_NUMERIC,
@@ -522,54 +495,54 @@ static void format_double(double v, char *out, size_t size)
 	}
 }
 
-static void sb_double(sbuf *b, double v)
+static void sb_double(kaa__buf *b, double v)
 {
 	char tmp[40];
 
 	format_double(v, tmp, sizeof(tmp));
-	sb_puts(b, tmp);
+	kaa__buf_puts(b, tmp);
 }
 
-static void sb_u64(sbuf *b, uint64_t v)
+static void sb_u64(kaa__buf *b, uint64_t v)
 {
 	char tmp[24];
 
 	snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-	sb_puts(b, tmp);
+	kaa__buf_puts(b, tmp);
 }
 
 /* name+suffix{labels[,extra]} */
-static void sb_sample_name(sbuf *b, const char *name, const char *suffix, const char *labels,
+static void sb_sample_name(kaa__buf *b, const char *name, const char *suffix, const char *labels,
 			   const char *extra)
 {
-	sb_puts(b, name);
-	sb_puts(b, suffix);
+	kaa__buf_puts(b, name);
+	kaa__buf_puts(b, suffix);
 	if (*labels || extra) {
-		sb_put(b, "{", 1);
-		sb_puts(b, labels);
+		kaa__buf_put(b, "{", 1);
+		kaa__buf_puts(b, labels);
 		if (*labels && extra)
-			sb_put(b, ",", 1);
+			kaa__buf_put(b, ",", 1);
 		if (extra)
-			sb_puts(b, extra);
-		sb_put(b, "}", 1);
+			kaa__buf_puts(b, extra);
+		kaa__buf_put(b, "}", 1);
 	}
-	sb_put(b, " ", 1);
+	kaa__buf_put(b, " ", 1);
 }
 
 /* HELP text escapes only backslash and newline (format 0.0.4). */
-static void sb_help(sbuf *b, const char *s)
+static void sb_help(kaa__buf *b, const char *s)
 {
 	for (; *s; s++) {
 		if (*s == '\\')
-			sb_put(b, "\\\\", 2);
+			kaa__buf_put(b, "\\\\", 2);
 		else if (*s == '\n')
-			sb_put(b, "\\n", 2);
+			kaa__buf_put(b, "\\n", 2);
 		else
-			sb_put(b, s, 1);
+			kaa__buf_put(b, s, 1);
 	}
 }
 
-static void render_histogram(sbuf *b, const char *name, const series *s)
+static void render_histogram(kaa__buf *b, const char *name, const series *s)
 {
 	const struct kaa__histogram *h = &s->u.hist;
 	uint64_t cum = 0;
@@ -584,37 +557,36 @@ static void render_histogram(sbuf *b, const char *name, const series *s)
 		snprintf(le, sizeof(le), "le=\"%s\"", num);
 		sb_sample_name(b, name, "_bucket", s->labels, le);
 		sb_u64(b, cum);
-		sb_put(b, "\n", 1);
+		kaa__buf_put(b, "\n", 1);
 	}
 	sb_sample_name(b, name, "_sum", s->labels, NULL);
 	sb_double(b, u2d(atomic_load_explicit(&h->sum_bits, memory_order_relaxed)));
-	sb_put(b, "\n", 1);
+	kaa__buf_put(b, "\n", 1);
 	/* The summed buckets, not a separate counter: _count then always
 	 * equals the +Inf bucket, as the format requires. */
 	sb_sample_name(b, name, "_count", s->labels, NULL);
 	sb_u64(b, cum);
-	sb_put(b, "\n", 1);
+	kaa__buf_put(b, "\n", 1);
 }
 
 int kaa__metrics_render(kaa__metrics *m, char **out, size_t *len)
 {
-	sbuf b = {0};
+	kaa__buf b = {0};
 
-	sb_put(&b, "", 0);
 	pthread_mutex_lock(&m->mu);
 	for (const family *f = m->first; f; f = f->next) {
 		if (f->help) {
-			sb_puts(&b, "# HELP ");
-			sb_puts(&b, f->name);
-			sb_put(&b, " ", 1);
+			kaa__buf_puts(&b, "# HELP ");
+			kaa__buf_puts(&b, f->name);
+			kaa__buf_put(&b, " ", 1);
 			sb_help(&b, f->help);
-			sb_put(&b, "\n", 1);
+			kaa__buf_put(&b, "\n", 1);
 		}
-		sb_puts(&b, "# TYPE ");
-		sb_puts(&b, f->name);
-		sb_put(&b, " ", 1);
-		sb_puts(&b, f->type);
-		sb_put(&b, "\n", 1);
+		kaa__buf_puts(&b, "# TYPE ");
+		kaa__buf_puts(&b, f->name);
+		kaa__buf_put(&b, " ", 1);
+		kaa__buf_puts(&b, f->type);
+		kaa__buf_put(&b, "\n", 1);
 		for (const series *s = f->first; s; s = s->next) {
 			switch (s->kind) {
 			case KIND_COUNTER:
@@ -631,11 +603,9 @@ int kaa__metrics_render(kaa__metrics *m, char **out, size_t *len)
 				break;
 			case KIND_HISTOGRAM: render_histogram(&b, f->name, s); continue;
 			}
-			sb_put(&b, "\n", 1);
+			kaa__buf_put(&b, "\n", 1);
 		}
 	}
 	pthread_mutex_unlock(&m->mu);
-	*out = b.p;
-	*len = b.len;
-	return KAA_OK;
+	return kaa__buf_take(&b, out, len);
 }

@@ -1,6 +1,7 @@
 /* coord.c - dispatch from the coord.h interface to a backend, shared
  * helpers, and call counters. */
 #include "coord/coord_internal.h"
+#include "base/alloc.h"
 #include "base/error.h"
 
 #include <stdlib.h>
@@ -15,15 +16,10 @@ void kaa__kv_clear(kaa__kv *kv)
 	memset(kv, 0, sizeof(*kv));
 }
 
-int kaa__kv_set(kaa__kv *kv, const char *key, size_t key_len, const void *val, size_t val_len)
+void kaa__kv_set(kaa__kv *kv, const char *key, size_t key_len, const void *val, size_t val_len)
 {
-	char *k = malloc(key_len + 1);
-	char *v = malloc(val_len + 1);
-	if (!k || !v) {
-		free(k);
-		free(v);
-		return KAA_ERR_NOMEM;
-	}
+	char *k = kaa__xmalloc(key_len + 1);
+	char *v = kaa__xmalloc(val_len + 1);
 	memcpy(k, key, key_len);
 	k[key_len] = '\0';
 	if (val_len)
@@ -34,7 +30,6 @@ int kaa__kv_set(kaa__kv *kv, const char *key, size_t key_len, const void *val, s
 	kv->key = k;
 	kv->value = v;
 	kv->value_len = val_len;
-	return KAA_OK;
 }
 
 void kaa__kv_list_clear(kaa__kv_list *l)
@@ -52,9 +47,7 @@ void kaa__kv_list_clear(kaa__kv_list *l)
 char *kaa__prefix_end(const char *prefix, size_t *len)
 {
 	size_t n = strlen(prefix);
-	char *end = malloc(n + 1);
-	if (!end)
-		return NULL;
+	char *end = kaa__xmalloc(n + 1);
 	memcpy(end, prefix, n + 1);
 	for (size_t i = n; i > 0; i--) {
 		unsigned char ch = (unsigned char)end[i - 1];

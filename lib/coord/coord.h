@@ -19,7 +19,8 @@
  *   KAA_ERR_COMPACTED    a requested revision was compacted
  *   KAA_ERR_PROTOCOL     an answer could not be decoded
  *   KAA_ERR_INVAL        bad argument (empty key, ttl < 1, ...)
- *   KAA_ERR_NOMEM        allocation failed
+ * Out of memory aborts through kaa__oom() (base/alloc.h), as everywhere in
+ * the daemons' layers of lib/.
  */
 #ifndef KAA_COORD_H
 #define KAA_COORD_H
@@ -51,7 +52,7 @@ typedef struct kaa__kv_list {
 
 void kaa__kv_list_clear(kaa__kv_list *l); /* frees items; l may be zeroed */
 void kaa__kv_clear(kaa__kv *kv);
-int kaa__kv_set(kaa__kv *kv, const char *key, size_t key_len, const void *val, size_t val_len);
+void kaa__kv_set(kaa__kv *kv, const char *key, size_t key_len, const void *val, size_t val_len);
 
 typedef struct kaa__coord_opts {
 	int call_timeout_ms; /* per unary call; 0 = 5000 */

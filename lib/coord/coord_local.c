@@ -102,17 +102,14 @@ static size_t find_pos(local *l, const char *key, bool *found)
 	return lo;
 }
 
-static int kv_copy(kaa__kv *dst, const kaa__kv *src)
+static void kv_copy(kaa__kv *dst, const kaa__kv *src)
 {
 	memset(dst, 0, sizeof(*dst));
-	int rc = kaa__kv_set(dst, src->key, strlen(src->key), src->value, src->value_len);
-	if (rc != KAA_OK)
-		return rc;
+	kaa__kv_set(dst, src->key, strlen(src->key), src->value, src->value_len);
 	dst->create_rev = src->create_rev;
 	dst->mod_rev = src->mod_rev;
 	dst->version = src->version;
 	dst->lease = src->lease;
-	return KAA_OK;
 }
 
 static void enqueue(local_watch *w, qitem *it)
@@ -144,8 +141,7 @@ static void publish(local *l, hist_ev *evs, size_t n)
 			l->hist_n++;
 		}
 		l->hist[slot].type = evs[i].type;
-		if (kv_copy(&l->hist[slot].kv, &evs[i].kv) != KAA_OK)
-			kaa__oom();
+		kv_copy(&l->hist[slot].kv, &evs[i].kv);
 	}
 	for (local_watch *w = l->watches; w; w = w->next) {
 		qitem *it = NULL;
@@ -157,8 +153,7 @@ static void publish(local *l, hist_ev *evs, size_t n)
 				it->evs = kaa__xcalloc(n, sizeof(*it->evs));
 			}
 			it->evs[it->n].type = evs[i].type;
-			if (kv_copy(&it->evs[it->n].kv, &evs[i].kv) != KAA_OK)
-				kaa__oom();
+			kv_copy(&it->evs[it->n].kv, &evs[i].kv);
 			it->n++;
 		}
 		if (it)
@@ -166,7 +161,7 @@ static void publish(local *l, hist_ev *evs, size_t n)
 	}
 }
 
-static int snapshot_locked(local *l, const char *key, bool prefix, kaa__kv_list *out)
+static void snapshot_locked(local *l, const char *key, bool prefix, kaa__kv_list *out)
 {
 	size_t klen = strlen(key), cnt = 0;
 	memset(out, 0, sizeof(*out));
@@ -175,30 +170,23 @@ static int snapshot_locked(local *l, const char *key, bool prefix, kaa__kv_list 
 		if (key_matches(l->kvs[i].key, key, klen, prefix))
 			cnt++;
 	if (cnt == 0)
-		return KAA_OK;
-	out->items = calloc(cnt, sizeof(*out->items));
-	if (!out->items)
-		return KAA_ERR_NOMEM;
+		return;
+	out->items = kaa__xcalloc(cnt, sizeof(*out->items));
 	for (size_t i = 0; i < l->n; i++) {
 		if (!key_matches(l->kvs[i].key, key, klen, prefix))
 			continue;
-		int rc = kv_copy(&out->items[out->n], &l->kvs[i]);
-		if (rc != KAA_OK) {
-			kaa__kv_list_clear(out);
-			return rc;
-		}
+		kv_copy(&out->items[out->n], &l->kvs[i]);
 		out->n++;
 	}
-	return KAA_OK;
 }
 
 static int local_range(kaa__coord *c, const char *key, bool prefix, kaa__kv_list *out)
 {
 	local *l = (local *)c;
 	pthread_mutex_lock(&l->mu);
-	int rc = snapshot_locked(l, key, prefix, out);
+	snapshot_locked(l, key, prefix, out);
 	pthread_mutex_unlock(&l->mu);
-	return rc;
+	return KAA_OK;
 }
 
 static lease *find_lease(local *l, int64_t id)
@@ -222,10 +210,7 @@ static int put_locked(local *l, const char *key, const void *val, size_t len, in
 	if (!found) {
 		if (l->n == l->cap) {
 			size_t ncap = l->cap ? l->cap * 2 : 16;
-			kaa__kv *nk = realloc(l->kvs, ncap * sizeof(*nk));
-			if (!nk)
-				return KAA_ERR_NOMEM;
-			l->kvs = nk;
+			l->kvs = kaa__xrealloc(l->kvs, ncap * sizeof(*l->kvs));
 			l->cap = ncap;
 		}
 		memmove(&l->kvs[pos + 1], &l->kvs[pos], (l->n - pos) * sizeof(*l->kvs));
@@ -233,8 +218,7 @@ static int put_locked(local *l, const char *key, const void *val, size_t len, in
 		l->n++;
 	}
 	kv = &l->kvs[pos];
-	if (kaa__kv_set(kv, key, strlen(key), val, len) != KAA_OK)
-		kaa__oom();
+	kaa__kv_set(kv, key, strlen(key), val, len);
 	l->rev++;
 	if (!found) {
 		kv->create_rev = l->rev;
@@ -340,7 +324,7 @@ static int local_cas(kaa__coord *c, const char *key, int64_t expect_mod_rev, con
 		}
 		*succeeded = rc == KAA_OK;
 	} else if (found && current) {
-		rc = kv_copy(current, &l->kvs[pos]);
+		kv_copy(current, &l->kvs[pos]);
 	}
 	pthread_mutex_unlock(&l->mu);
 	return rc;
@@ -370,16 +354,10 @@ static int local_compact(kaa__coord *c, int64_t revision)
 static int local_lease_grant(kaa__coord *c, int64_t ttl_s, int64_t *id)
 {
 	local *l = (local *)c;
-	int rc = KAA_OK;
 	pthread_mutex_lock(&l->mu);
 	if (l->n_leases == l->cap_leases) {
 		size_t ncap = l->cap_leases ? l->cap_leases * 2 : 8;
-		lease *nl = realloc(l->leases, ncap * sizeof(*nl));
-		if (!nl) {
-			rc = KAA_ERR_NOMEM;
-			goto out;
-		}
-		l->leases = nl;
+		l->leases = kaa__xrealloc(l->leases, ncap * sizeof(*l->leases));
 		l->cap_leases = ncap;
 	}
 	lease *ls = &l->leases[l->n_leases++];
@@ -387,9 +365,8 @@ static int local_lease_grant(kaa__coord *c, int64_t ttl_s, int64_t *id)
 	ls->ttl = ttl_s;
 	ls->expiry_ms = kaa__now_ms() + ttl_s * 1000;
 	*id = ls->id;
-out:
 	pthread_mutex_unlock(&l->mu);
-	return rc;
+	return KAA_OK;
 }
 
 static void drop_lease_locked(local *l, lease *ls)
@@ -506,9 +483,7 @@ static int local_watch_new(kaa__coord *c, const char *key, int flags, int64_t st
 		return KAA_ERR_INVAL;
 	w = kaa__xcalloc(1, sizeof(*w));
 	w->base.coord = c;
-	w->key = strdup(key);
-	if (!w->key)
-		kaa__oom();
+	w->key = kaa__xstrdup(key);
 	w->key_len = strlen(key);
 	w->prefix = flags & KAA_WATCH_PREFIX;
 	w->cb = *cb;
@@ -521,9 +496,7 @@ static int local_watch_new(kaa__coord *c, const char *key, int flags, int64_t st
 	if (need_reset) {
 		qitem *it = kaa__xcalloc(1, sizeof(*it));
 		it->is_reset = true;
-		rc = snapshot_locked(l, key, w->prefix, &it->snapshot);
-		if (rc != KAA_OK)
-			kaa__oom();
+		snapshot_locked(l, key, w->prefix, &it->snapshot);
 		enqueue(w, it);
 	} else if (start_rev > 0) {
 		/* Replay history from start_rev, one batch per revision. */
@@ -544,8 +517,7 @@ static int local_watch_new(kaa__coord *c, const char *key, int flags, int64_t st
 					it->evs = kaa__xcalloc(l->hist_n, sizeof(*it->evs));
 				}
 				it->evs[it->n].type = h->type;
-				if (kv_copy(&it->evs[it->n].kv, &h->kv) != KAA_OK)
-					kaa__oom();
+				kv_copy(&it->evs[it->n].kv, &h->kv);
 				it->n++;
 			}
 			if (it)
@@ -634,9 +606,7 @@ static const kaa__coord_ops local_ops = {
 
 int kaa__coord_new_local(kaa__coord **out)
 {
-	local *l = calloc(1, sizeof(*l));
-	if (!l)
-		return KAA_ERR_NOMEM;
+	local *l = kaa__xcalloc(1, sizeof(*l));
 	l->base.ops = &local_ops;
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->reaper_cond, NULL);

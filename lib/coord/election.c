@@ -2,6 +2,7 @@
 
 #include "base/backoff.h"
 #include "base/clock.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "coord/lease_keeper.h"
 #include "base/log.h"
@@ -199,21 +200,15 @@ int kaa__election_new(kaa__coord *c, const char *key, const char *value, int64_t
 	*out = NULL;
 	if (!key || !*key || !value || ttl_s < 1)
 		return KAA_ERR_INVAL;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return KAA_ERR_NOMEM;
+	e = kaa__xcalloc(1, sizeof(*e));
 	e->coord = c;
-	e->key = strdup(key);
-	e->value = strdup(value);
+	e->key = kaa__xstrdup(key);
+	e->value = kaa__xstrdup(value);
 	e->ttl_s = ttl_s;
 	if (cb)
 		e->cb = *cb;
 	pthread_mutex_init(&e->mu, NULL);
 	pthread_cond_init(&e->cond, NULL);
-	if (!e->key || !e->value) {
-		rc = KAA_ERR_NOMEM;
-		goto fail;
-	}
 	wcb.ud = e;
 	rc = kaa__coord_watch(c, key, KAA_WATCH_SNAPSHOT, 0, &wcb, &e->watch);
 	if (rc != KAA_OK)

@@ -27,7 +27,7 @@ typedef struct kaa__election_cb {
 } kaa__election_cb;
 
 /* key and value are copied; c is borrowed and must outlive the election.
- * cb may be NULL. Returns at once (KAA_ERR_NOMEM, KAA_ERR_IO, KAA_ERR_INVAL);
+ * cb may be NULL. Returns at once (KAA_ERR_IO, KAA_ERR_INVAL);
  * an unreachable store is retried by the thread with backoff. */
 int kaa__election_new(kaa__coord *c, const char *key, const char *value, int64_t ttl_s,
 		      const kaa__election_cb *cb, kaa__election **out);

@@ -9,6 +9,7 @@
  * traffic at one small exchange per lease per TTL/3.
  */
 #include "coord/etcd_internal.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -23,14 +24,14 @@
 
 #define MAX_MESSAGE_BYTES (16 * 1024 * 1024)
 
-int kaa__etcd_pack(const ProtobufCMessage *m, grpc_byte_buffer **out)
+grpc_byte_buffer *kaa__etcd_pack(const ProtobufCMessage *m)
 {
 	size_t n = protobuf_c_message_get_packed_size(m);
 	grpc_slice s = grpc_slice_malloc(n);
 	protobuf_c_message_pack(m, GRPC_SLICE_START_PTR(s));
-	*out = grpc_raw_byte_buffer_create(&s, 1);
+	grpc_byte_buffer *b = grpc_raw_byte_buffer_create(&s, 1);
 	grpc_slice_unref(s);
-	return *out ? KAA_OK : KAA_ERR_NOMEM;
+	return b;
 }
 
 int kaa__etcd_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
@@ -71,17 +72,13 @@ int kaa__etcd_status_err(grpc_status_code st, const char *details)
 	}
 }
 
-int kaa__etcd_kv_copy(kaa__kv *kv, const Mvccpb__KeyValue *src)
+void kaa__etcd_kv_copy(kaa__kv *kv, const Mvccpb__KeyValue *src)
 {
-	int rc = kaa__kv_set(kv, (const char *)src->key.data, src->key.len, src->value.data,
-			     src->value.len);
-	if (rc != KAA_OK)
-		return rc;
+	kaa__kv_set(kv, (const char *)src->key.data, src->key.len, src->value.data, src->value.len);
 	kv->create_rev = src->create_revision;
 	kv->mod_rev = src->mod_revision;
 	kv->version = src->version;
 	kv->lease = src->lease;
-	return KAA_OK;
 }
 
 /* One request, one response. The call deadline bounds the whole exchange,
@@ -106,9 +103,7 @@ static int unary(kaa__etcd *e, const char *method, const ProtobufCMessage *req,
 	*resp = NULL;
 	grpc_metadata_array_init(&init_md);
 	grpc_metadata_array_init(&trail_md);
-	rc = kaa__etcd_pack(req, &send);
-	if (rc != KAA_OK)
-		goto out;
+	send = kaa__etcd_pack(req);
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
@@ -174,8 +169,6 @@ int kaa__etcd_range(kaa__coord *c, const char *key, bool prefix, kaa__kv_list *o
 	bin_str(&req.key, key, strlen(key));
 	if (prefix) {
 		end = kaa__prefix_end(key, &end_len);
-		if (!end)
-			return KAA_ERR_NOMEM;
 		bin_str(&req.range_end, end, end_len);
 	}
 	rc = unary(e, "/etcdserverpb.KV/Range", &req.base,
@@ -184,17 +177,10 @@ int kaa__etcd_range(kaa__coord *c, const char *key, bool prefix, kaa__kv_list *o
 		goto out;
 	out->revision = resp->header ? resp->header->revision : 0;
 	if (resp->n_kvs) {
-		out->items = calloc(resp->n_kvs, sizeof(*out->items));
-		if (!out->items) {
-			rc = KAA_ERR_NOMEM;
-			goto out;
-		}
-		for (size_t i = 0; i < resp->n_kvs; i++) {
-			rc = kaa__etcd_kv_copy(&out->items[i], resp->kvs[i]);
-			out->n = i + 1;
-			if (rc != KAA_OK)
-				goto out;
-		}
+		out->items = kaa__xcalloc(resp->n_kvs, sizeof(*out->items));
+		for (size_t i = 0; i < resp->n_kvs; i++)
+			kaa__etcd_kv_copy(&out->items[i], resp->kvs[i]);
+		out->n = resp->n_kvs;
 	}
 out:
 	if (rc != KAA_OK)
@@ -232,8 +218,6 @@ static int etcd_del(kaa__coord *c, const char *key, bool prefix, int64_t *delete
 	bin_str(&req.key, key, strlen(key));
 	if (prefix) {
 		end = kaa__prefix_end(key, &end_len);
-		if (!end)
-			return KAA_ERR_NOMEM;
 		bin_str(&req.range_end, end, end_len);
 	}
 	int rc =
@@ -306,7 +290,7 @@ static int etcd_cas(kaa__coord *c, const char *key, int64_t expect_mod_rev, cons
 		    ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE) {
 		Etcdserverpb__RangeResponse *rr = resp->responses[0]->response_range;
 		if (rr->n_kvs > 0)
-			rc = kaa__etcd_kv_copy(current, rr->kvs[0]);
+			kaa__etcd_kv_copy(current, rr->kvs[0]);
 	}
 out:
 	if (resp)
@@ -425,14 +409,12 @@ static bool is_ipv4_hostport(const char *s, size_t n)
 static int build_target(const char *endpoints, char **out)
 {
 	size_t cap = strlen(endpoints) + 16;
-	char *t = malloc(cap), *first = NULL;
+	char *t = kaa__xmalloc(cap), *first = NULL;
 	size_t n = 0;
 	bool all_ipv4 = true;
 	const char *p = endpoints;
 	int count = 0;
 
-	if (!t)
-		return KAA_ERR_NOMEM;
 	n = (size_t)snprintf(t, cap, "ipv4:");
 	while (*p) {
 		const char *end = strchr(p, ',');
@@ -451,13 +433,8 @@ static int build_target(const char *endpoints, char **out)
 			free(t);
 			return KAA_ERR_INVAL;
 		}
-		if (!first) {
-			first = strndup(hp, len);
-			if (!first) {
-				free(t);
-				return KAA_ERR_NOMEM;
-			}
-		}
+		if (!first)
+			first = kaa__xstrndup(hp, len);
 		if (!is_ipv4_hostport(hp, len))
 			all_ipv4 = false;
 		n += (size_t)snprintf(t + n, cap - n, "%s%.*s", count ? "," : "", (int)len, hp);
@@ -488,9 +465,7 @@ int kaa__coord_new_etcd(const char *endpoints, const kaa__coord_opts *opts, kaa_
 	*out = NULL;
 	if (!endpoints || !*endpoints)
 		return KAA_ERR_INVAL;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return KAA_ERR_NOMEM;
+	e = kaa__xcalloc(1, sizeof(*e));
 	rc = build_target(endpoints, &e->target);
 	if (rc != KAA_OK) {
 		free(e);

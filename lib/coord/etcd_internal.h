@@ -20,15 +20,16 @@ typedef struct kaa__etcd {
 	int timeout_ms;
 } kaa__etcd;
 
-/* Serialises m into a new byte buffer (caller destroys it). */
-int kaa__etcd_pack(const ProtobufCMessage *m, grpc_byte_buffer **out);
+/* Serialises m into a new byte buffer (caller destroys it). Never NULL:
+ * gRPC's allocator aborts on OOM like ours. */
+grpc_byte_buffer *kaa__etcd_pack(const ProtobufCMessage *m);
 /* Decodes bb with descriptor d; the caller frees with protobuf_c_message_free_unpacked. */
 int kaa__etcd_unpack(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *d,
 		     ProtobufCMessage **out);
 /* Maps a finished call's status to a kaa_err (KAA_OK for GRPC_STATUS_OK). */
 int kaa__etcd_status_err(grpc_status_code st, const char *details);
 /* Copies an etcd KeyValue into kv (replacing its strings). */
-int kaa__etcd_kv_copy(kaa__kv *kv, const Mvccpb__KeyValue *src);
+void kaa__etcd_kv_copy(kaa__kv *kv, const Mvccpb__KeyValue *src);
 /* Range over one key or a prefix; used by the watch to list. */
 int kaa__etcd_range(kaa__coord *c, const char *key, bool prefix, kaa__kv_list *out);
 

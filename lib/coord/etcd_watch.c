@@ -14,6 +14,7 @@
  * each kind is in flight; a client close does not end a Watch stream, so
  * stopping cancels the call.
  */
+#include "base/alloc.h"
 #include "base/error.h"
 #include "coord/etcd_internal.h"
 #include "base/log.h"
@@ -52,25 +53,20 @@ static void set_up(etcd_watch *w, bool up)
 		w->cb.connected(w->cb.ud, up);
 }
 
-static int deliver(etcd_watch *w, Etcdserverpb__WatchResponse *resp)
+static void deliver(etcd_watch *w, Etcdserverpb__WatchResponse *resp)
 {
-	kaa__watch_event *evs = calloc(resp->n_events, sizeof(*evs));
+	kaa__watch_event *evs = kaa__xcalloc(resp->n_events, sizeof(*evs));
 	size_t n = 0;
 	int64_t max_rev = 0;
-	int rc = KAA_OK;
 
-	if (!evs)
-		return KAA_ERR_NOMEM;
 	for (size_t i = 0; i < resp->n_events; i++) {
 		Mvccpb__Event *ev = resp->events[i];
 		if (!ev->kv || ev->kv->mod_revision < w->next_rev)
 			continue; /* already delivered before a reconnect */
 		evs[n].type = ev->type == MVCCPB__EVENT__EVENT_TYPE__DELETE ? KAA_WATCH_DELETE
 									    : KAA_WATCH_PUT;
-		rc = kaa__etcd_kv_copy(&evs[n].kv, ev->kv);
+		kaa__etcd_kv_copy(&evs[n].kv, ev->kv);
 		n++;
-		if (rc != KAA_OK)
-			goto out;
 		if (ev->kv->mod_revision > max_rev)
 			max_rev = ev->kv->mod_revision;
 	}
@@ -79,11 +75,9 @@ static int deliver(etcd_watch *w, Etcdserverpb__WatchResponse *resp)
 		w->next_rev = max_rev + 1;
 		atomic_store(&w->last_rev, max_rev);
 	}
-out:
 	for (size_t i = 0; i < n; i++)
 		kaa__kv_clear(&evs[i].kv);
 	free(evs);
-	return rc;
 }
 
 static int start_recv(grpc_call *call, grpc_byte_buffer **recv, grpc_metadata_array *md, bool first)
@@ -135,8 +129,6 @@ static int run_stream(etcd_watch *w)
 	creq.key.len = strlen(w->key);
 	if (w->prefix) {
 		end = kaa__prefix_end(w->key, &end_len);
-		if (!end)
-			goto drain;
 		creq.range_end.data = (uint8_t *)end;
 		creq.range_end.len = end_len;
 	}
@@ -144,8 +136,7 @@ static int run_stream(etcd_watch *w)
 	creq.progress_notify = 1;
 	req.request_union_case = ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST;
 	req.create_request = &creq;
-	if (kaa__etcd_pack(&req.base, &send) != KAA_OK)
-		goto drain;
+	send = kaa__etcd_pack(&req.base);
 
 	memset(ops, 0, sizeof(ops));
 	/* Wait for the channel instead of failing at once while it reconnects
@@ -231,11 +222,7 @@ static int run_stream(etcd_watch *w)
 					set_up(w, true);
 				}
 				if (resp->n_events > 0) {
-					rc = deliver(w, resp);
-					if (rc != KAA_OK)
-						KAA_ERROR("etcd",
-							  "watch_deliver_failed key=%s err=%s",
-							  w->key, kaa_strerror(rc));
+					deliver(w, resp);
 				} else if (!resp->created && resp->header &&
 					   resp->header->revision >= w->next_rev) {
 					/* Progress notification: etcd sends it only to
@@ -349,16 +336,10 @@ int kaa__etcd_watch(kaa__coord *c, const char *key, int flags, int64_t start_rev
 	*out = NULL;
 	if (!cb->reset)
 		return KAA_ERR_INVAL; /* compaction recovery needs it */
-	w = calloc(1, sizeof(*w));
-	if (!w)
-		return KAA_ERR_NOMEM;
+	w = kaa__xcalloc(1, sizeof(*w));
 	w->base.coord = c;
 	w->e = (kaa__etcd *)c;
-	w->key = strdup(key);
-	if (!w->key) {
-		free(w);
-		return KAA_ERR_NOMEM;
-	}
+	w->key = kaa__xstrdup(key);
 	w->prefix = flags & KAA_WATCH_PREFIX;
 	w->need_snapshot = flags & KAA_WATCH_SNAPSHOT;
 	w->next_rev = w->need_snapshot ? 0 : start_rev;

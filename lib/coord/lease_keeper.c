@@ -1,6 +1,7 @@
 #include "coord/lease_keeper.h"
 
 #include "base/clock.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -70,9 +71,7 @@ int kaa__lease_keeper_new(kaa__coord *c, int64_t ttl_s, kaa__lease_lost_fn lost,
 	int rc;
 
 	*out = NULL;
-	k = calloc(1, sizeof(*k));
-	if (!k)
-		return KAA_ERR_NOMEM;
+	k = kaa__xcalloc(1, sizeof(*k));
 	rc = kaa__coord_lease_grant(c, ttl_s, &k->id);
 	if (rc != KAA_OK) {
 		free(k);

@@ -1,5 +1,6 @@
 #include "coord/node_record.h"
 
+#include "base/alloc.h"
 #include "base/error.h"
 
 #include <math.h>
@@ -40,7 +41,7 @@ int kaa__node_record_encode(const kaa__node_record *r, char **json, size_t *len)
 		return KAA_ERR_INVAL;
 	g = yajl_gen_alloc(NULL);
 	if (!g)
-		return KAA_ERR_NOMEM;
+		kaa__oom();
 	bad |= yajl_gen_map_open(g);
 	bad |= gen_str(g, "id") | gen_str(g, r->id);
 	bad |= gen_str(g, "services");
@@ -61,13 +62,9 @@ int kaa__node_record_encode(const kaa__node_record *r, char **json, size_t *len)
 	bad |= yajl_gen_map_close(g);
 	if (bad || yajl_gen_get_buf(g, &buf, &blen) != yajl_gen_status_ok) {
 		yajl_gen_free(g);
-		return KAA_ERR_NOMEM;
+		return KAA_ERR_INTERNAL; /* the calls above cannot fail on a valid record */
 	}
-	*json = malloc(blen + 1);
-	if (!*json) {
-		yajl_gen_free(g);
-		return KAA_ERR_NOMEM;
-	}
+	*json = kaa__xmalloc(blen + 1);
 	memcpy(*json, buf, blen);
 	(*json)[blen] = '\0';
 	if (len)
@@ -80,8 +77,8 @@ static int dup_str(char **dst, yajl_val v)
 {
 	if (!YAJL_IS_STRING(v))
 		return KAA_ERR_INVAL;
-	*dst = strdup(v->u.string);
-	return *dst ? KAA_OK : KAA_ERR_NOMEM;
+	*dst = kaa__xstrdup(v->u.string);
+	return KAA_OK;
 }
 
 int kaa__node_record_decode(const char *json, size_t len, kaa__node_record *out)
@@ -94,9 +91,7 @@ int kaa__node_record_decode(const char *json, size_t len, kaa__node_record *out)
 	memset(out, 0, sizeof(*out));
 	if (len > KAA_NODE_RECORD_MAX_BYTES)
 		return KAA_ERR_TOO_BIG;
-	copy = malloc(len + 1); /* yajl_tree_parse needs a NUL-terminated copy */
-	if (!copy)
-		return KAA_ERR_NOMEM;
+	copy = kaa__xmalloc(len + 1); /* yajl_tree_parse needs a NUL-terminated copy */
 	memcpy(copy, json, len);
 	copy[len] = '\0';
 	if (strlen(copy) != len) {
@@ -148,11 +143,7 @@ int kaa__node_record_decode(const char *json, size_t len, kaa__node_record *out)
 					rc = KAA_ERR_INVAL;
 					break;
 				}
-				out->ports[j].name = strdup(v->u.object.keys[j]);
-				if (!out->ports[j].name) {
-					rc = KAA_ERR_NOMEM;
-					break;
-				}
+				out->ports[j].name = kaa__xstrdup(v->u.object.keys[j]);
 				out->ports[j].port = (int)YAJL_GET_INTEGER(p);
 				out->n_ports++;
 			}

@@ -37,7 +37,7 @@ typedef struct kaa__node_record {
 } kaa__node_record;
 
 /* *json is malloc'd (caller frees), NUL-terminated. KAA_ERR_INVAL when id
- * is missing, KAA_ERR_NOMEM. */
+ * is missing. */
 int kaa__node_record_encode(const kaa__node_record *r, char **json, size_t *len);
 /* Fills out (which must be zeroed or cleared) from JSON. KAA_ERR_INVAL on
  * malformed JSON, wrong types, a missing id or too many entries;

@@ -1,5 +1,6 @@
 #include "coord/rebalance.h"
 
+#include "base/alloc.h"
 #include "base/error.h"
 #include "json/json_merge.h"
 
@@ -33,12 +34,8 @@ int64_t kaa__rebalance_compute(const kaa__rebalance_node *nodes, size_t n, doubl
 	if ((double)busiest <= mean * (1.0 + threshold) || (double)busiest - mean < min_sessions)
 		return 0;
 
-	int64_t *surplus = calloc(n, sizeof(*surplus)), *deficit = calloc(n, sizeof(*deficit));
-	if (!surplus || !deficit) {
-		free(surplus);
-		free(deficit);
-		return 0; /* no plan this round; the next pass retries */
-	}
+	int64_t *surplus = kaa__xcalloc(n, sizeof(*surplus));
+	int64_t *deficit = kaa__xcalloc(n, sizeof(*deficit));
 	for (size_t i = 0; i < n; i++) {
 		int64_t s = nodes[i].draining ? 0 : nodes[i].sessions;
 		surplus[i] = !nodes[i].draining && s > target ? s - target : 0;
@@ -78,9 +75,7 @@ static void gen_str(yajl_gen g, const char *s)
 
 int kaa__rebalance_encode(const kaa__rebalance_plan *plan, char **json, size_t *len)
 {
-	yajl_gen g = yajl_gen_alloc(NULL);
-	if (!g)
-		return KAA_ERR_NOMEM;
+	yajl_gen g = kaa__json_gen_new();
 	yajl_gen_map_open(g);
 	gen_str(g, "seq");
 	yajl_gen_integer(g, plan->seq);
@@ -109,7 +104,7 @@ static char *id_dup(yajl_val v)
 {
 	if (!YAJL_IS_STRING(v) || !*v->u.string || strlen(v->u.string) > ID_MAX)
 		return NULL;
-	return strdup(v->u.string);
+	return kaa__xstrdup(v->u.string);
 }
 
 void kaa__rebalance_plan_clear(kaa__rebalance_plan *plan)

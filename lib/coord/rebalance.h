@@ -57,7 +57,7 @@ typedef struct kaa__rebalance_plan {
 int64_t kaa__rebalance_compute(const kaa__rebalance_node *nodes, size_t n, double threshold,
 			       int64_t min_sessions, kaa__rebalance_plan *plan);
 
-/* *json malloc'd. KAA_ERR_NOMEM. */
+/* *json malloc'd. KAA_ERR_TOO_BIG over 4 * KAA_REBALANCE_MAX_BYTES. */
 int kaa__rebalance_encode(const kaa__rebalance_plan *plan, char **json, size_t *len);
 /* Strict: KAA_ERR_INVAL for malformed JSON, wrong types, missing fields,
  * empty or over-long node ids, sessions < 1, more than

@@ -93,10 +93,7 @@ static void view_put(kaa__node_view *v, const char *prefix, const kaa__kv *kv)
 	}
 	if (v->n == v->cap) {
 		size_t ncap = v->cap ? v->cap * 2 : 8;
-		kaa__node_record *nr = realloc(v->recs, ncap * sizeof(*nr));
-		if (!nr)
-			kaa__oom();
-		v->recs = nr;
+		v->recs = kaa__xrealloc(v->recs, ncap * sizeof(*v->recs));
 		v->cap = ncap;
 	}
 	memmove(&v->recs[pos + 1], &v->recs[pos], (v->n - pos) * sizeof(*v->recs));
@@ -296,9 +293,7 @@ int kaa__registry_new(kaa__coord *c, const char *cluster, const kaa__node_record
 	if (!cluster || !*cluster || strchr(cluster, '/') || !self->id || !*self->id ||
 	    strchr(self->id, '/') || ttl_s < 1)
 		return KAA_ERR_INVAL;
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return KAA_ERR_NOMEM;
+	r = kaa__xcalloc(1, sizeof(*r));
 	r->coord = c;
 	r->ttl_s = ttl_s;
 	pthread_mutex_init(&r->mu, NULL);
@@ -308,10 +303,8 @@ int kaa__registry_new(kaa__coord *c, const char *cluster, const kaa__node_record
 		rc = KAA_ERR_INVAL;
 		goto fail;
 	}
-	if (!(r->prefix = strdup(prefix)) || asprintf(&r->key, "%s%s", r->prefix, self->id) < 0) {
-		rc = KAA_ERR_NOMEM;
-		goto fail;
-	}
+	r->prefix = kaa__xstrdup(prefix);
+	r->key = kaa__xasprintf("%s%s", r->prefix, self->id);
 	rc = kaa__node_record_copy(&r->self, self);
 	if (rc != KAA_OK)
 		goto fail;
@@ -373,11 +366,7 @@ int kaa__registry_nodes(kaa__registry *r, kaa__node_record **out, size_t *n)
 	int rc = KAA_OK;
 	pthread_mutex_lock(&r->mu);
 	*n = 0;
-	*out = calloc(r->view.n ? r->view.n : 1, sizeof(**out));
-	if (!*out) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	*out = kaa__xcalloc(r->view.n, sizeof(**out));
 	for (size_t i = 0; i < r->view.n; i++) {
 		rc = kaa__node_record_copy(&(*out)[i], &r->view.recs[i]);
 		if (rc != KAA_OK) {

@@ -22,7 +22,7 @@ typedef struct kaa__registry kaa__registry;
 
 /* c is borrowed and must outlive the registry; self is copied. Starts the
  * threads and returns at once; KAA_ERR_INVAL (no id, bad cluster name),
- * KAA_ERR_NOMEM, KAA_ERR_IO. */
+ * KAA_ERR_IO. */
 int kaa__registry_new(kaa__coord *c, const char *cluster, const kaa__node_record *self,
 		      int64_t ttl_s, kaa__registry **out);
 /* Replaces this node's record (copied); written within about a second. */

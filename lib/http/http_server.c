@@ -1,6 +1,7 @@
 #include "base/alloc.h"
 #include "http/http_server.h"
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
@@ -14,7 +15,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,61 +40,6 @@
 #define IN_BUF_INITIAL 2048
 /* An input buffer above this is released once it holds no pending bytes. */
 #define IN_BUF_KEEP (16 * 1024)
-
-/* ---- allocation and small strings ------------------------------------- */
-
-typedef struct sbuf {
-	char *p;
-	size_t len;
-	size_t cap;
-} sbuf;
-
-static void sb_put(sbuf *b, const void *s, size_t n)
-{
-	if (b->cap - b->len < n + 1) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap - b->len < n + 1)
-			cap *= 2;
-		b->p = kaa__xrealloc(b->p, cap);
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_puts(sbuf *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-	char tmp[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof(tmp)) {
-		sb_put(b, tmp, (size_t)n);
-		return;
-	}
-	sb_put(b, "", 0);
-	while (b->cap - b->len < (size_t)n + 1) {
-		b->cap *= 2;
-		b->p = kaa__xrealloc(b->p, b->cap);
-	}
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
 
 static unsigned char lower(unsigned char c)
 {
@@ -691,34 +636,34 @@ static size_t utf8_len(const unsigned char *s)
 	return n;
 }
 
-static void sb_json_string(sbuf *b, const char *str)
+static void sb_json_string(kaa__buf *b, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)(str ? str : "");
 
-	sb_put(b, "\"", 1);
+	kaa__buf_put(b, "\"", 1);
 	while (*s) {
 		unsigned char c = *s;
 		size_t n;
 
 		switch (c) {
-		case '"': sb_put(b, "\\\"", 2); break;
-		case '\\': sb_put(b, "\\\\", 2); break;
-		case '\n': sb_put(b, "\\n", 2); break;
-		case '\r': sb_put(b, "\\r", 2); break;
-		case '\t': sb_put(b, "\\t", 2); break;
+		case '"': kaa__buf_put(b, "\\\"", 2); break;
+		case '\\': kaa__buf_put(b, "\\\\", 2); break;
+		case '\n': kaa__buf_put(b, "\\n", 2); break;
+		case '\r': kaa__buf_put(b, "\\r", 2); break;
+		case '\t': kaa__buf_put(b, "\\t", 2); break;
 		default:
 			if (c < 0x20) {
-				sb_printf(b, "\\u%04x", c);
+				kaa__buf_printf(b, "\\u%04x", c);
 			} else if ((n = utf8_len(s)) != 0) {
-				sb_put(b, s, n);
+				kaa__buf_put(b, s, n);
 				s += n - 1;
 			} else {
-				sb_put(b, "\\ufffd", 6);
+				kaa__buf_put(b, "\\ufffd", 6);
 			}
 		}
 		s++;
 	}
-	sb_put(b, "\"", 1);
+	kaa__buf_put(b, "\"", 1);
 }
 
 void kaa__http_respond(kaa__http_response *resp, int status, const char *content_type,
@@ -737,13 +682,13 @@ void kaa__http_respond(kaa__http_response *resp, int status, const char *content
 void kaa__http_respond_json_error(kaa__http_response *resp, int status, const char *code,
 				  const char *message)
 {
-	sbuf b = {0};
+	kaa__buf b = {0};
 
-	sb_puts(&b, "{\"error\":{\"code\":");
+	kaa__buf_puts(&b, "{\"error\":{\"code\":");
 	sb_json_string(&b, code);
-	sb_puts(&b, ",\"message\":");
+	kaa__buf_puts(&b, ",\"message\":");
 	sb_json_string(&b, message);
-	sb_puts(&b, "}}");
+	kaa__buf_puts(&b, "}}");
 	free(resp->body);
 	resp->status = status;
 	resp->content_type = "application/json";
@@ -780,7 +725,7 @@ int kaa__http_response_add_header(kaa__http_response *resp, const char *name, co
 }
 
 /* IMF-fixdate without strftime, whose names follow the locale. */
-static void sb_date(sbuf *b)
+static void sb_date(kaa__buf *b)
 {
 	static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -789,36 +734,36 @@ static void sb_date(sbuf *b)
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
-	sb_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n", days[tm.tm_wday % 7],
-		  tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-		  tm.tm_sec);
+	kaa__buf_printf(b, "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n", days[tm.tm_wday % 7],
+			tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
+			tm.tm_min, tm.tm_sec);
 }
 
 /* Serializes a whole response (head and, unless omitted, body) into one
  * buffer so the I/O thread only has to write bytes. */
-static void render(sbuf *b, int status, const char *ctype, const char *body, size_t body_len,
+static void render(kaa__buf *b, int status, const char *ctype, const char *body, size_t body_len,
 		   const char *extra, bool head_only, bool close, int minor)
 {
 	bool no_body = status == 204 || status == 304;
 
-	sb_printf(b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+	kaa__buf_printf(b, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
 	sb_date(b);
 	if (ctype && !no_body)
-		sb_printf(b, "Content-Type: %s\r\n", ctype);
+		kaa__buf_printf(b, "Content-Type: %s\r\n", ctype);
 	if (!no_body)
-		sb_printf(b, "Content-Length: %zu\r\n", body_len);
+		kaa__buf_printf(b, "Content-Length: %zu\r\n", body_len);
 	if (close)
-		sb_puts(b, "Connection: close\r\n");
+		kaa__buf_puts(b, "Connection: close\r\n");
 	else if (minor == 0)
-		sb_puts(b, "Connection: keep-alive\r\n");
+		kaa__buf_puts(b, "Connection: keep-alive\r\n");
 	if (extra)
-		sb_puts(b, extra);
-	sb_put(b, "\r\n", 2);
+		kaa__buf_puts(b, extra);
+	kaa__buf_put(b, "\r\n", 2);
 	if (!head_only && !no_body && body_len)
-		sb_put(b, body, body_len);
+		kaa__buf_put(b, body, body_len);
 }
 
-static void render_error(sbuf *b, int status, const char *reason)
+static void render_error(kaa__buf *b, int status, const char *reason)
 {
 	kaa__http_response r = {0};
 
@@ -997,7 +942,7 @@ static void conn_flush(kaa__http_server *s, conn *c, int64_t now)
 
 static void conn_fail(kaa__http_server *s, conn *c, int status, const char *reason, int64_t now)
 {
-	sbuf b = {0};
+	kaa__buf b = {0};
 
 	render_error(&b, status, reason);
 	c->out = b.p;
@@ -1145,12 +1090,12 @@ static void conn_event(kaa__http_server *s, conn *c, short revents, int64_t now)
 static void conn_timeout(kaa__http_server *s, conn *c)
 {
 	if (c->state == CONN_READING && !c->idle && c->in_len > 0) {
-		sbuf b = {0};
+		kaa__buf b = {0};
 		KAA_WARN(MOD, "request_timeout peer=%s buffered=%zu timeout_ms=%d", c->peer,
 			 c->in_len, s->lim.read_timeout_ms);
 		render_error(&b, 408, "request not received in time");
 		send_best_effort(c->fd, b.p, b.len);
-		free(b.p);
+		kaa__buf_free(&b);
 	} else if (c->state == CONN_WRITING) {
 		KAA_WARN(MOD, "write_timeout peer=%s unsent=%zu timeout_ms=%d", c->peer,
 			 c->out_len - c->out_off, s->lim.write_timeout_ms);
@@ -1190,11 +1135,11 @@ static void format_peer(const sockaddr_any *a, char *out, size_t size)
 
 static void reject_busy(kaa__http_server *s, int fd, int64_t now)
 {
-	sbuf b = {0};
+	kaa__buf b = {0};
 
 	render_error(&b, 503, "too many connections");
 	send_best_effort(fd, b.p, b.len);
-	free(b.p);
+	kaa__buf_free(&b);
 	close(fd);
 	s->busy_rejected++;
 	if (now - s->busy_log_ms >= 1000) {
@@ -1241,9 +1186,7 @@ static void accept_some(kaa__http_server *s, int64_t now)
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c = calloc(1, sizeof(*c));
-		if (!c)
-			kaa__oom();
+		c = kaa__xcalloc(1, sizeof(*c));
 		c->fd = fd;
 		c->state = CONN_READING;
 		c->since_ms = now;
@@ -1354,7 +1297,7 @@ static void run_handler(kaa__http_server *s, conn *c)
 	const kaa__http_request *req = &c->req;
 	bool head_only = strcmp(req->method, "HEAD") == 0;
 	const char *ctype;
-	sbuf b = {0};
+	kaa__buf b = {0};
 
 	s->handler(req, &resp, s->ud);
 	if (resp.status < 200 || resp.status > 599) {
@@ -1503,9 +1446,7 @@ int kaa__http_server_new(const char *bind_host, int port, const kaa__http_limits
 			  handler ? "set" : "null");
 		return KAA_ERR_INVAL;
 	}
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		kaa__oom();
+	s = kaa__xcalloc(1, sizeof(*s));
 	s->listen_fd = -1;
 	s->wake_fd = -1;
 	limits_resolve(limits, &s->lim);
@@ -1520,11 +1461,9 @@ int kaa__http_server_new(const char *bind_host, int port, const kaa__http_limits
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	atomic_init(&s->stop_io, false);
-	s->conns = calloc(s->lim.max_connections, sizeof(*s->conns));
-	s->pfd = calloc(s->lim.max_connections + 2, sizeof(*s->pfd));
-	s->workers = calloc(s->lim.workers, sizeof(*s->workers));
-	if (!s->conns || !s->pfd || !s->workers)
-		kaa__oom();
+	s->conns = kaa__xcalloc(s->lim.max_connections, sizeof(*s->conns));
+	s->pfd = kaa__xcalloc(s->lim.max_connections + 2, sizeof(*s->pfd));
+	s->workers = kaa__xcalloc(s->lim.workers, sizeof(*s->workers));
 
 	rc = open_listener(bind_host, port, &s->listen_fd);
 	if (rc != KAA_OK)

@@ -1,5 +1,6 @@
 #include "json/avro_schema.h"
 
+#include "base/alloc.h"
 #include "base/error.h"
 
 #include <float.h>
@@ -471,15 +472,10 @@ static int add_node(pctx *c, av_kind kind, av_node **out)
 		PFAIL(c, "more than %d type definitions", KAA_AVRO_MAX_TYPES);
 	if (s->nnodes == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 16;
-		av_node **nn = realloc(s->nodes, cap * sizeof(*nn));
-		if (!nn)
-			return KAA_ERR_NOMEM;
-		s->nodes = nn;
+		s->nodes = kaa__xrealloc(s->nodes, cap * sizeof(*s->nodes));
 		s->cap = cap;
 	}
-	n = calloc(1, sizeof(*n));
-	if (!n)
-		return KAA_ERR_NOMEM;
+	n = kaa__xcalloc(1, sizeof(*n));
 	n->kind = kind;
 	s->nodes[s->nnodes++] = n;
 	*out = n;
@@ -507,9 +503,7 @@ static int resolve(pctx *c, const char *name, const char *ns, const av_node **ou
 
 	if (!strchr(name, '.') && ns && *ns) {
 		size_t n = strlen(ns) + 1 + strlen(name) + 1;
-		char *full = malloc(n);
-		if (!full)
-			return KAA_ERR_NOMEM;
+		char *full = kaa__xmalloc(n);
 		snprintf(full, n, "%s.%s", ns, name);
 		t = find_named(c->s, full, NULL);
 		free(full);
@@ -550,23 +544,17 @@ static int define_name(pctx *c, yajl_val obj, const char *ns, av_node *node)
 	}
 	last = strrchr(name->u.string, '.');
 	if (last) {
-		node->fullname = strdup(name->u.string);
-		node->space = strndup(name->u.string, (size_t)(last - name->u.string));
+		node->fullname = kaa__xstrdup(name->u.string);
+		node->space = kaa__xstrndup(name->u.string, (size_t)(last - name->u.string));
 		last++;
 	} else {
 		sp = space ? space->u.string : (ns ? ns : "");
-		node->space = strdup(sp);
-		if (node->space) {
-			size_t n = strlen(sp) + 1 + strlen(name->u.string) + 1;
-			node->fullname = malloc(n);
-			if (node->fullname)
-				snprintf(node->fullname, n, "%s%s%s", sp, *sp ? "." : "",
-					 name->u.string);
-		}
+		node->space = kaa__xstrdup(sp);
+		size_t n = strlen(sp) + 1 + strlen(name->u.string) + 1;
+		node->fullname = kaa__xmalloc(n);
+		snprintf(node->fullname, n, "%s%s%s", sp, *sp ? "." : "", name->u.string);
 		last = name->u.string;
 	}
-	if (!node->fullname || !node->space)
-		return KAA_ERR_NOMEM;
 	m = kaa__json_path_key(&c->path, "name");
 	if (strlen(node->fullname) > KAA_AVRO_MAX_NAME)
 		PFAIL(c, "full name longer than %d bytes", KAA_AVRO_MAX_NAME);
@@ -616,17 +604,12 @@ static int add_pending(pctx *c, const av_node *type, yajl_val value)
 {
 	if (c->ndefs == c->capdefs) {
 		size_t cap = c->capdefs ? c->capdefs * 2 : 16;
-		pending_default *nd = realloc(c->defs, cap * sizeof(*nd));
-		if (!nd)
-			return KAA_ERR_NOMEM;
-		c->defs = nd;
+		c->defs = kaa__xrealloc(c->defs, cap * sizeof(*c->defs));
 		c->capdefs = cap;
 	}
 	c->defs[c->ndefs].type = type;
 	c->defs[c->ndefs].value = value;
-	c->defs[c->ndefs].path = strdup(c->path.buf);
-	if (!c->defs[c->ndefs].path)
-		return KAA_ERR_NOMEM;
+	c->defs[c->ndefs].path = kaa__xstrdup(c->path.buf);
 	c->ndefs++;
 	return KAA_OK;
 }
@@ -729,10 +712,8 @@ static int parse_record(pctx *c, yajl_val obj, const char *ns, const av_node **o
 		PFAIL(c, "expected an array of fields, got %s", json_kind(fields));
 	if (fields->u.array.len > KAA_AVRO_MAX_FIELDS)
 		PFAIL(c, "more than %d fields", KAA_AVRO_MAX_FIELDS);
-	r->fields = calloc(fields->u.array.len ? fields->u.array.len : 1, sizeof(*r->fields));
-	r->by_name = calloc(fields->u.array.len ? fields->u.array.len : 1, sizeof(*r->by_name));
-	if (!r->fields || !r->by_name)
-		return KAA_ERR_NOMEM;
+	r->fields = kaa__xcalloc(fields->u.array.len, sizeof(*r->fields));
+	r->by_name = kaa__xcalloc(fields->u.array.len, sizeof(*r->by_name));
 	for (size_t i = 0; i < fields->u.array.len; i++) {
 		size_t fm = kaa__json_path_index(&c->path, i);
 		rc = parse_field(c, r, fields->u.array.values[i], &r->fields[i]);
@@ -789,10 +770,8 @@ static int parse_enum(pctx *c, yajl_val obj, const char *ns, const av_node **out
 		PFAIL(c, "enum %s has no symbols", e->fullname);
 	if (syms->u.array.len > KAA_AVRO_MAX_SYMBOLS)
 		PFAIL(c, "more than %d symbols", KAA_AVRO_MAX_SYMBOLS);
-	e->symbols = calloc(syms->u.array.len, sizeof(*e->symbols));
-	e->sym_sorted = calloc(syms->u.array.len, sizeof(*e->sym_sorted));
-	if (!e->symbols || !e->sym_sorted)
-		return KAA_ERR_NOMEM;
+	e->symbols = kaa__xcalloc(syms->u.array.len, sizeof(*e->symbols));
+	e->sym_sorted = kaa__xcalloc(syms->u.array.len, sizeof(*e->sym_sorted));
 	for (size_t i = 0; i < syms->u.array.len; i++) {
 		yajl_val s = syms->u.array.values[i];
 		size_t sm = kaa__json_path_index(&c->path, i);
@@ -898,9 +877,7 @@ static int parse_union(pctx *c, yajl_val arr, const char *ns, const av_node **ou
 		PFAIL(c, "empty union");
 	if (arr->u.array.len > KAA_AVRO_MAX_BRANCHES)
 		PFAIL(c, "union of more than %d branches", KAA_AVRO_MAX_BRANCHES);
-	u->branches = calloc(arr->u.array.len, sizeof(*u->branches));
-	if (!u->branches)
-		return KAA_ERR_NOMEM;
+	u->branches = kaa__xcalloc(arr->u.array.len, sizeof(*u->branches));
 	for (size_t i = 0; i < arr->u.array.len; i++) {
 		const av_node *b;
 		size_t m = kaa__json_path_index(&c->path, i);
@@ -1052,9 +1029,7 @@ int kaa__avro_schema_parse(const char *json, size_t len, kaa__avro_schema **out,
 	c.err = err;
 	c.errlen = errlen;
 	kaa__json_path_init(&c.path);
-	c.s = calloc(1, sizeof(*c.s));
-	if (!c.s)
-		return KAA_ERR_NOMEM;
+	c.s = kaa__xcalloc(1, sizeof(*c.s));
 	rc = kaa__json_parse(json, len, KAA_AVRO_MAX_SCHEMA_BYTES, KAA_AVRO_MAX_SCHEMA_DEPTH,
 			     &c.s->tree, err, errlen);
 	if (rc != KAA_OK)
@@ -1062,8 +1037,6 @@ int kaa__avro_schema_parse(const char *json, size_t len, kaa__avro_schema **out,
 	rc = parse_type(&c, c.s->tree, "", &c.s->root);
 	if (rc == KAA_OK)
 		rc = check_defaults(&c);
-	if (rc == KAA_ERR_NOMEM)
-		kaa__json_errf(err, errlen, NULL, "out of memory");
 out:
 	for (size_t i = 0; i < c.ndefs; i++)
 		free(c.defs[i].path);
@@ -1157,9 +1130,7 @@ static int fill(gctx *c, const av_node *t, yajl_val v, int depth)
 	}
 	switch (t->kind) {
 	case AV_RECORD: {
-		yajl_val *vals = calloc(t->nfields ? t->nfields : 1, sizeof(*vals));
-		if (!vals)
-			return KAA_ERR_NOMEM;
+		yajl_val *vals = kaa__xcalloc(t->nfields, sizeof(*vals));
 		if (YAJL_IS_OBJECT(v)) {
 			for (size_t i = 0; i < v->u.object.len; i++) {
 				const av_field *f = find_field(t, v->u.object.keys[i]);
@@ -1257,9 +1228,7 @@ static int fill_doc(const kaa__avro_schema *s, yajl_val v, char **out, size_t *o
 	kaa__json_path_init(&c.path);
 	c.err = err;
 	c.errlen = errlen;
-	c.g = yajl_gen_alloc(NULL);
-	if (!c.g)
-		return KAA_ERR_NOMEM;
+	c.g = kaa__json_gen_new();
 	rc = fill(&c, s->root, v, 0);
 	if (rc == KAA_OK) {
 		rc = kaa__json_gen_take(c.g, KAA_AVRO_MAX_DOC_BYTES, &raw, &rawlen);

@@ -96,7 +96,7 @@ typedef struct kaa__avro_schema kaa__avro_schema;
 /* Parses and checks the schema json[0..len) (no NUL needed). On success
  * *out is a new schema (free with kaa__avro_schema_free). Errors:
  * KAA_ERR_INVAL (malformed JSON or invalid schema; err says where and
- * why), KAA_ERR_TOO_BIG (over KAA_AVRO_MAX_SCHEMA_BYTES), KAA_ERR_NOMEM.
+ * why), KAA_ERR_TOO_BIG (over KAA_AVRO_MAX_SCHEMA_BYTES).
  * *out is NULL on error. */
 int kaa__avro_schema_parse(const char *json, size_t len, kaa__avro_schema **out, char *err,
 			   size_t errlen);
@@ -110,7 +110,7 @@ const char *kaa__avro_schema_name(const kaa__avro_schema *s);
 /* Validates the document json[0..len) against s. KAA_OK when it matches;
  * KAA_ERR_INVAL with "<path>: <reason>" in path_err for the first
  * mismatch, for malformed JSON, too deep nesting or the step budget;
- * KAA_ERR_TOO_BIG over KAA_AVRO_MAX_DOC_BYTES; KAA_ERR_NOMEM. */
+ * KAA_ERR_TOO_BIG over KAA_AVRO_MAX_DOC_BYTES. */
 int kaa__avro_validate(const kaa__avro_schema *s, const char *json, size_t len, char *path_err,
 		       size_t errlen);
 /* The same on a tree from kaa__json_parse (never allocates). */
@@ -125,7 +125,7 @@ int kaa__avro_validate_tree(const kaa__avro_schema *s, yajl_val doc, char *path_
  * value" where path is the document path of the field. The result always
  * validates against s. Errors: KAA_ERR_INVAL (no default derivable, or a
  * recursive record without defaults), KAA_ERR_TOO_BIG (result over
- * KAA_AVRO_MAX_DOC_BYTES), KAA_ERR_NOMEM. */
+ * KAA_AVRO_MAX_DOC_BYTES). */
 int kaa__avro_default_document(const kaa__avro_schema *s, char **out, size_t *outlen, char *err,
 			       size_t errlen);
 /* Validates json[0..len) against s, then returns it in canonical JSON with

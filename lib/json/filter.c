@@ -1,5 +1,6 @@
 #include "json/filter.h"
 
+#include "base/alloc.h"
 #include "base/error.h"
 #include "json/json_merge.h"
 
@@ -328,9 +329,7 @@ static int compile_ops(cctx *c, yajl_val ops, cond **out, size_t *nout)
 		kaa__json_path_key(&c->path, "$options");
 		CFAIL(c, "$options without $regex");
 	}
-	cs = calloc(ops->u.object.len, sizeof(*cs));
-	if (!cs)
-		return KAA_ERR_NOMEM;
+	cs = kaa__xcalloc(ops->u.object.len, sizeof(*cs));
 	for (size_t i = 0; i < ops->u.object.len && rc == KAA_OK; i++) {
 		const char *k = ops->u.object.keys[i];
 		size_t m;
@@ -379,9 +378,7 @@ static int compile_path(cctx *c, const char *path, fnode *n)
 		      kaa__json_quote(q, sizeof(q), path));
 	if (n->root == R_EKH && dot)
 		CFAIL(c, "ekh is a string: it has no sub-fields");
-	n->parts = calloc(count, sizeof(*n->parts));
-	if (!n->parts)
-		return KAA_ERR_NOMEM;
+	n->parts = kaa__xcalloc(count, sizeof(*n->parts));
 	while (dot) {
 		p = dot + 1;
 		dot = strchr(p, '.');
@@ -392,9 +389,7 @@ static int compile_path(cctx *c, const char *path, fnode *n)
 		if (p[0] == '$')
 			CFAIL(c, "field path component %s starts with '$'",
 			      kaa__json_quote(q, sizeof(q), path));
-		n->parts[n->nparts] = strndup(p, pl);
-		if (!n->parts[n->nparts])
-			return KAA_ERR_NOMEM;
+		n->parts[n->nparts] = kaa__xstrndup(p, pl);
 		n->nparts++;
 	}
 	return KAA_OK;
@@ -411,9 +406,7 @@ static int compile_logical(cctx *c, const char *name, yajl_val arr, fnode *n)
 		CFAIL(c, "%s expects an array of query documents, got %s", name, json_kind(arr));
 	if (arr->u.array.len == 0)
 		CFAIL(c, "%s needs at least one query document", name);
-	n->kids = calloc(arr->u.array.len, sizeof(*n->kids));
-	if (!n->kids)
-		return KAA_ERR_NOMEM;
+	n->kids = kaa__xcalloc(arr->u.array.len, sizeof(*n->kids));
 	for (size_t i = 0; i < arr->u.array.len; i++) {
 		size_t m = kaa__json_path_index(&c->path, i);
 		n->nkids++;
@@ -450,9 +443,7 @@ static int compile_field(cctx *c, const char *path, yajl_val v, fnode *n)
 	rc = count_node(c);
 	if (rc != KAA_OK)
 		return rc;
-	n->conds = calloc(1, sizeof(*n->conds));
-	if (!n->conds)
-		return KAA_ERR_NOMEM;
+	n->conds = kaa__xcalloc(1, sizeof(*n->conds));
 	n->conds[0].op = OP_EQ; /* implicit equality */
 	n->conds[0].arg = v;
 	n->nconds = 1;
@@ -471,9 +462,7 @@ static int compile_query(cctx *c, yajl_val q, fnode *n)
 	rc = count_node(c);
 	if (rc != KAA_OK)
 		return rc;
-	n->kids = calloc(q->u.object.len ? q->u.object.len : 1, sizeof(*n->kids));
-	if (!n->kids)
-		return KAA_ERR_NOMEM;
+	n->kids = kaa__xcalloc(q->u.object.len, sizeof(*n->kids));
 	for (size_t i = 0; i < q->u.object.len; i++) {
 		const char *k = q->u.object.keys[i];
 		yajl_val v = q->u.object.values[i];
@@ -516,14 +505,12 @@ int kaa__filter_compile(const char *json, size_t len, kaa__filter **out, char *e
 	c.err = err;
 	c.errlen = errlen;
 	kaa__json_path_init(&c.path);
-	f = calloc(1, sizeof(*f));
-	if (!f)
-		return KAA_ERR_NOMEM;
+	f = kaa__xcalloc(1, sizeof(*f));
 	rc = kaa__json_parse(json, len, KAA_FILTER_MAX_BYTES, KAA_FILTER_MAX_DEPTH, &f->tree, err,
 			     errlen);
 	if (rc == KAA_OK)
 		rc = compile_query(&c, f->tree, &f->root);
-	if (rc == KAA_ERR_NOMEM)
+	if (rc == KAA_ERR_NOMEM) /* only regcomp's REG_ESPACE */
 		kaa__json_errf(err, errlen, NULL, "out of memory");
 	if (rc != KAA_OK) {
 		kaa__filter_free(f);

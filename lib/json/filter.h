@@ -56,7 +56,8 @@ typedef struct kaa__filter_ctx {
  * operator, bad operand, bad path, bad regex, a limit; err reads
  * "<path in the filter>: <reason>", e.g.
  *   $["cp.model"].$regx: unknown operator "$regx"),
- * KAA_ERR_TOO_BIG (over KAA_FILTER_MAX_BYTES), KAA_ERR_NOMEM. */
+ * KAA_ERR_TOO_BIG (over KAA_FILTER_MAX_BYTES), KAA_ERR_NOMEM (only when
+ * regcomp runs out of memory; our own allocations abort, base/alloc.h). */
 int kaa__filter_compile(const char *json, size_t len, kaa__filter **out, char *err, size_t errlen);
 /* Accepts NULL. */
 void kaa__filter_free(kaa__filter *f);
@@ -64,7 +65,7 @@ void kaa__filter_free(kaa__filter *f);
 /* *match = whether the context JSON json[0..len) (an object as above;
  * other members are ignored) satisfies f. Errors: KAA_ERR_INVAL (malformed
  * JSON or not an object), KAA_ERR_TOO_BIG (over
- * KAA_FILTER_MAX_CONTEXT_BYTES), KAA_ERR_NOMEM; *match is false then. */
+ * KAA_FILTER_MAX_CONTEXT_BYTES); *match is false then. */
 int kaa__filter_match(const kaa__filter *f, const char *json, size_t len, bool *match);
 /* The same on a context tree from kaa__json_parse; a non-object context
  * has no cp, sp or ekh. Never fails, never allocates except for deep

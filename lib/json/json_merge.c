@@ -1,5 +1,6 @@
 #include "json/json_merge.h"
 
+#include "base/alloc.h"
 #include "base/error.h"
 
 #include <errno.h>
@@ -348,19 +349,15 @@ typedef struct sorted_keys {
 	size_t inline_idx[16];
 } sorted_keys;
 
-static int sorted_keys_init(sorted_keys *s, yajl_val obj)
+static void sorted_keys_init(sorted_keys *s, yajl_val obj)
 {
 	s->n = obj->u.object.len;
 	s->idx = s->inline_idx;
-	if (s->n > sizeof(s->inline_idx) / sizeof(s->inline_idx[0])) {
-		s->idx = malloc(s->n * sizeof(*s->idx));
-		if (!s->idx)
-			return KAA_ERR_NOMEM;
-	}
+	if (s->n > sizeof(s->inline_idx) / sizeof(s->inline_idx[0]))
+		s->idx = kaa__xmalloc(s->n * sizeof(*s->idx));
 	for (size_t i = 0; i < s->n; i++)
 		s->idx[i] = i;
 	qsort_r(s->idx, s->n, sizeof(*s->idx), cmp_key_idx, (void *)obj->u.object.keys);
-	return KAA_OK;
 }
 
 static void sorted_keys_free(sorted_keys *s)
@@ -388,9 +385,7 @@ static int check_tree(yajl_val v, kaa__json_path *p, char *err, size_t errlen)
 		}
 	} else if (YAJL_IS_OBJECT(v)) {
 		sorted_keys sk;
-		rc = sorted_keys_init(&sk, v);
-		if (rc != KAA_OK)
-			return rc;
+		sorted_keys_init(&sk, v);
 		for (size_t i = 1; i < sk.n; i++) {
 			const char *k = v->u.object.keys[sk.idx[i]];
 			if (strcmp(v->u.object.keys[sk.idx[i - 1]], k) == 0) {
@@ -432,9 +427,7 @@ int kaa__json_parse(const char *json, size_t len, size_t max_bytes, int max_dept
 	rc = prescan(json, len, max_depth, err, errlen);
 	if (rc != KAA_OK)
 		return rc;
-	copy = malloc(len + 1); /* yajl_tree_parse needs a NUL-terminated buffer */
-	if (!copy)
-		return KAA_ERR_NOMEM;
+	copy = kaa__xmalloc(len + 1); /* yajl_tree_parse needs a NUL-terminated buffer */
 	memcpy(copy, json, len);
 	copy[len] = '\0';
 	ebuf[0] = '\0';
@@ -444,8 +437,10 @@ int kaa__json_parse(const char *json, size_t len, size_t max_bytes, int max_dept
 		char *nl = strchr(ebuf, '\n');
 		if (nl)
 			*nl = '\0';
-		if (!ebuf[0] || strstr(ebuf, "memory")) {
-			rc = strstr(ebuf, "memory") ? KAA_ERR_NOMEM : KAA_ERR_INVAL;
+		if (strstr(ebuf, "memory"))
+			kaa__oom(); /* yajl's own allocation failed */
+		if (!ebuf[0]) {
+			rc = KAA_ERR_INVAL;
 			kaa__json_errf(err, errlen, NULL, "malformed JSON");
 		} else {
 			rc = KAA_ERR_INVAL;
@@ -467,6 +462,30 @@ out:
 }
 
 /* ---- canonical form ----------------------------------------------------- */
+
+static void *gen_malloc(void *ctx, size_t n)
+{
+	(void)ctx;
+	return kaa__xmalloc(n);
+}
+
+static void *gen_realloc(void *ctx, void *p, size_t n)
+{
+	(void)ctx;
+	return kaa__xrealloc(p, n);
+}
+
+static void gen_free(void *ctx, void *p)
+{
+	(void)ctx;
+	free(p);
+}
+
+yajl_gen kaa__json_gen_new(void)
+{
+	static const yajl_alloc_funcs funcs = {gen_malloc, gen_realloc, gen_free, NULL};
+	return yajl_gen_alloc(&funcs);
+}
 
 static int gen_ok(yajl_gen_status st)
 {
@@ -501,9 +520,7 @@ int kaa__json_gen_canonical(yajl_gen g, yajl_val v)
 		return rc ? rc : gen_ok(yajl_gen_array_close(g));
 	case yajl_t_object: {
 		sorted_keys sk;
-		rc = sorted_keys_init(&sk, v);
-		if (rc != KAA_OK)
-			return rc;
+		sorted_keys_init(&sk, v);
 		rc = gen_ok(yajl_gen_map_open(g));
 		for (size_t i = 0; i < sk.n && rc == KAA_OK; i++) {
 			rc = gen_string(g, v->u.object.keys[sk.idx[i]]);
@@ -527,9 +544,7 @@ int kaa__json_gen_take(yajl_gen g, size_t max_bytes, char **out, size_t *outlen)
 		return KAA_ERR_INTERNAL;
 	if (len > max_bytes)
 		return KAA_ERR_TOO_BIG;
-	*out = malloc(len + 1);
-	if (!*out)
-		return KAA_ERR_NOMEM;
+	*out = kaa__xmalloc(len + 1);
 	memcpy(*out, buf, len);
 	(*out)[len] = '\0';
 	if (outlen)
@@ -539,12 +554,10 @@ int kaa__json_gen_take(yajl_gen g, size_t max_bytes, char **out, size_t *outlen)
 
 int kaa__json_canonical_tree(yajl_val v, char **out, size_t *outlen)
 {
-	yajl_gen g = yajl_gen_alloc(NULL);
+	yajl_gen g = kaa__json_gen_new();
 	int rc;
 
 	*out = NULL;
-	if (!g)
-		return KAA_ERR_NOMEM;
 	rc = kaa__json_gen_canonical(g, v);
 	if (rc == KAA_OK)
 		rc = kaa__json_gen_take(g, (size_t)-1, out, outlen);
@@ -593,12 +606,8 @@ bool kaa__json_equal(yajl_val a, yajl_val b)
 		bool eq = true;
 		if (a->u.object.len != b->u.object.len)
 			return false;
-		if (sorted_keys_init(&sa, a) != KAA_OK)
-			return false;
-		if (sorted_keys_init(&sb, b) != KAA_OK) {
-			sorted_keys_free(&sa);
-			return false;
-		}
+		sorted_keys_init(&sa, a);
+		sorted_keys_init(&sb, b);
 		for (size_t i = 0; i < sa.n && eq; i++) {
 			size_t ia = sa.idx[i], ib = sb.idx[i];
 			eq = strcmp(a->u.object.keys[ia], b->u.object.keys[ib]) == 0 &&
@@ -634,11 +643,10 @@ int kaa__json_sha256_hex(const void *data, size_t len, char hex[KAA_SHA256_HEX_S
 int kaa__json_merge_gen(yajl_gen g, yajl_val const *vals, size_t n)
 {
 	size_t top = n, lo, nobj = 0;
-	yajl_val *sub = NULL;
-	sorted_keys *sk = NULL;
-	size_t *pos = NULL;
-	yajl_val *objs = NULL;
-	int rc = KAA_OK;
+	yajl_val *sub, *objs;
+	sorted_keys *sk;
+	size_t *pos;
+	int rc;
 
 	while (top > 0 && !vals[top - 1])
 		top--;
@@ -654,22 +662,16 @@ int kaa__json_merge_gen(yajl_gen g, yajl_val const *vals, size_t n)
 	for (size_t i = lo; i <= top; i++)
 		if (vals[i])
 			nobj++;
-	objs = calloc(nobj, sizeof(*objs));
-	sk = calloc(nobj, sizeof(*sk));
-	pos = calloc(nobj, sizeof(*pos));
-	sub = calloc(nobj, sizeof(*sub));
-	if (!objs || !sk || !pos || !sub) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	objs = kaa__xcalloc(nobj, sizeof(*objs));
+	sk = kaa__xcalloc(nobj, sizeof(*sk));
+	pos = kaa__xcalloc(nobj, sizeof(*pos));
+	sub = kaa__xcalloc(nobj, sizeof(*sub));
 	nobj = 0;
 	for (size_t i = lo; i <= top; i++) {
 		if (!vals[i])
 			continue;
 		objs[nobj] = vals[i];
-		rc = sorted_keys_init(&sk[nobj], vals[i]);
-		if (rc != KAA_OK)
-			goto out;
+		sorted_keys_init(&sk[nobj], vals[i]);
 		nobj++;
 	}
 	rc = gen_ok(yajl_gen_map_open(g));
@@ -701,8 +703,7 @@ int kaa__json_merge_gen(yajl_gen g, yajl_val const *vals, size_t n)
 	}
 	if (rc == KAA_OK)
 		rc = gen_ok(yajl_gen_map_close(g));
-out:
-	for (size_t j = 0; sk && j < nobj; j++)
+	for (size_t j = 0; j < nobj; j++)
 		sorted_keys_free(&sk[j]);
 	free(objs);
 	free(sk);
@@ -737,14 +738,10 @@ int kaa__config_merge(const kaa__config_part *parts, size_t n, char **out, size_
 	hash[0] = '\0';
 	if (err && errlen)
 		err[0] = '\0';
-	order = calloc(n ? n : 1, sizeof(*order));
-	trees = calloc(n ? n : 1, sizeof(*trees));
-	sorted = calloc(n ? n : 1, sizeof(*sorted));
-	g = yajl_gen_alloc(NULL);
-	if (!order || !trees || !sorted || !g) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	order = kaa__xcalloc(n, sizeof(*order));
+	trees = kaa__xcalloc(n, sizeof(*trees));
+	sorted = kaa__xcalloc(n, sizeof(*sorted));
+	g = kaa__json_gen_new();
 	for (size_t i = 0; i < n; i++) {
 		char perr[KAA_JSON_PATH_MAX + 128];
 		size_t pl;
@@ -815,18 +812,11 @@ int kaa__json_merge_patch_apply_gen(yajl_gen g, yajl_val target, yajl_val patch)
 		return kaa__json_gen_canonical(g, patch);
 	if (!YAJL_IS_OBJECT(target))
 		target = NULL; /* treated as {} */
-	rc = sorted_keys_init(&sp, patch);
-	if (rc != KAA_OK)
-		return rc;
+	sorted_keys_init(&sp, patch);
 	st.n = 0;
 	st.idx = st.inline_idx;
-	if (target) {
-		rc = sorted_keys_init(&st, target);
-		if (rc != KAA_OK) {
-			sorted_keys_free(&sp);
-			return rc;
-		}
-	}
+	if (target)
+		sorted_keys_init(&st, target);
 	nt = st.n;
 	rc = gen_ok(yajl_gen_map_open(g));
 	while (rc == KAA_OK && (i < nt || j < sp.n)) {
@@ -893,14 +883,8 @@ static int diff_gen(yajl_gen g, yajl_val old, yajl_val new_, kaa__json_path *p, 
 		}
 		return kaa__json_gen_canonical(g, new_);
 	}
-	rc = sorted_keys_init(&so, old);
-	if (rc != KAA_OK)
-		return rc;
-	rc = sorted_keys_init(&sn, new_);
-	if (rc != KAA_OK) {
-		sorted_keys_free(&so);
-		return rc;
-	}
+	sorted_keys_init(&so, old);
+	sorted_keys_init(&sn, new_);
 	rc = gen_ok(yajl_gen_map_open(g));
 	while (rc == KAA_OK && (i < so.n || j < sn.n)) {
 		const char *ko = i < so.n ? old->u.object.keys[so.idx[i]] : NULL;
@@ -986,11 +970,7 @@ int kaa__json_merge_patch_apply(const char *target, size_t tlen, const char *pat
 	rc = parse_named("patch", patch, plen, &p, err, errlen);
 	if (rc != KAA_OK)
 		goto out;
-	g = yajl_gen_alloc(NULL);
-	if (!g) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	g = kaa__json_gen_new();
 	rc = kaa__json_merge_patch_apply_gen(g, t, p);
 	if (rc == KAA_OK)
 		rc = kaa__json_gen_take(g, KAA_JSON_MAX_BYTES, out, outlen);
@@ -1020,11 +1000,7 @@ int kaa__json_merge_patch_diff(const char *old, size_t olen, const char *new_, s
 	rc = parse_named("new", new_, nlen, &n, err, errlen);
 	if (rc != KAA_OK)
 		goto out;
-	g = yajl_gen_alloc(NULL);
-	if (!g) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	g = kaa__json_gen_new();
 	rc = kaa__json_merge_patch_diff_gen(g, o, n, err, errlen);
 	if (rc == KAA_OK)
 		rc = kaa__json_gen_take(g, KAA_JSON_MAX_BYTES, patch, patchlen);

@@ -41,6 +41,9 @@
  *
  * Thread-safety: every function is pure (no globals, no I/O) and may be
  * called from any thread; distinct calls share nothing.
+ *
+ * Memory: daemon code; allocation failure (also yajl's) aborts through
+ * kaa__oom() (base/alloc.h): no function here reports it as an error.
  */
 #ifndef KAA_JSON_MERGE_H
 #define KAA_JSON_MERGE_H
@@ -67,7 +70,7 @@
 /* Parses json[0..len) (no NUL needed) into *out (caller frees with
  * yajl_tree_free). Errors: KAA_ERR_TOO_BIG over max_bytes, KAA_ERR_INVAL
  * for malformed JSON or any rule above (depth, NUL, duplicate key, number
- * range), KAA_ERR_NOMEM. *out is NULL on error. */
+ * range). *out is NULL on error. */
 int kaa__json_parse(const char *json, size_t len, size_t max_bytes, int max_depth, yajl_val *out,
 		    char *err, size_t errlen);
 
@@ -84,11 +87,14 @@ double kaa__json_double(yajl_val v);
 
 /* ---- canonical form, equality, hash -------------------------------- */
 
-/* Writes v to g in canonical form. Returns KAA_OK, KAA_ERR_NOMEM (or
- * KAA_ERR_INVAL when yajl_gen refuses, e.g. nesting over 128). */
+/* A yajl generator that allocates through the abort hook: never NULL.
+ * Free with yajl_gen_free. */
+yajl_gen kaa__json_gen_new(void);
+/* Writes v to g in canonical form. Returns KAA_OK, or KAA_ERR_INVAL when
+ * yajl_gen refuses (e.g. nesting over 128). */
 int kaa__json_gen_canonical(yajl_gen g, yajl_val v);
 /* *out (malloc'd, NUL-terminated, caller frees) = canonical text of v.
- * KAA_ERR_NOMEM, KAA_ERR_INVAL as above. */
+ * KAA_ERR_INVAL as above. */
 int kaa__json_canonical_tree(yajl_val v, char **out, size_t *outlen);
 /* Parse (KAA_JSON_MAX_BYTES/KAA_JSON_MAX_DEPTH) then canonicalise. Errors
  * of kaa__json_parse. */
@@ -100,7 +106,7 @@ bool kaa__json_equal(yajl_val a, yajl_val b);
  * fails (it does not for SHA-256 unless the library is broken). */
 int kaa__json_sha256_hex(const void *data, size_t len, char hex[KAA_SHA256_HEX_SIZE]);
 /* Copies the result of a finished yajl_gen into a malloc'd NUL-terminated
- * string. KAA_ERR_NOMEM; KAA_ERR_TOO_BIG when longer than max_bytes. */
+ * string. KAA_ERR_TOO_BIG when longer than max_bytes. */
 int kaa__json_gen_take(yajl_gen g, size_t max_bytes, char **out, size_t *outlen);
 
 /* ---- configuration merge ------------------------------------------- */
@@ -128,8 +134,8 @@ typedef struct kaa__config_part {
  * Output: *out canonical JSON (malloc'd, NUL-terminated, caller frees),
  * *outlen (may be NULL) its length, hash the SHA-256 hex of *out.
  * Errors: KAA_ERR_INVAL (a part is not valid JSON; err reads
- * "<path>: parts[<i>]: <reason>", i the index in parts), KAA_ERR_TOO_BIG,
- * KAA_ERR_NOMEM. On error *out is NULL and hash "". */
+ * "<path>: parts[<i>]: <reason>", i the index in parts), KAA_ERR_TOO_BIG.
+ * On error *out is NULL and hash "". */
 int kaa__config_merge(const kaa__config_part *parts, size_t n, char **out, size_t *outlen,
 		      char hash[KAA_SHA256_HEX_SIZE], char *err, size_t errlen);
 
@@ -144,7 +150,7 @@ int kaa__config_merge(const kaa__config_part *parts, size_t n, char **out, size_
  * NUL-terminated; outlen may be NULL. Inputs and result limited to
  * KAA_JSON_MAX_BYTES/KAA_JSON_MAX_DEPTH. Errors: KAA_ERR_INVAL (bad JSON;
  * err reads "<path>: target document: <reason>" or "... patch document:
- * ..."), KAA_ERR_TOO_BIG, KAA_ERR_NOMEM. On error *out is NULL. */
+ * ..."), KAA_ERR_TOO_BIG. On error *out is NULL. */
 int kaa__json_merge_patch_apply(const char *target, size_t tlen, const char *patch, size_t plen,
 				char **out, size_t *outlen, char *err, size_t errlen);
 /* patch = a merge patch with apply(old, patch) == new (canonical

@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "proto/endpoint_codec.h"
 #include "store/endpoint_store_internal.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -174,14 +175,9 @@ int kaa__ep_check_records(const char *const *records, size_t n)
 	return KAA_OK;
 }
 
-char *kaa__ep_strdup(const char *s, int *err)
+char *kaa__ep_strdup(const char *s)
 {
-	if (!s)
-		return NULL;
-	char *d = strdup(s);
-	if (!d)
-		*err = KAA_ERR_NOMEM;
-	return d;
+	return s ? kaa__xstrdup(s) : NULL;
 }
 
 static int check_endpoint(const kaa__endpoint *ep)
@@ -252,11 +248,7 @@ int kaa__ep_store_new(const char *url, kaa__ep_store **out)
 		err = KAA_ERR_INVAL;
 		goto out;
 	}
-	s = calloc(1, sizeof(*s));
-	if (!s) {
-		err = KAA_ERR_NOMEM;
-		goto out;
-	}
+	s = kaa__xcalloc(1, sizeof(*s));
 	s->be = be;
 	err = be->open(target, &s->impl);
 	if (err != KAA_OK)

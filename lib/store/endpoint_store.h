@@ -46,7 +46,7 @@
  *                        idempotent, so re-sending is safe).
  *   KAA_ERR_TIMEOUT      the database did not answer in time
  *   KAA_ERR_IO           the SQLite file cannot be read or written
- *   KAA_ERR_NOMEM        allocation failed
+ *   (out of memory aborts through kaa__oom(), base/alloc.h)
  *   KAA_ERR_INTERNAL     the database answered something unexpected (logged)
  */
 #ifndef KAA_ENDPOINT_STORE_H

@@ -48,7 +48,7 @@ extern const kaa__ep_backend kaa__ep_backend_mongo;
 int kaa__ep_check_key(const char *key_hash);
 int kaa__ep_check_batch_id(const char *batch_id);
 int kaa__ep_check_records(const char *const *records, size_t n);
-/* A malloc'd copy of s, or NULL for NULL. *err = KAA_ERR_NOMEM on failure. */
-char *kaa__ep_strdup(const char *s, int *err);
+/* A malloc'd copy of s, or NULL for NULL. */
+char *kaa__ep_strdup(const char *s);
 
 #endif

@@ -41,6 +41,7 @@
  */
 #include "base/clock.h"
 #include "store/endpoint_store_internal.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -228,9 +229,7 @@ static int mongo_open(const char *url, void **impl)
 	struct mongo *m;
 
 	pthread_once(&init_once, init_driver);
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return KAA_ERR_NOMEM;
+	m = kaa__xcalloc(1, sizeof(*m));
 	m->uri = mongoc_uri_new_with_error(url, &e);
 	if (!m->uri) {
 		KAA_ERROR(MOD, "mongo_bad_url msg=\"%s\"", e.message);
@@ -248,10 +247,10 @@ static int mongo_open(const char *url, void **impl)
 		mongoc_uri_set_write_concern(m->uri, wc);
 	}
 	const char *db = mongoc_uri_get_database(m->uri);
-	m->db = strdup(db && *db ? db : "kaa");
+	m->db = kaa__xstrdup(db && *db ? db : "kaa");
 	m->pool = mongoc_client_pool_new(m->uri);
-	if (!m->db || !m->pool) {
-		err = m->db ? KAA_ERR_INVAL : KAA_ERR_NOMEM;
+	if (!m->pool) {
+		err = KAA_ERR_INVAL;
 		goto out;
 	}
 	mongoc_client_pool_set_error_api(m->pool, MONGOC_ERROR_API_VERSION_2);
@@ -280,12 +279,12 @@ out:
 
 /* ---- endpoints ---------------------------------------------------------- */
 
-static char *iter_dup(const bson_t *doc, const char *k, int *err)
+static char *iter_dup(const bson_t *doc, const char *k)
 {
 	bson_iter_t it;
 	if (!bson_iter_init_find(&it, doc, k) || !BSON_ITER_HOLDS_UTF8(&it))
 		return NULL;
-	return kaa__ep_strdup(bson_iter_utf8(&it, NULL), err);
+	return kaa__ep_strdup(bson_iter_utf8(&it, NULL));
 }
 
 static int64_t iter_int(const bson_t *doc, const char *k)
@@ -302,23 +301,23 @@ static int decode_ep(const bson_t *d, kaa__endpoint *ep)
 {
 	int err = KAA_OK;
 	ep->app_id = iter_int(d, "app");
-	ep->key_hash = iter_dup(d, "key", &err);
-	ep->public_key = iter_dup(d, "public_key", &err);
-	ep->access_token = iter_dup(d, "access_token", &err);
-	ep->client_profile = iter_dup(d, "client_profile", &err);
+	ep->key_hash = iter_dup(d, "key");
+	ep->public_key = iter_dup(d, "public_key");
+	ep->access_token = iter_dup(d, "access_token");
+	ep->client_profile = iter_dup(d, "client_profile");
 	ep->client_profile_version = iter_int(d, "client_profile_version");
-	ep->server_profile = iter_dup(d, "server_profile", &err);
-	ep->groups = iter_dup(d, "groups", &err);
-	ep->config_hash = iter_dup(d, "config_hash", &err);
-	ep->config_doc = iter_dup(d, "config_doc", &err);
-	ep->topics = iter_dup(d, "topics", &err);
-	ep->notif_state = iter_dup(d, "notif_state", &err);
-	ep->node_id = iter_dup(d, "node_id", &err);
-	ep->owner_id = iter_dup(d, "owner_id", &err);
+	ep->server_profile = iter_dup(d, "server_profile");
+	ep->groups = iter_dup(d, "groups");
+	ep->config_hash = iter_dup(d, "config_hash");
+	ep->config_doc = iter_dup(d, "config_doc");
+	ep->topics = iter_dup(d, "topics");
+	ep->notif_state = iter_dup(d, "notif_state");
+	ep->node_id = iter_dup(d, "node_id");
+	ep->owner_id = iter_dup(d, "owner_id");
 	ep->last_seen_ms = iter_int(d, "last_seen_ms");
 	ep->created_ms = iter_int(d, "created_ms");
 	ep->updated_ms = iter_int(d, "updated_ms");
-	if (err == KAA_OK && !ep->key_hash) {
+	if (!ep->key_hash) {
 		KAA_ERROR(MOD, "mongo_bad_document coll=endpoints");
 		err = KAA_ERR_INTERNAL;
 	}
@@ -622,13 +621,9 @@ static int mongo_list(void *impl, int64_t app_id, const char *after_key, int lim
 		if (err != KAA_OK)
 			break;
 		free(last);
-		last = strdup(ep.key_hash);
+		last = kaa__xstrdup(ep.key_hash);
 		int r = cb(ud, &ep);
 		kaa__endpoint_clear(&ep);
-		if (!last) {
-			err = KAA_ERR_NOMEM;
-			break;
-		}
 		if (r != 0) {
 			err = r;
 			stopped = true;
@@ -761,11 +756,7 @@ static int mongo_logs_append(void *impl, int64_t app_id, const char *key_hash, c
 	}
 
 	/* 2. the records */
-	docs = calloc(n, sizeof(*docs));
-	if (!docs) {
-		err = KAA_ERR_NOMEM;
-		goto out;
-	}
+	docs = kaa__xcalloc(n, sizeof(*docs));
 	for (size_t i = 0; i < n; i++)
 		docs[i] = record_doc(app_id, key_hash, batch_id, i, schema_version, records[i],
 				     received_ms);

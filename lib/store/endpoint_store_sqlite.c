@@ -23,6 +23,7 @@
 #include "store/sqlite_err.h"
 #include "base/clock.h"
 #include "store/endpoint_store_internal.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -200,16 +201,16 @@ static void conn_close(struct conn *c)
 static int conn_open(const char *path, struct conn **out)
 {
 	int err = KAA_OK;
-	struct conn *c = calloc(1, sizeof(*c));
-	if (!c)
-		return KAA_ERR_NOMEM;
+	struct conn *c = kaa__xcalloc(1, sizeof(*c));
 	int rc = sqlite3_open_v2(path, &c->db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 				 NULL);
 	if (rc != SQLITE_OK) {
 		KAA_ERROR(MOD, "sqlite_open_failed path=\"%s\" msg=\"%s\"", path,
 			  c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
-		err = rc == SQLITE_NOMEM ? KAA_ERR_NOMEM : KAA_ERR_IO;
+		if (rc == SQLITE_NOMEM)
+			kaa__oom();
+		err = KAA_ERR_IO;
 		goto out;
 	}
 	sqlite3_extended_result_codes(c->db, 1);
@@ -235,10 +236,8 @@ out:
 
 static int mkdir_parents(const char *path)
 {
-	char *d = strdup(path);
+	char *d = kaa__xstrdup(path);
 	int rc = KAA_OK;
-	if (!d)
-		return KAA_ERR_NOMEM;
 	char *slash = strrchr(d, '/');
 	if (slash && slash != d) {
 		*slash = '\0';
@@ -312,9 +311,7 @@ static void lite_close(void *impl)
 static int lite_open(const char *path, void **impl)
 {
 	int err;
-	struct lite *l = calloc(1, sizeof(*l));
-	if (!l)
-		return KAA_ERR_NOMEM;
+	struct lite *l = kaa__xcalloc(1, sizeof(*l));
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
 	pthread_mutex_init(&l->write_mu, NULL);
@@ -398,37 +395,33 @@ static int run(struct conn *c, sqlite3_stmt *st, const char *what)
 	return err;
 }
 
-static char *col_dup(sqlite3_stmt *st, int i, int *err)
+static char *col_dup(sqlite3_stmt *st, int i)
 {
 	if (sqlite3_column_type(st, i) == SQLITE_NULL)
 		return NULL;
-	return kaa__ep_strdup((const char *)sqlite3_column_text(st, i), err);
+	return kaa__ep_strdup((const char *)sqlite3_column_text(st, i));
 }
 
 /* Fills *ep from the current row of a SELECT EP_COLS (owned strings). */
-static int decode_ep(sqlite3_stmt *st, kaa__endpoint *ep)
+static void decode_ep(sqlite3_stmt *st, kaa__endpoint *ep)
 {
-	int err = KAA_OK;
 	ep->app_id = sqlite3_column_int64(st, 0);
-	ep->key_hash = col_dup(st, 1, &err);
-	ep->public_key = col_dup(st, 2, &err);
-	ep->access_token = col_dup(st, 3, &err);
-	ep->client_profile = col_dup(st, 4, &err);
+	ep->key_hash = col_dup(st, 1);
+	ep->public_key = col_dup(st, 2);
+	ep->access_token = col_dup(st, 3);
+	ep->client_profile = col_dup(st, 4);
 	ep->client_profile_version = sqlite3_column_int64(st, 5);
-	ep->server_profile = col_dup(st, 6, &err);
-	ep->groups = col_dup(st, 7, &err);
-	ep->config_hash = col_dup(st, 8, &err);
-	ep->config_doc = col_dup(st, 9, &err);
-	ep->topics = col_dup(st, 10, &err);
-	ep->notif_state = col_dup(st, 11, &err);
-	ep->node_id = col_dup(st, 12, &err);
+	ep->server_profile = col_dup(st, 6);
+	ep->groups = col_dup(st, 7);
+	ep->config_hash = col_dup(st, 8);
+	ep->config_doc = col_dup(st, 9);
+	ep->topics = col_dup(st, 10);
+	ep->notif_state = col_dup(st, 11);
+	ep->node_id = col_dup(st, 12);
 	ep->last_seen_ms = sqlite3_column_int64(st, 13);
 	ep->created_ms = sqlite3_column_int64(st, 14);
 	ep->updated_ms = sqlite3_column_int64(st, 15);
-	ep->owner_id = col_dup(st, 16, &err);
-	if (err != KAA_OK)
-		kaa__endpoint_clear(ep);
-	return err;
+	ep->owner_id = col_dup(st, 16);
 }
 
 static int lite_get(void *impl, int64_t app_id, const char *key_hash, kaa__endpoint *out)
@@ -446,7 +439,7 @@ static int lite_get(void *impl, int64_t app_id, const char *key_hash, kaa__endpo
 	bind_text(st, 2, key_hash);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		err = decode_ep(st, out);
+		decode_ep(st, out);
 	else if (rc == SQLITE_DONE)
 		err = KAA_ERR_NOTFOUND;
 	else
@@ -584,17 +577,11 @@ static int lite_list(void *impl, int64_t app_id, const char *after_key, int limi
 			break;
 		}
 		kaa__endpoint ep = {0};
-		err = decode_ep(st, &ep);
-		if (err != KAA_OK)
-			break;
+		decode_ep(st, &ep);
 		free(last);
-		last = ep.key_hash ? strdup(ep.key_hash) : NULL;
+		last = kaa__xstrdup(ep.key_hash ? ep.key_hash : "");
 		int r = cb(ud, &ep);
 		kaa__endpoint_clear(&ep);
-		if (!last) {
-			err = KAA_ERR_NOMEM;
-			break;
-		}
 		if (r != 0) {
 			err = r;
 			stopped = true;
@@ -671,7 +658,7 @@ static int lite_find_by_token(void *impl, int64_t app_id, const char *access_tok
 	bind_text(st, 2, access_token);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		err = decode_ep(st, out);
+		decode_ep(st, out);
 	else if (rc == SQLITE_DONE)
 		err = KAA_ERR_NOTFOUND;
 	else
@@ -716,9 +703,8 @@ static int lite_list_by_owner(void *impl, int64_t app_id, const char *owner_id, 
 			break;
 		}
 		kaa__endpoint ep = {0};
-		err = decode_ep(st, &ep);
-		if (err == KAA_OK)
-			err = cb(ud, &ep);
+		decode_ep(st, &ep);
+		err = cb(ud, &ep);
 		kaa__endpoint_clear(&ep);
 	}
 	sqlite3_reset(st);

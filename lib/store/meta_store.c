@@ -13,6 +13,7 @@
 #include "store/meta_store.h"
 
 #include "base/clock.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -578,7 +579,7 @@ static int check_json(const char *s, bool required)
 		return KAA_ERR_INVAL;
 	yajl_handle h = yajl_alloc(NULL, NULL, NULL);
 	if (!h)
-		return KAA_ERR_NOMEM;
+		kaa__oom();
 	yajl_status st = yajl_parse(h, (const unsigned char *)s, n);
 	if (st == yajl_status_ok)
 		st = yajl_complete_parse(h);
@@ -755,14 +756,9 @@ static int64_t num(const char *s)
 	return s ? strtoll(s, NULL, 10) : 0;
 }
 
-static char *sdup(const char *s, bool *oom)
+static char *sdup(const char *s)
 {
-	if (!s)
-		return NULL;
-	char *d = strdup(s);
-	if (!d)
-		*oom = true;
-	return d;
+	return s ? kaa__xstrdup(s) : NULL;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -771,18 +767,16 @@ static int cmp_i64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static int parse_ids(const char *s, int64_t **out, size_t *n)
+static void parse_ids(const char *s, int64_t **out, size_t *n)
 {
 	*out = NULL;
 	*n = 0;
 	if (!s || !*s)
-		return KAA_OK;
+		return;
 	size_t cap = 1;
 	for (const char *p = s; *p; p++)
 		cap += *p == ',';
-	int64_t *v = malloc(cap * sizeof(*v));
-	if (!v)
-		return KAA_ERR_NOMEM;
+	int64_t *v = kaa__xmalloc(cap * sizeof(*v));
 	size_t k = 0;
 	const char *p = s;
 	while (*p && k < cap) {
@@ -793,12 +787,10 @@ static int parse_ids(const char *s, int64_t **out, size_t *n)
 	qsort(v, k, sizeof(*v), cmp_i64);
 	*out = v;
 	*n = k;
-	return KAA_OK;
 }
 
 static int decode_obj(kaa__meta_kind kind, int ncols, const char *const *v, kaa__meta_obj *o)
 {
-	bool oom = false;
 	memset(o, 0, sizeof(*o));
 	if (ncols < C_COUNT)
 		return KAA_ERR_INTERNAL;
@@ -809,25 +801,25 @@ static int decode_obj(kaa__meta_kind kind, int ncols, const char *const *v, kaa_
 	o->updated_ms = num(v[C_UPDATED]);
 	o->tenant_id = num(v[C_TENANT]);
 	o->app_id = num(v[C_APP]);
-	o->name = sdup(v[C_NAME], &oom);
-	o->body = sdup(v[C_BODY], &oom);
+	o->name = sdup(v[C_NAME]);
+	o->body = sdup(v[C_BODY]);
 	int64_t ref = num(v[C_REF]);
 	switch (kind) {
 	case KAA_META_USER:
-		o->role = sdup(v[C_S1], &oom);
-		o->password_hash = sdup(v[C_S2], &oom);
+		o->role = sdup(v[C_S1]);
+		o->password_hash = sdup(v[C_S2]);
 		break;
 	case KAA_META_API_TOKEN:
 		o->user_id = ref;
-		o->token_hash = sdup(v[C_S1], &oom);
+		o->token_hash = sdup(v[C_S1]);
 		break;
 	case KAA_META_APPLICATION:
-		o->app_token = sdup(v[C_S1], &oom);
-		o->credentials_mode = sdup(v[C_S2], &oom);
+		o->app_token = sdup(v[C_S1]);
+		o->credentials_mode = sdup(v[C_S2]);
 		o->app_rev = num(v[C_N1]);
 		break;
 	case KAA_META_SCHEMA:
-		o->schema_kind = sdup(v[C_S1], &oom);
+		o->schema_kind = sdup(v[C_S1]);
 		o->schema_version = num(v[C_N1]);
 		break;
 	case KAA_META_GROUP: o->weight = num(v[C_N1]); break;
@@ -838,28 +830,23 @@ static int decode_obj(kaa__meta_kind kind, int ncols, const char *const *v, kaa_
 	case KAA_META_TOPIC:
 		o->mandatory = num(v[C_N1]) != 0;
 		o->seq = num(v[C_N2]);
-		if (parse_ids(v[C_S1], &o->group_ids, &o->n_group_ids) != KAA_OK)
-			oom = true;
+		parse_ids(v[C_S1], &o->group_ids, &o->n_group_ids);
 		break;
 	case KAA_META_NOTIFICATION:
 		o->topic_id = ref;
-		o->endpoint_key_hash = sdup(v[C_S1], &oom);
+		o->endpoint_key_hash = sdup(v[C_S1]);
 		o->seq = num(v[C_N1]);
 		o->expires_ms = num(v[C_N2]);
 		break;
 	case KAA_META_CREDENTIAL:
-		o->endpoint_key_hash = sdup(v[C_S1], &oom);
-		o->public_key = sdup(v[C_S2], &oom);
-		o->status = sdup(v[C_S3], &oom);
+		o->endpoint_key_hash = sdup(v[C_S1]);
+		o->public_key = sdup(v[C_S2]);
+		o->status = sdup(v[C_S3]);
 		break;
-	case KAA_META_SDK_PROFILE: o->bootstrap = sdup(v[C_S1], &oom); break;
+	case KAA_META_SDK_PROFILE: o->bootstrap = sdup(v[C_S1]); break;
 	case KAA_META_EVENT_FAMILY: o->schema_version = num(v[C_N1]); break;
 	case KAA_META_EVENT_MAP: o->family_id = ref; break;
 	default: break;
-	}
-	if (oom) {
-		kaa__meta_obj_clear(o);
-		return KAA_ERR_NOMEM;
 	}
 	return KAA_OK;
 }
@@ -877,10 +864,7 @@ static int cb_objs(void *ud, int ncols, const char *const *v)
 	struct objs *os = ud;
 	if (os->n == os->cap) {
 		size_t cap = os->cap ? os->cap * 2 : 4;
-		kaa__meta_obj *items = realloc(os->items, cap * sizeof(*items));
-		if (!items)
-			return KAA_ERR_NOMEM;
-		os->items = items;
+		os->items = kaa__xrealloc(os->items, cap * sizeof(*os->items));
 		os->cap = cap;
 	}
 	int rc = decode_obj(os->kind, ncols, v, &os->items[os->n]);
@@ -925,10 +909,7 @@ static int cb_ids(void *ud, int ncols, const char *const *v)
 		return KAA_ERR_INTERNAL;
 	if (ids->n == ids->cap) {
 		size_t cap = ids->cap ? ids->cap * 2 : 8;
-		int64_t *nv = realloc(ids->v, cap * sizeof(*nv));
-		if (!nv)
-			return KAA_ERR_NOMEM;
-		ids->v = nv;
+		ids->v = kaa__xrealloc(ids->v, cap * sizeof(*ids->v));
 		ids->cap = cap;
 	}
 	ids->v[ids->n++] = num(v[0]);
@@ -1189,9 +1170,7 @@ static int migrate(kaa__meta_store *s, void *conn)
 
 static int mkdir_parents(const char *path)
 {
-	char *d = strdup(path);
-	if (!d)
-		return KAA_ERR_NOMEM;
+	char *d = kaa__xstrdup(path);
 	char *slash = strrchr(d, '/');
 	int rc = KAA_OK;
 	if (slash && slash != d) {
@@ -1237,25 +1216,19 @@ int kaa__meta_store_new(const char *url, const kaa__meta_opts *opts, kaa__meta_s
 		if (rc != KAA_OK)
 			return rc;
 	}
-	kaa__meta_store *s = calloc(1, sizeof(*s));
-	if (!s)
-		return KAA_ERR_NOMEM;
+	kaa__meta_store *s = kaa__xcalloc(1, sizeof(*s));
 	s->be = be;
 	s->o.pool_size = opts && opts->pool_size > 0 ? opts->pool_size : 4;
 	s->o.timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 5000;
 	s->nslots = s->o.pool_size;
-	s->target = strdup(target);
-	s->slots = calloc((size_t)s->nslots, sizeof(*s->slots));
+	s->target = kaa__xstrdup(target);
+	s->slots = kaa__xcalloc((size_t)s->nslots, sizeof(*s->slots));
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&s->mu, NULL);
-	if (!s->target || !s->slots) {
-		kaa__meta_store_free(s);
-		return KAA_ERR_NOMEM;
-	}
 	struct slot *sl = NULL;
 	int rc = acquire(s, &sl);
 	if (rc == KAA_OK) {
@@ -1599,9 +1572,7 @@ static int fn_delete(struct call *c, void *ud)
 				return rc;
 		}
 		if (w->kind == KAA_META_APPLICATION) {
-			w->chg.deleted_apps = malloc(sizeof(int64_t));
-			if (!w->chg.deleted_apps)
-				return KAA_ERR_NOMEM;
+			w->chg.deleted_apps = kaa__xmalloc(sizeof(int64_t));
 			w->chg.deleted_apps[0] = w->id;
 			w->chg.n_deleted_apps = 1;
 		}
@@ -1874,12 +1845,7 @@ int kaa__meta_list(kaa__meta_store *s, kaa__meta_kind kind, const kaa__meta_quer
 		for (size_t i = limit; i < r.os.n; i++)
 			kaa__meta_obj_clear(&r.os.items[i]);
 		r.os.n = limit;
-		if (asprintf(&out->next_cursor, "k%" PRIx64, (uint64_t)r.os.items[limit - 1].id) <
-		    0) {
-			out->next_cursor = NULL;
-			objs_free(&r.os);
-			return KAA_ERR_NOMEM;
-		}
+		out->next_cursor = kaa__xasprintf("k%" PRIx64, (uint64_t)r.os.items[limit - 1].id);
 	}
 	out->items = r.os.items;
 	out->n = r.os.n;

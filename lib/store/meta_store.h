@@ -107,7 +107,7 @@
  *   KAA_ERR_TIMEOUT      no pooled connection, or the SQLite write lock, within
  *                        timeout_ms
  *   KAA_ERR_IO           the SQLite file cannot be read or written
- *   KAA_ERR_NOMEM        allocation failed
+ *   (out of memory aborts through kaa__oom(), base/alloc.h)
  *   KAA_ERR_INTERNAL     the database answered something unexpected (logged)
  */
 #ifndef KAA_META_STORE_H

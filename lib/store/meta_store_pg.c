@@ -11,6 +11,7 @@
  */
 #include "store/meta_store.h"
 
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -55,7 +56,7 @@ static int pg_err(struct pg_conn *c, const PGresult *res, const char *what)
 		return KAA_ERR_UNAVAILABLE;
 	}
 	if (!res)
-		return KAA_ERR_NOMEM;
+		kaa__oom(); /* libpq returns no result only when out of memory */
 	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	if (!state)
 		state = "";
@@ -100,8 +101,10 @@ static int pg_connect(const char *url, const kaa__meta_opts *o, void **out)
 		if (uri)
 			*uri = '\0';
 		KAA_ERROR(MOD, "pg_bad_url msg=\"%s\"", line);
+		if (!perr)
+			kaa__oom(); /* libpq: no message means out of memory */
 		PQfreemem(perr);
-		return perr ? KAA_ERR_INVAL : KAA_ERR_NOMEM;
+		return KAA_ERR_INVAL;
 	}
 	PQconninfoFree(opts);
 
@@ -111,14 +114,10 @@ static int pg_connect(const char *url, const kaa__meta_opts *o, void **out)
 	const char *const keys[] = {"connect_timeout", "application_name", "client_encoding",
 				    "dbname", NULL};
 	const char *const vals[] = {tmo, "kaa-node", "UTF8", url, NULL};
-	struct pg_conn *c = calloc(1, sizeof(*c));
-	if (!c)
-		return KAA_ERR_NOMEM;
+	struct pg_conn *c = kaa__xcalloc(1, sizeof(*c));
 	c->pg = PQconnectdbParams(keys, vals, 1);
-	if (!c->pg) {
-		free(c);
-		return KAA_ERR_NOMEM;
-	}
+	if (!c->pg)
+		kaa__oom();
 	if (PQstatus(c->pg) != CONNECTION_OK) {
 		char line[256];
 		first_line(PQerrorMessage(c->pg), line, sizeof(line));

@@ -14,6 +14,7 @@
 #include "store/meta_store.h"
 
 #include "base/clock.h"
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -56,17 +57,17 @@ static int lite_script(void *vc, const char *sql)
 
 static int lite_connect(const char *path, const kaa__meta_opts *o, void **out)
 {
-	struct lite_conn *c = calloc(1, sizeof(*c));
-	if (!c)
-		return KAA_ERR_NOMEM;
+	struct lite_conn *c = kaa__xcalloc(1, sizeof(*c));
 	int rc = sqlite3_open_v2(path, &c->db,
 				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 				 NULL);
 	if (rc != SQLITE_OK) {
 		KAA_ERROR(MOD, "sqlite_open_failed path=\"%s\" msg=\"%s\"", path,
 			  c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		if (rc == SQLITE_NOMEM)
+			kaa__oom();
 		lite_disconnect(c);
-		return rc == SQLITE_NOMEM ? KAA_ERR_NOMEM : KAA_ERR_IO;
+		return KAA_ERR_IO;
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, o->timeout_ms);

@@ -1,5 +1,6 @@
 #include "store/sqlite_err.h"
 
+#include "base/alloc.h"
 #include "base/error.h"
 #include "base/log.h"
 
@@ -18,7 +19,7 @@ int kaa__sqlite_err(sqlite3 *db, int rc, const char *mod, const char *what)
 		return KAA_ERR_INVAL;
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED: KAA_WARN(mod, "sqlite_busy op=%s", what); return KAA_ERR_TIMEOUT;
-	case SQLITE_NOMEM: return KAA_ERR_NOMEM;
+	case SQLITE_NOMEM: kaa__oom();
 	case SQLITE_TOOBIG: return KAA_ERR_TOO_BIG;
 	case SQLITE_IOERR:
 	case SQLITE_FULL:

@@ -2,6 +2,7 @@
  * no JSON library so that a device needs only protobuf-c and OpenSSL. */
 #include "sdk_internal.h"
 
+#include "base/buf.h"
 #include "base/error.h"
 
 #include <errno.h>
@@ -353,62 +354,35 @@ const kaa__sj *kaa__sj_get(const kaa__sj *obj, const char *key)
 
 /* ---- canonical form ---------------------------------------------------- */
 
-typedef struct sbuf {
-	char *p;
-	size_t n, cap;
-	int err;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-	if (b->err)
-		return;
-	if (b->n + n + 1 > b->cap) {
-		size_t nc = b->cap ? b->cap : 64;
-		while (nc < b->n + n + 1)
-			nc *= 2;
-		char *np = realloc(b->p, nc);
-		if (!np) {
-			b->err = KAA_ERR_NOMEM;
-			return;
-		}
-		b->p = np;
-		b->cap = nc;
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s)
+static void sb_str(kaa__buf *b, const char *s)
 {
 	static const char hexd[] = "0123456789ABCDEF";
-	sb_add(b, "\"", 1);
+	kaa__buf_put(b, "\"", 1);
 	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
 		char e[7];
 		switch (*c) {
-		case '"': sb_add(b, "\\\"", 2); break;
-		case '\\': sb_add(b, "\\\\", 2); break;
-		case '\b': sb_add(b, "\\b", 2); break;
-		case '\f': sb_add(b, "\\f", 2); break;
-		case '\n': sb_add(b, "\\n", 2); break;
-		case '\r': sb_add(b, "\\r", 2); break;
-		case '\t': sb_add(b, "\\t", 2); break;
+		case '"': kaa__buf_put(b, "\\\"", 2); break;
+		case '\\': kaa__buf_put(b, "\\\\", 2); break;
+		case '\b': kaa__buf_put(b, "\\b", 2); break;
+		case '\f': kaa__buf_put(b, "\\f", 2); break;
+		case '\n': kaa__buf_put(b, "\\n", 2); break;
+		case '\r': kaa__buf_put(b, "\\r", 2); break;
+		case '\t': kaa__buf_put(b, "\\t", 2); break;
 		default:
 			if (*c < 0x20) {
 				memcpy(e, "\\u00", 4);
 				e[4] = hexd[*c >> 4];
 				e[5] = hexd[*c & 15];
-				sb_add(b, e, 6);
+				kaa__buf_put(b, e, 6);
 			} else {
-				sb_add(b, (const char *)c, 1);
+				kaa__buf_put(b, (const char *)c, 1);
 			}
 		}
 	}
-	sb_add(b, "\"", 1);
+	kaa__buf_put(b, "\"", 1);
 }
 
-static void sb_number(sbuf *b, const char *lit)
+static void sb_number(kaa__buf *b, const char *lit)
 {
 	char buf[40];
 	double d;
@@ -419,7 +393,7 @@ static void sb_number(sbuf *b, const char *lit)
 		long long x = strtoll(lit, &end, 10);
 		if (!errno && *end == '\0') {
 			snprintf(buf, sizeof(buf), "%lld", x);
-			sb_add(b, buf, strlen(buf));
+			kaa__buf_put(b, buf, strlen(buf));
 			return;
 		}
 	}
@@ -435,7 +409,7 @@ static void sb_number(sbuf *b, const char *lit)
 				break;
 		}
 	}
-	sb_add(b, buf, strlen(buf));
+	kaa__buf_put(b, buf, strlen(buf));
 }
 
 static int key_cmp(const void *a, const void *b)
@@ -444,42 +418,42 @@ static int key_cmp(const void *a, const void *b)
 	return strcmp(*x, *y);
 }
 
-static void sb_canon(sbuf *b, const kaa__sj *v)
+static void sb_canon(kaa__buf *b, const kaa__sj *v)
 {
 	switch (v->type) {
-	case KAA__SJ_NULL: sb_add(b, "null", 4); break;
-	case KAA__SJ_TRUE: sb_add(b, "true", 4); break;
-	case KAA__SJ_FALSE: sb_add(b, "false", 5); break;
+	case KAA__SJ_NULL: kaa__buf_put(b, "null", 4); break;
+	case KAA__SJ_TRUE: kaa__buf_put(b, "true", 4); break;
+	case KAA__SJ_FALSE: kaa__buf_put(b, "false", 5); break;
 	case KAA__SJ_NUMBER: sb_number(b, v->str); break;
 	case KAA__SJ_STRING: sb_str(b, v->str); break;
 	case KAA__SJ_ARRAY:
-		sb_add(b, "[", 1);
+		kaa__buf_put(b, "[", 1);
 		for (size_t i = 0; i < v->n; i++) {
 			if (i)
-				sb_add(b, ",", 1);
+				kaa__buf_put(b, ",", 1);
 			sb_canon(b, v->vals[i]);
 		}
-		sb_add(b, "]", 1);
+		kaa__buf_put(b, "]", 1);
 		break;
 	case KAA__SJ_OBJECT: {
 		/* sort pointers to keys; strcmp compares bytes as unsigned char */
 		const char **ks = malloc((v->n ? v->n : 1) * sizeof(*ks));
 		if (!ks) {
-			b->err = KAA_ERR_NOMEM;
+			kaa__buf_fail(b, KAA_ERR_NOMEM);
 			return;
 		}
 		for (size_t i = 0; i < v->n; i++)
 			ks[i] = v->keys[i];
 		qsort(ks, v->n, sizeof(*ks), key_cmp);
-		sb_add(b, "{", 1);
+		kaa__buf_put(b, "{", 1);
 		for (size_t i = 0; i < v->n; i++) {
 			if (i)
-				sb_add(b, ",", 1);
+				kaa__buf_put(b, ",", 1);
 			sb_str(b, ks[i]);
-			sb_add(b, ":", 1);
+			kaa__buf_put(b, ":", 1);
 			sb_canon(b, kaa__sj_get(v, ks[i]));
 		}
-		sb_add(b, "}", 1);
+		kaa__buf_put(b, "}", 1);
 		free(ks);
 		break;
 	}
@@ -488,20 +462,10 @@ static void sb_canon(sbuf *b, const kaa__sj *v)
 
 int kaa__sj_canonical(const kaa__sj *v, char **out, size_t *len)
 {
-	sbuf b = {0};
+	kaa__buf b = {0};
 
-	*out = NULL;
 	sb_canon(&b, v);
-	if (!b.err && !b.p)
-		sb_add(&b, "", 0);
-	if (b.err) {
-		free(b.p);
-		return b.err;
-	}
-	*out = b.p;
-	if (len)
-		*len = b.n;
-	return KAA_OK;
+	return kaa__buf_take(&b, out, len);
 }
 
 /* ---- merge patch ---------------------------------------------------------- */

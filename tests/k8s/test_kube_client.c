@@ -9,6 +9,7 @@
  *   KAA_HARNESS           path of e2e/harness/harness.sh
  */
 #include "kube_client.h"
+#include "kube_event.h"
 
 #include "base/clock.h"
 #include "base/error.h"
@@ -604,24 +605,25 @@ static void test_events(void)
 	char note[3000];
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(kube);
-	CU_ASSERT_EQUAL(kaa__kube_event(kube, &ref, "Normal", "Tested", "Reconcile", "first note"),
+	kaa__kube_recorder *rec = kaa__kube_recorder_new(kube);
+	CU_ASSERT_EQUAL(kaa__kube_event(rec, &ref, "Normal", "Tested", "Reconcile", "first note"),
 			KAA_OK);
 	CU_ASSERT_EQUAL(count_events("Tested", &series), 1);
-	CU_ASSERT_EQUAL(kaa__kube_event(kube, &ref, "Normal", "Tested", "Reconcile", "first note"),
+	CU_ASSERT_EQUAL(kaa__kube_event(rec, &ref, "Normal", "Tested", "Reconcile", "first note"),
 			KAA_OK);
-	CU_ASSERT_EQUAL(kaa__kube_event(kube, &ref, "Normal", "Tested", "Reconcile", "first note"),
+	CU_ASSERT_EQUAL(kaa__kube_event(rec, &ref, "Normal", "Tested", "Reconcile", "first note"),
 			KAA_OK);
 	CU_ASSERT_EQUAL(count_events("Tested", &series), 1);
 	CU_ASSERT_EQUAL(series, 3);
 	/* another note is another Event; an over-long note is cut, not refused */
 	memset(note, 'n', sizeof(note) - 1);
 	note[sizeof(note) - 1] = '\0';
-	CU_ASSERT_EQUAL(kaa__kube_event(kube, &ref, "Warning", "Tested", "Reconcile", note),
-			KAA_OK);
+	CU_ASSERT_EQUAL(kaa__kube_event(rec, &ref, "Warning", "Tested", "Reconcile", note), KAA_OK);
 	CU_ASSERT_EQUAL(count_events("Tested", &series), 2);
-	CU_ASSERT_EQUAL(kaa__kube_event(kube, &ref, "Bad", "Tested", "Reconcile", "x"),
+	CU_ASSERT_EQUAL(kaa__kube_event(rec, &ref, "Bad", "Tested", "Reconcile", "x"),
 			KAA_ERR_INVAL);
-	CU_ASSERT_EQUAL(kaa__kube_event(kube, &ref, "Normal", "", "Reconcile", "x"), KAA_ERR_INVAL);
+	CU_ASSERT_EQUAL(kaa__kube_event(rec, &ref, "Normal", "", "Reconcile", "x"), KAA_ERR_INVAL);
+	kaa__kube_recorder_free(rec);
 }
 
 int main(void)
