@@ -200,7 +200,8 @@ typedef struct kaa__sdk_state {
 void kaa__sdk_state_clear(kaa__sdk_state *st);
 
 /* Loads dir/state into st (cleared first; absent: empty state, KAA_OK). Unknown or malformed
- * lines are ignored. KAA_ERR_IO. */
+ * lines are ignored. KAA_ERR_IO; KAA_ERR_NOMEM (st left cleared: a partial state would
+ * replay streams whose positions it lost). */
 int kaa__sdk_state_load(const char *dir, kaa__sdk_state *st);
 /* Writes dir/state atomically. KAA_ERR_IO. */
 int kaa__sdk_state_save(const char *dir, const kaa__sdk_state *st, bool durable);

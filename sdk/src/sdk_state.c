@@ -156,14 +156,24 @@ int kaa__sdk_state_load(const char *dir, kaa__sdk_state *st)
 				continue;
 			kaa__stream_pos *p =
 				kaa__sdk_state_stream(st, strcmp(topic, "-") ? topic : "");
-			if (p)
+			if (p) {
 				p->last_seq = seq;
+			} else if (st->n_streams < KAA__MAX_STREAMS) {
+				/* not a refused id or a full table: the growth
+				 * failed; a state without this position would
+				 * replay the stream, so say so instead */
+				rc = KAA_ERR_NOMEM;
+				goto out;
+			}
 		}
 	}
-	free(buf);
 	/* every seq below the reservation may have been used before */
 	st->event_seq_next = st->event_seq_reserved ? st->event_seq_reserved : 1;
-	return KAA_OK;
+out:
+	free(buf);
+	if (rc != KAA_OK)
+		kaa__sdk_state_clear(st);
+	return rc;
 }
 
 int kaa__sdk_state_take_event_seq(const char *dir, kaa__sdk_state *st, bool durable, uint64_t *seq)

@@ -174,7 +174,7 @@ static int state_ops(void)
 	if (rc == KAA_OK)
 		rc = kaa__sdk_state_load(dir, &back);
 	if (rc == KAA_OK && back.n_streams != 40)
-		rc = KAA_ERR_NOMEM; /* a load that dropped streams must have said so */
+		rc = KAA_ERR_INTERNAL; /* a load that dropped streams without an error */
 	kaa__sdk_state_clear(&back);
 	kaa__sdk_state_clear(&st);
 	return rc;
