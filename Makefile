@@ -120,7 +120,7 @@ TEST_SUPPORT := $(wildcard tests/support/*.c)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps tools run test unit e2e-k8s e2e-cluster fuzz fuzz-smoke format format-check \
+.PHONY: all deps tools run test unit e2e-k8s e2e-cluster fuzz fuzz-smoke format format-check layer-check \
 	check-runtime-libs bench clean test-bins
 
 
@@ -269,6 +269,7 @@ FUZZ_SECONDS ?= 12
 # build's binaries and tests also run under valgrind (e2e/test_valgrind.sh).
 test: deps
 	@$(MAKE) --no-print-directory format-check
+	@$(MAKE) --no-print-directory layer-check
 	@$(MAKE) --no-print-directory -j2 all test-bins
 	@$(MAKE) --no-print-directory check-runtime-libs
 	@$(MAKE) --no-print-directory -j2 SAN=1 BUILD=$(ASAN_BUILD) test-bins
@@ -307,6 +308,10 @@ format:
 
 format-check:
 	@scripts/format-check.sh
+
+# services/operations: includes go to the same layer or lower, no cycle.
+layer-check:
+	@scripts/check-layers.sh
 
 bench: deps tools
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
