@@ -99,12 +99,12 @@ check "the node lists its advertised URL (REST /nodes)" bash -c \
 echo "== a device given only the proxy's https bootstrap URL"
 timeout 60 "$BIN_DIR/kaa-device" --bootstrap "https://127.0.0.1:$np/bootstrap/" \
 	--ca "$work/proxy-ca.pem" --app-token "$token" --state-dir "$work/dev" --count 1 \
-	--logs 20 --until-acked --duration 20 --json >"$work/dev.json" 2>"$work/dev.err"
+	--log-rate 50 --log-total 20 --until-acked --duration 30 --json >"$work/dev.json" 2>"$work/dev.err"
 check "registers, gets its configuration and has its logs acknowledged, through nginx" python3 -c '
 import json, sys
 s = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 assert s["registered"] == 1 and s["configurations_received"] >= 1, s
-assert s["logs_acked"] == 20 and s["errors"] == 0, s' "$work/dev.json"
+assert s["records_acked"] == 20 and s["errors"] == 0, s' "$work/dev.json"
 check "nginx saw the bootstrap request" grep -q 'GET /bootstrap/v1/operations?application=.* 200 ' "$work/nginx-access.log"
 check "nginx upgraded the WebSocket on the node's path" grep -q 'GET /ops/node-a/ HTTP/1.1" 101 ' "$work/nginx-access.log"
 
