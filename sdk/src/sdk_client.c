@@ -750,15 +750,24 @@ static void on_redirect(kaa_client *c, const Kaa__Endpoint__V1__Redirect *r)
 
 	for (size_t i = 0; i < r->n_targets && n < KAA__MAX_NODES; i++) {
 		const Kaa__Endpoint__V1__RedirectTarget *t = r->targets[i];
+		kaa__node_addr *a = &c->nodes[n];
+		/* the target's advertised URL wins (it may only be reachable
+		 * through an ingress); host and port are for older servers */
+		if (t->url && t->url[0] && kaa__sdk_node_from_url(t->url, a) == KAA_OK) {
+			a->weight = t->weight ? t->weight : 1;
+			n++;
+			continue;
+		}
 		if (!t->host[0] || strlen(t->host) >= KAA__HOST_MAX || t->port == 0 ||
 		    t->port > 65535)
 			continue;
-		kaa__node_addr *a = &c->nodes[n++];
 		memset(a, 0, sizeof(*a));
 		strcpy(a->host, t->host);
 		a->port = (uint16_t)t->port;
 		a->weight = t->weight ? t->weight : 1;
 		a->tls = t->tls;
+		strcpy(a->path, "/");
+		n++;
 	}
 	c->nnodes = n;
 	c->need_boot = n == 0;

@@ -11,6 +11,7 @@
 #include "bootstrap/bootstrap.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "proto/device_url.h"
 #include "coord/rebalance.h"
 
 #include <inttypes.h>
@@ -39,6 +40,26 @@ static void redirect_one(kaa__operations *ops, kaa__session_id sid,
 	ops->io.close(ops->io.ud, sid, OPS_CLOSE_NORMAL);
 }
 
+/* A Redirect target for node r (borrowed: the target points into r): its
+ * listener, and its preferred advertised URL that a device can parse. A
+ * record without URLs comes from an older node, which did not say whether
+ * it speaks TLS: assume it does as this node does. */
+static void fill_target(Kaa__Endpoint__V1__RedirectTarget *t, const kaa__node_record *r, int port,
+			uint32_t weight, bool own_tls)
+{
+	kaa__device_url u;
+	t->host = r->host;
+	t->port = (uint32_t)port;
+	t->weight = weight;
+	t->tls = r->tls || (r->n_advertise == 0 && own_tls);
+	for (size_t i = 0; i < r->n_advertise; i++)
+		if (strlen(r->advertise[i]) <= KAA_NODE_ADVERTISE_MAX_BYTES &&
+		    kaa__device_url_parse(r->advertise[i], KAA__URL_WS, &u) == KAA_OK) {
+			t->url = r->advertise[i];
+			break;
+		}
+}
+
 size_t kaa__opl_drain(kaa__operations *ops, int64_t deadline_ms)
 {
 	kaa__node_record *recs = NULL;
@@ -62,10 +83,7 @@ size_t kaa__opl_drain(kaa__operations *ops, int64_t deadline_ms)
 				continue;
 			Kaa__Endpoint__V1__RedirectTarget t =
 				KAA__ENDPOINT__V1__REDIRECT_TARGET__INIT;
-			t.host = r->host;
-			t.port = (uint32_t)port;
-			t.weight = (uint32_t)kaa__bootstrap_weight(r);
-			t.tls = ops->tls;
+			fill_target(&t, r, port, (uint32_t)kaa__bootstrap_weight(r), ops->tls);
 			tgt[nt] = t;
 			tp[nt] = &tgt[nt];
 			nt++;
@@ -143,10 +161,7 @@ static size_t rebalance_move(kaa__operations *ops, const char *to, int64_t n)
 		if (strcmp(r->id, to) != 0 || !kaa__node_record_has_service(r, "operations") ||
 		    r->draining || port <= 0 || !r->host)
 			continue;
-		t.host = r->host;
-		t.port = (uint32_t)port;
-		t.weight = 1000;
-		t.tls = ops->tls;
+		fill_target(&t, r, port, 1000, ops->tls);
 		found = true;
 	}
 	if (found) {
