@@ -55,7 +55,7 @@ LAYER_DEPS_http := base
 LAYER_DEPS_auth := base json store
 # The device SDK sees the device-frame codec, the error enum and the
 # generated device protocol, nothing else of lib/ (never gRPC or server code).
-SDK_LIB_HEADERS := proto/endpoint_codec.h proto/device_url.h base/error.h base/clock.h base/base64.h base/buf.h
+SDK_LIB_HEADERS := proto/endpoint_codec.h proto/device_url.h proto/hello_proof.h base/error.h base/clock.h base/base64.h base/buf.h
 INC := $(BUILD)/inc
 INC_STAMP := $(INC)/.stamp
 
@@ -93,6 +93,7 @@ LIBKAA_OPERATOR := $(BUILD)/lib/libkaaoperator.a
 SDK_SRC := $(wildcard sdk/src/*.c)
 SDK_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(SDK_SRC)) \
 	$(BUILD)/obj/lib/proto/endpoint_codec.o $(BUILD)/obj/lib/proto/device_url.o \
+	$(BUILD)/obj/lib/proto/hello_proof.o \
 	$(BUILD)/obj/lib/base/error.o \
 	$(BUILD)/obj/lib/base/clock.o $(BUILD)/obj/lib/base/base64.o $(BUILD)/obj/lib/base/buf.o \
 	$(BUILD)/obj/gen/endpoint.pb-c.o

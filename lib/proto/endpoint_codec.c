@@ -566,9 +566,18 @@ static int validate(vctx *c, const frame_t *f)
 			"hello.endpoint_access_token", -1, 0));
 		TRY(str(c, m->sdk_profile_id, L->max_id_bytes, "hello.sdk_profile_id", -1, 0));
 		TRY(str(c, m->sdk_version, L->max_id_bytes, "hello.sdk_version", -1, 0));
+		if (m->proof.len > KAA__PROOF_MAX_BYTES)
+			return too_big(c, "hello.proof", -1, m->proof.len, KAA__PROOF_MAX_BYTES);
 		return json(c, m->client_profile_json, L->max_profile_bytes,
 			    "hello.client_profile_json", -1, 0, C_PROFILE);
 	}
+	case KAA__ENDPOINT__V1__FRAME__BODY_CHALLENGE:
+		NEED(c, f->challenge, "challenge");
+		if (f->challenge->nonce.len != KAA__NONCE_BYTES)
+			return fail(c, KAA_ERR_INVAL, C_INVALID, "challenge.nonce", -1,
+				    "nonce: %zu bytes, must be %d", f->challenge->nonce.len,
+				    KAA__NONCE_BYTES);
+		return KAA_OK;
 	case KAA__ENDPOINT__V1__FRAME__BODY_HELLO_ACK: {
 		const Kaa__Endpoint__V1__HelloAck *m = f->hello_ack;
 		NEED(c, m, "hello_ack");

@@ -34,6 +34,11 @@
 
 /* The WebSocket subprotocol name. */
 #define KAA__PROTOCOL_SUBPROTOCOL "kaa.v1"
+/* The subprotocol of sessions that prove possession of the device key: the
+ * server's first frame is a Challenge (docs/protocol.md). */
+#define KAA__PROTOCOL_SUBPROTOCOL_V2 "kaa.v2"
+#define KAA__NONCE_BYTES 32
+#define KAA__PROOF_MAX_BYTES 128
 
 /*
  * Limits applied by kaa__frame_decode. Sizes are in bytes (JSON and string

@@ -147,6 +147,8 @@ struct kaa_client {
 	bool started, free_req, detached, stopped_for_good;
 	struct lws *wsi;
 	uint8_t *pub;
+	EVP_PKEY *key;        /* signs the kaa.v2 proof of possession */
+	bool await_challenge; /* kaa.v2 session: Hello waits for the Challenge */
 	size_t publen;
 	kaa__sdk_state st;
 	char *config;
@@ -371,8 +373,11 @@ static void drop_connection(kaa_client *c, const char *why)
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		       size_t len);
 
+/* The device offers kaa.v2 (proof of possession) and kaa.v1 (older
+ * servers); the server's choice binds to one of these. */
 static const struct lws_protocols protocols[] = {
 	{KAA__PROTOCOL_SUBPROTOCOL, ws_callback, 0, 4096, 0, NULL, 0},
+	{KAA__PROTOCOL_SUBPROTOCOL_V2, ws_callback, 0, 4096, 0, NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -480,7 +485,7 @@ static void attempt(kaa_client *c)
 	i.path = n->path[0] ? n->path : "/";
 	i.host = hostport;
 	i.origin = hostport;
-	i.protocol = KAA__PROTOCOL_SUBPROTOCOL;
+	i.protocol = KAA__PROTOCOL_SUBPROTOCOL_V2 "," KAA__PROTOCOL_SUBPROTOCOL;
 	i.local_protocol_name = KAA__PROTOCOL_SUBPROTOCOL;
 	i.opaque_user_data = c;
 	if (n->tls || (c->ca && !n->from_url)) {
@@ -508,15 +513,21 @@ static void attempt(kaa_client *c)
 		c->wsi = w;
 }
 
-static void send_hello(kaa_client *c)
+/* nonce: the kaa.v2 Challenge, signed into Hello.proof; NULL: kaa.v1. */
+static void send_hello(kaa_client *c, const uint8_t *nonce)
 {
-	uint8_t *b = NULL;
-	size_t l = 0;
-	int rc;
+	uint8_t *b = NULL, sig[KAA__PROOF_SIG_MAX];
+	size_t l = 0, sl = 0;
+	int rc = KAA_OK;
 
 	c->hello_req = next_req(c);
-	rc = kaa__sdk_frame_hello_token(c->hello_req, c->token, c->pub, c->publen,
-					c->sdk_profile_id, c->profile, c->access_token, &b, &l);
+	if (nonce)
+		rc = kaa__proof_sign(c->key, nonce, c->pub, c->publen, c->token, sig, sizeof(sig),
+				     &sl);
+	if (rc == KAA_OK)
+		rc = kaa__sdk_frame_hello_proof(c->hello_req, c->token, c->pub, c->publen,
+						c->sdk_profile_id, c->profile, c->access_token,
+						sl ? sig : NULL, sl, &b, &l);
 	c->profile_dirty = false;
 	rc = enqueue(c, rc, &b, &l);
 	if (rc != KAA_OK)
@@ -1138,6 +1149,13 @@ static void handle_frame(kaa_client *c, const Kaa__Endpoint__V1__Frame *f)
 		on_delivery(c, f->log_delivery_status);
 		break;
 	case KAA__ENDPOINT__V1__FRAME__BODY_REDIRECT: on_redirect(c, f->redirect); break;
+	case KAA__ENDPOINT__V1__FRAME__BODY_CHALLENGE:
+		/* one Challenge per session, before Hello; others are ignored */
+		if (c->await_challenge) {
+			c->await_challenge = false;
+			send_hello(c, f->challenge->nonce.data);
+		}
+		break;
 	default:
 		/* Pong and NotificationTopics need nothing from this SDK
 		 * version */
@@ -1159,7 +1177,8 @@ static void on_message(kaa_client *c, const unsigned char *buf, size_t len)
 	if (!c->hello_acked && f->body_case != KAA__ENDPOINT__V1__FRAME__BODY_HELLO_ACK &&
 	    f->body_case != KAA__ENDPOINT__V1__FRAME__BODY_ERROR &&
 	    f->body_case != KAA__ENDPOINT__V1__FRAME__BODY_PING &&
-	    f->body_case != KAA__ENDPOINT__V1__FRAME__BODY_REDIRECT) {
+	    f->body_case != KAA__ENDPOINT__V1__FRAME__BODY_REDIRECT &&
+	    f->body_case != KAA__ENDPOINT__V1__FRAME__BODY_CHALLENGE) {
 		kaa__frame_free(f);
 		return;
 	}
@@ -1373,7 +1392,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		c->wsi = wsi;
 		c->last_tx_ms = c->last_rx_ms = kaa__now_ms();
-		send_hello(c);
+		/* kaa.v2: the server's first frame is the Challenge to sign */
+		c->await_challenge =
+			!strcmp(lws_get_protocol(wsi)->name, KAA__PROTOCOL_SUBPROTOCOL_V2);
+		if (!c->await_challenge)
+			send_hello(c, NULL);
 		break;
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		lws_set_opaque_user_data(wsi, NULL);
@@ -1566,6 +1589,7 @@ static void client_destroy(kaa_client *c)
 	free(c->sdk_profile_id);
 	free(c->ca);
 	free(c->pub);
+	EVP_PKEY_free(c->key);
 	free(c->config);
 	free(c->rx);
 	free(c);
@@ -1661,7 +1685,7 @@ int kaa_client_new(kaa_runtime *rt, const kaa_client_options *o, kaa_client **ou
 		goto fail;
 	rc = kaa__sdk_mkdirs(c->dir);
 	if (rc == KAA_OK)
-		rc = kaa__sdk_key_load_or_create(c->dir, &c->pub, &c->publen);
+		rc = kaa__sdk_key_load_or_create(c->dir, &c->key, &c->pub, &c->publen);
 	if (rc == KAA_OK)
 		rc = kaa__sdk_state_load(c->dir, &c->st);
 	if (rc != KAA_OK)

@@ -33,6 +33,15 @@ int kaa__sdk_frame_hello_token(uint64_t req, const char *app_token, const uint8_
 			       size_t publen, const char *sdk_profile_id, const char *profile_json,
 			       const char *endpoint_access_token, uint8_t **out, size_t *len)
 {
+	return kaa__sdk_frame_hello_proof(req, app_token, pub, publen, sdk_profile_id, profile_json,
+					  endpoint_access_token, NULL, 0, out, len);
+}
+
+int kaa__sdk_frame_hello_proof(uint64_t req, const char *app_token, const uint8_t *pub,
+			       size_t publen, const char *sdk_profile_id, const char *profile_json,
+			       const char *endpoint_access_token, const uint8_t *proof,
+			       size_t proof_len, uint8_t **out, size_t *len)
+{
 	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
 	Kaa__Endpoint__V1__Hello h = KAA__ENDPOINT__V1__HELLO__INIT;
 
@@ -43,6 +52,8 @@ int kaa__sdk_frame_hello_token(uint64_t req, const char *app_token, const uint8_
 	h.client_profile_json = s_or_empty(profile_json);
 	h.endpoint_access_token = s_or_empty(endpoint_access_token);
 	h.sdk_version = "libkaa/0.1.0";
+	h.proof.data = (uint8_t *)proof;
+	h.proof.len = proof ? proof_len : 0;
 	f.body_case = KAA__ENDPOINT__V1__FRAME__BODY_HELLO;
 	f.hello = &h;
 	return encode(&f, req, out, len);

@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "proto/device_url.h"
+#include "proto/hello_proof.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -179,9 +180,11 @@ int kaa__lq_reject(kaa__lq *q, uint64_t id, uint32_t index);
 /* ---- keys and endpoint state (sdk_state.c) ---------------------------- */
 
 /* Loads dir/key.pem or creates it (EC P-256, mode 0600); *der (malloc'd)
- * = the public key as DER SubjectPublicKeyInfo. KAA_ERR_IO (unreadable or
- * not a key), KAA_ERR_INTERNAL (OpenSSL), KAA_ERR_NOMEM. */
-int kaa__sdk_key_load_or_create(const char *dir, uint8_t **der, size_t *der_len);
+ * = the public key as DER SubjectPublicKeyInfo; *key (when key is not
+ * NULL; the caller frees it with EVP_PKEY_free) = the private key, for
+ * signing the proof of possession. KAA_ERR_IO (unreadable or not a key),
+ * KAA_ERR_INTERNAL (OpenSSL), KAA_ERR_NOMEM. */
+int kaa__sdk_key_load_or_create(const char *dir, EVP_PKEY **key, uint8_t **der, size_t *der_len);
 
 #define KAA__MAX_STREAMS 1024
 #define KAA__ID_MAX 257
@@ -257,6 +260,11 @@ int kaa__sdk_frame_profile(uint64_t req, const char *json, uint8_t **out, size_t
 int kaa__sdk_frame_hello_token(uint64_t req, const char *app_token, const uint8_t *pub,
 			       size_t publen, const char *sdk_profile_id, const char *profile_json,
 			       const char *endpoint_access_token, uint8_t **out, size_t *len);
+/* The same with Hello.proof (proof NULL: none; kaa.v1). */
+int kaa__sdk_frame_hello_proof(uint64_t req, const char *app_token, const uint8_t *pub,
+			       size_t publen, const char *sdk_profile_id, const char *profile_json,
+			       const char *endpoint_access_token, const uint8_t *proof,
+			       size_t proof_len, uint8_t **out, size_t *len);
 /* Event (target NULL/"": every sink of the owner). */
 int kaa__sdk_frame_event(uint64_t req, const char *fqn, const char *target, const char *body_json,
 			 uint64_t seq, uint8_t **out, size_t *len);

@@ -38,7 +38,7 @@ static int der_of(EVP_PKEY *pk, uint8_t **der, size_t *der_len)
 	return KAA_OK;
 }
 
-int kaa__sdk_key_load_or_create(const char *dir, uint8_t **der, size_t *der_len)
+int kaa__sdk_key_load_or_create(const char *dir, EVP_PKEY **key, uint8_t **der, size_t *der_len)
 {
 	char path[PATH_MAX];
 	char *pem = NULL;
@@ -48,6 +48,8 @@ int kaa__sdk_key_load_or_create(const char *dir, uint8_t **der, size_t *der_len)
 	int rc;
 
 	*der = NULL;
+	if (key)
+		*key = NULL;
 	if (snprintf(path, sizeof(path), "%s/key.pem", dir) >= (int)sizeof(path))
 		return KAA_ERR_INVAL;
 	rc = kaa__sdk_read_file(path, KEY_FILE_MAX, &pem, &pemlen);
@@ -76,6 +78,10 @@ out:
 		OPENSSL_cleanse(pem, pemlen);
 	free(pem);
 	BIO_free(bio);
+	if (rc == KAA_OK && key) {
+		*key = pk;
+		pk = NULL;
+	}
 	EVP_PKEY_free(pk);
 	return rc;
 }

@@ -30,6 +30,7 @@ enum {
 	OPT_LEASE_TTL,
 	OPT_LOG_LEVEL,
 	OPT_TLS_CERT,
+	OPT_HELLO_PROOF,
 	OPT_TLS_KEY,
 	OPT_DRAIN_TIMEOUT,
 	OPT_IDLE_TIMEOUT,
@@ -61,6 +62,7 @@ static const struct option options[] = {
 	{"lease-ttl", required_argument, NULL, OPT_LEASE_TTL},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	{"hello-proof", required_argument, NULL, OPT_HELLO_PROOF},
 	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	{"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
 	{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
@@ -98,6 +100,8 @@ const char *kaa__node_usage(void)
 	       "  --lease-ttl SECONDS    registry and election lease TTL (default 10)\n"
 	       "  --tls-cert FILE        PEM certificate for wss on the operations port (with --tls-key)\n"
 	       "  --tls-key FILE         PEM private key for --tls-cert\n"
+	       "  --hello-proof MODE     devices must prove they hold their key (kaa.v2): for\n"
+	       "                         'provisioned' applications (default) or 'always'\n"
 	       "  --drain-timeout SECONDS  on SIGTERM, redirect devices for at most this long (default 30)\n"
 	       "  --idle-timeout SECONDS  close device sessions silent this long (default 120;\n"
 	       "                         announced to devices, whose SDK pings at a third of it)\n"
@@ -195,6 +199,14 @@ static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, 
 	case OPT_LOG_LEVEL: return set_str(&cfg->log_level, v);
 	case OPT_TLS_CERT: return set_str(&cfg->tls_cert, v);
 	case OPT_TLS_KEY: return set_str(&cfg->tls_key, v);
+	case OPT_HELLO_PROOF:
+		if (strcmp(v, "always") && strcmp(v, "provisioned")) {
+			snprintf(err, errlen, "%s: must be provisioned or always, got '%s'", name,
+				 v);
+			return -1;
+		}
+		cfg->proof_always = v[0] == 'a';
+		return 0;
 	case OPT_APPENDER_DIR: return set_str(&cfg->appender_dir, v);
 	case OPT_DRAIN_TIMEOUT:
 	case OPT_IDLE_TIMEOUT: {

@@ -59,6 +59,9 @@ typedef struct kaa_node_config {
 	 * (proto/device_url.h). NULL: ws[s]://host:operations-port/. */
 	char *advertise;
 	char *tls_cert; /* NULL: plain ws */
+	/* --hello-proof always: every Hello must prove possession of the
+	 * device key (kaa.v2); default "provisioned": provisioned apps only */
+	bool proof_always;
 	char *tls_key;
 	int drain_timeout; /* seconds */
 	int idle_timeout;  /* seconds: device sessions silent this long are closed */

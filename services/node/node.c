@@ -383,6 +383,7 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 			.tls_key = cfg->tls_key,
 			.appender_dir = cfg->appender_dir,
 			.drain_timeout_ms = cfg->drain_timeout * 1000,
+			.proof_always = cfg->proof_always,
 			.idle_timeout_ms = cfg->idle_timeout * 1000,
 			/* standalone: every owner's home is this node */
 			.internode_port = cfg->etcd ? cfg->internode_port : -1,

@@ -280,6 +280,11 @@ static void register_metrics(kaa__operations *ops, kaa__metrics *m)
 		kaa__metrics_counter(m, "kaa_ops_registrations_total", h, "result=\"revoked\"");
 	ops->reg_error =
 		kaa__metrics_counter(m, "kaa_ops_registrations_total", h, "result=\"error\"");
+	ops->reg_bad_proof = kaa__metrics_counter(m, "kaa_ops_registrations_total", h,
+						  "result=\"invalid_proof\"");
+	ops->reg_proven =
+		kaa__metrics_counter(m, "kaa_ops_hello_proofs_total",
+				     "Hellos whose proof of possession verified (kaa.v2).", NULL);
 	ops->log_records =
 		kaa__metrics_counter(m, "kaa_ops_log_records_total",
 				     "Log records durably stored (first delivery).", NULL);
@@ -361,6 +366,7 @@ int kaa__operations_new(const kaa__operations_opts *o, kaa__operations **out)
 	ops->clustered = o->clustered;
 	ops->coord = o->coord;
 	ops->drain_timeout_ms = o->drain_timeout_ms > 0 ? o->drain_timeout_ms : 30000;
+	ops->proof_always = o->proof_always;
 	ops->idle_timeout_ms =
 		o->idle_timeout_ms > 0 ? o->idle_timeout_ms : OPS_IDLE_TIMEOUT_MS_DEFAULT;
 	ops->tls = o->tls_cert && o->tls_key;

@@ -73,6 +73,9 @@ typedef struct kaa__operations_opts {
 	const char *appender_dir;
 	/* default drain deadline for kaa__operations_drain (0: 30000 ms) */
 	int drain_timeout_ms;
+	/* Hello must carry a proof of possession (kaa.v2) for every
+	 * application; false: only for applications in provisioned mode */
+	bool proof_always;
 	/* copied; NULL: real transport. Tests pass their own io to capture the
 	 * outgoing frames and drive kaa__operations_on_frame/on_close. */
 	const kaa__ops_io *io;

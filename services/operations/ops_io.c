@@ -30,6 +30,11 @@ static size_t srv_sessions(void *ud)
 	return kaa__ops_server_sessions(ud);
 }
 
+static int srv_nonce(void *ud, kaa__session_id sid, uint8_t out[32])
+{
+	return kaa__ops_server_nonce(ud, sid, out);
+}
+
 kaa__ops_io kaa__opl_io_server(kaa__ops_server *srv)
 {
 	return (kaa__ops_io){.ud = srv,
@@ -37,5 +42,6 @@ kaa__ops_io kaa__opl_io_server(kaa__ops_server *srv)
 			     .close = srv_close,
 			     .established = srv_established,
 			     .set_accepting = srv_set_accepting,
-			     .sessions = srv_sessions};
+			     .sessions = srv_sessions,
+			     .nonce = srv_nonce};
 }

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "endpoint.pb-c.h"
 #include "operations/ops_server.h"
@@ -24,6 +25,10 @@ typedef struct kaa__ops_io {
 	void (*established)(void *ud, kaa__session_id sid);
 	void (*set_accepting)(void *ud, bool accepting);
 	size_t (*sessions)(void *ud);
+	/* The session's proof-of-possession nonce (hello_proof.h): KAA_OK, or
+	 * an error when none was issued. NULL: this transport issues none
+	 * (every Hello proof is then refused). */
+	int (*nonce)(void *ud, kaa__session_id sid, uint8_t out[32]);
 } kaa__ops_io;
 
 /* The io that drives the real transport srv (borrowed: it must outlive

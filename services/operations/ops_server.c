@@ -29,11 +29,13 @@
 
 #include "base/alloc.h"
 #include "proto/endpoint_codec.h"
+#include "proto/hello_proof.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/lws_log.h"
 
 #include <libwebsockets.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -126,7 +128,8 @@ struct kaa__ops_server {
 	char *bind_host, *tls_cert, *tls_key;
 
 	struct lws_context *ctx;
-	struct lws_protocols protocols[3];
+	struct lws_protocols protocols[4];
+	uint8_t proof_secret[KAA__PROOF_SECRET_BYTES]; /* random, for session nonces */
 	int port;
 
 	uv_loop_t loop;
@@ -357,6 +360,30 @@ static int sq_push(kaa__ops_server *s, struct ops_session *ss, struct out_msg *m
 	if (notify)
 		sess_schedule(s, ss);
 	return rc;
+}
+
+int kaa__ops_server_nonce(kaa__ops_server *s, kaa__session_id sid, uint8_t out[32])
+{
+	return kaa__proof_nonce(s->proof_secret, sid, out);
+}
+
+/* The kaa.v2 session's first frame. A failure leaves the session without
+ * a Challenge: its device then cannot prove possession and is refused at
+ * Hello where a proof is required, which is the safe side. */
+static void send_challenge(kaa__ops_server *s, struct ops_session *ss)
+{
+	Kaa__Endpoint__V1__Frame f = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__Challenge c = KAA__ENDPOINT__V1__CHALLENGE__INIT;
+	uint8_t nonce[KAA__PROOF_NONCE_BYTES];
+	struct out_msg *m;
+	if (kaa__proof_nonce(s->proof_secret, ss->id, nonce) != KAA_OK)
+		return;
+	c.nonce.data = nonce;
+	c.nonce.len = sizeof(nonce);
+	f.body_case = KAA__ENDPOINT__V1__FRAME__BODY_CHALLENGE;
+	f.challenge = &c;
+	if (encode_msg(&f, &m) == KAA_OK)
+		sq_push(s, ss, m, true);
 }
 
 int kaa__ops_send(kaa__ops_server *s, kaa__session_id sid, const Kaa__Endpoint__V1__Frame *f)
@@ -738,7 +765,7 @@ static int on_http(kaa__ops_server *s, struct lws *wsi, const char *path)
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-static bool offers_kaa_v1(struct lws *wsi)
+static bool offers_kaa(struct lws *wsi)
 {
 	char buf[256], *save = NULL, *tok;
 	int n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
@@ -747,7 +774,8 @@ static bool offers_kaa_v1(struct lws *wsi)
 	    lws_hdr_copy(wsi, buf, sizeof(buf), WSI_TOKEN_PROTOCOL) < 0)
 		return false;
 	for (tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
-		if (!strcmp(tok, KAA__PROTOCOL_SUBPROTOCOL))
+		if (!strcmp(tok, KAA__PROTOCOL_SUBPROTOCOL) ||
+		    !strcmp(tok, KAA__PROTOCOL_SUBPROTOCOL_V2))
 			return true;
 	return false;
 }
@@ -759,10 +787,11 @@ static int on_confirm_upgrade(kaa__ops_server *s, struct lws *wsi, const char *u
 		return http_json(wsi, 400, "{\"error\":\"only WebSocket upgrades are served\"}")
 			       ? -1
 			       : 1;
-	if (!offers_kaa_v1(wsi))
-		return http_json(wsi, 400,
-				 "{\"error\":\"the WebSocket subprotocol kaa.v1 is required "
-				 "(Sec-WebSocket-Protocol: kaa.v1)\"}")
+	if (!offers_kaa(wsi))
+		return http_json(
+			       wsi, 400,
+			       "{\"error\":\"the WebSocket subprotocol kaa.v2 or kaa.v1 is required "
+			       "(Sec-WebSocket-Protocol: kaa.v2, kaa.v1)\"}")
 			       ? -1
 			       : 1;
 	if (lws_get_opaque_user_data(wsi) == &s->hs_marker)
@@ -806,7 +835,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_ESTABLISHED:
 		if (lws_get_opaque_user_data(wsi) != &s->hs_marker)
 			return -1; /* not admitted by us (cannot happen) */
-		sess_new(s, wsi);
+		ss = sess_new(s, wsi);
+		if (lws_get_protocol(wsi) == &s->protocols[1])
+			send_challenge(s, ss);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		ss = lws_get_opaque_user_data(wsi);
@@ -1132,6 +1163,11 @@ int kaa__ops_server_new(const kaa__ops_server_opts *opts, const kaa__ops_handler
 
 	s = kaa__xcalloc(1, sizeof(*s));
 	s->h = *h;
+	if (RAND_bytes(s->proof_secret, sizeof(s->proof_secret)) != 1) {
+		/* without a secret nonces would be predictable: refuse to start */
+		free(s);
+		return KAA_ERR_INTERNAL;
+	}
 	s->workers_n = opts->workers ? opts->workers : 4;
 	if (s->workers_n > 256)
 		s->workers_n = 256;
@@ -1195,9 +1231,13 @@ int kaa__ops_server_new(const kaa__ops_server_opts *opts, const kaa__ops_handler
 
 	s->protocols[0].name = "http";
 	s->protocols[0].callback = callback;
-	s->protocols[1].name = KAA__PROTOCOL_SUBPROTOCOL;
+	/* kaa.v2 first: a device offering both gets the proof of possession */
+	s->protocols[1].name = KAA__PROTOCOL_SUBPROTOCOL_V2;
 	s->protocols[1].callback = callback;
 	s->protocols[1].rx_buffer_size = (size_t)s->rx_buffer;
+	s->protocols[2].name = KAA__PROTOCOL_SUBPROTOCOL;
+	s->protocols[2].callback = callback;
+	s->protocols[2].rx_buffer_size = (size_t)s->rx_buffer;
 
 	memset(&info, 0, sizeof(info));
 	loops[0] = &s->loop;

@@ -94,7 +94,10 @@ size_t kaa__ops_server_sessions(const kaa__ops_server *s);
  *  - A text message, or bytes that do not decode, are answered with an Error
  *    frame (not fatal) built from the codec's kaa__frame_error; the session
  *    stays open and on_frame never sees them.
- *  - Upgrades without subprotocol kaa.v1 get HTTP 400, upgrades beyond
+ *  - Subprotocols kaa.v2 (preferred) and kaa.v1: a kaa.v2 session's first
+ *    frame is the server's Challenge (request_id 0) with the nonce of
+ *    kaa__ops_server_nonce, queued before any frame of the session is read.
+ *  - Upgrades offering neither subprotocol get HTTP 400, upgrades beyond
  *    max_sessions (sessions + handshakes in progress) or while not accepting
  *    get HTTP 503, each with a JSON body {"error":"..."}.
  *  - GET /readyz is 503 while not accepting (draining) or while opts.ready
@@ -115,4 +118,10 @@ void kaa__ops_session_set_established(kaa__ops_server *s, kaa__session_id sid);
  * e.g. 1008 after a fatal Error, 1001 when draining. KAA_ERR_INVAL: code
  * outside 1000..4999; KAA_ERR_NOTFOUND: the session is gone. */
 int kaa__ops_close_code(kaa__ops_server *s, kaa__session_id sid, int ws_code);
+/* The proof-of-possession nonce of session sid (proto/hello_proof.h):
+ * HMAC of a per-process random secret and sid, the same value this server
+ * sent in the kaa.v2 session's Challenge. Any thread. KAA_OK,
+ * KAA_ERR_INTERNAL. */
+int kaa__ops_server_nonce(kaa__ops_server *s, kaa__session_id sid, uint8_t out[32]);
+
 #endif

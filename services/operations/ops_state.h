@@ -197,6 +197,7 @@ struct kaa__operations {
 	char *node_id, *cluster;
 	bool clustered;
 	int drain_timeout_ms;
+	bool proof_always; /* opts.proof_always */
 	int idle_timeout_ms;
 	bool tls;
 	char *appender_dir;
@@ -238,7 +239,7 @@ struct kaa__operations {
 
 	kaa__metrics *own_metrics; /* when the caller gave none */
 	kaa__counter *reg_registered, *reg_existing, *reg_unauth, *reg_forbidden, *reg_revoked,
-		*reg_error;
+		*reg_error, *reg_bad_proof, *reg_proven;
 	kaa__counter *log_records, *log_batches_dup, *notifs_sent, *configs_sent;
 	kaa__counter *app_refreshes;
 	kaa__counter *rebalance_redirects;

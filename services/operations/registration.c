@@ -14,6 +14,7 @@
 #include "base/alloc.h"
 #include "base/base64.h"
 #include "proto/endpoint_codec.h"
+#include "proto/hello_proof.h"
 #include "base/error.h"
 #include "json/json_merge.h"
 #include "base/log.h"
@@ -206,6 +207,17 @@ static void hello_ack(kaa__operations *ops, ops_session *s, uint64_t req, bool r
 	kaa__opl_send(ops, s->sid, &f);
 }
 
+/* Hello.proof against the nonce this session was challenged with. */
+static bool verify_proof(kaa__operations *ops, const ops_session *s,
+			 const Kaa__Endpoint__V1__Hello *h)
+{
+	uint8_t nonce[KAA__PROOF_NONCE_BYTES];
+	if (!ops->io.nonce || ops->io.nonce(ops->io.ud, s->sid, nonce) != KAA_OK)
+		return false;
+	return kaa__proof_verify(h->public_key.data, h->public_key.len, nonce, h->application_token,
+				 h->proof.data, h->proof.len) == KAA_OK;
+}
+
 void kaa__opl_hello(kaa__operations *ops, ops_session *s, const frame_t *f)
 {
 	const Kaa__Endpoint__V1__Hello *h = f->hello;
@@ -223,6 +235,20 @@ void kaa__opl_hello(kaa__operations *ops, ops_session *s, const frame_t *f)
 			       "application_token and public_key are required");
 		return;
 	}
+	/* the proof first: a forged or replayed one learns nothing else */
+	bool proven = false;
+	if (h->proof.len) {
+		if (!verify_proof(ops, s, h)) {
+			kaa__counter_inc(ops->reg_bad_proof);
+			kaa__opl_error(ops, s->sid, f->request_id, EC(INVALID_PROOF), true,
+				       "hello.proof", NULL,
+				       "the proof of possession does not verify for this session's "
+				       "challenge, this public_key and this application token");
+			return;
+		}
+		proven = true;
+		kaa__counter_inc(ops->reg_proven);
+	}
 	rc = kaa__opl_app_by_token(ops, h->application_token, &app);
 	if (rc == KAA_ERR_NOTFOUND) {
 		kaa__counter_inc(ops->reg_unauth);
@@ -232,6 +258,15 @@ void kaa__opl_hello(kaa__operations *ops, ops_session *s, const frame_t *f)
 	}
 	if (rc != KAA_OK)
 		goto internal;
+	if (!proven && (app->provisioned || ops->proof_always)) {
+		kaa__counter_inc(ops->reg_bad_proof);
+		kaa__opl_error(ops, s->sid, f->request_id, EC(INVALID_PROOF), true, "hello.proof",
+			       NULL,
+			       "this application requires proof of possession of the device key: "
+			       "connect with subprotocol kaa.v2 and sign the Challenge "
+			       "(docs/protocol.md)");
+		goto out;
+	}
 	key_hash(h->public_key.data, h->public_key.len, kh);
 	rc = kaa__meta_find_credential(ops->meta, app->id, kh, &cred);
 	if (rc == KAA_OK && cred.status && strcmp(cred.status, "revoked") == 0) {

@@ -14,6 +14,7 @@
  */
 #include "coord/coord.h"
 #include "proto/endpoint_codec.h"
+#include "proto/hello_proof.h"
 #include "store/endpoint_store.h"
 #include "base/error.h"
 #include "json/json_merge.h"
@@ -28,6 +29,7 @@
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -304,7 +306,9 @@ static bool read_all(int fd, void *p, size_t n, int64_t deadline)
 	return true;
 }
 
-static bool ws_connect(ws *w, int port)
+/* Opens a WebSocket offering the subprotocols protos; *chosen (when not
+ * NULL) gets the one the server picked. */
+static bool ws_connect_proto(ws *w, int port, const char *protos, char *chosen, size_t cap)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET,
 				.sin_port = htons((uint16_t)port),
@@ -318,8 +322,8 @@ static bool ws_connect(ws *w, int port)
 	int len = snprintf(req, sizeof(req),
 			   "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
 			   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-			   "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: kaa.v1\r\n\r\n",
-			   port);
+			   "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n\r\n",
+			   port, protos);
 	if (!write_all(w->fd, req, (size_t)len))
 		return false;
 	int64_t deadline = now_ms() + 5000;
@@ -331,7 +335,19 @@ static bool ws_connect(ws *w, int port)
 		if (got >= 4 && strcmp(resp + got - 4, "\r\n\r\n") == 0)
 			break;
 	}
+	if (chosen) {
+		const char *h = strcasestr(resp, "\r\nSec-WebSocket-Protocol:");
+		chosen[0] = '\0';
+		if (h)
+			sscanf(h + 26, " %63[^\r]", chosen);
+		(void)cap;
+	}
 	return strncmp(resp, "HTTP/1.1 101", 12) == 0;
+}
+
+static bool ws_connect(ws *w, int port)
+{
+	return ws_connect_proto(w, port, "kaa.v1", NULL, 0);
 }
 
 static bool ws_send_raw(ws *w, int opcode, const void *data, size_t len)
@@ -479,6 +495,81 @@ static void ws_hello(ws *w, uint64_t req, const char *token, const char *key)
 	CU_ASSERT_TRUE(ws_send(w, &f));
 }
 
+/* A kaa.v2 Hello with key's DER public key and proof (may be NULL). */
+static void ws_hello_proof(ws *w, const char *token, const uint8_t *pub, size_t pl,
+			   const uint8_t *proof, size_t proof_len)
+{
+	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__Hello h = KAA__ENDPOINT__V1__HELLO__INIT;
+	h.application_token = (char *)token;
+	h.public_key.data = (uint8_t *)pub;
+	h.public_key.len = pl;
+	h.proof.data = (uint8_t *)proof;
+	h.proof.len = proof ? proof_len : 0;
+	f.request_id = 1;
+	f.body_case = BODY(HELLO);
+	f.hello = &h;
+	CU_ASSERT_TRUE(ws_send(w, &f));
+}
+
+/* Proof of possession on real sockets: the server prefers kaa.v2, sends
+ * the Challenge first, accepts the signed Hello, refuses the same proof
+ * on another connection; kaa.v1 still works for a trustful application. */
+static void check_proof(int port, const char *token)
+{
+	ws w = {.fd = -1}, w2 = {.fd = -1};
+	char chosen[64];
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	uint8_t pub[256], *pp = pub, sig[KAA__PROOF_SIG_MAX];
+	size_t sl = 0;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+	int pl = i2d_PUBKEY(k, &pp);
+	CU_ASSERT_FATAL(pl > 0);
+
+	CU_ASSERT_TRUE_FATAL(ws_connect_proto(&w, port, "kaa.v2, kaa.v1", chosen, sizeof(chosen)));
+	CU_ASSERT_STRING_EQUAL(chosen, "kaa.v2");
+	frame_t *c = ws_take(&w, BODY(CHALLENGE), 5000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(c->request_id, 0);
+	CU_ASSERT_EQUAL_FATAL(c->challenge->nonce.len, KAA__PROOF_NONCE_BYTES);
+	CU_ASSERT_EQUAL(kaa__proof_sign(k, c->challenge->nonce.data, pub, (size_t)pl, token, sig,
+					sizeof(sig), &sl),
+			KAA_OK);
+	ws_hello_proof(&w, token, pub, (size_t)pl, sig, sl);
+	frame_t *ack = ws_take(&w, BODY(HELLO_ACK), 5000);
+	CU_ASSERT_PTR_NOT_NULL(ack);
+	kaa__frame_free(ack);
+
+	/* the same proof on a new connection: its nonce differs */
+	CU_ASSERT_TRUE_FATAL(ws_connect_proto(&w2, port, "kaa.v2", chosen, sizeof(chosen)));
+	frame_t *c2 = ws_take(&w2, BODY(CHALLENGE), 5000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
+	CU_ASSERT_NOT_EQUAL(memcmp(c->challenge->nonce.data, c2->challenge->nonce.data, 32), 0);
+	ws_hello_proof(&w2, token, pub, (size_t)pl, sig, sl);
+	frame_t *e = ws_take(&w2, BODY(ERROR), 5000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_EQUAL(e->error->code, KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_INVALID_PROOF);
+	CU_ASSERT_TRUE(e->error->fatal);
+	CU_ASSERT_PTR_NULL(ws_take(&w2, BODY(HELLO_ACK), 200));
+	CU_ASSERT_TRUE(ws_wait_closed(&w2, 5000));
+	kaa__frame_free(e);
+	kaa__frame_free(c);
+	kaa__frame_free(c2);
+	ws_close(&w2);
+	ws_close(&w);
+
+	/* kaa.v1: no Challenge, and a trustful application takes the Hello */
+	CU_ASSERT_TRUE_FATAL(ws_connect_proto(&w, port, "kaa.v1", chosen, sizeof(chosen)));
+	CU_ASSERT_STRING_EQUAL(chosen, "kaa.v1");
+	ws_hello_proof(&w, token, pub, (size_t)pl, NULL, 0);
+	ack = ws_take(&w, BODY(HELLO_ACK), 5000);
+	CU_ASSERT_PTR_NOT_NULL(ack);
+	kaa__frame_free(ack);
+	CU_ASSERT_PTR_NULL(ws_take(&w, BODY(CHALLENGE), 100));
+	ws_close(&w);
+	EVP_PKEY_free(k);
+}
+
 static void ws_ack(ws *w, uint64_t req)
 {
 	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
@@ -588,6 +679,8 @@ static void test_device_session(void)
 	snprintf(path, sizeof(path), "/applications/%" PRId64 "/topics", app);
 	int64_t topic =
 		create(a.base, tdev, path, "{\"name\":\"alerts\",\"mandatory\":true}", NULL);
+
+	check_proof(a.ops, token);
 
 	/* an unknown application token: fatal error, then closed */
 	CU_ASSERT_TRUE_FATAL(ws_connect(&w, a.ops));

@@ -33,13 +33,13 @@ static void test_key_created_once(void)
 
 	snprintf(sub, sizeof(sub), "%s/dev/nested", dir);
 	CU_ASSERT_EQUAL_FATAL(kaa__sdk_mkdirs(sub), KAA_OK);
-	CU_ASSERT_EQUAL_FATAL(kaa__sdk_key_load_or_create(sub, &a, &al), KAA_OK);
+	CU_ASSERT_EQUAL_FATAL(kaa__sdk_key_load_or_create(sub, NULL, &a, &al), KAA_OK);
 	CU_ASSERT(al > 60 && al < 200); /* DER SubjectPublicKeyInfo of a P-256 key: 91 */
 	snprintf(path, sizeof(path), "%s/key.pem", sub);
 	CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
 	CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
 	/* the second start loads the same key: same identity */
-	CU_ASSERT_EQUAL_FATAL(kaa__sdk_key_load_or_create(sub, &b, &bl), KAA_OK);
+	CU_ASSERT_EQUAL_FATAL(kaa__sdk_key_load_or_create(sub, NULL, &b, &bl), KAA_OK);
 	CU_ASSERT_EQUAL(al, bl);
 	CU_ASSERT(memcmp(a, b, al) == 0);
 	free(a);
@@ -48,7 +48,7 @@ static void test_key_created_once(void)
 	FILE *f = fopen(path, "w");
 	fputs("not a key\n", f);
 	fclose(f);
-	CU_ASSERT_EQUAL(kaa__sdk_key_load_or_create(sub, &b, &bl), KAA_ERR_IO);
+	CU_ASSERT_EQUAL(kaa__sdk_key_load_or_create(sub, NULL, &b, &bl), KAA_ERR_IO);
 	CU_ASSERT_PTR_NULL(b);
 }
 

@@ -11,6 +11,7 @@
 #include "base/clock.h"
 #include "coord/coord.h"
 #include "proto/endpoint_codec.h"
+#include "proto/hello_proof.h"
 #include "store/endpoint_store.h"
 #include "base/error.h"
 #include "json/json_merge.h"
@@ -23,6 +24,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,12 +127,21 @@ static size_t io_sessions(void *ud)
 	return n;
 }
 
+/* The nonce the test transport challenged session sid with. */
+static const uint8_t io_secret[KAA__PROOF_SECRET_BYTES] = {0x6b, 0x61, 0x61};
+static int io_nonce(void *ud, kaa__session_id sid, uint8_t out[32])
+{
+	(void)ud;
+	return kaa__proof_nonce(io_secret, sid, out);
+}
+
 static const kaa__ops_io test_io = {
 	.send = io_send,
 	.close = io_close,
 	.established = io_established,
 	.set_accepting = io_set_accepting,
 	.sessions = io_sessions,
+	.nonce = io_nonce,
 };
 
 static void io_reset(void)
@@ -226,6 +237,47 @@ static void send_hello(kaa__session_id sid, uint64_t req, const char *token, con
 	f.body_case = BODY(HELLO);
 	f.hello = &h;
 	deliver(sid, &f);
+}
+
+/* A kaa.v2 Hello on sid with key's DER public key, proven by signer
+ * (NULL: no proof) over the nonce of session nonce_sid (sid: the honest
+ * case; another: a replay). */
+static void send_hello_proof(kaa__session_id sid, const char *token, EVP_PKEY *key,
+			     EVP_PKEY *signer, kaa__session_id nonce_sid)
+{
+	frame_t f = KAA__ENDPOINT__V1__FRAME__INIT;
+	Kaa__Endpoint__V1__Hello h = KAA__ENDPOINT__V1__HELLO__INIT;
+	uint8_t pub[256], *pp = pub, nonce[32], sig[KAA__PROOF_SIG_MAX];
+	size_t sl = 0;
+	int pl = i2d_PUBKEY(key, &pp);
+	CU_ASSERT_FATAL(pl > 0);
+	h.application_token = (char *)token;
+	h.public_key.data = pub;
+	h.public_key.len = (size_t)pl;
+	if (signer) {
+		CU_ASSERT_EQUAL_FATAL(io_nonce(NULL, nonce_sid, nonce), KAA_OK);
+		CU_ASSERT_EQUAL_FATAL(kaa__proof_sign(signer, nonce, pub, (size_t)pl, token, sig,
+						      sizeof(sig), &sl),
+				      KAA_OK);
+		h.proof.data = sig;
+		h.proof.len = sl;
+	}
+	f.request_id = 1;
+	f.body_case = BODY(HELLO);
+	f.hello = &h;
+	deliver(sid, &f);
+}
+
+static void b64url(const uint8_t *in, size_t len, char *out);
+
+/* The endpoint key hash of key's DER public key. */
+static void key_hash_of(EVP_PKEY *key, char out[48])
+{
+	uint8_t pub[256], *pp = pub, d[SHA256_DIGEST_LENGTH];
+	int pl = i2d_PUBKEY(key, &pp);
+	CU_ASSERT_FATAL(pl > 0);
+	SHA256(pub, (size_t)pl, d);
+	b64url(d, sizeof(d), out);
 }
 
 static void send_ping(kaa__session_id sid, uint64_t req, const char *payload)
@@ -581,44 +633,86 @@ static void test_registration(void)
 	io_reset();
 }
 
+static void expect_fatal(kaa__session_id sid, int code)
+{
+	const frame_t *e = nth(sid, BODY(ERROR), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_EQUAL(e->error->code, code);
+	CU_ASSERT_TRUE(e->error->fatal);
+	CU_ASSERT_PTR_NULL(nth(sid, BODY(HELLO_ACK), 0));
+	CU_ASSERT_TRUE(is_closed(sid));
+	close_session(sid);
+}
+
 static void test_provisioned(void)
 {
 	app_fx a = make_app("prov", "provisioned");
+	EVP_PKEY *good = EVP_EC_gen("P-256"), *other = EVP_EC_gen("P-256");
 	char kh[48];
+	CU_ASSERT_PTR_NOT_NULL_FATAL(good);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(other);
 	ops = start_ops(NULL, "node-a");
 
-	send_hello(1, 1, a.token, "unknown-key", NULL);
-	const frame_t *e = nth(1, BODY(ERROR), 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
-	CU_ASSERT_EQUAL(e->error->code, EC(FORBIDDEN));
-	CU_ASSERT_TRUE(e->error->fatal);
-	CU_ASSERT_TRUE(is_closed(1));
-	close_session(1);
+	/* a proven key without a credential */
+	send_hello_proof(1, a.token, other, other, 1);
+	expect_fatal(1, EC(FORBIDDEN));
 
-	expected_hash("good-key", kh);
+	key_hash_of(good, kh);
+	uint8_t der[256], *dp = der;
+	char pub64[400];
+	EVP_EncodeBlock((unsigned char *)pub64, der, i2d_PUBKEY(good, &dp));
 	kaa__meta_obj c = {.kind = KAA_META_CREDENTIAL, .app_id = a.id};
 	c.endpoint_key_hash = kh;
-	c.public_key = "good-key";
+	c.public_key = pub64;
 	int64_t cred = mk(&c);
-	send_hello(2, 1, a.token, "good-key", NULL);
-	CU_ASSERT_PTR_NOT_NULL(nth(2, BODY(HELLO_ACK), 0));
-	CU_ASSERT_EQUAL(count(2, BODY(ERROR)), 0);
-	close_session(2);
+	/* whoever read the public key cannot connect as the device: no proof
+	 * (a kaa.v1 device), a proof by another key, a proof replayed from
+	 * another session, and a proof with a flipped bit are all refused */
+	send_hello_proof(2, a.token, good, NULL, 0);
+	expect_fatal(2, EC(INVALID_PROOF));
+	send_hello_proof(3, a.token, good, other, 3);
+	expect_fatal(3, EC(INVALID_PROOF));
+	send_hello_proof(4, a.token, good, good, 40);
+	expect_fatal(4, EC(INVALID_PROOF));
+	send_hello(5, 1, a.token, "not a DER key", NULL);
+	expect_fatal(5, EC(INVALID_PROOF));
+	/* the device itself */
+	send_hello_proof(6, a.token, good, good, 6);
+	CU_ASSERT_PTR_NOT_NULL(nth(6, BODY(HELLO_ACK), 0));
+	CU_ASSERT_EQUAL(count(6, BODY(ERROR)), 0);
+	close_session(6);
 
 	kaa__meta_obj u = {.kind = KAA_META_CREDENTIAL, .id = cred};
 	u.status = "revoked";
 	CU_ASSERT_EQUAL_FATAL(kaa__meta_update(meta, &u, NULL, NULL), KAA_OK);
-	send_hello(3, 1, a.token, "good-key", NULL);
-	e = nth(3, BODY(ERROR), 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
-	CU_ASSERT_EQUAL(e->error->code, EC(REVOKED));
-	CU_ASSERT_TRUE(e->error->fatal);
-	CU_ASSERT_PTR_NULL(nth(3, BODY(HELLO_ACK), 0));
-	close_session(3);
+	send_hello_proof(7, a.token, good, good, 7);
+	expect_fatal(7, EC(REVOKED));
 
 	kaa__operations_free(ops);
 	ops = NULL;
 	io_reset();
+
+	/* --hello-proof always: trustful applications too; a proven device
+	 * is accepted, an unproven one refused */
+	app_fx t = make_app("trust-proof", "trustful");
+	kaa__operations_opts o = {.node_id = "node-a",
+				  .cluster = "c",
+				  .sql_url = sql_url,
+				  .nosql_url = nosql_url,
+				  .appender_dir = appender_dir,
+				  .io = &test_io,
+				  .proof_always = true};
+	CU_ASSERT_EQUAL_FATAL(kaa__operations_new(&o, &ops), KAA_OK);
+	send_hello(1, 1, t.token, "opaque-key", NULL);
+	expect_fatal(1, EC(INVALID_PROOF));
+	send_hello_proof(2, t.token, other, other, 2);
+	CU_ASSERT_PTR_NOT_NULL(nth(2, BODY(HELLO_ACK), 0));
+	close_session(2);
+	kaa__operations_free(ops);
+	ops = NULL;
+	io_reset();
+	EVP_PKEY_free(good);
+	EVP_PKEY_free(other);
 }
 
 static void test_profile_and_config(void)
