@@ -590,7 +590,8 @@ static void rx_reset(const int *script, size_t n, bool stall)
 {
 	pthread_mutex_lock(&rx.mu);
 	memset(rx.script, 0, sizeof(rx.script));
-	memcpy(rx.script, script, n * sizeof(*script));
+	if (n)
+		memcpy(rx.script, script, n * sizeof(*script));
 	rx.n_script = n;
 	rx.next = 0;
 	rx.stall = stall;
