@@ -21,7 +21,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 JSON='Content-Type: application/json'
 SECRET=e2e-webhook-secret-0123456789
 
-read -r CPORT BPORT OPORT IPORT RPORT <<<"$(free_ports 5)"
+read -r CPORT BPORT OPORT IPORT RPORT SPORT <<<"$(free_ports 6)"
 URL=http://127.0.0.1:$CPORT/api/v1
 BOOT=127.0.0.1:$BPORT
 RX=http://127.0.0.1:$RPORT
@@ -97,7 +97,13 @@ class H(http.server.BaseHTTPRequestHandler):
         self.reply(200)
 
 
-http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+if len(sys.argv) > 4:  # https with this certificate and key
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
 PY
 rx_mode() { curl -s -o /dev/null --max-time 2 -X POST "$RX/ctl/$1/$2"; }
 rx_stat() { curl -s --max-time 2 "$RX/stats" | python3 -c 'import sys, json
@@ -257,6 +263,52 @@ check "permanent failure in metrics" \
 	[ "$(node_metric kaa_log_appender_failures_total ',kind="permanent"')" = 1 ]
 check "the node logged the refusal" grep -q 'batch_refused.*status=400' "$work/node.log"
 rx_mode ok 0
+
+echo "== https: verified with the configured CA, refused without it"
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+	-addext "subjectAltName=IP:127.0.0.1" \
+	-keyout "$work/key.pem" -out "$work/cert.pem" >/dev/null 2>&1
+spawn python3 "$work/receiver.py" "$SPORT" "$SECRET" "$work/cert.pem" "$work/key.pem" \
+	2>"$work/receiver-tls.log"
+tls_up() { [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/cert.pem" --max-time 1 \
+	"https://127.0.0.1:$SPORT/stats")" = 200 ]; }
+check "https receiver is up" wait_for 10000 tls_up
+tls_app() { # tls_app NAME CA_PEM_FILE|"" -> APP2, TOKEN2
+	api $TA POST "/tenants/$T/applications" "{\"name\":\"$1\",\"credentialsMode\":\"trustful\"}"
+	APP2=$(jget id)
+	TOKEN2=$(jget applicationToken)
+	local body
+	body=$(python3 - "https://127.0.0.1:$SPORT/in" "$SECRET" "$2" <<'EOF'
+import json, sys
+s = {"type": "webhook", "url": sys.argv[1], "secret": sys.argv[2],
+     "timeout_ms": 500, "deadline_ms": 1500, "backoff_ms": 50}
+if sys.argv[3]:
+    s["ca_pem"] = open(sys.argv[3]).read()
+print(json.dumps({"name": "tls", "settings": s}))
+EOF
+)
+	api $TA POST "/applications/$APP2/log-appenders" "$body"
+}
+tls_app tls-ok "$work/cert.pem"
+must 201 "https webhook with ca_pem"
+timeout 60 "$DEVICE" --bootstrap "$BOOT" --app-token "$TOKEN2" --count 1 --state-dir "$work/tls-ok" \
+	--log-total 10 --log-rate 50 --log-batch 5 --until-acked --duration 40 --json \
+	>"$work/tls-ok.json" 2>"$work/tls-ok.err"
+check "kaa-device exits 0" [ $? = 0 ]
+check "10 records acknowledged over verified TLS" field_is "$work/tls-ok.json" records_acked 10
+tls_records() { curl -s --cacert "$work/cert.pem" --max-time 2 "https://127.0.0.1:$SPORT/stats" |
+	python3 -c 'import sys, json; print(len(json.load(sys.stdin)["records"]))'; }
+check "the https receiver holds them" [ "$(tls_records)" = 10 ]
+tls_app tls-untrusted ""
+must 201 "https webhook without ca_pem (system CAs)"
+timeout 30 "$DEVICE" --bootstrap "$BOOT" --app-token "$TOKEN2" --count 1 \
+	--state-dir "$work/tls-bad" --log-total 5 --log-rate 50 --log-batch 5 --duration 4 --json \
+	>"$work/tls-bad.json" 2>"$work/tls-bad.err"
+check "nothing acknowledged: the self-signed certificate is not trusted" \
+	field_is "$work/tls-bad.json" records_acked 0
+check "the node gave up on the batch (retryable) after certificate errors" \
+	grep -q "batch_deadline app=$APP2 .*certificate" "$work/node.log"
+check "the untrusted receiver stored nothing more" [ "$(tls_records)" = 10 ]
 
 echo "== SIGTERM with nothing in flight"
 kill -TERM "$NODE_PID"
