@@ -20,7 +20,11 @@
  * callback; the status then goes to a session id that may be gone (the
  * send is dropped, the device re-sends after reconnecting).
  */
-#include "operations/ops_logic.h"
+#include "operations/log_ingest.h"
+
+#include "operations/ops_app_cache.h"
+#include "operations/ops_send.h"
+#include "operations/ops_sessions.h"
 
 #include "base/alloc.h"
 #include "base/error.h"
