@@ -12,6 +12,7 @@
 
 #include "operations/delivery.h"
 #include "operations/events.h"
+#include "operations/log_ingest.h"
 #include "operations/ops_app_cache.h"
 #include "operations/ops_jobs.h"
 #include "operations/ops_send.h"
@@ -377,6 +378,7 @@ int kaa__operations_new(const kaa__operations_opts *o, kaa__operations **out)
 	kaa__metrics *m = o->metrics;
 	if (!m)
 		m = ops->own_metrics = kaa__metrics_new();
+	ops->metrics = m;
 	register_metrics(ops, m);
 
 	rc = kaa__meta_store_new(o->sql_url, NULL, &ops->meta);
@@ -531,6 +533,8 @@ void kaa__operations_free(kaa__operations *ops)
 		pthread_join(ops->thread, NULL);
 	if (ops->ring_thread_started)
 		pthread_join(ops->ring_thread, NULL);
+	/* appender callbacks send through the server */
+	kaa__opl_log_drain(ops);
 	/* closes every session: on_close runs for each */
 	kaa__ops_server_free(ops->server);
 	/* sessions a test io left open */
