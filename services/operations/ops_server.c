@@ -380,6 +380,7 @@ static void send_challenge(kaa__ops_server *s, struct ops_session *ss)
 		return;
 	c.nonce.data = nonce;
 	c.nonce.len = sizeof(nonce);
+	f.protocol_version = KAA__PROTOCOL_VERSION;
 	f.body_case = KAA__ENDPOINT__V1__FRAME__BODY_CHALLENGE;
 	f.challenge = &c;
 	if (encode_msg(&f, &m) == KAA_OK)
@@ -836,7 +837,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		if (lws_get_opaque_user_data(wsi) != &s->hs_marker)
 			return -1; /* not admitted by us (cannot happen) */
 		ss = sess_new(s, wsi);
-		if (lws_get_protocol(wsi) == &s->protocols[1])
+		/* lws may copy the protocol table: compare names */
+		if (lws_get_protocol(wsi) &&
+		    !strcmp(lws_get_protocol(wsi)->name, KAA__PROTOCOL_SUBPROTOCOL_V2))
 			send_challenge(s, ss);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:

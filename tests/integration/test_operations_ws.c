@@ -680,8 +680,6 @@ static void test_device_session(void)
 	int64_t topic =
 		create(a.base, tdev, path, "{\"name\":\"alerts\",\"mandatory\":true}", NULL);
 
-	check_proof(a.ops, token);
-
 	/* an unknown application token: fatal error, then closed */
 	CU_ASSERT_TRUE_FATAL(ws_connect(&w, a.ops));
 	ws_hello(&w, 1, "not-a-token", "k");
@@ -785,6 +783,10 @@ static void test_device_session(void)
 	CU_ASSERT_TRUE(metric_has(a.ops, "\nkaa_ops_log_records_total 3\n"));
 	CU_ASSERT_TRUE(metric_has(a.ops, "\nkaa_ops_log_batches_duplicate_total 1\n"));
 	CU_ASSERT_TRUE(metric_has(a.ops, "\nkaa_ops_notifications_sent_total 1\n"));
+	check_proof(a.ops, token); /* after the counts above: it registers one more */
+	CU_ASSERT_TRUE(metric_has(a.ops, "\nkaa_ops_hello_proofs_total 1\n"));
+	CU_ASSERT_TRUE(
+		metric_has(a.ops, "\nkaa_ops_registrations_total{result=\"invalid_proof\"} 1\n"));
 	kaa__endpoint ep = {0};
 	CU_ASSERT_EQUAL(kaa__ep_get(eps, app, kh, &ep), KAA_OK);
 	CU_ASSERT_TRUE(ep.node_id && strcmp(ep.node_id, "ops-a") == 0);
