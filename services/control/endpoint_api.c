@@ -153,8 +153,7 @@ static bool in_group(const char *groups, int64_t gid)
 	if (YAJL_IS_ARRAY(v))
 		for (size_t i = 0; i < v->u.array.len && !found; i++) {
 			int64_t x;
-			found = YAJL_IS_INTEGER(v->u.array.values[i]) &&
-				kaa__json_int64(v->u.array.values[i], &x) == KAA_OK && x == gid;
+			found = kaa__json_int64(v->u.array.values[i], &x) && x == gid;
 		}
 	yajl_tree_free(v);
 	return found;
