@@ -6,7 +6,11 @@
  * durable. Appends are idempotent per (endpoint, batch id), so a batch
  * re-sent after a lost status is acknowledged again without a second copy.
  */
-#include "operations/ops_logic.h"
+#include "operations/log_ingest.h"
+
+#include "operations/ops_app_cache.h"
+#include "operations/ops_send.h"
+#include "operations/ops_sessions.h"
 
 #include "base/error.h"
 #include "json/json_merge.h"

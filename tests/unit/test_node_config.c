@@ -102,6 +102,19 @@ static void test_bad(void)
 	kaa__node_config_clear(&c);
 	CU_ASSERT_EQUAL(parse(&c, env, 2, "--log-level", "loud"), KAA_CONFIG_USAGE);
 	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 2, "--advertise", "https://h/"), KAA_CONFIG_USAGE);
+	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 2, "--advertise", "wss://h/,ws://h:1/x?y"),
+			KAA_CONFIG_USAGE);
+	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 2, "--advertise", "ws://a/,ws://b/,ws://c/,ws://d/,ws://e/"),
+			KAA_CONFIG_USAGE);
+	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 2, "--advertise",
+			      "wss://ops-0.example.com/ops/0,ws://10.0.0.1:9080"),
+			KAA_CONFIG_OK);
+	CU_ASSERT_STRING_EQUAL(c.advertise, "wss://ops-0.example.com/ops/0,ws://10.0.0.1:9080");
+	kaa__node_config_clear(&c);
 	CU_ASSERT_EQUAL(parse(&c, env, 2, "--config", "/nonexistent/kaa.conf"), KAA_CONFIG_USAGE);
 	kaa__node_config_clear(&c);
 	CU_ASSERT_EQUAL(parse(&c, env, 1, "positional"), KAA_CONFIG_USAGE);
