@@ -20,6 +20,9 @@ cleanup() {
 }
 trap cleanup EXIT
 eval "$("$harness" start etcd "$work/etcd")"
+echo "== proof of possession vs TLS handshakes (bench/proof_bench.c)"
+"$root/$build/bench/proof_bench" --seconds "${BENCH_SECONDS:-3}"
+
 echo "== etcd client vs JSON gateway (etcd $("${KAA_ETCD_BIN:-$(ls -1 "${KAA_CACHE:-$HOME/.cache/kaa}"/bin/etcd-v* | tail -1)}" --version | head -1 | awk '{print $3}'))"
 "$root/$build/bench/etcd_bench" --etcd "$KAA_TEST_ETCD" --seconds "${BENCH_SECONDS:-3}" \
 	--threads "${BENCH_THREADS:-4}" --samples "${BENCH_SAMPLES:-200}"

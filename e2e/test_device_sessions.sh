@@ -313,10 +313,20 @@ check "unknown key gets FORBIDDEN" has_line "$work/unknown.err" "event=error err
 timeout 60 "$DEVICE" --bootstrap "$BOOT" --app-token nosuchtoken --state-dir "$work/badtoken" \
 	--duration 3 --verbose --json >"$work/badtoken.json" 2>"$work/badtoken.err"
 check "unknown application token gets UNAUTHENTICATED" has_line "$work/badtoken.err" "code=4 "
+# revoking ends the live session: the device is connected when it happens
+spawn "$DEVICE" --bootstrap "$BOOT" --app-token "$TOKEN2" --state-dir "$work/good" \
+	--duration 60 --verbose --json >"$work/live.json" 2>"$work/live.err"
+LIVE=$SPAWNED
+check "provisioned device connected again (proof of possession, kaa.v2)" \
+	wait_for 20000 has_line "$work/live.err" "event=registered"
 EXTRA_CURL=(-H "If-Match: \"$CRED_VER\"")
 api $TA PUT "/applications/$APP2/credentials/$CRED" '{"status":"revoked"}'
 EXTRA_CURL=()
 check "credential revoked through REST ($CODE)" [ "$CODE" = 200 ]
+check "the live session gets REVOKED within 5 s" wait_for 5000 has_line "$work/live.err" "code=6 "
+gone() { ! kill -0 "$LIVE" 2>/dev/null; }
+check "and kaa-device stops for good (exits long before --duration 60)" wait_for 10000 gone
+wait "$LIVE" 2>/dev/null
 t0=$SECONDS
 timeout 60 "$DEVICE" --bootstrap "$BOOT" --app-token "$TOKEN2" --state-dir "$work/good" \
 	--duration 30 --verbose --json >"$work/revoked.json" 2>"$work/revoked.err"

@@ -101,6 +101,9 @@ struct resource {
 	/* A delete the store refuses with KAA_ERR_CONFLICT although the
 	 * version matched means the object is in use: 409 in_use, this text. */
 	const char *in_use;
+	/* After a successful create, update or delete of o (the stored
+	 * object; on delete the one read before): tells whom it concerns. */
+	void (*changed)(rest_call *k, const kaa__meta_obj *o);
 	/* List the collection instead of kaa__meta_list: a store error. */
 	int (*list)(rest_call *k, const kaa__meta_query *q, kaa__meta_page *pg);
 	kaa__rest_field fields[10];
@@ -192,6 +195,19 @@ static int prepare_configuration(rest_call *k, kaa__meta_obj *in, kaa__rest_body
 		return -1;
 	}
 	return 0;
+}
+
+/* A credential's device may hold a live session on some node: that node
+ * checks it again (revoked, or deleted in a provisioned application: the
+ * session ends within the watch latency). */
+static void credential_changed(rest_call *k, const kaa__meta_obj *o)
+{
+	kaa__ep_api a = {.meta = k->c->store,
+			 .eps = k->c->eps,
+			 .coord = k->c->coord,
+			 .cluster = k->c->cluster};
+	if (o->endpoint_key_hash && a.coord)
+		kaa__ep_api_announce(&a, k->app_id, o->endpoint_key_hash);
 }
 
 static const resource resources[] = {
@@ -309,6 +325,7 @@ static const resource resources[] = {
 	 .kind = KAA_META_CREDENTIAL,
 	 .scope = SC_APP,
 	 .validate = kaa__validate_credential,
+	 .changed = credential_changed,
 	 .fields = {{"endpointKeyHash", KAA_RF_STR, OFF(endpoint_key_hash),
 		     KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
 		    {"publicKey", KAA_RF_STR, OFF(public_key),
@@ -789,6 +806,8 @@ static void op_create(rest_call *k)
 		goto out;
 	}
 	publish(k->c, &chg);
+	if (r->changed)
+		r->changed(k, &out);
 	respond_obj(k->resp, 201, r, &out, k->reveal_key, k->reveal);
 out:
 	kaa__rest_body_free(&body);
@@ -826,6 +845,8 @@ static void op_put(rest_call *k)
 		goto out;
 	}
 	publish(k->c, &chg);
+	if (r->changed)
+		r->changed(k, &out);
 	respond_obj(k->resp, 200, r, &out, NULL, NULL);
 out:
 	kaa__rest_body_free(&body);
@@ -849,6 +870,8 @@ static void op_delete(rest_call *k)
 		kaa__reply_store_error(k->resp, rc);
 	else {
 		publish(k->c, &chg);
+		if (r->changed)
+			r->changed(k, &k->obj);
 		kaa__http_respond(k->resp, 204, NULL, NULL, 0);
 	}
 	kaa__meta_change_clear(&chg);

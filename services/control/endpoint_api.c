@@ -338,6 +338,13 @@ static int if_match(const kaa__http_request *req, int64_t *want, kaa__http_respo
  * watchers saw the put; nothing stays in etcd per endpoint). A failure is
  * logged: the profile is stored and the session reads it at its next
  * Hello. */
+static void announce(const kaa__ep_api *a, int64_t app_id, const char *key, int64_t version);
+
+void kaa__ep_api_announce(const kaa__ep_api *a, int64_t app_id, const char *key)
+{
+	announce(a, app_id, key, 0);
+}
+
 static void announce(const kaa__ep_api *a, int64_t app_id, const char *key, int64_t version)
 {
 	char k[KAA__KEY_MAX], v[64];

@@ -55,6 +55,11 @@ void kaa__ep_api_profile_get(const kaa__ep_api *a, int64_t app_id, const char *k
  * JSON when it has none); If-Match required (428), 412 when stale. */
 void kaa__ep_api_profile_put(const kaa__ep_api *a, int64_t app_id, const char *key,
 			     const kaa__http_request *req, kaa__http_response *resp);
+/* Tells the operations node holding endpoint key's session that its
+ * credential or server profile changed (the apps/<app>/endpoints/<key>
+ * announcement of keys.h): that node ends the session when the credential
+ * no longer admits it, else re-evaluates it. Failures are logged only. */
+void kaa__ep_api_announce(const kaa__ep_api *a, int64_t app_id, const char *key);
 /* GET .../endpoints/{key}/configuration */
 void kaa__ep_api_configuration(const kaa__ep_api *a, int64_t app_id, const char *key,
 			       kaa__http_response *resp);

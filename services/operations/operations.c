@@ -143,6 +143,36 @@ static void run_job(kaa__operations *ops, const ops_job *j)
 
 /* ---- watches ---------------------------------------------------------------------------------- */
 
+/* A live session whose credential was revoked, or deleted in a
+ * provisioned application, gets the fatal error its next Hello would get
+ * and is closed: true. A store failure keeps the session (logged): the
+ * next Hello checks again. Called with s->mu held. */
+static bool credential_ended(kaa__operations *ops, ops_session *s)
+{
+	kaa__meta_obj cred = {0};
+	int rc = kaa__meta_find_credential(ops->meta, s->ep.app_id, s->ep.key_hash, &cred);
+	bool revoked = rc == KAA_OK && cred.status && strcmp(cred.status, "revoked") == 0;
+	bool gone = rc == KAA_ERR_NOTFOUND && s->app && s->app->provisioned;
+	kaa__meta_obj_clear(&cred);
+	if (rc != KAA_OK && rc != KAA_ERR_NOTFOUND)
+		KAA_WARN(MOD, "credential_check_failed sid=%" PRIu64 " err=%s", s->sid,
+			 kaa_strerror(rc));
+	if (!revoked && !gone)
+		return false;
+	KAA_INFO(MOD, "session_ended_by_credential sid=%" PRIu64 " endpoint=%s reason=%s", s->sid,
+		 s->ep.key_hash, revoked ? "revoked" : "deleted");
+	kaa__counter_inc(revoked ? ops->reg_revoked : ops->reg_forbidden);
+	if (revoked)
+		kaa__opl_error(ops, s->sid, 0, KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_REVOKED,
+			       true, NULL, NULL, "the endpoint's credentials were revoked");
+	else
+		kaa__opl_error(ops, s->sid, 0, KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+			       true, NULL, NULL,
+			       "the endpoint's credential was deleted; the application accepts "
+			       "provisioned credentials only");
+	return true;
+}
+
 static void apps_events(void *ud, const kaa__watch_event *ev, size_t n)
 {
 	kaa__operations *ops = ud;
@@ -161,10 +191,12 @@ static void apps_events(void *ud, const kaa__watch_event *ev, size_t n)
 			continue;
 		}
 		/* apps/<id>/endpoints/<key> (keys.h): control changed this
-		 * endpoint's server profile. Only the node holding its session
-		 * acts (an in-memory lookup elsewhere): re-read the profile,
-		 * re-evaluate the groups, push what changed. Control deletes
-		 * the key right after the put: deletes carry nothing. */
+		 * endpoint's server profile or credential. Only the node
+		 * holding its session acts (an in-memory lookup elsewhere):
+		 * end it when its credential no longer admits it, else re-read
+		 * the profile, re-evaluate the groups, push what changed.
+		 * Control deletes the key right after the put: deletes carry
+		 * nothing. */
 		ops_session *s = ev[i].type == KAA_WATCH_PUT
 					 ? kaa__opl_session_by_key(ops, id, end + 11)
 					 : NULL;
@@ -172,8 +204,10 @@ static void apps_events(void *ud, const kaa__watch_event *ev, size_t n)
 			continue;
 		kaa__endpoint fresh = {0};
 		pthread_mutex_lock(&s->mu);
-		if (!s->closed && s->established && atomic_load(&s->in_key_table) &&
-		    kaa__ep_get(ops->eps, id, s->ep.key_hash, &fresh) == KAA_OK) {
+		if (!s->closed && s->established && credential_ended(ops, s)) {
+			/* closed by the fatal error: nothing to push */
+		} else if (!s->closed && s->established && atomic_load(&s->in_key_table) &&
+			   kaa__ep_get(ops->eps, id, s->ep.key_hash, &fresh) == KAA_OK) {
 			free(s->ep.server_profile);
 			s->ep.server_profile = fresh.server_profile;
 			fresh.server_profile = NULL;
