@@ -80,7 +80,7 @@ static const struct option opts[] = {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: kaa-device --bootstrap HOST:PORT[,HOST:PORT...] --app-token TOKEN\n"
+		"usage: kaa-device --bootstrap SERVER[,SERVER...] --app-token TOKEN\n"
 		"                  [--count N] [--duration S] [--state-dir DIR] [--profile JSON]\n"
 		"                  [--profile-file FILE]\n"
 		"                  [--log-rate R] [--log-record JSON] [--log-total N] [--until-acked]\n"
@@ -93,7 +93,8 @@ static void usage(FILE *out)
 		"\n"
 		"The Kaa device simulator: runs N devices (libkaa clients) in one process.\n"
 		"\n"
-		"  --bootstrap LIST    bootstrap servers, tried in turn (required)\n"
+		"  --bootstrap LIST    bootstrap servers, tried in turn (required): HOST:PORT\n"
+		"                      (plain HTTP) or http(s)://HOST[:PORT][/PREFIX] URLs\n"
 		"  --app-token TOKEN   application token (required)\n"
 		"  --count N           devices to run (default 1, at most %d)\n"
 		"  --duration S        stop after S seconds (default: until SIGTERM/SIGINT)\n"
@@ -108,7 +109,9 @@ static void usage(FILE *out)
 		"  --until-acked       exit once every device generated --log-total records\n"
 		"                      and the server acknowledged everything queued\n"
 		"  --subscribe TOPIC   subscribe every device to an optional topic\n"
-		"  --ca FILE           CA bundle: connect with wss and verify the server\n"
+		"  --ca FILE           CA bundle that verifies https bootstrap servers and wss\n"
+		"                      nodes (default: the system's CAs); nodes given as\n"
+		"                      host:port only are then reached with wss\n"
 		"  --fsync             fsync the log queue and state files on every change, as a\n"
 		"                      real device does (the simulator's default is not to, so\n"
 		"                      thousands of devices do not queue on one disk)\n"

@@ -2,7 +2,7 @@
  * kaa-device - the device simulator: runs one or many simulated devices
  * (one libkaa client each, all on one runtime) in one process.
  *
- *   kaa-device --bootstrap HOST:PORT[,...] --app-token T [--count N]
+ *   kaa-device --bootstrap SERVER[,...] --app-token T [--count N]
  *              [--duration S] [--state-dir D] [--profile JSON | --profile-file F]
  *              [--log-rate R] [--log-record JSON] [--log-total N]
  *              [--until-acked] [--subscribe TOPIC] [--ca FILE] [--fsync]

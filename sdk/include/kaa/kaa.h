@@ -171,8 +171,12 @@ typedef struct kaa_callbacks {
 typedef struct kaa_client_options {
 	/* Required: the application token (KAA_APPLICATION_TOKEN). */
 	const char *application_token;
-	/* Required: bootstrap servers "host:port" (KAA_BOOTSTRAP_SERVERS),
-	 * tried in turn. */
+	/* Required: bootstrap servers (KAA_BOOTSTRAP_SERVERS), tried in turn:
+	 * "host:port" (plain HTTP) or "http(s)://host[:port][/prefix]" (https
+	 * is verified against ca_file, else the system's CAs). The nodes they
+	 * name are reached at their advertised URL (ws:// or wss://, path
+	 * included), and the client proves it holds its key (kaa.v2) when the
+	 * node offers it. */
 	const char *const *bootstrap_servers;
 	size_t bootstrap_count;
 	/* Required: directory for this client's files (created if absent). */
@@ -181,8 +185,10 @@ typedef struct kaa_client_options {
 	const char *client_profile_json;
 	/* Optional: the SDK profile id (KAA_SDK_PROFILE_ID as a string). */
 	const char *sdk_profile_id;
-	/* Optional: CA bundle for wss:// (the server certificate is verified
-	 * against it); NULL: the system's default CAs. */
+	/* Optional: CA bundle for https bootstrap servers and wss:// nodes
+	 * (the server certificate and host name are verified against it);
+	 * NULL: the system's default CAs. When set, nodes known only by
+	 * host:port (older bootstrap servers) are reached with wss. */
 	const char *ca_file;
 	const kaa_callbacks *callbacks;
 	void *user;
@@ -282,7 +288,7 @@ KAA_EXPORT void kaa_runtime_free(kaa_runtime *rt);
  * of a previous run are kept and will be sent). It does not connect until
  * kaa_client_start. *out is owned by the caller (kaa_client_free).
  * Errors: KAA_ERR_INVAL (missing token, bootstrap list or state_dir, or a
- * bootstrap entry that is not host:port), KAA_ERR_IO (state directory or
+ * bootstrap entry that is neither host:port nor an http(s) URL), KAA_ERR_IO (state directory or
  * files not usable), KAA_ERR_NOMEM.
  */
 KAA_EXPORT int kaa_client_new(kaa_runtime *rt, const kaa_client_options *opts, kaa_client **out);
