@@ -49,7 +49,8 @@ static void print_record(const rd_kafka_message_t *m)
 		for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &len) ==
 				   RD_KAFKA_RESP_ERR_NO_ERROR;
 		     i++)
-			printf("%s%s=%.*s", i ? "," : "", name, (int)len, val ? (const char *)val : "");
+			printf("%s%s=%.*s", i ? "," : "", name, (int)len,
+			       val ? (const char *)val : "");
 	}
 	putchar('\t');
 	const char *v = m->payload;
@@ -89,9 +90,10 @@ int main(int argc, char **argv)
 	if (set(conf, "bootstrap.servers", bootstrap) || set(conf, "group.id", "kaa-e2e-reader") ||
 	    set(conf, "enable.auto.commit", "false") || set(conf, "enable.partition.eof", "true") ||
 	    set(conf, "log_level", "3") ||
-	    (mech && (set(conf, "security.protocol", "SASL_PLAINTEXT") ||
-		      set(conf, "sasl.mechanism", mech) || set(conf, "sasl.username", user ? user : "") ||
-		      set(conf, "sasl.password", pass ? pass : "")))) {
+	    (mech &&
+	     (set(conf, "security.protocol", "SASL_PLAINTEXT") ||
+	      set(conf, "sasl.mechanism", mech) || set(conf, "sasl.username", user ? user : "") ||
+	      set(conf, "sasl.password", pass ? pass : "")))) {
 		rd_kafka_conf_destroy(conf);
 		return 1;
 	}
@@ -109,7 +111,9 @@ int main(int argc, char **argv)
 	rd_kafka_topic_destroy(rkt);
 	if (e || md->topic_cnt != 1 || md->topics[0].err) {
 		fprintf(stderr, "kafka_consume: metadata of %s: %s\n", topic,
-			rd_kafka_err2str(e ? e : md->topic_cnt ? md->topics[0].err : e));
+			rd_kafka_err2str(e               ? e
+					 : md->topic_cnt ? md->topics[0].err
+							 : e));
 		goto out;
 	}
 	int nparts = md->topics[0].partition_cnt;
@@ -141,8 +145,9 @@ int main(int argc, char **argv)
 	int64_t deadline = now_ms() + timeout_ms;
 	while (remaining > 0) {
 		if (now_ms() > deadline) {
-			fprintf(stderr, "kafka_consume: %d partitions not read to the end in %" PRId64
-					" ms\n",
+			fprintf(stderr,
+				"kafka_consume: %d partitions not read to the end in %" PRId64
+				" ms\n",
 				remaining, timeout_ms);
 			free(high);
 			goto out;
