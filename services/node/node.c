@@ -15,6 +15,7 @@
  * --drain-timeout passed.
  */
 #include "base/alloc.h"
+#include "appender/log_appender.h"
 #include "node/node.h"
 
 #include "control/api.h"
@@ -342,6 +343,7 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 	}
 
 	if (cfg->operations) {
+		kaa__log_inflight_set_max((size_t)cfg->log_inflight_mb * 1024 * 1024);
 		kaa__operations_opts oo = {
 			.node_id = cfg->node_id,
 			.cluster = cfg->cluster,

@@ -494,7 +494,9 @@ static int app_load(kaa__operations *ops, const kaa__meta_obj *app, ops_app **ou
 	ops_app *a = xcalloc(1, sizeof(*a));
 	schema_pick sp = {{0}, {NULL}};
 	notif_load nl = {.a = a, .now = kaa__wall_ms()};
-	appender_load al = {.a = a, .env = {.store = ops->eps, .file_dir = ops->appender_dir}};
+	appender_load al = {
+		.a = a,
+		.env = {.store = ops->eps, .file_dir = ops->appender_dir, .metrics = ops->metrics}};
 	int rc;
 
 	atomic_init(&a->refs, 1);
@@ -1544,6 +1546,7 @@ int kaa__operations_new(const kaa__operations_opts *o, kaa__operations **out)
 	kaa__metrics *m = o->metrics;
 	if (!m)
 		m = ops->own_metrics = kaa__metrics_new();
+	ops->metrics = m;
 	register_metrics(ops, m);
 
 	rc = kaa__meta_store_new(o->sql_url, NULL, &ops->meta);
@@ -1702,6 +1705,8 @@ void kaa__operations_free(kaa__operations *ops)
 		pthread_join(ops->thread, NULL);
 	if (ops->ring_thread_started)
 		pthread_join(ops->ring_thread, NULL);
+	/* appender callbacks send through the server */
+	kaa__opl_log_drain(ops);
 	/* closes every session: on_close runs for each */
 	kaa__ops_server_free(ops->server);
 	/* sessions a test io left open */

@@ -9,6 +9,7 @@
 
 #include "store/endpoint_store.h"
 #include "base/error.h"
+#include "base/metrics.h"
 #include "json/json_merge.h"
 
 #include <CUnit/Basic.h>
@@ -459,6 +460,109 @@ static void test_endpoint_store_appender(void)
 	kaa__ep_store_free(s);
 }
 
+/* ---- the asynchronous interface ------------------------------------------------ */
+
+struct calls {
+	int n;
+	kaa__log_status last;
+	char reason[128];
+};
+
+static void count_done(void *arg, const kaa__log_status *st)
+{
+	struct calls *c = arg;
+	c->n++;
+	c->last = *st;
+	snprintf(c->reason, sizeof(c->reason), "%s", st->reason ? st->reason : "(null)");
+	c->last.reason = c->reason;
+}
+
+/* Synchronous types call back exactly once, inside submit; invalid batches
+ * are refused as permanent failures without touching the file. */
+static void test_submit_callbacks(void)
+{
+	char dir[600], err[256], path[700];
+	fresh_dir(dir, sizeof(dir));
+	kaa__log_appender_env env = {.file_dir = dir, .metrics = kaa__metrics_new()};
+	kaa__log_appender *a = NULL;
+	CU_ASSERT_EQUAL_FATAL(
+		kaa__log_appender_new(1, 3, "f", "{\"type\":\"file\"}", &env, &a, err, sizeof(err)),
+		KAA_OK);
+	CU_ASSERT_FALSE(kaa__log_appender_queues(a));
+	const char *recs[] = {"{\"t\":1}", "{\"t\":2}"};
+	kaa__log_batch b = {.app_id = 1,
+			    .key_hash = "abc",
+			    .batch_id = "b1",
+			    .schema_version = 1,
+			    .records = recs,
+			    .n = 2,
+			    .received_ms = 1};
+	CU_ASSERT_EQUAL(kaa__log_batch_bytes(&b), 14);
+	struct calls c = {0};
+	kaa__log_appender_submit(a, &b, count_done, &c);
+	CU_ASSERT_EQUAL(c.n, 1);
+	CU_ASSERT_EQUAL(c.last.result, KAA_LOG_OK);
+	CU_ASSERT_FALSE(c.last.duplicate);
+	CU_ASSERT_STRING_EQUAL(c.reason, "");
+	kaa__log_appender_submit(a, &b, count_done, &c);
+	CU_ASSERT_EQUAL(c.n, 2);
+	CU_ASSERT_EQUAL(c.last.result, KAA_LOG_OK);
+	CU_ASSERT_TRUE(c.last.duplicate);
+
+	kaa__log_batch other = b;
+	other.app_id = 2;
+	kaa__log_appender_submit(a, &other, count_done, &c);
+	CU_ASSERT_EQUAL(c.n, 3);
+	CU_ASSERT_EQUAL(c.last.result, KAA_LOG_PERMANENT);
+	CU_ASSERT_EQUAL(c.last.err, KAA_ERR_INVAL);
+	kaa__log_batch empty = b;
+	empty.n = 0;
+	empty.batch_id = "b2";
+	kaa__log_appender_submit(a, &empty, count_done, &c);
+	CU_ASSERT_EQUAL(c.n, 4);
+	CU_ASSERT_EQUAL(c.last.result, KAA_LOG_PERMANENT);
+
+	snprintf(path, sizeof(path), "%s/app-1/appender-3.jsonl", dir);
+	CU_ASSERT_EQUAL(count_lines(path), 2);
+
+	/* the confirmed records, once: the duplicate does not count */
+	char *text = NULL;
+	size_t len = 0;
+	CU_ASSERT_EQUAL_FATAL(kaa__metrics_render(env.metrics, &text, &len), KAA_OK);
+	CU_ASSERT_PTR_NOT_NULL(strstr(
+		text,
+		"kaa_log_appender_records_total{app=\"1\",appender=\"3\",type=\"file\"} 2\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "kaa_log_appender_failures_total{app=\"1\",appender="
+					    "\"3\",type=\"file\",kind=\"permanent\"} 2\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(
+		text, "kaa_log_appender_in_flight{app=\"1\",appender=\"3\",type=\"file\"} 0\n"));
+	free(text);
+	kaa__log_appender_free(a);
+	kaa__metrics_free(env.metrics);
+}
+
+/* The node budget: a reservation beyond the maximum fails and charges
+ * nothing; an oversized one passes only when nothing else is in flight. */
+static void test_inflight_budget(void)
+{
+	size_t old = kaa__log_inflight_max();
+	kaa__log_inflight_set_max(100);
+	CU_ASSERT_EQUAL(kaa__log_inflight_used(), 0);
+	CU_ASSERT_TRUE(kaa__log_inflight_reserve(60));
+	CU_ASSERT_TRUE(kaa__log_inflight_reserve(40));
+	CU_ASSERT_FALSE(kaa__log_inflight_reserve(1));
+	CU_ASSERT_EQUAL(kaa__log_inflight_used(), 100);
+	kaa__log_inflight_release(60);
+	CU_ASSERT_FALSE(kaa__log_inflight_reserve(61));
+	CU_ASSERT_TRUE(kaa__log_inflight_reserve(60));
+	kaa__log_inflight_release(100);
+	CU_ASSERT_EQUAL(kaa__log_inflight_used(), 0);
+	CU_ASSERT_TRUE(kaa__log_inflight_reserve(1000)); /* alone: admitted */
+	CU_ASSERT_FALSE(kaa__log_inflight_reserve(1));
+	kaa__log_inflight_release(1000);
+	kaa__log_inflight_set_max(old);
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -476,7 +580,9 @@ int main(void)
 	    !CU_add_test(s, "file_lost_index_rows", test_file_lost_index_rows) ||
 	    !CU_add_test(s, "file_rotated", test_file_rotated) ||
 	    !CU_add_test(s, "file_concurrent", test_file_concurrent) ||
-	    !CU_add_test(s, "endpoint_store_appender", test_endpoint_store_appender)) {
+	    !CU_add_test(s, "endpoint_store_appender", test_endpoint_store_appender) ||
+	    !CU_add_test(s, "submit_callbacks", test_submit_callbacks) ||
+	    !CU_add_test(s, "inflight_budget", test_inflight_budget)) {
 		CU_cleanup_registry();
 		return 1;
 	}
