@@ -457,6 +457,9 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	(void)rk;
+	/* connection failures also reach error_cb: logged there once */
+	if (strcmp(fac, "FAIL") == 0)
+		return;
 	if (level <= 3)
 		KAA_ERROR(MOD, "librdkafka fac=%s msg=\"%s\"", fac, buf);
 	else if (level <= 4)

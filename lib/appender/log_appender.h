@@ -75,6 +75,9 @@ typedef struct kaa__log_appender_env {
 	/* per-appender metrics (kaa_log_appender_*{app,appender,type}); may be
 	 * NULL (no metrics) */
 	kaa__metrics *metrics;
+	/* the application's token, for names made from it (the "kafka" topic
+	 * template's {app_token}); borrowed for new only */
+	const char *app_token;
 } kaa__log_appender_env;
 
 /*
