@@ -75,7 +75,8 @@ static void wait_all(void)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 60;
 		if (pthread_cond_timedwait(&cv, &mu, &ts) != 0) {
-			fprintf(stderr, "kafka_bench: %d batches unanswered after 60 s\n", inflight);
+			fprintf(stderr, "kafka_bench: %d batches unanswered after 60 s\n",
+				inflight);
 			exit(1);
 		}
 	}

@@ -86,8 +86,8 @@ struct waiter {
 struct pending {
 	struct kafka *k;
 	char *key_hash, *batch_id;
-	size_t remaining; /* reports still to come (+1 while producing) */
-	size_t charge;    /* against max_inflight */
+	size_t remaining;        /* reports still to come (+1 while producing) */
+	size_t charge;           /* against max_inflight */
 	rd_kafka_resp_err_t err; /* the first failure */
 	struct waiter *waiters;
 	struct pending *prev, *next;
@@ -126,9 +126,20 @@ struct kafka {
 /* ---- settings ------------------------------------------------------------ */
 
 static const char *const MEMBERS[] = {
-	"type",		"bootstrap_servers", "topic",	       "key",	       "headers",
-	"compression",	"security_protocol", "ssl_ca_pem",     "sasl_mechanism", "sasl_username",
-	"sasl_password", "max_inflight_kb",   "linger_ms",	"delivery_timeout_ms",
+	"type",
+	"bootstrap_servers",
+	"topic",
+	"key",
+	"headers",
+	"compression",
+	"security_protocol",
+	"ssl_ca_pem",
+	"sasl_mechanism",
+	"sasl_username",
+	"sasl_password",
+	"max_inflight_kb",
+	"linger_ms",
+	"delivery_timeout_ms",
 };
 
 static yajl_val member(yajl_val v, const char *name)
@@ -159,8 +170,8 @@ static bool topic_char(char c)
 
 /* Replaces the placeholders of tpl (checked) into out; false if the result
  * is not a valid topic name (empty, too long, a bad character). */
-static bool render_topic(const char *tpl, const char *app_token, int64_t schema_version,
-			 char *out, size_t outlen)
+static bool render_topic(const char *tpl, const char *app_token, int64_t schema_version, char *out,
+			 size_t outlen)
 {
 	size_t o = 0;
 	char ver[24];
@@ -266,8 +277,9 @@ static int kafka_check(yajl_val v, char *err, size_t errlen)
 	}
 	const char *servers = str_member(v, "bootstrap_servers");
 	if (!servers || !servers_ok(servers)) {
-		kaa__appender_set_err(err, errlen, "%s",
-				      "settings.bootstrap_servers: required, host:port[,host:port...]");
+		kaa__appender_set_err(
+			err, errlen, "%s",
+			"settings.bootstrap_servers: required, host:port[,host:port...]");
 		return KAA_ERR_INVAL;
 	}
 	const char *tpl = str_member(v, "topic");
@@ -297,21 +309,22 @@ static int kafka_check(yajl_val v, char *err, size_t errlen)
 	}
 	const char *proto = str_member(v, "security_protocol");
 	if (proto && !one_of(proto, protos)) {
-		kaa__appender_set_err(err, errlen, "%s",
-				      "settings.security_protocol: plaintext, ssl, sasl_plaintext or"
-				      " sasl_ssl");
+		kaa__appender_set_err(
+			err, errlen, "%s",
+			"settings.security_protocol: plaintext, ssl, sasl_plaintext or"
+			" sasl_ssl");
 		return KAA_ERR_INVAL;
 	}
 	bool sasl = proto && strncmp(proto, "sasl_", 5) == 0;
 	bool tls = proto && (strcmp(proto, "ssl") == 0 || strcmp(proto, "sasl_ssl") == 0);
 	const char *mech = str_member(v, "sasl_mechanism");
 	if (sasl && (!mech || !one_of(mech, mechs))) {
-		kaa__appender_set_err(err, errlen, "%s",
-				      "settings.sasl_mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512");
+		kaa__appender_set_err(
+			err, errlen, "%s",
+			"settings.sasl_mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512");
 		return KAA_ERR_INVAL;
 	}
-	static const char *const sasl_only[] = {"sasl_mechanism", "sasl_username",
-						"sasl_password"};
+	static const char *const sasl_only[] = {"sasl_mechanism", "sasl_username", "sasl_password"};
 	for (size_t i = 0; i < 3; i++) {
 		const char *c = str_member(v, sasl_only[i]);
 		if (c && !sasl) {
@@ -495,8 +508,7 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 
 /* ---- the producer ----------------------------------------------------------- */
 
-static bool conf_set(rd_kafka_conf_t *c, const char *key, const char *val, char *err,
-		     size_t errlen)
+static bool conf_set(rd_kafka_conf_t *c, const char *key, const char *val, char *err, size_t errlen)
 {
 	char e[256];
 	if (rd_kafka_conf_set(c, key, val, e, sizeof(e)) == RD_KAFKA_CONF_OK)
@@ -513,13 +525,13 @@ static rd_kafka_conf_t *conf_new(struct kafka *k, yajl_val v, char *err, size_t 
 	int64_t n;
 	rd_kafka_conf_t *c = rd_kafka_conf_new();
 	const char *s;
-	bool ok = conf_set(c, "bootstrap.servers", str_member(v, "bootstrap_servers"), err,
-			   errlen) &&
-		  conf_set(c, "enable.idempotence", "true", err, errlen) &&
-		  conf_set(c, "acks", "all", err, errlen) &&
-		  conf_set(c, "client.id", "kaa-node", err, errlen) &&
-		  conf_set(c, "reconnect.backoff.max.ms", "1000", err, errlen) &&
-		  conf_set(c, "log.connection.close", "false", err, errlen);
+	bool ok =
+		conf_set(c, "bootstrap.servers", str_member(v, "bootstrap_servers"), err, errlen) &&
+		conf_set(c, "enable.idempotence", "true", err, errlen) &&
+		conf_set(c, "acks", "all", err, errlen) &&
+		conf_set(c, "client.id", "kaa-node", err, errlen) &&
+		conf_set(c, "reconnect.backoff.max.ms", "1000", err, errlen) &&
+		conf_set(c, "log.connection.close", "false", err, errlen);
 	snprintf(num, sizeof(num), "%d", QUEUE_MAX_MESSAGES);
 	ok = ok && conf_set(c, "queue.buffering.max.messages", num, err, errlen);
 	/* librdkafka counts key and value; headers and our margin ride on
@@ -654,8 +666,8 @@ static void *kafka_thread(void *arg)
 		rd_kafka_destroy(old);
 		rd_kafka_t *rk = producer_new(k, err, sizeof(err));
 		if (!rk) {
-			KAA_ERROR(MOD, "producer_recreate_failed appender=%" PRId64 " err=\"%s\"", k->id,
-				  err);
+			KAA_ERROR(MOD, "producer_recreate_failed appender=%" PRId64 " err=\"%s\"",
+				  k->id, err);
 			break; /* submits answer RETRY from now on */
 		}
 		pthread_mutex_lock(&k->mu);
@@ -766,7 +778,8 @@ static void kafka_submit(void *impl, const kaa__log_batch *b, kaa__log_done_fn *
 	}
 	/* the same batch again while in flight: answer both with its delivery */
 	for (struct pending *p = k->pend; p; p = p->next)
-		if (strcmp(p->batch_id, b->batch_id) == 0 && strcmp(p->key_hash, b->key_hash) == 0) {
+		if (strcmp(p->batch_id, b->batch_id) == 0 &&
+		    strcmp(p->key_hash, b->key_hash) == 0) {
 			struct waiter *w = kaa__xcalloc(1, sizeof(*w));
 			*w = (struct waiter){.done = done, .arg = arg, .next = p->waiters};
 			p->waiters = w;
@@ -811,11 +824,12 @@ static void kafka_submit(void *impl, const kaa__log_batch *b, kaa__log_done_fn *
 	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 	for (; produced < b->n; produced++) {
 		rd_kafka_headers_t *h = k->headers ? headers_of(k, b, produced) : NULL;
-		e = rd_kafka_producev(
-			k->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_VALUE((void *)b->records[produced], strlen(b->records[produced])),
-			RD_KAFKA_V_KEY(k->key_endpoint ? b->key_hash : NULL, keylen),
-			RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
+		e = rd_kafka_producev(k->rk, RD_KAFKA_V_RKT(rkt),
+				      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+				      RD_KAFKA_V_VALUE((void *)b->records[produced],
+						       strlen(b->records[produced])),
+				      RD_KAFKA_V_KEY(k->key_endpoint ? b->key_hash : NULL, keylen),
+				      RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
 		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 			/* not queued: the headers are still ours */
 			if (h)
@@ -828,7 +842,8 @@ static void kafka_submit(void *impl, const kaa__log_batch *b, kaa__log_done_fn *
 		/* the records before were queued and will be reported; the
 		 * batch fails as a whole (its device sends it again) */
 		KAA_WARN(MOD,
-			 "produce_failed appender=%" PRId64 " batch=\"%s\" at=%zu of=%zu err=\"%s\"",
+			 "produce_failed appender=%" PRId64
+			 " batch=\"%s\" at=%zu of=%zu err=\"%s\"",
 			 k->id, b->batch_id, produced, b->n, rd_kafka_err2str(e));
 		report(k, p, e, b->n - produced);
 	}

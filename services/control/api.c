@@ -299,7 +299,8 @@ static const resource resources[] = {
 	 .fields = {{"name", KAA_RF_STR, OFF(name),
 		     KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ},
 		    {"settings", KAA_RF_JSON, OFF(body),
-		     KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ}}},
+		     KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ |
+			     KAA_RF_SECRET}}},
 	{.coll = "credentials",
 	 .param = "credential",
 	 .kind = KAA_META_CREDENTIAL,

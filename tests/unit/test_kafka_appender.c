@@ -23,25 +23,25 @@ static int check(const char *json, char *err, size_t errlen)
 	return kaa__log_appender_check(json, err, errlen);
 }
 
-#define OK(json)                                                                  \
-	do {                                                                      \
-		char e_[256] = "";                                                \
-		int rc_ = check(json, e_, sizeof(e_));                            \
-		if (rc_ != KAA_OK)                                                \
-			fprintf(stderr, "refused: %s -> %s\n", json, e_);         \
-		CU_ASSERT_EQUAL(rc_, KAA_OK);                                     \
+#define OK(json)                                                          \
+	do {                                                              \
+		char e_[256] = "";                                        \
+		int rc_ = check(json, e_, sizeof(e_));                    \
+		if (rc_ != KAA_OK)                                        \
+			fprintf(stderr, "refused: %s -> %s\n", json, e_); \
+		CU_ASSERT_EQUAL(rc_, KAA_OK);                             \
 	} while (0)
 
 /* refused, and the reason names the member */
-#define BAD(json, path)                                                           \
-	do {                                                                      \
-		char e_[256] = "";                                                \
-		int rc_ = check(json, e_, sizeof(e_));                            \
-		CU_ASSERT_EQUAL(rc_, KAA_ERR_INVAL);                              \
-		if (strncmp(e_, path, strlen(path)) != 0) {                       \
+#define BAD(json, path)                                                               \
+	do {                                                                          \
+		char e_[256] = "";                                                    \
+		int rc_ = check(json, e_, sizeof(e_));                                \
+		CU_ASSERT_EQUAL(rc_, KAA_ERR_INVAL);                                  \
+		if (strncmp(e_, path, strlen(path)) != 0) {                           \
 			fprintf(stderr, "%s: want %s, got \"%s\"\n", json, path, e_); \
-			CU_FAIL("reason");                                        \
-		}                                                                 \
+			CU_FAIL("reason");                                            \
+		}                                                                     \
 	} while (0)
 
 #define K "{\"type\":\"kafka\",\"bootstrap_servers\":\"127.0.0.1:9092\""
@@ -55,9 +55,10 @@ static void test_settings(void)
 	     "\"linger_ms\":0,\"delivery_timeout_ms\":10000}");
 	OK(K ",\"security_protocol\":\"sasl_plaintext\",\"sasl_mechanism\":\"SCRAM-SHA-256\","
 	     "\"sasl_username\":\"u\",\"sasl_password\":\"p\"}");
-	OK(K ",\"security_protocol\":\"sasl_ssl\",\"sasl_mechanism\":\"PLAIN\","
-	     "\"sasl_username\":\"u\",\"sasl_password\":\"p\","
-	     "\"ssl_ca_pem\":\"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"}");
+	OK(K
+	   ",\"security_protocol\":\"sasl_ssl\",\"sasl_mechanism\":\"PLAIN\","
+	   "\"sasl_username\":\"u\",\"sasl_password\":\"p\","
+	   "\"ssl_ca_pem\":\"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"}");
 	OK(K ",\"security_protocol\":\"ssl\"}");
 
 	BAD("{\"type\":\"kafka\"}", "settings.bootstrap_servers");
