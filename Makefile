@@ -55,7 +55,7 @@ LAYER_DEPS_http := base
 LAYER_DEPS_auth := base json store
 # The device SDK sees the device-frame codec, the error enum and the
 # generated device protocol, nothing else of lib/ (never gRPC or server code).
-SDK_LIB_HEADERS := proto/endpoint_codec.h base/error.h base/clock.h base/base64.h base/buf.h
+SDK_LIB_HEADERS := proto/endpoint_codec.h proto/device_url.h base/error.h base/clock.h base/base64.h base/buf.h
 INC := $(BUILD)/inc
 INC_STAMP := $(INC)/.stamp
 
@@ -92,7 +92,8 @@ LIBKAA_OPERATOR := $(BUILD)/lib/libkaaoperator.a
 # (the same objects libkaacore holds; a device never links server code).
 SDK_SRC := $(wildcard sdk/src/*.c)
 SDK_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(SDK_SRC)) \
-	$(BUILD)/obj/lib/proto/endpoint_codec.o $(BUILD)/obj/lib/base/error.o \
+	$(BUILD)/obj/lib/proto/endpoint_codec.o $(BUILD)/obj/lib/proto/device_url.o \
+	$(BUILD)/obj/lib/base/error.o \
 	$(BUILD)/obj/lib/base/clock.o $(BUILD)/obj/lib/base/base64.o $(BUILD)/obj/lib/base/buf.o \
 	$(BUILD)/obj/gen/endpoint.pb-c.o
 LIBKAA_SDK := $(BUILD)/lib/libkaa.a
@@ -122,7 +123,7 @@ TEST_TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TEST_TOOL_
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps tools run test unit e2e-k8s e2e-cluster fuzz fuzz-smoke format format-check \
+.PHONY: all deps tools run test unit e2e-k8s e2e-cluster fuzz fuzz-smoke format format-check layer-check \
 	check-runtime-libs bench clean test-bins
 
 
@@ -277,6 +278,7 @@ FUZZ_SECONDS ?= 12
 # build's binaries and tests also run under valgrind (e2e/test_valgrind.sh).
 test: deps
 	@$(MAKE) --no-print-directory format-check
+	@$(MAKE) --no-print-directory layer-check
 	@$(MAKE) --no-print-directory -j2 all test-bins
 	@$(MAKE) --no-print-directory check-runtime-libs
 	@$(MAKE) --no-print-directory -j2 SAN=1 BUILD=$(ASAN_BUILD) test-bins
@@ -315,6 +317,10 @@ format:
 
 format-check:
 	@scripts/format-check.sh
+
+# services/operations: includes go to the same layer or lower, no cycle.
+layer-check:
+	@scripts/check-layers.sh
 
 bench: deps tools
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)

@@ -46,6 +46,14 @@ expect_err() { # expect_err CODE error.code error.path description
 }
 
 ADMIN=root:rootpass123
+# Device keys as a factory makes them: PUBn is the standard base64 of the
+# DER public key a device sends in Hello, HASHn its endpoint key hash.
+for n in 1 2 3 4; do
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/key$n.pem" 2>/dev/null
+	openssl pkey -in "$work/key$n.pem" -pubout -outform DER >"$work/pub$n.der"
+	eval "PUB$n=\$(base64 -w0 <'$work/pub$n.der')"
+	eval "HASH$n=\$(openssl dgst -sha256 -binary <'$work/pub$n.der' | base64 -w0 | tr '+/' '-_' | tr -d '=')"
+done
 # start_control NAME SQL [extra args]: sets NODE_PID and URL
 start_control() {
 	local name=$1 sql=$2 port
@@ -161,8 +169,25 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 	else
 		fail "[$tag] SDK archive does not hold kaa_profile.h"
 	fi
-	api "$TA" POST "/applications/$A1/credentials" '{"endpointKeyHash":"abc","publicKey":"pk","status":"provisioned"}'
+	api "$TA" POST "/applications/$A1/credentials" "{\"endpointKeyHash\":\"$HASH1\",\"publicKey\":\"$PUB1\",\"status\":\"provisioned\"}"
 	expect 201 "[$tag] provision a credential"
+	local CRV=$(jget version) CRI=$(jget id)
+	api "$TA" POST "/applications/$A1/credentials" '{"endpointKeyHash":"abc"}'
+	expect_err 400 invalid '$.endpointKeyHash' "[$tag] a key hash that is not 43 base64url characters"
+	api "$TA" POST "/applications/$A1/credentials" "{\"endpointKeyHash\":\"${HASH1%?}+\"}"
+	expect_err 400 invalid '$.endpointKeyHash' "[$tag] a key hash outside the base64url alphabet"
+	api "$TA" POST "/applications/$A1/credentials" "{\"endpointKeyHash\":\"$HASH2\",\"publicKey\":\"not base64!\"}"
+	expect_err 400 invalid '$.publicKey' "[$tag] a public key that is not base64"
+	api "$TA" POST "/applications/$A1/credentials" "{\"endpointKeyHash\":\"$HASH2\",\"publicKey\":\"$PUB1\"}"
+	expect_err 400 invalid '$.publicKey' "[$tag] a public key of another device"
+	api "$TA" POST "/applications/$A1/credentials" "{\"endpointKeyHash\":\"$HASH2\",\"status\":\"lost\"}"
+	expect 400 "[$tag] a status other than provisioned or revoked"
+	EXTRA_CURL=(-H "If-Match: $CRV")
+	api "$TA" PUT "/applications/$A1/credentials/$CRI" "{\"publicKey\":\"$PUB2\"}"
+	expect_err 400 invalid '$.publicKey' "[$tag] an update keeps the key hash: another key is refused"
+	api "$TA" PUT "/applications/$A1/credentials/$CRI" "{\"publicKey\":\"$PUB1\"}"
+	expect 200 "[$tag] an update with the same key"
+	EXTRA_CURL=()
 	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"file","settings":{"type":"file","file":"logs.jsonl"}}'
 	expect 201 "[$tag] log appender"
 	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"type":"file","file":"../etc/passwd"}}'
@@ -389,7 +414,7 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 	# only the role can refuse): the tenant admin writes, the tenant's other
 	# roles read, the platform admin gets 403, another tenant's admin 404.
 	local CR VR kind id body who rw
-	api "$TA" POST "/applications/$A1/credentials" "{\"endpointKeyHash\":\"roles-$tag\",\"publicKey\":\"pk\"}"
+	api "$TA" POST "/applications/$A1/credentials" "{\"endpointKeyHash\":\"$HASH3\",\"publicKey\":\"$PUB3\"}"
 	expect 201 "[$tag] tenant-admin POST credentials"
 	CR=$(jget id)
 	api "$TA" POST "/applications/$A1/user-verifiers" '{"name":"roles","settings":{"type":"trustful"}}'
@@ -399,7 +424,7 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 		id=${kind#*:}
 		kind=${kind%%:*}
 		if [ "$kind" = credentials ]; then
-			body="{\"endpointKeyHash\":\"roles2-$tag\",\"publicKey\":\"pk2\"}"
+			body="{\"endpointKeyHash\":\"$HASH4\",\"publicKey\":\"$PUB4\"}"
 			rw='{"status":"revoked"}'
 		else
 			body='{"name":"roles2","settings":{"type":"trustful"}}'

@@ -25,7 +25,8 @@
  *   sasl_mechanism     "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512" (required
  *                      with a sasl_* protocol, refused without)
  *   sasl_username, sasl_password   (with sasl_mechanism; the password is
- *                      write-only: the control service masks it)
+ *                      write-only: the control service shows "********",
+ *                      and the mask itself is refused as a password)
  *   max_inflight_kb    64..1048576, default 16384: record bytes produced and
  *                      not yet confirmed; a batch that would pass it is
  *                      answered RATE_LIMITED at once (nothing produced)
@@ -338,6 +339,14 @@ static int kafka_check(yajl_val v, char *err, size_t errlen)
 					      sasl_only[i], CRED_MAX);
 			return KAA_ERR_INVAL;
 		}
+	}
+	const char *pw = str_member(v, "sasl_password");
+	if (pw && strcmp(pw, "********") == 0) {
+		/* what the control service shows in its place: never stored */
+		kaa__appender_set_err(err, errlen, "%s",
+				      "settings.sasl_password: the mask (send the password itself,"
+				      " not the mask)");
+		return KAA_ERR_INVAL;
 	}
 	const char *ca = str_member(v, "ssl_ca_pem");
 	if (ca && (!tls || !strstr(ca, "-----BEGIN CERTIFICATE-----"))) {

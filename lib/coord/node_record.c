@@ -20,6 +20,8 @@ void kaa__node_record_clear(kaa__node_record *r)
 	for (size_t i = 0; i < r->n_ports; i++)
 		free(r->ports[i].name);
 	free(r->version);
+	for (size_t i = 0; i < r->n_advertise; i++)
+		free(r->advertise[i]);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -59,6 +61,14 @@ int kaa__node_record_encode(const kaa__node_record *r, char **json, size_t *len)
 	bad |= gen_str(g, "load") | yajl_gen_double(g, isfinite(r->load) ? r->load : 0.0);
 	bad |= gen_str(g, "draining") | yajl_gen_bool(g, r->draining);
 	bad |= gen_str(g, "version") | gen_str(g, r->version ? r->version : "");
+	if (r->tls)
+		bad |= gen_str(g, "tls") | yajl_gen_bool(g, 1);
+	if (r->n_advertise) {
+		bad |= gen_str(g, "advertise") | yajl_gen_array_open(g);
+		for (size_t i = 0; i < r->n_advertise; i++)
+			bad |= gen_str(g, r->advertise[i]);
+		bad |= yajl_gen_array_close(g);
+	}
 	bad |= yajl_gen_map_close(g);
 	if (bad || yajl_gen_get_buf(g, &buf, &blen) != yajl_gen_status_ok) {
 		yajl_gen_free(g);
@@ -157,13 +167,30 @@ int kaa__node_record_decode(const char *json, size_t len, kaa__node_record *out)
 				rc = KAA_ERR_INVAL;
 			else
 				out->load = YAJL_GET_DOUBLE(v);
-		} else if (strcmp(k, "draining") == 0) {
+		} else if (strcmp(k, "draining") == 0 || strcmp(k, "tls") == 0) {
+			bool *b = k[0] == 'd' ? &out->draining : &out->tls;
 			if (YAJL_IS_TRUE(v))
-				out->draining = true;
+				*b = true;
 			else if (YAJL_IS_FALSE(v))
-				out->draining = false;
+				*b = false;
 			else
 				rc = KAA_ERR_INVAL;
+		} else if (strcmp(k, "advertise") == 0) {
+			if (!YAJL_IS_ARRAY(v) || v->u.array.len > KAA_NODE_MAX_ADVERTISE ||
+			    out->n_advertise) {
+				rc = KAA_ERR_INVAL;
+				break;
+			}
+			for (size_t j = 0; j < v->u.array.len && rc == KAA_OK; j++) {
+				yajl_val u = v->u.array.values[j];
+				if (YAJL_IS_STRING(u) &&
+				    strlen(u->u.string) > KAA_NODE_ADVERTISE_MAX_BYTES)
+					rc = KAA_ERR_INVAL;
+				else
+					rc = dup_str(&out->advertise[j], u);
+				if (rc == KAA_OK)
+					out->n_advertise++;
+			}
 		}
 	}
 	yajl_tree_free(root);

@@ -620,6 +620,8 @@ static int validate(vctx *c, const frame_t *f)
 			NEED(c, m->targets[i], "redirect.targets");
 			TRY(str(c, m->targets[i]->host, L->max_id_bytes, "redirect.targets.host",
 				(long)i, 1));
+			TRY(str(c, m->targets[i]->url, L->max_token_bytes, "redirect.targets.url",
+				(long)i, 0));
 			if (m->targets[i]->port == 0 || m->targets[i]->port > 65535)
 				return fail(c, KAA_ERR_INVAL, C_INVALID, "redirect.targets.port",
 					    (long)i, "port %u out of range", m->targets[i]->port);

@@ -425,8 +425,8 @@ static int bootstrap(kaa_client *c)
 	}
 	for (size_t i = 0; i < c->nboot; i++) {
 		size_t n = 0;
-		rc = kaa__sdk_bootstrap_fetch(c->boot[i], c->token, BOOT_TIMEOUT_MS, c->nodes,
-					      KAA__MAX_NODES, &n);
+		rc = kaa__sdk_bootstrap_fetch(c->boot[i], c->ca, c->token, BOOT_TIMEOUT_MS,
+					      c->nodes, KAA__MAX_NODES, &n);
 		if (rc == KAA_OK && n == 0)
 			rc = KAA_ERR_NOTFOUND;
 		if (rc == KAA_OK) {
@@ -477,13 +477,13 @@ static void attempt(kaa_client *c)
 	i.context = c->rt->ctx;
 	i.address = n->host;
 	i.port = n->port;
-	i.path = "/";
+	i.path = n->path[0] ? n->path : "/";
 	i.host = hostport;
 	i.origin = hostport;
 	i.protocol = KAA__PROTOCOL_SUBPROTOCOL;
 	i.local_protocol_name = KAA__PROTOCOL_SUBPROTOCOL;
 	i.opaque_user_data = c;
-	if (n->tls || c->ca) {
+	if (n->tls || (c->ca && !n->from_url)) {
 		i.ssl_connection = LCCSCF_USE_SSL;
 		i.vhost = vhost_for(c->rt, c->ca);
 		if (c->ca && !i.vhost) {
@@ -750,15 +750,24 @@ static void on_redirect(kaa_client *c, const Kaa__Endpoint__V1__Redirect *r)
 
 	for (size_t i = 0; i < r->n_targets && n < KAA__MAX_NODES; i++) {
 		const Kaa__Endpoint__V1__RedirectTarget *t = r->targets[i];
+		kaa__node_addr *a = &c->nodes[n];
+		/* the target's advertised URL wins (it may only be reachable
+		 * through an ingress); host and port are for older servers */
+		if (t->url && t->url[0] && kaa__sdk_node_from_url(t->url, a) == KAA_OK) {
+			a->weight = t->weight ? t->weight : 1;
+			n++;
+			continue;
+		}
 		if (!t->host[0] || strlen(t->host) >= KAA__HOST_MAX || t->port == 0 ||
 		    t->port > 65535)
 			continue;
-		kaa__node_addr *a = &c->nodes[n++];
 		memset(a, 0, sizeof(*a));
 		strcpy(a->host, t->host);
 		a->port = (uint16_t)t->port;
 		a->weight = t->weight ? t->weight : 1;
 		a->tls = t->tls;
+		strcpy(a->path, "/");
+		n++;
 	}
 	c->nnodes = n;
 	c->need_boot = n == 0;
@@ -1597,10 +1606,10 @@ int kaa_client_new(kaa_runtime *rt, const kaa_client_options *o, kaa_client **ou
 	    o->bootstrap_count == 0 || !o->state_dir || !*o->state_dir)
 		return KAA_ERR_INVAL;
 	for (size_t i = 0; i < o->bootstrap_count; i++) {
-		char h[KAA__HOST_MAX];
-		uint16_t port;
+		kaa__device_url u;
 		if (!o->bootstrap_servers[i] ||
-		    kaa__sdk_parse_hostport(o->bootstrap_servers[i], h, sizeof(h), &port) != KAA_OK)
+		    kaa__device_url_parse(o->bootstrap_servers[i], KAA__URL_HTTP | KAA__URL_BARE,
+					  &u) != KAA_OK)
 			return KAA_ERR_INVAL;
 	}
 	if (o->client_profile_json &&

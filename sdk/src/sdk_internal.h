@@ -8,6 +8,7 @@
 #define KAA_SDK_INTERNAL_H
 
 #include "base/clock.h"
+#include "proto/device_url.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -93,24 +94,38 @@ typedef struct kaa__node_addr {
 	uint16_t port;
 	uint32_t weight;
 	bool tls;
+	/* the address came as a URL (bootstrap "url", Redirect "url"): its
+	 * scheme decides TLS; else TLS is used when tls or a CA file is set */
+	bool from_url;
+	char path[KAA__URL_PATH_MAX]; /* WebSocket request path, "/" by default */
 } kaa__node_addr;
 
 /* Splits "host:port" ("[v6]:port" too). KAA_ERR_INVAL. */
 int kaa__sdk_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
-/* Parses a bootstrap answer {"nodes":[{"id","host","port","weight"}...]}
- * into nodes[0..*n) (at most max; entries without host/port are skipped,
- * weight < 1 counts as 1). KAA_ERR_INVAL (not that shape), KAA_ERR_TOO_BIG. */
+/* Fills a from an operations URL (ws:// or wss://, proto/device_url.h),
+ * weight 1. KAA_ERR_INVAL. */
+int kaa__sdk_node_from_url(const char *url, kaa__node_addr *a);
+/* Parses a bootstrap answer {"nodes":[{"id","host","port","weight","tls",
+ * "url"}...]} into nodes[0..*n) (at most max). A node's "url", when it is
+ * a ws/wss URL, wins over host/port/tls (older servers send no url);
+ * entries with neither are skipped, weight < 1 counts as 1. KAA_ERR_INVAL
+ * (not that shape), KAA_ERR_TOO_BIG. */
 int kaa__sdk_bootstrap_parse(const char *body, size_t len, kaa__node_addr *nodes, size_t max,
 			     size_t *n);
 /* Index of a node picked at random by weight, skipping index avoid when
  * another node exists (avoid = SIZE_MAX: none). n > 0. */
 size_t kaa__sdk_pick_weighted(const kaa__node_addr *nodes, size_t n, size_t avoid, uint64_t *rng);
-/* GET /v1/operations?application=TOKEN from host:port (plain HTTP) within
- * timeout_ms; parses the answer. KAA_ERR_UNAVAILABLE (connect/read failed),
- * KAA_ERR_TIMEOUT, KAA_ERR_PROTOCOL (not a 200 JSON answer), KAA_ERR_TOO_BIG
- * (answer over 64 KiB). */
-int kaa__sdk_bootstrap_fetch(const char *hostport, const char *app_token, int timeout_ms,
-			     kaa__node_addr *nodes, size_t max, size_t *n);
+/* GET PREFIX/v1/operations?application=TOKEN from a bootstrap server within
+ * timeout_ms and parses the answer. server is "host:port" (plain HTTP) or
+ * an http:// or https:// URL whose path is the prefix (an ingress may
+ * route by path). https verifies the server's certificate and host name
+ * against ca_file (NULL: the system's CAs) with TLS 1.2 or later.
+ * KAA_ERR_INVAL (server is not such an address), KAA_ERR_UNAVAILABLE
+ * (connect/read failed, TLS handshake or verification failed),
+ * KAA_ERR_TIMEOUT, KAA_ERR_PROTOCOL (not a 200 JSON answer),
+ * KAA_ERR_TOO_BIG (answer over 64 KiB), KAA_ERR_NOMEM. */
+int kaa__sdk_bootstrap_fetch(const char *server, const char *ca_file, const char *app_token,
+			     int timeout_ms, kaa__node_addr *nodes, size_t max, size_t *n);
 
 /* ---- persistent log queue (sdk_log_queue.c) ---------------------------------
  * An append-only file of entries [type u8][len u32 LE][crc32 u32 LE of

@@ -1,6 +1,7 @@
 #include "bootstrap/bootstrap.h"
 
 #include "base/error.h"
+#include "proto/device_url.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -18,6 +19,42 @@ int kaa__bootstrap_weight(const kaa__node_record *r)
 static void key(yajl_gen g, const char *k)
 {
 	yajl_gen_string(g, (const unsigned char *)k, strlen(k));
+}
+
+/* "url" (preferred) and "urls": the node's advertised URLs that a device
+ * can parse, in order; a node that advertises none (an older node) gets
+ * the one its host, port and TLS flag make. */
+static void gen_urls(yajl_gen g, const kaa__node_record *r, int port)
+{
+	const char *ok[KAA_NODE_MAX_ADVERTISE + 1];
+	char fallback[KAA__URL_MAX];
+	size_t n = 0;
+	kaa__device_url u;
+
+	for (size_t i = 0; i < r->n_advertise; i++)
+		if (kaa__device_url_parse(r->advertise[i], KAA__URL_WS, &u) == KAA_OK)
+			ok[n++] = r->advertise[i];
+	if (n == 0) {
+		memset(&u, 0, sizeof(u));
+		u.tls = r->tls;
+		u.port = (uint16_t)port;
+		strcpy(u.path, "/");
+		if (r->host && strlen(r->host) < sizeof(u.host)) {
+			strcpy(u.host, r->host);
+			if (kaa__device_url_format(&u, fallback, sizeof(fallback)) == KAA_OK &&
+			    kaa__device_url_parse(fallback, KAA__URL_WS, &u) == KAA_OK)
+				ok[n++] = fallback;
+		}
+	}
+	if (n == 0)
+		return;
+	key(g, "url");
+	key(g, ok[0]);
+	key(g, "urls");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < n; i++)
+		key(g, ok[i]);
+	yajl_gen_array_close(g);
 }
 
 int kaa__bootstrap_render(const kaa__node_record *nodes, size_t n, char **out, size_t *len)
@@ -45,6 +82,9 @@ int kaa__bootstrap_render(const kaa__node_record *nodes, size_t n, char **out, s
 		yajl_gen_integer(g, port);
 		key(g, "weight");
 		yajl_gen_integer(g, kaa__bootstrap_weight(r));
+		key(g, "tls");
+		yajl_gen_bool(g, r->tls);
+		gen_urls(g, r, port);
 		yajl_gen_map_close(g);
 	}
 	yajl_gen_array_close(g);

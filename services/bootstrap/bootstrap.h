@@ -3,7 +3,13 @@
  * nodes to use, from the live node registry.
  *
  *   GET /v1/operations[?application=TOKEN]
- *   200 {"nodes":[{"id","host","port","weight"}...]}
+ *   200 {"nodes":[{"id","host","port","weight","tls","url","urls"}...]}
+ *
+ * url is the node's preferred advertised operations URL (kaa-node
+ * --advertise, e.g. "wss://ops-0.devices.example.com:443/"), urls all of
+ * them in order; host, port (the node's own listener) and tls stay for
+ * older clients. A node record without URLs (an older node) gets
+ * "ws[s]://host:port/".
  *
  * Listed: nodes running operations, not draining, with an operations port.
  * weight (1..1000) is proportional to spare capacity, so devices picking a

@@ -305,6 +305,7 @@ static const resource resources[] = {
 	 .param = "credential",
 	 .kind = KAA_META_CREDENTIAL,
 	 .scope = SC_APP,
+	 .validate = kaa__validate_credential,
 	 .fields = {{"endpointKeyHash", KAA_RF_STR, OFF(endpoint_key_hash),
 		     KAA_RF_CREATE | KAA_RF_REQUIRED | KAA_RF_READ},
 		    {"publicKey", KAA_RF_STR, OFF(public_key),
@@ -701,11 +702,13 @@ static void op_put(rest_call *k)
 	in.n_group_ids = k->obj.n_group_ids;
 	if (parse_body(k->req, r, KAA_RF_UPDATE, &in, &body, k->resp) != 0)
 		goto out;
-	/* A configuration keeps its schema version and an event map its
-	 * family: validate against those. */
+	/* A configuration keeps its schema version, an event map its family
+	 * and a credential its key hash: validate against those. */
 	kaa__meta_obj check = in;
 	check.schema_version = k->obj.schema_version;
 	check.family_id = k->obj.family_id;
+	if (!check.endpoint_key_hash)
+		check.endpoint_key_hash = k->obj.endpoint_key_hash;
 	if (r->validate && r->validate(k->c->store, k->app_id, &check, k->resp) != 0)
 		goto out;
 	int rc = kaa__meta_update(k->c->store, &in, &out, &chg);

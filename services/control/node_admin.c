@@ -48,6 +48,11 @@ void kaa__node_admin_list(kaa__coord *coord, const char *cluster, kaa__http_resp
 		yajl_gen_map_open(g);
 		kaa__gen_str(g, "id", r.id);
 		kaa__gen_str(g, "host", r.host);
+		kaa__gen_key(g, "advertise");
+		yajl_gen_array_open(g);
+		for (size_t k = 0; k < r.n_advertise; k++)
+			kaa__gen_key(g, r.advertise[k]);
+		yajl_gen_array_close(g);
 		kaa__gen_key(g, "services");
 		yajl_gen_array_open(g);
 		for (size_t k = 0; k < r.n_services; k++)

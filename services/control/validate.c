@@ -8,6 +8,7 @@
 #include "appender/log_appender.h"
 #include "auth/auth.h"
 #include "base/alloc.h"
+#include "base/base64.h"
 #include "base/error.h"
 #include "control/rest_reply.h"
 #include "json/avro_schema.h"
@@ -15,6 +16,7 @@
 #include "json/json_merge.h"
 
 #include <inttypes.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,4 +433,38 @@ int kaa__validate_user_verifier(kaa__meta_store *store, int64_t app_id, const ka
 	(void)store;
 	(void)app_id;
 	return o->body ? validate_verifier(o->body, resp) : 0;
+}
+
+int kaa__validate_credential(kaa__meta_store *store, int64_t app_id, const kaa__meta_obj *o,
+			     kaa__http_response *resp)
+{
+	(void)store;
+	(void)app_id;
+	uint8_t hash[32], key[1024], digest[SHA256_DIGEST_LENGTH];
+	const char *h = o->endpoint_key_hash;
+	if (h && (strlen(h) != 43 ||
+		  kaa__b64_decode(h, 43, hash, sizeof(hash), KAA__B64_URL) != (long)sizeof(hash))) {
+		kaa__reply_error(resp, 400, "invalid",
+				 "must be the base64url (no padding) SHA-256 of the public key: "
+				 "43 characters of A-Z a-z 0-9 - _",
+				 "$.endpointKeyHash");
+		return -1;
+	}
+	if (!o->public_key)
+		return 0;
+	long n = kaa__b64_decode(o->public_key, strlen(o->public_key), key, sizeof(key), 0);
+	if (n <= 0) {
+		kaa__reply_error(resp, 400, "invalid",
+				 "must be standard base64 (padded) of 1..1024 bytes: the key the "
+				 "device sends in Hello (DER SubjectPublicKeyInfo)",
+				 "$.publicKey");
+		return -1;
+	}
+	SHA256(key, (size_t)n, digest);
+	if (h && memcmp(digest, hash, sizeof(hash)) != 0) {
+		kaa__reply_error(resp, 400, "invalid",
+				 "the SHA-256 of this key is not endpointKeyHash", "$.publicKey");
+		return -1;
+	}
+	return 0;
 }

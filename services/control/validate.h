@@ -61,6 +61,14 @@ int kaa__validate_event_map(kaa__meta_store *store, int64_t app_id, const kaa__m
  * strings up to 1024 bytes) and "leewaySeconds" 0..600}. */
 int kaa__validate_user_verifier(kaa__meta_store *store, int64_t app_id, const kaa__meta_obj *o,
 				kaa__http_response *resp);
+/* endpointKeyHash: base64url without padding of 32 bytes (43 characters),
+ * the SHA-256 of the key the device sends in Hello.public_key; publicKey,
+ * when sent: standard base64 (RFC 4648 section 4, padded) of those key
+ * bytes (1..1024, DER SubjectPublicKeyInfo of an EC P-256 key for devices
+ * that prove possession), and it must hash to endpointKeyHash. On an update
+ * o->endpoint_key_hash is the stored one. */
+int kaa__validate_credential(kaa__meta_store *store, int64_t app_id, const kaa__meta_obj *o,
+			     kaa__http_response *resp);
 
 /* The highest version of the application's schemas of one kind into
  * *version (0: none). Errors of kaa__meta_list. */

@@ -1,5 +1,8 @@
 #include "node/config.h"
 
+#include "coord/node_record.h"
+#include "proto/device_url.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +21,7 @@ enum {
 	OPT_SQL,
 	OPT_NOSQL,
 	OPT_HOST,
+	OPT_ADVERTISE,
 	OPT_BIND,
 	OPT_CONTROL_PORT,
 	OPT_BOOTSTRAP_PORT,
@@ -49,6 +53,7 @@ static const struct option options[] = {
 	{"sql", required_argument, NULL, OPT_SQL},
 	{"nosql", required_argument, NULL, OPT_NOSQL},
 	{"host", required_argument, NULL, OPT_HOST},
+	{"advertise", required_argument, NULL, OPT_ADVERTISE},
 	{"bind", required_argument, NULL, OPT_BIND},
 	{"control-port", required_argument, NULL, OPT_CONTROL_PORT},
 	{"bootstrap-port", required_argument, NULL, OPT_BOOTSTRAP_PORT},
@@ -83,6 +88,10 @@ const char *kaa__node_usage(void)
 	       "  --sql URL              sqlite:PATH (default sqlite:./data/kaa.db) or postgresql://...\n"
 	       "  --nosql URL            sqlite:PATH (default sqlite:./data/endpoints.db) or mongodb://...\n"
 	       "  --host ADDR            address advertised to other nodes (default: hostname)\n"
+	       "  --advertise URL[,URL...]  operations URLs devices are given for this node,\n"
+	       "                         preferred first, ws:// or wss:// with host, port, path\n"
+	       "                         (e.g. wss://ops-0.devices.example.com/; default\n"
+	       "                         ws[s]://HOST:OPERATIONS-PORT/)\n"
 	       "  --bind ADDR            address to listen on (default: 0.0.0.0)\n"
 	       "  --control-port N       (default 8080)\n"
 	       "  --bootstrap-port N     (default 8081)\n"
@@ -132,6 +141,46 @@ static int parse_port(const char *v, int *out)
 	return 0;
 }
 
+int kaa__node_advertise_next(const char **list, char *url, size_t cap)
+{
+	const char *s = *list, *comma;
+	size_t n;
+	if (!s || !*s)
+		return 0;
+	comma = strchr(s, ',');
+	n = comma ? (size_t)(comma - s) : strlen(s);
+	*list = comma ? comma + 1 : s + n;
+	if (n >= cap)
+		return -1;
+	memcpy(url, s, n);
+	url[n] = '\0';
+	return 1;
+}
+
+static int check_advertise(const char *list, char *err, size_t errlen)
+{
+	char url[KAA_NODE_ADVERTISE_MAX_BYTES + 1];
+	kaa__device_url u;
+	size_t count = 0;
+	int more;
+	while ((more = kaa__node_advertise_next(&list, url, sizeof(url))) != 0) {
+		if (more < 0 || kaa__device_url_parse(url, KAA__URL_WS, &u) != 0) {
+			snprintf(
+				err, errlen,
+				"--advertise: '%.200s' is not a ws:// or wss:// URL (scheme, host, "
+				"optional port and path; no query)",
+				more < 0 ? "(too long)" : url);
+			return -1;
+		}
+		if (++count > KAA_NODE_MAX_ADVERTISE) {
+			snprintf(err, errlen, "--advertise: at most %d URLs",
+				 KAA_NODE_MAX_ADVERTISE);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Applies one setting by option id; returns 0, or -1 with err filled. */
 static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, char *err,
 		 size_t errlen)
@@ -145,6 +194,7 @@ static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, 
 	case OPT_SQL: return set_str(&cfg->sql, v);
 	case OPT_NOSQL: return set_str(&cfg->nosql, v);
 	case OPT_HOST: return set_str(&cfg->host, v);
+	case OPT_ADVERTISE: return set_str(&cfg->advertise, v);
 	case OPT_BIND: return set_str(&cfg->bind, v);
 	case OPT_LOG_LEVEL: return set_str(&cfg->log_level, v);
 	case OPT_TLS_CERT: return set_str(&cfg->tls_cert, v);
@@ -479,6 +529,12 @@ int kaa__node_config_parse(int argc, char **argv, char **envp, kaa_node_config *
 		snprintf(err, errlen, "--tls-cert and --tls-key go together");
 		return KAA_CONFIG_USAGE;
 	}
+	if (cfg->advertise && !*cfg->advertise) {
+		free(cfg->advertise);
+		cfg->advertise = NULL;
+	}
+	if (cfg->advertise && check_advertise(cfg->advertise, err, errlen) != 0)
+		return KAA_CONFIG_USAGE;
 	if (!*cfg->appender_dir) {
 		snprintf(err, errlen, "--appender-dir: empty directory");
 		return KAA_CONFIG_USAGE;
@@ -527,6 +583,7 @@ void kaa__node_config_clear(kaa_node_config *cfg)
 	free(cfg->sql);
 	free(cfg->nosql);
 	free(cfg->host);
+	free(cfg->advertise);
 	free(cfg->bind);
 	free(cfg->log_level);
 	free(cfg->tls_cert);

@@ -54,6 +54,11 @@ typedef struct kaa_node_config {
 	int operations_port;
 	int internode_port;
 	int lease_ttl;
+	/* Operations URLs devices are given for this node (bootstrap answers,
+	 * redirects), comma separated, preferred first, at most
+	 * KAA_NODE_MAX_ADVERTISE, each a ws:// or wss:// URL
+	 * (proto/device_url.h). NULL: ws[s]://host:operations-port/. */
+	char *advertise;
 	char *tls_cert; /* NULL: plain ws */
 	char *tls_key;
 	int drain_timeout; /* seconds */
@@ -85,5 +90,9 @@ int kaa__node_config_parse(int argc, char **argv, char **envp, kaa_node_config *
 void kaa__node_config_clear(kaa_node_config *cfg);
 /* The usage text (static). */
 const char *kaa__node_usage(void);
+
+/* Copies the next URL of a --advertise list into url (cap bytes) and
+ * moves *list past it: 1, 0 at the end, -1 when it does not fit. */
+int kaa__node_advertise_next(const char **list, char *url, size_t cap);
 
 #endif

@@ -29,6 +29,7 @@
 #include "base/metrics.h"
 #include "operations/operations.h"
 #include "coord/registry.h"
+#include "proto/device_url.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -202,6 +203,30 @@ static void on_deposed(void *ud)
 	KAA_INFO("node", "control_follower node=%s", n->cfg->node_id);
 }
 
+/* The operations listener's TLS and the URLs devices are given: --advertise
+ * (checked by the config parser), else ws[s]://host:operations-port/. */
+static int advertise_self(const kaa_node_config *cfg, kaa__node_record *r)
+{
+	char url[KAA_NODE_ADVERTISE_MAX_BYTES + 1];
+	const char *list = cfg->advertise;
+	r->tls = cfg->tls_cert != NULL;
+	if (!list) {
+		kaa__device_url u = {.tls = r->tls, .port = (uint16_t)cfg->operations_port};
+		if (strlen(cfg->host) >= sizeof(u.host))
+			return KAA_ERR_INVAL;
+		strcpy(u.host, cfg->host);
+		strcpy(u.path, "/");
+		if (kaa__device_url_format(&u, url, sizeof(url)) != KAA_OK)
+			return KAA_ERR_INVAL;
+		r->advertise[r->n_advertise++] = kaa__xstrdup(url);
+		return KAA_OK;
+	}
+	while (r->n_advertise < KAA_NODE_MAX_ADVERTISE &&
+	       kaa__node_advertise_next(&list, url, sizeof(url)) > 0)
+		r->advertise[r->n_advertise++] = kaa__xstrdup(url);
+	return KAA_OK;
+}
+
 static int build_self(kaa__node *n)
 {
 	const kaa_node_config *cfg = n->cfg;
@@ -236,6 +261,8 @@ static int build_self(kaa__node *n)
 			return KAA_ERR_NOMEM;
 	}
 	r->load = n->last_load = read_load();
+	if (cfg->operations)
+		return advertise_self(cfg, r);
 	return KAA_OK;
 }
 

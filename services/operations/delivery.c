@@ -3,7 +3,10 @@
  * (topic list, subscriptions, delivery after each stream's position,
  * acknowledgements) for one session. Called with the session's mu held.
  */
-#include "operations/ops_logic.h"
+#include "operations/delivery.h"
+
+#include "operations/ops_send.h"
+#include "operations/ops_sessions.h"
 
 #include "base/alloc.h"
 #include "base/error.h"

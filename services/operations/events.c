@@ -12,7 +12,11 @@
  * Requests waiting for the router are kept in a token table (ops->pending,
  * bounded by OPS_PENDING_MAX); the router's callbacks take them out.
  */
-#include "operations/ops_logic.h"
+#include "operations/events.h"
+
+#include "operations/ops_app_cache.h"
+#include "operations/ops_send.h"
+#include "operations/ops_sessions.h"
 
 #include "base/alloc.h"
 #include "base/error.h"

@@ -20,7 +20,11 @@
  * callback; the status then goes to a session id that may be gone (the
  * send is dropped, the device re-sends after reconnecting).
  */
-#include "operations/ops_logic.h"
+#include "operations/log_ingest.h"
+
+#include "operations/ops_app_cache.h"
+#include "operations/ops_send.h"
+#include "operations/ops_sessions.h"
 
 #include "base/alloc.h"
 #include "base/error.h"
@@ -110,6 +114,14 @@ static int rank(kaa__log_result r)
 	return 3;
 }
 
+static void uploads_dec(kaa__operations *ops)
+{
+	pthread_mutex_lock(&drain_mu);
+	if (atomic_fetch_sub(&ops->log_uploads, 1) == 1)
+		pthread_cond_broadcast(&drain_cv);
+	pthread_mutex_unlock(&drain_mu);
+}
+
 /* The last callback (or the submitter): answer the device and release. */
 static void upload_finish(upload *u)
 {
@@ -156,10 +168,7 @@ static void upload_finish(upload *u)
 	kaa__opl_session_put(u->s);
 	kaa__opl_app_put(u->app); /* may free the appenders: we are past them */
 	free(u);
-	pthread_mutex_lock(&drain_mu);
-	if (atomic_fetch_sub(&ops->log_uploads, 1) == 1)
-		pthread_cond_broadcast(&drain_cv);
-	pthread_mutex_unlock(&drain_mu);
+	uploads_dec(ops);
 }
 
 /* One appender's answer; the last one (counting the submitter) finishes. */
@@ -250,9 +259,13 @@ void kaa__opl_log_upload(kaa__operations *ops, ops_session *s, const frame_t *f)
 		return;
 	}
 
+	/* counted before closing is read: kaa__opl_log_drain sets closing
+	 * before it reads the count, so one of the two sees the other */
+	atomic_fetch_add(&ops->log_uploads, 1);
 	if (atomic_load(&ops->log_closing)) {
 		status(ops, s->sid, f->request_id, lu->batch_id, false, true, EC(OVERLOADED), 0,
 		       "node shutting down; send the batch again later");
+		uploads_dec(ops);
 		return;
 	}
 	if (atomic_fetch_add(&s->log_inflight, 1) >= OPS_MAX_INFLIGHT_LOG_BATCHES) {
@@ -260,6 +273,7 @@ void kaa__opl_log_upload(kaa__operations *ops, ops_session *s, const frame_t *f)
 		rate_limited(
 			ops, s->sid, f->request_id,
 			"more than limits.max_inflight_log_batches batches await their status");
+		uploads_dec(ops);
 		return;
 	}
 	kaa__log_batch b = {.app_id = a->id,
@@ -282,6 +296,7 @@ void kaa__opl_log_upload(kaa__operations *ops, ops_session *s, const frame_t *f)
 			  kaa__log_inflight_max());
 		status(ops, s->sid, f->request_id, lu->batch_id, false, true, EC(RATE_LIMITED), 0,
 		       "node log buffer full; send the batch again later");
+		uploads_dec(ops);
 		return;
 	}
 
@@ -301,7 +316,6 @@ void kaa__opl_log_upload(kaa__operations *ops, ops_session *s, const frame_t *f)
 	pthread_mutex_init(&u->mu, NULL);
 	u->left = a->n_appenders + 1;
 	u->worst = KAA_LOG_OK;
-	atomic_fetch_add(&ops->log_uploads, 1);
 	for (size_t i = 0; i < a->n_appenders; i++) {
 		upload_ref *r = kaa__xmalloc(sizeof(*r));
 		r->u = u;

@@ -26,6 +26,17 @@
  *   the connected devices in jittered batches to the other live operations
  *   nodes of the registry.
  *
+ * Files (layers, lowest first; a file includes only its own layer or
+ * lower, never in a cycle; scripts/check-layers.sh checks it):
+ * - L0: ops_server.h (the WebSocket transport).
+ * - L1: ops_io.h (the transport as the logic sees it), ops_state.h (the
+ *   service's state), ops_send.h, ops_sessions.h, ops_app_cache.h,
+ *   ops_jobs.h.
+ * - L2, one feature each: registration.h, delivery.h, owners.h, events.h,
+ *   log_ingest.h, redirect.h (drain and rebalancing).
+ * - L3: this header (the service's API), dispatch.c (frames to the feature
+ *   handlers), operations.c (life cycle, watches, jobs).
+ *
  * Threads: every function may be called from any thread, except that
  * kaa__operations_free must not run concurrently with other calls.
  */
@@ -39,26 +50,11 @@
 #include "coord/coord.h"
 #include "endpoint.pb-c.h"
 #include "base/metrics.h"
+#include "operations/ops_io.h"
 #include "operations/ops_server.h"
 #include "coord/registry.h"
 
 typedef struct kaa__operations kaa__operations;
-
-/*
- * The transport as the logic sees it. kaa__operations_new with io == NULL
- * starts an ops_server and uses it; tests pass their own io to capture the
- * outgoing frames and drive kaa__operations_on_frame/on_close themselves.
- * Every hook may be called from any thread; frames are borrowed.
- */
-typedef struct kaa__ops_io {
-	void *ud;
-	int (*send)(void *ud, kaa__session_id sid, const Kaa__Endpoint__V1__Frame *f);
-	/* closes after the queued frames with this WebSocket close code */
-	int (*close)(void *ud, kaa__session_id sid, int ws_code);
-	void (*established)(void *ud, kaa__session_id sid);
-	void (*set_accepting)(void *ud, bool accepting);
-	size_t (*sessions)(void *ud);
-} kaa__ops_io;
 
 typedef struct kaa__operations_opts {
 	const char *node_id;   /* required */
@@ -77,7 +73,9 @@ typedef struct kaa__operations_opts {
 	const char *appender_dir;
 	/* default drain deadline for kaa__operations_drain (0: 30000 ms) */
 	int drain_timeout_ms;
-	const kaa__ops_io *io; /* copied; NULL: real transport */
+	/* copied; NULL: real transport. Tests pass their own io to capture the
+	 * outgoing frames and drive kaa__operations_on_frame/on_close. */
+	const kaa__ops_io *io;
 	/* events and owners across nodes (services/cluster/event_router.h):
 	 * the internode listener's port (0: any free port; < 0: none, every
 	 * owner's home is this node, as in standalone mode) and address (NULL:

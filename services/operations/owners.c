@@ -23,7 +23,11 @@
  * s->ep.owner_id, changed only under s->mu: by its own frames here, or by
  * the router's notice callback for changes made from another session.
  */
-#include "operations/ops_logic.h"
+#include "operations/owners.h"
+
+#include "operations/ops_app_cache.h"
+#include "operations/ops_send.h"
+#include "operations/ops_sessions.h"
 
 #include "base/alloc.h"
 #include "base/error.h"

@@ -2,7 +2,14 @@
  * registration.c - Hello (application token, credentials, the endpoint
  * record), profiles and group membership, SessionResume.
  */
-#include "operations/ops_logic.h"
+#include "operations/registration.h"
+
+#include "operations/delivery.h"
+#include "operations/ops_app_cache.h"
+#include "operations/ops_jobs.h"
+#include "operations/ops_send.h"
+#include "operations/ops_sessions.h"
+#include "operations/owners.h"
 
 #include "base/alloc.h"
 #include "base/base64.h"
@@ -84,16 +91,6 @@ fail:
 	yajl_tree_free(v);
 	free(canon);
 	return rc;
-}
-
-void kaa__opl_split_err(const char *err, char *path, size_t cap, const char **msg)
-{
-	size_t pl = 0;
-	*msg = kaa__json_err_msg(err, &pl);
-	if (pl >= cap)
-		pl = cap - 1;
-	memcpy(path, err, pl);
-	path[pl] = '\0';
 }
 
 static int cmp_i64(const void *a, const void *b)

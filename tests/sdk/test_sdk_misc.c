@@ -308,6 +308,7 @@ typedef struct responder {
 	int lfd;
 	const char *answer;
 	size_t answer_len;
+	bool eager; /* answer after the first bytes, not a whole request */
 	char request[2048];
 } responder;
 
@@ -325,6 +326,8 @@ static void *respond(void *arg)
 			break;
 		got += (size_t)n;
 		r->request[got] = '\0';
+		if (r->eager)
+			break;
 	}
 	for (size_t off = 0; off < r->answer_len;) {
 		ssize_t n = write(fd, r->answer + off, r->answer_len - off);
@@ -349,24 +352,32 @@ static int listen_any(uint16_t *port)
 	return fd;
 }
 
-static int fetch_with(const char *answer, size_t len, kaa__node_addr *n, size_t *cnt, char *req_out)
+/* The bootstrap server is scheme 127.0.0.1:PORT path. */
+static int fetch_at(const char *scheme, const char *path, const char *answer, size_t len,
+		    kaa__node_addr *n, size_t *cnt, char *req_out)
 {
-	responder r = {.answer = answer, .answer_len = len};
+	responder r = {
+		.answer = answer, .answer_len = len, .eager = strcmp(scheme, "https://") == 0};
 	pthread_t t;
 	uint16_t port = 0;
-	char hp[64];
+	char hp[128];
 	int rc;
 
 	r.lfd = listen_any(&port);
 	CU_ASSERT_FATAL(r.lfd >= 0);
 	pthread_create(&t, NULL, respond, &r);
-	snprintf(hp, sizeof(hp), "127.0.0.1:%u", port);
-	rc = kaa__sdk_bootstrap_fetch(hp, "app tok/1", 3000, n, 4, cnt);
+	snprintf(hp, sizeof(hp), "%s127.0.0.1:%u%s", scheme, port, path);
+	rc = kaa__sdk_bootstrap_fetch(hp, NULL, "app tok/1", 3000, n, 4, cnt);
 	pthread_join(t, NULL);
 	close(r.lfd);
 	if (req_out)
 		strcpy(req_out, r.request);
 	return rc;
+}
+
+static int fetch_with(const char *answer, size_t len, kaa__node_addr *n, size_t *cnt, char *req_out)
+{
+	return fetch_at("", "", answer, len, n, cnt, req_out);
 }
 
 static void test_bootstrap_fetch(void)
@@ -376,7 +387,7 @@ static void test_bootstrap_fetch(void)
 	char req[2048];
 	const char *body = "{\"nodes\":[{\"id\":\"a\",\"host\":\"127.0.0.1\",\"port\":9080,"
 			   "\"weight\":7}]}";
-	char ok[512];
+	char ok[1024];
 	int len = snprintf(ok, sizeof(ok),
 			   "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
 			   "Content-Length: %zu\r\n\r\n%s",
@@ -405,7 +416,37 @@ static void test_bootstrap_fetch(void)
 	close(fd);
 	char hp[64];
 	snprintf(hp, sizeof(hp), "127.0.0.1:%u", port);
-	CU_ASSERT_EQUAL(kaa__sdk_bootstrap_fetch(hp, "t", 1000, n, 4, &cnt), KAA_ERR_UNAVAILABLE);
+	CU_ASSERT_EQUAL(kaa__sdk_bootstrap_fetch(hp, NULL, "t", 1000, n, 4, &cnt),
+			KAA_ERR_UNAVAILABLE);
+	CU_ASSERT_EQUAL(kaa__sdk_bootstrap_fetch("ftp://h/", NULL, "t", 1000, n, 4, &cnt),
+			KAA_ERR_INVAL);
+
+	/* a URL with a path prefix (an ingress routing by path), and the
+	 * advertised URL of a node winning over host and port */
+	body = "{\"nodes\":[{\"id\":\"a\",\"host\":\"10.0.0.1\",\"port\":9080,\"weight\":3,"
+	       "\"tls\":false,\"url\":\"wss://ops-0.devices.example.com/ops/ops-0\"},"
+	       "{\"id\":\"b\",\"host\":\"10.0.0.2\",\"port\":9443,\"tls\":true,"
+	       "\"url\":\"not a url\"}]}";
+	len = snprintf(ok, sizeof(ok),
+		       "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+		       "Content-Length: %zu\r\n\r\n%s",
+		       strlen(body), body);
+	CU_ASSERT_EQUAL(fetch_at("http://", "/kaa/boot/", ok, (size_t)len, n, &cnt, req), KAA_OK);
+	CU_ASSERT_PTR_NOT_NULL(
+		strstr(req, "GET /kaa/boot/v1/operations?application=app%20tok%2F1 HTTP/1.1"));
+	CU_ASSERT_EQUAL_FATAL(cnt, 2);
+	CU_ASSERT_STRING_EQUAL(n[0].host, "ops-0.devices.example.com");
+	CU_ASSERT_EQUAL(n[0].port, 443);
+	CU_ASSERT_STRING_EQUAL(n[0].path, "/ops/ops-0");
+	CU_ASSERT(n[0].tls && n[0].from_url);
+	CU_ASSERT_EQUAL(n[0].weight, 3);
+	CU_ASSERT_STRING_EQUAL(n[1].host, "10.0.0.2"); /* an unusable url: host and port */
+	CU_ASSERT_EQUAL(n[1].port, 9443);
+	CU_ASSERT_STRING_EQUAL(n[1].path, "/");
+	CU_ASSERT(n[1].tls && !n[1].from_url);
+	/* https to a server that does not speak TLS: the handshake fails */
+	CU_ASSERT_EQUAL(fetch_at("https://", "/", ok, (size_t)len, n, &cnt, NULL),
+			KAA_ERR_UNAVAILABLE);
 }
 
 static void test_client_args(void)

@@ -47,10 +47,35 @@ static void test_render(void)
 	char *out = NULL;
 	size_t len = 0;
 	CU_ASSERT_EQUAL_FATAL(kaa__bootstrap_render(nodes, 5, &out, &len), KAA_OK);
+	/* nodes without advertised URLs: the URL their listener makes */
 	CU_ASSERT_STRING_EQUAL(out,
 			       "{\"nodes\":[{\"id\":\"ops1\",\"host\":\"10.0.0.1\",\"port\":9080,"
-			       "\"weight\":1000},{\"id\":\"ops2\",\"host\":\"10.0.0.1\","
-			       "\"port\":9081,\"weight\":500}]}");
+			       "\"weight\":1000,\"tls\":false,\"url\":\"ws://10.0.0.1:9080/\","
+			       "\"urls\":[\"ws://10.0.0.1:9080/\"]},{\"id\":\"ops2\",\"host\":"
+			       "\"10.0.0.1\",\"port\":9081,\"weight\":500,\"tls\":false,\"url\":"
+			       "\"ws://10.0.0.1:9081/\",\"urls\":[\"ws://10.0.0.1:9081/\"]}]}");
+	CU_ASSERT_EQUAL(len, strlen(out));
+	free(out);
+	/* advertised URLs in order, those a device cannot parse left out */
+	kaa__node_record adv = {0};
+	adv.id = "ops-0";
+	adv.host = "10.0.0.9";
+	adv.services[0] = "operations";
+	adv.n_services = 1;
+	adv.ports[0].name = "operations";
+	adv.ports[0].port = 9080;
+	adv.n_ports = 1;
+	adv.tls = true;
+	adv.advertise[0] = "wss://ops-0.devices.example.com:443/ops/ops-0";
+	adv.advertise[1] = "http://not-a-websocket/";
+	adv.advertise[2] = "wss://10.0.0.9:9080/";
+	adv.n_advertise = 3;
+	CU_ASSERT_EQUAL_FATAL(kaa__bootstrap_render(&adv, 1, &out, &len), KAA_OK);
+	CU_ASSERT_STRING_EQUAL(
+		out, "{\"nodes\":[{\"id\":\"ops-0\",\"host\":\"10.0.0.9\",\"port\":9080,"
+		     "\"weight\":1000,\"tls\":true,\"url\":\"wss://ops-0.devices.example."
+		     "com:443/ops/ops-0\",\"urls\":[\"wss://ops-0.devices.example.com:443/ops/"
+		     "ops-0\",\"wss://10.0.0.9:9080/\"]}]}");
 	CU_ASSERT_EQUAL(len, strlen(out));
 	free(out);
 	CU_ASSERT_EQUAL_FATAL(kaa__bootstrap_render(NULL, 0, &out, &len), KAA_OK);

@@ -87,6 +87,9 @@ static void test_settings(void)
 	      "\"sasl_username\":\"u\"}",
 	    "settings.sasl_password");
 	BAD(K ",\"sasl_password\":\"p\"}", "settings.sasl_password");
+	BAD(K ",\"security_protocol\":\"sasl_plaintext\",\"sasl_mechanism\":\"PLAIN\","
+	      "\"sasl_username\":\"u\",\"sasl_password\":\"********\"}",
+	    "settings.sasl_password");
 	BAD(K ",\"sasl_mechanism\":\"PLAIN\"}", "settings.sasl_mechanism");
 	BAD(K ",\"ssl_ca_pem\":\"-----BEGIN CERTIFICATE-----\"}", "settings.ssl_ca_pem");
 	BAD(K ",\"security_protocol\":\"ssl\",\"ssl_ca_pem\":\"not pem\"}", "settings.ssl_ca_pem");

@@ -59,6 +59,26 @@ static void test_roundtrip(void)
 	free(json);
 	kaa__node_record_clear(&d);
 
+	/* The listener's TLS and the advertised URLs, written only when set. */
+	r.id = "node-1";
+	r.draining = false;
+	r.tls = true;
+	r.advertise[0] = "wss://ops-0.devices.example.com:443/ops/ops-0";
+	r.advertise[1] = "wss://10.0.0.7:9080/";
+	r.n_advertise = 2;
+	CU_ASSERT_EQUAL_FATAL(kaa__node_record_encode(&r, &json, &len), KAA_OK);
+	CU_ASSERT_PTR_NOT_NULL(strstr(json,
+				      ",\"tls\":true,\"advertise\":[\"wss://ops-0.devices."
+				      "example.com:443/ops/ops-0\",\"wss://10.0.0.7:9080/\"]}"));
+	CU_ASSERT_EQUAL_FATAL(kaa__node_record_decode(json, len, &d), KAA_OK);
+	CU_ASSERT_TRUE(d.tls);
+	CU_ASSERT_EQUAL(d.n_advertise, 2);
+	CU_ASSERT_STRING_EQUAL(d.advertise[0], "wss://ops-0.devices.example.com:443/ops/ops-0");
+	free(json);
+	kaa__node_record_clear(&d);
+	r.tls = false;
+	r.n_advertise = 0;
+
 	r.id = NULL;
 	CU_ASSERT_EQUAL(kaa__node_record_encode(&r, &json, &len), KAA_ERR_INVAL);
 }
@@ -81,6 +101,10 @@ static void test_decode_bad(void)
 		"{\"id\":\"a\",\"services\":[1]}",
 		"{\"id\":\"a\",\"services\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]}",
 		"{\"id\":\"a\",\"load\":\"x\"}",
+		"{\"id\":\"a\",\"tls\":1}",
+		"{\"id\":\"a\",\"advertise\":\"ws://h/\"}",
+		"{\"id\":\"a\",\"advertise\":[1]}",
+		"{\"id\":\"a\",\"advertise\":[\"1\",\"2\",\"3\",\"4\",\"5\"]}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		kaa__node_record d;
@@ -97,6 +121,16 @@ static void test_decode_bad(void)
 	char *buf = malloc(big);
 	memset(buf, ' ', big);
 	CU_ASSERT_EQUAL(kaa__node_record_decode(buf, big, &d), KAA_ERR_TOO_BIG);
+	free(buf);
+	/* An advertised URL longer than KAA_NODE_ADVERTISE_MAX_BYTES. */
+	buf = malloc(KAA_NODE_ADVERTISE_MAX_BYTES + 64);
+	int n = snprintf(buf, 64, "{\"id\":\"a\",\"advertise\":[\"ws://h/");
+	memset(buf + n, 'p', KAA_NODE_ADVERTISE_MAX_BYTES);
+	strcpy(buf + n + KAA_NODE_ADVERTISE_MAX_BYTES - 7, "\"]}");
+	CU_ASSERT_EQUAL(kaa__node_record_decode(buf, strlen(buf), &d), KAA_OK); /* 1024 bytes */
+	kaa__node_record_clear(&d);
+	strcpy(buf + n + KAA_NODE_ADVERTISE_MAX_BYTES - 6, "\"]}");
+	CU_ASSERT_EQUAL(kaa__node_record_decode(buf, strlen(buf), &d), KAA_ERR_INVAL);
 	free(buf);
 	/* Unknown fields are ignored (newer nodes may add some). */
 	const char *fwd = "{\"id\":\"a\",\"future\":{\"x\":[1,2]}}";
