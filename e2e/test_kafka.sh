@@ -16,9 +16,9 @@
 #     the appender's documented guarantee);
 #   - SASL PLAIN to the broker's SASL listener; a wrong password
 #     acknowledges nothing. (SCRAM is passed to librdkafka the same way, but
-#     librdkafka 2.0.2's SCRAM exchange is refused by Kafka 4.0.1 with
-#     "invalid credentials" even for credentials the broker lists, so it is
-#     not tested end to end here.)
+#     librdkafka < 2.6.1 - Debian 12 has 2.0.2 - sends a SCRAM nonce that
+#     Kafka 4.x refuses as "invalid credentials", confluentinc/librdkafka#4895;
+#     see docs/appenders.md.)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"

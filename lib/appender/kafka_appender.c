@@ -23,7 +23,8 @@
  *   ssl_ca_pem         PEM CA bundle the broker certificate must chain to
  *                      (default: the system's); the host name is verified
  *   sasl_mechanism     "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512" (required
- *                      with a sasl_* protocol, refused without)
+ *                      with a sasl_* protocol, refused without; SCRAM needs
+ *                      librdkafka >= 2.6.1 against Kafka 4 brokers)
  *   sasl_username, sasl_password   (with sasl_mechanism; the password is
  *                      write-only: the control service shows "********",
  *                      and the mask itself is refused as a password)
