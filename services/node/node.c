@@ -397,7 +397,7 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 		}
 	}
 	if (cfg->control) {
-		rc = kaa__control_new(cfg->sql, n->coord, cfg->cluster, &n->control);
+		rc = kaa__control_new(cfg->sql, cfg->nosql, n->coord, cfg->cluster, &n->control);
 		if (rc != KAA_OK)
 			goto fail;
 		kaa__control_set_metrics(n->control, n->metrics);
