@@ -14,6 +14,8 @@
 #   - kill -9 of kaa-node mid-upload: no acknowledged record is lost (a
 #     batch that was in Kafka but not yet acknowledged may appear twice:
 #     the appender's documented guarantee);
+#   - TLS to the broker's SSL listener, verified against the CA given in
+#     ssl_ca_pem; another CA acknowledges nothing;
 #   - SASL PLAIN to the broker's SASL listener; a wrong password
 #     acknowledges nothing. (SCRAM is passed to librdkafka the same way, but
 #     librdkafka < 2.6.1 - Debian 12 has 2.0.2 - sends a SCRAM nonce that
@@ -296,6 +298,42 @@ timeout 60 "$DEVICE" --bootstrap "$BOOT" --app-token "$TOKEN3" --state-dir "$wor
 	--log-total 5 --log-rate 100 --duration 15 --json >"$work/wrong.json" 2>"$work/wrong.err"
 check "nothing acknowledged" field_is "$work/wrong.json" records_acked 0
 check "the node logs the authentication failure" has_line "$work/node.log" 'kafka_appender.*\(SASL\|uthenticat\)'
+
+echo "== TLS: the broker's certificate verified against ssl_ca_pem"
+# new_app NAME SETTINGS_JSON: an application with the log schema and one
+# Kafka appender; sets APPX, TOKENX
+new_app() {
+	api $TA POST "/tenants/$T/applications" "{\"name\":\"$1\",\"credentialsMode\":\"trustful\"}"
+	APPX=$(jget id)
+	TOKENX=$(jget applicationToken)
+	api $TD POST "/applications/$APPX/schemas" \
+		'{"kind":"log","schema":{"type":"record","name":"Rec","fields":[{"name":"device","type":"int"},{"name":"seq","type":"int"}]}}'
+	api $TA POST "/applications/$APPX/log-appenders" "{\"name\":\"$1\",\"settings\":$2}"
+}
+tls_settings() { # CA_FILE -> settings JSON with that CA
+	python3 - "$KAA_TEST_KAFKA_SSL" "$1" <<'PY'
+import json, sys
+print(json.dumps({"type": "kafka", "bootstrap_servers": sys.argv[1], "topic": "tls-{app_token}",
+                  "security_protocol": "ssl", "ssl_ca_pem": open(sys.argv[2]).read(),
+                  "delivery_timeout_ms": 10000}))
+PY
+}
+new_app tls "$(tls_settings "$KAA_TEST_KAFKA_CA")"
+must 201 "Kafka appender over TLS with the broker's CA"
+timeout 90 "$DEVICE" --bootstrap "$BOOT" --app-token "$TOKENX" --state-dir "$work/tls" \
+	--log-total 20 --log-rate 100 --until-acked --duration 60 --json >"$work/tls.json" 2>"$work/tls.err"
+check "20 records acknowledged over TLS" field_is "$work/tls.json" records_acked 20
+read_topic "tls-$TOKENX" >"$work/t5.txt" 2>"$work/t5.err" || fail "reading tls-$TOKENX: $(tail -3 "$work/t5.err")"
+read -r total distinct _ _ _ _ <<<"$(analyse "$work/t5.txt")"
+check "20 records in the topic, each once" [ "$total" = 20 -a "$distinct" = 20 ]
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$work/other.key" \
+	-out "$work/other.crt" -days 1 -subj /CN=other-ca >/dev/null 2>&1
+new_app tlsbad "$(tls_settings "$work/other.crt")"
+must 201 "Kafka appender over TLS with another CA"
+timeout 60 "$DEVICE" --bootstrap "$BOOT" --app-token "$TOKENX" --state-dir "$work/tlsbad" \
+	--log-total 5 --log-rate 100 --duration 15 --json >"$work/tlsbad.json" 2>"$work/tlsbad.err"
+check "another CA: nothing acknowledged" field_is "$work/tlsbad.json" records_acked 0
+check "the node logs the certificate failure" has_line "$work/node.log" 'kafka_appender.*certificate verify failed'
 
 kill -TERM "$NODE_PID"
 wait "$NODE_PID"

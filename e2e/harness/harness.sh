@@ -17,10 +17,12 @@
 # (the exact command line, reused by restart), data (etcd), pgdata
 # (postgres), db + state (ferretdb), server.properties + data (kafka).
 #
-# kafka listens on three ports: PLAINTEXT (KAA_TEST_KAFKA), SASL_PLAINTEXT
+# kafka listens on four ports: PLAINTEXT (KAA_TEST_KAFKA), SASL_PLAINTEXT
 # (KAA_TEST_KAFKA_SASL: PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, user
-# KAA_TEST_KAFKA_USER with password KAA_TEST_KAFKA_PASSWORD) and its KRaft
-# controller's. Topics are created on first use with 3 partitions.
+# KAA_TEST_KAFKA_USER with password KAA_TEST_KAFKA_PASSWORD), SSL
+# (KAA_TEST_KAFKA_SSL, a certificate for 127.0.0.1 from the CA in
+# KAA_TEST_KAFKA_CA, made with openssl at the first start: DIR/pki) and its
+# KRaft controller's. Topics are created on first use with 3 partitions.
 #
 # k8s is several servers, one sub-directory each (a kind of its own, so that
 # a stop/kill of the sub-directory works too): etcd/, kube-apiserver/,
@@ -508,6 +510,7 @@ EOF
     kafka)
         local home
         home=$(kafka_home)
+        [ -f "$DIR/pki/keystore.pem" ] || kafka_pki || die "kafka: making the TLS certificates with openssl failed"
         kafka_properties >"$DIR/server.properties"
         # slf4j-simple logs to stderr (server.log); -Xss: Kafka's default
         printf '%s\n' java -Xmx"${KAA_KAFKA_HEAP:-512m}" -Xms64m -XX:+UseG1GC \
@@ -519,6 +522,8 @@ EOF
             echo "KAA_TEST_KAFKA_SASL=127.0.0.1:$KAFKA_SASL_PORT"
             echo "KAA_TEST_KAFKA_USER=$KAFKA_USER"
             echo "KAA_TEST_KAFKA_PASSWORD=$KAFKA_PASSWORD"
+            echo "KAA_TEST_KAFKA_SSL=127.0.0.1:$KAFKA_SSL_PORT"
+            echo "KAA_TEST_KAFKA_CA=$DIR/pki/ca.crt"
         } >"$DIR/env"
         ;;
     esac
@@ -536,17 +541,38 @@ kafka_home() {
     echo "$home"
 }
 
+# a CA and the SSL listener's certificate (127.0.0.1, localhost) in DIR/pki;
+# the key store is Kafka's PEM type: the PKCS#8 key, then the certificate
+kafka_pki() {
+    local pki=$DIR/pki
+    command -v openssl >/dev/null || return 1
+    mkdir -p "$pki" && chmod 0700 "$pki" || return 1
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$pki/ca.key" \
+        -out "$pki/ca.crt" -days 3650 -subj /CN=kaa-test-kafka-ca 2>/dev/null || return 1
+    printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' 'basicConstraints=CA:FALSE' \
+        'keyUsage=digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' >"$pki/ext.cnf"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$pki/server.key" \
+        -subj /CN=127.0.0.1 2>/dev/null |
+        openssl x509 -req -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
+            -days 3650 -extfile "$pki/ext.cnf" -out "$pki/server.crt" 2>/dev/null || return 1
+    openssl pkcs8 -topk8 -nocrypt -in "$pki/server.key" -out "$pki/server.p8" || return 1
+    cat "$pki/server.p8" "$pki/server.crt" >"$pki/keystore.pem"
+}
+
 # single node KRaft: one process is broker and controller (static voter set)
 kafka_properties() {
     cat <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL
+listener.name.ssl.ssl.keystore.type=PEM
+listener.name.ssl.ssl.keystore.location=$DIR/pki/keystore.pem
+listener.name.ssl.ssl.client.auth=none
 sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_USER="$KAFKA_PASSWORD";
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
@@ -759,10 +785,10 @@ cmd_start() {
             echo "MONGO_PORT=$MONGO_PORT" >"$DIR/ports.try"
             ;;
         kafka)
-            ports=$(free_ports 3) || die "no free ports"
-            read -r KAFKA_PORT KAFKA_SASL_PORT KAFKA_CONTROLLER_PORT <<<"$ports"
-            printf 'KAFKA_PORT=%s\nKAFKA_SASL_PORT=%s\nKAFKA_CONTROLLER_PORT=%s\n' \
-                "$KAFKA_PORT" "$KAFKA_SASL_PORT" "$KAFKA_CONTROLLER_PORT" >"$DIR/ports.try"
+            ports=$(free_ports 4) || die "no free ports"
+            read -r KAFKA_PORT KAFKA_SASL_PORT KAFKA_SSL_PORT KAFKA_CONTROLLER_PORT <<<"$ports"
+            printf 'KAFKA_PORT=%s\nKAFKA_SASL_PORT=%s\nKAFKA_SSL_PORT=%s\nKAFKA_CONTROLLER_PORT=%s\n' \
+                "$KAFKA_PORT" "$KAFKA_SASL_PORT" "$KAFKA_SSL_PORT" "$KAFKA_CONTROLLER_PORT" >"$DIR/ports.try"
             ;;
         kube-apiserver)
             API_PORT=$(free_ports 1) || die "no free ports"
