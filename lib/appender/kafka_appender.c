@@ -82,6 +82,10 @@ struct waiter {
 	kaa__log_done_fn *done;
 	void *arg;
 	struct waiter *next;
+	/* the answer, when a close inside a callback takes the waiter */
+	kaa__log_result r;
+	int err;
+	const char *reason;
 };
 
 /* One batch whose records are produced and not all reported yet. */
@@ -92,7 +96,11 @@ struct pending {
 	size_t charge;           /* against max_inflight */
 	rd_kafka_resp_err_t err; /* the first failure */
 	struct waiter *waiters;
-	struct pending *prev, *next;
+	/* set when the last report came: the batch's answer (static strings) */
+	kaa__log_result r;
+	int rerr;
+	const char *reason;
+	struct pending *prev, *next; /* in pend, then in finishing */
 };
 
 struct topic_cache {
@@ -111,8 +119,9 @@ struct kafka {
 	kaa__counter *retries;
 	uint64_t last_txretries;
 
-	pthread_mutex_t mu; /* guards everything below */
+	pthread_mutex_t mu; /* guards everything below, and the waiters */
 	struct pending *pend;
+	struct pending *finishing; /* answered, their callbacks running */
 	size_t inflight, inflight_msgs;
 	struct topic_cache *topics;
 	size_t n_topics;
@@ -391,8 +400,7 @@ static int kaa_err_of(rd_kafka_resp_err_t e)
 	}
 }
 
-/* Unlinks p (under mu, by the caller) and answers its waiters (outside mu:
- * a callback may submit again or free the appender). */
+/* Takes p out of pend and its bytes off the budget (under mu). */
 static void unlink_pending(struct kafka *k, struct pending *p)
 {
 	if (p->prev)
@@ -404,32 +412,53 @@ static void unlink_pending(struct kafka *k, struct pending *p)
 	k->inflight -= p->charge;
 }
 
-static void finish(struct pending *p, bool closing)
+/* The batch's answer from its first failure (under mu). */
+static void decide(struct pending *p, bool closing)
 {
-	kaa__log_result r = KAA_LOG_OK;
-	const char *reason = NULL;
-	int err = KAA_OK;
+	p->r = KAA_LOG_OK;
+	p->rerr = KAA_OK;
+	p->reason = NULL;
 	if (p->err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-		r = KAA_LOG_RATE_LIMITED;
-		reason = "kafka producer queue full";
+		p->r = KAA_LOG_RATE_LIMITED;
+		p->reason = "kafka producer queue full";
 	} else if (p->err && permanent(p->err)) {
-		r = KAA_LOG_PERMANENT;
-		reason = rd_kafka_err2str(p->err);
+		p->r = KAA_LOG_PERMANENT;
+		p->reason = rd_kafka_err2str(p->err);
 	} else if (p->err) {
-		r = KAA_LOG_RETRY;
-		reason = closing && (p->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
-				     p->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
-				 ? "appender closed"
-				 : rd_kafka_err2str(p->err);
+		p->r = KAA_LOG_RETRY;
+		p->reason = closing && (p->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+					p->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+				    ? "appender closed"
+				    : rd_kafka_err2str(p->err);
 	}
 	if (p->err)
-		err = kaa_err_of(p->err);
+		p->rerr = kaa_err_of(p->err);
+}
+
+/* Answers p's waiters one at a time, each taken under mu, so that a close
+ * inside one of the callbacks can answer the rest itself (kafka_close). */
+static void finish(struct kafka *k, struct pending *p, bool closing)
+{
 	if (p->err && !closing)
 		KAA_WARN(MOD, "batch_failed endpoint=%s batch=\"%s\" err=\"%s\"", p->key_hash,
 			 p->batch_id, rd_kafka_err2str(p->err));
-	for (struct waiter *w = p->waiters, *nx; w; w = nx) {
-		nx = w->next;
-		kaa__appender_done(w->done, w->arg, r, err, false, reason);
+	for (;;) {
+		pthread_mutex_lock(&k->mu);
+		struct waiter *w = p->waiters;
+		if (w) {
+			p->waiters = w->next;
+		} else {
+			if (p->prev)
+				p->prev->next = p->next;
+			else
+				k->finishing = p->next;
+			if (p->next)
+				p->next->prev = p->prev;
+		}
+		pthread_mutex_unlock(&k->mu);
+		if (!w)
+			break;
+		kaa__appender_done(w->done, w->arg, p->r, p->rerr, false, p->reason);
 		free(w);
 	}
 	free(p->key_hash);
@@ -447,11 +476,18 @@ static void report(struct kafka *k, struct pending *p, rd_kafka_resp_err_t e, si
 	k->inflight_msgs -= count;
 	bool last = p->remaining == 0;
 	bool closing = k->closing;
-	if (last)
+	if (last) {
 		unlink_pending(k, p);
+		decide(p, closing);
+		p->prev = NULL;
+		p->next = k->finishing;
+		if (k->finishing)
+			k->finishing->prev = p;
+		k->finishing = p;
+	}
 	pthread_mutex_unlock(&k->mu);
 	if (last)
-		finish(p, closing);
+		finish(k, p, closing);
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -628,7 +664,7 @@ static void drain(struct kafka *k)
 	rd_kafka_purge(k->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 	for (;;) {
 		pthread_mutex_lock(&k->mu);
-		bool empty = k->pend == NULL;
+		bool empty = k->pend == NULL && k->finishing == NULL;
 		pthread_mutex_unlock(&k->mu);
 		if (empty)
 			break;
@@ -796,6 +832,17 @@ static void kafka_submit(void *impl, const kaa__log_batch *b, kaa__log_done_fn *
 			pthread_mutex_unlock(&k->mu);
 			return;
 		}
+	/* just answered (its callbacks are running): the same answer */
+	for (struct pending *p = k->finishing; p; p = p->next)
+		if (strcmp(p->batch_id, b->batch_id) == 0 &&
+		    strcmp(p->key_hash, b->key_hash) == 0) {
+			kaa__log_result r = p->r;
+			int rerr = p->rerr;
+			const char *reason = p->reason;
+			pthread_mutex_unlock(&k->mu);
+			kaa__appender_done(done, arg, r, rerr, false, reason);
+			return;
+		}
 	/* a batch larger than the whole budget goes alone */
 	if (k->inflight > 0 && (k->inflight + charge > k->max_inflight ||
 				k->inflight_msgs + b->n > QUEUE_MAX_MESSAGES / 2)) {
@@ -873,19 +920,22 @@ static void kafka_close(void *impl)
 		struct waiter *all = NULL;
 		pthread_mutex_lock(&k->mu);
 		k->closing = true;
-		for (struct pending *p = k->pend; p; p = p->next) {
-			while (p->waiters) {
-				struct waiter *w = p->waiters;
-				p->waiters = w->next;
-				w->next = all;
-				all = w;
-			}
-		}
+		for (int list = 0; list < 2; list++)
+			for (struct pending *p = list ? k->finishing : k->pend; p; p = p->next)
+				while (p->waiters) {
+					struct waiter *w = p->waiters;
+					p->waiters = w->next;
+					/* decided batches keep their answer */
+					w->r = list ? p->r : KAA_LOG_RETRY;
+					w->err = list ? p->rerr : KAA_ERR_CANCELED;
+					w->reason = list ? p->reason : "appender closed";
+					w->next = all;
+					all = w;
+				}
 		pthread_mutex_unlock(&k->mu);
 		for (struct waiter *w = all, *nx; w; w = nx) {
 			nx = w->next;
-			kaa__appender_done(w->done, w->arg, KAA_LOG_RETRY, KAA_ERR_CANCELED, false,
-					   "appender closed");
+			kaa__appender_done(w->done, w->arg, w->r, w->err, false, w->reason);
 			free(w);
 		}
 		atomic_store(&k->self_free, true);

@@ -5,7 +5,8 @@
  * refuses, and the answers that do not need a broker: the in-flight limit
  * (RATE_LIMITED at once), a batch resent while in flight (answered with
  * the first one), and close with batches pending (RETRY "appender
- * closed", each callback once). Delivery itself is tested against a real
+ * closed", each callback once), and a close from inside a callback (the
+ * other batches still answered once). Delivery itself is tested against a real
  * broker by e2e/test_kafka.sh.
  */
 #include "appender/log_appender.h"
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int check(const char *json, char *err, size_t errlen)
 {
@@ -199,6 +201,65 @@ static void test_no_broker(void)
 	CU_ASSERT_STRING_EQUAL(first.reason, "appender closed");
 }
 
+/* The first answer frees the appender from inside the callback (on the
+ * appender's own thread): every other submit is still answered, once. */
+static kaa__log_appender *g_self;
+static pthread_mutex_t g_self_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void free_on_first(void *arg, const kaa__log_status *st)
+{
+	on_done(arg, st);
+	pthread_mutex_lock(&g_self_mu);
+	kaa__log_appender *a = g_self;
+	g_self = NULL;
+	pthread_mutex_unlock(&g_self_mu);
+	kaa__log_appender_free(a);
+}
+
+static int calls_of(struct answer *a)
+{
+	pthread_mutex_lock(&a->mu);
+	int n = a->calls;
+	pthread_mutex_unlock(&a->mu);
+	return n;
+}
+
+static void test_close_inside_callback(void)
+{
+	char err[256] = "";
+	kaa__log_appender_env env = {.app_token = "tok2"};
+	int rc = kaa__log_appender_new(3, 10, "k",
+				       "{\"type\":\"kafka\",\"bootstrap_servers\":\"127.0.0.1:1\","
+				       "\"delivery_timeout_ms\":10000}",
+				       &env, &g_self, err, sizeof(err));
+	CU_ASSERT_EQUAL_FATAL(rc, KAA_OK);
+	const char *recs[] = {"{\"seq\":1}"};
+	struct answer ans[3] = {{.mu = PTHREAD_MUTEX_INITIALIZER},
+				{.mu = PTHREAD_MUTEX_INITIALIZER},
+				{.mu = PTHREAD_MUTEX_INITIALIZER}};
+	kaa__log_batch b = {.app_id = 3,
+			    .key_hash = "ep1",
+			    .batch_id = "c1",
+			    .schema_version = 1,
+			    .records = recs,
+			    .n = 1,
+			    .received_ms = 1};
+	kaa__log_appender *a = g_self;
+	kaa__log_appender_submit(a, &b, free_on_first, &ans[0]);
+	kaa__log_appender_submit(a, &b, free_on_first, &ans[1]);
+	b.batch_id = "c2";
+	kaa__log_appender_submit(a, &b, free_on_first, &ans[2]);
+	/* the records time out after 10 s: poll for the answers */
+	for (int i = 0; i < 400 && calls_of(&ans[0]) + calls_of(&ans[1]) + calls_of(&ans[2]) < 3;
+	     i++)
+		nanosleep(&(struct timespec){.tv_nsec = 50 * 1000000L}, NULL);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(calls_of(&ans[i]), 1);
+		CU_ASSERT_EQUAL(ans[i].result, KAA_LOG_RETRY);
+	}
+	CU_ASSERT_PTR_NULL(g_self);
+}
+
 int main(void)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
@@ -206,7 +267,8 @@ int main(void)
 	CU_pSuite s = CU_add_suite("kafka_appender", NULL, NULL);
 	if (!s || !CU_add_test(s, "settings", test_settings) ||
 	    !CU_add_test(s, "open_refusals", test_open_refusals) ||
-	    !CU_add_test(s, "no_broker", test_no_broker)) {
+	    !CU_add_test(s, "no_broker", test_no_broker) ||
+	    !CU_add_test(s, "close_inside_callback", test_close_inside_callback)) {
 		CU_cleanup_registry();
 		return 1;
 	}
