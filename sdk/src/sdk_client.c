@@ -1037,12 +1037,19 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 	rt = c->rt;
 	pthread_mutex_lock(&rt->lock);
 	switch (reason) {
+	case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH: {
+		/* the subprotocol the server chose (the wsi stays bound to our
+		 * kaa.v1 protocol struct whatever it is): kaa.v2 means its
+		 * first frame is the Challenge to sign */
+		char proto[16] = "";
+		c->await_challenge =
+			lws_hdr_copy(wsi, proto, sizeof(proto), WSI_TOKEN_PROTOCOL) > 0 &&
+			!strcmp(proto, KAA__PROTOCOL_SUBPROTOCOL_V2);
+		break;
+	}
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		c->wsi = wsi;
 		c->last_tx_ms = c->last_rx_ms = kaa__now_ms();
-		/* kaa.v2: the server's first frame is the Challenge to sign */
-		c->await_challenge =
-			!strcmp(lws_get_protocol(wsi)->name, KAA__PROTOCOL_SUBPROTOCOL_V2);
 		if (!c->await_challenge)
 			send_hello(c, NULL);
 		break;
