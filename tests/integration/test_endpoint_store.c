@@ -1531,11 +1531,10 @@ int main(void)
 		if (strncmp(tests[i].name, "sqlite_", 7) != 0)
 			mongo[n_mongo++] = tests[i];
 	}
-	int rc = kaa__cu_add("endpoint_store_sqlite", lite, n_lite, init_sqlite, NULL) != 0 ||
-				 kaa__cu_add("endpoint_store_mongodb", mongo, n_mongo, init_mongo,
-					     NULL) != 0
-			 ? 1
-			 : kaa__cu_run_all();
+	int rc = 1;
+	if (kaa__cu_add("endpoint_store_sqlite", lite, n_lite, init_sqlite, NULL) == 0 &&
+	    kaa__cu_add("endpoint_store_mongodb", mongo, n_mongo, init_mongo, NULL) == 0)
+		rc = kaa__cu_run_all();
 	mongoc_cleanup();
 	if (kaa__test_rm_tree(g_tmpdir) != 0)
 		fprintf(stderr, "could not remove %s\n", g_tmpdir);
