@@ -66,10 +66,13 @@ OPERATOR_INC := -Ilib -Ioperator -I$(GEN)
 SDK_INC := -I$(INC)/sdk -Isdk/include -Isdk/src
 $(foreach l,$(LIB_LAYERS),$(eval $(BUILD)/obj/lib/$(l)/%.o: INCLUDES = -I$(INC)/lib-$(l) -I$(GEN)))
 $(BUILD)/obj/services/%.o $(BUILD)/obj/bench/%.o: INCLUDES = $(SERVICES_INC)
-$(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/integration/%.o $(BUILD)/obj/tests/support/%.o $(BUILD)/obj/tests/tools/%.o: INCLUDES = $(SERVICES_INC) -Itests/support
+$(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/integration/%.o $(BUILD)/obj/tests/support/%.o $(BUILD)/obj/tests/tools/%.o: INCLUDES = $(SERVICES_INC) -Itests/support -Itests/support/common
 $(BUILD)/obj/operator/%.o: INCLUDES = $(OPERATOR_INC)
-$(BUILD)/obj/tests/operator/%.o $(BUILD)/obj/tests/k8s/%.o: INCLUDES = $(OPERATOR_INC) -Itests/support
-$(BUILD)/obj/sdk/%.o $(BUILD)/obj/tests/sdk/%.o: INCLUDES = $(SDK_INC)
+$(BUILD)/obj/tests/operator/%.o $(BUILD)/obj/tests/k8s/%.o: INCLUDES = $(OPERATOR_INC) -Itests/support -Itests/support/common
+$(BUILD)/obj/sdk/%.o: INCLUDES = $(SDK_INC)
+$(BUILD)/obj/tests/sdk/%.o: INCLUDES = $(SDK_INC) -Itests/support/common
+# tests/support/common: CUnit and libc only (the shorter stem wins over tests/support/%).
+$(BUILD)/obj/tests/support/common/%.o: INCLUDES = -Itests/support/common
 $(BUILD)/obj/gen/%.o: INCLUDES = -I$(GEN)
 
 LIB_SRC := $(wildcard lib/*/*.c)
@@ -118,6 +121,8 @@ OPERATOR_TEST_BINS := $(patsubst tests/operator/%.c,$(BUILD)/tests/%,$(OPERATOR_
 K8S_TEST_SRC := $(wildcard tests/k8s/test_*.c)
 K8S_TEST_BINS := $(patsubst tests/k8s/%.c,$(BUILD)/tests/k8s/%,$(K8S_TEST_SRC))
 TEST_SUPPORT := $(wildcard tests/support/*.c)
+# The CUnit runner and libc helpers every test binary links, the SDK's too.
+TEST_COMMON := $(wildcard tests/support/common/*.c)
 # tests/tools: helper programs the e2e suites run (e.g. a Kafka reader)
 TEST_TOOL_SRC := $(wildcard tests/tools/*.c)
 TEST_TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TEST_TOOL_SRC))
@@ -211,7 +216,8 @@ $(BUILD)/sdk-examples/%: $(BUILD)/obj/sdk/examples/%.o $(LIBKAA_SDK)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DEVICE_LIBS) -lm
 
-TEST_SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SUPPORT))
+TEST_COMMON_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_COMMON))
+TEST_SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SUPPORT)) $(TEST_COMMON_OBJ)
 
 $(UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_SUPPORT_OBJ) $(LIBKAA_NODE) $(LIBKAA_CORE)
 	@mkdir -p $(dir $@)
@@ -223,7 +229,7 @@ $(INTEG_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TEST_SUPPO
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUNIT_LIBS) -lm
 
-$(SDK_TEST_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/sdk/%.o $(LIBKAA_SDK)
+$(SDK_TEST_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/sdk/%.o $(TEST_COMMON_OBJ) $(LIBKAA_SDK)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DEVICE_LIBS) $(CUNIT_LIBS) -lm

@@ -7,6 +7,8 @@
  * and KAA_TEST_MONGO_DIR (set by e2e/run-tests.sh) to stop and restart the
  * server.
  */
+#include "cu_main.h"
+#include "test_util.h"
 #include "store/endpoint_store.h"
 
 #include "base/clock.h"
@@ -29,16 +31,6 @@ static char g_url[1024];
 static char g_tmpdir[512];
 static int g_seq;
 
-static const char *require_env(const char *name)
-{
-	const char *v = getenv(name);
-	if (!v || !*v) {
-		fprintf(stderr, "%s is not set; run this test through e2e/run-tests.sh\n", name);
-		return NULL;
-	}
-	return v;
-}
-
 /* A fresh database for one test: its URL in g_url. */
 static int fresh_url(void)
 {
@@ -47,7 +39,7 @@ static int fresh_url(void)
 		snprintf(g_url, sizeof(g_url), "sqlite:%s/sub/ep%d.db", g_tmpdir, g_seq);
 		return 0;
 	}
-	const char *base = require_env("KAA_TEST_MONGO");
+	const char *base = kaa__test_require_env("KAA_TEST_MONGO");
 	if (!base)
 		return -1;
 	/* the harness URL ends with "/": append the database name before any
@@ -1298,7 +1290,7 @@ static void test_mongo_outage(void)
 {
 	if (g_backend != BE_MONGO)
 		return;
-	if (!require_env("KAA_HARNESS") || !require_env("KAA_TEST_MONGO_DIR")) {
+	if (!kaa__test_require_env("KAA_HARNESS") || !kaa__test_require_env("KAA_TEST_MONGO_DIR")) {
 		CU_FAIL("KAA_HARNESS/KAA_TEST_MONGO_DIR needed to stop the server");
 		return;
 	}
@@ -1503,10 +1495,7 @@ static int init_mongo(void)
 	return 0;
 }
 
-static const struct {
-	const char *name;
-	CU_TestFunc fn;
-} tests[] = {
+static const kaa__cu_test tests[] = {
 	{"crud", test_crud},
 	{"list_paging", test_list_paging},
 	{"owner", test_owner},
@@ -1528,36 +1517,26 @@ static const struct {
 
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-	snprintf(g_tmpdir, sizeof(g_tmpdir), "%s/kaa-ep-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(g_tmpdir)) {
+	if (kaa__test_tmpdir(g_tmpdir, sizeof(g_tmpdir), "kaa-ep-store") != 0) {
 		perror("mkdtemp");
 		return 1;
 	}
 	mongoc_init();
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite lite = CU_add_suite("endpoint_store_sqlite", init_sqlite, NULL);
-	CU_pSuite mongo = CU_add_suite("endpoint_store_mongodb", init_mongo, NULL);
-	if (!lite || !mongo)
-		return 1;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		if (strncmp(tests[i].name, "mongo_", 6) != 0 &&
-		    !CU_add_test(lite, tests[i].name, tests[i].fn))
-			return 1;
-		if (strncmp(tests[i].name, "sqlite_", 7) != 0 &&
-		    !CU_add_test(mongo, tests[i].name, tests[i].fn))
-			return 1;
+	/* "mongo_" tests run on MongoDB only, "sqlite_" ones on SQLite only */
+	kaa__cu_test lite[KAA__CU_COUNT(tests)], mongo[KAA__CU_COUNT(tests)];
+	size_t n_lite = 0, n_mongo = 0;
+	for (size_t i = 0; i < KAA__CU_COUNT(tests); i++) {
+		if (strncmp(tests[i].name, "mongo_", 6) != 0)
+			lite[n_lite++] = tests[i];
+		if (strncmp(tests[i].name, "sqlite_", 7) != 0)
+			mongo[n_mongo++] = tests[i];
 	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	int rc = (CU_get_error() != CUE_SUCCESS || failures > 0) ? 1 : 0;
-	CU_cleanup_registry();
+	int rc = 1;
+	if (kaa__cu_add("endpoint_store_sqlite", lite, n_lite, init_sqlite, NULL) == 0 &&
+	    kaa__cu_add("endpoint_store_mongodb", mongo, n_mongo, init_mongo, NULL) == 0)
+		rc = kaa__cu_run_all();
 	mongoc_cleanup();
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmpdir);
-	if (system(cmd) != 0)
+	if (kaa__test_rm_tree(g_tmpdir) != 0)
 		fprintf(stderr, "could not remove %s\n", g_tmpdir);
 	return rc;
 }

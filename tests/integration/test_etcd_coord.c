@@ -3,6 +3,7 @@
  * real server shows: a watch spanning a kill -9 and restart of etcd loses
  * and repeats no event, and the client recovers from an unreachable etcd.
  */
+#include "cu_main.h"
 #include "coord_suite.h"
 
 #include "base/clock.h"
@@ -64,21 +65,21 @@ static void test_watch_across_restart(void)
 	CU_ASSERT_EQUAL_FATAL(
 		kaa__coord_watch(w_c, prefix, KAA_WATCH_PREFIX | KAA_WATCH_SNAPSHOT, 0, &r.cb, &w),
 		KAA_OK);
-	CU_ASSERT_TRUE(wait_until(has_reset, &r, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(has_reset, &r, 5000));
 	for (int i = 0; i < 10; i++) {
 		snprintf(key, sizeof(key), "%sk%02d", prefix, i);
 		snprintf(val, sizeof(val), "%d", i);
 		CU_ASSERT_EQUAL(kaa__coord_put(c, key, val, strlen(val), 0, NULL), KAA_OK);
 	}
 	count_at_least ca = {&r, 10};
-	CU_ASSERT_TRUE(wait_until(has_count, &ca, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(has_count, &ca, 5000));
 
 	CU_ASSERT_EQUAL_FATAL(harness("kill"), 0);
 	/* While etcd is down calls fail cleanly (no crash, no hang). */
 	kaa__kv kv;
 	CU_ASSERT_NOT_EQUAL(kaa__coord_get(c, key, &kv, NULL), KAA_OK);
 	CU_ASSERT_EQUAL_FATAL(harness("restart"), 0);
-	CU_ASSERT_TRUE_FATAL(wait_until(reachable, c, 15000));
+	CU_ASSERT_TRUE_FATAL(kaa__test_wait_until(reachable, c, 15000));
 	/* Written right after the restart, possibly before the watch is back:
 	 * the watch resumes from its revision and must see each exactly once. */
 	for (int i = 10; i < 20; i++) {
@@ -87,12 +88,12 @@ static void test_watch_across_restart(void)
 		CU_ASSERT_EQUAL(kaa__coord_put(c, key, val, strlen(val), 0, NULL), KAA_OK);
 	}
 	ca.n = 20;
-	CU_ASSERT_TRUE(wait_until(has_count, &ca, 15000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(has_count, &ca, 15000));
 	/* Give a duplicate a chance to show up before counting. */
 	snprintf(key, sizeof(key), "%szz-marker", prefix);
 	CU_ASSERT_EQUAL(kaa__coord_put(c, key, "m", 1, 0, NULL), KAA_OK);
 	ca.n = 21;
-	CU_ASSERT_TRUE(wait_until(has_count, &ca, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(has_count, &ca, 5000));
 	pthread_mutex_lock(&r.mu);
 	CU_ASSERT_EQUAL(r.n, 21);
 	for (size_t i = 0; i < r.n && i < 20; i++) {
@@ -128,6 +129,11 @@ static void test_unreachable(void)
 	CU_ASSERT_EQUAL(kaa__coord_new_etcd("http://nocolon", NULL, &c), KAA_ERR_INVAL);
 }
 
+static const kaa__cu_test faults[] = {
+	{"unreachable etcd fails fast and cleanly", test_unreachable},
+	{"watch across etcd kill -9 and restart", test_watch_across_restart},
+};
+
 int main(void)
 {
 	endpoint = getenv("KAA_TEST_ETCD");
@@ -138,14 +144,8 @@ int main(void)
 	}
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
-	if (coord_suite_add("coord-etcd", make_etcd) != 0)
+	if (coord_suite_add("coord-etcd", make_etcd) != 0 ||
+	    kaa__cu_add("etcd-faults", faults, KAA__CU_COUNT(faults), NULL, NULL) != 0)
 		return 1;
-	CU_pSuite s = CU_add_suite("etcd-faults", NULL, NULL);
-	CU_add_test(s, "unreachable etcd fails fast and cleanly", test_unreachable);
-	CU_add_test(s, "watch across etcd kill -9 and restart", test_watch_across_restart);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run_all();
 }

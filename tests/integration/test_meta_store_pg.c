@@ -9,6 +9,7 @@
  * kaa_test_<pid>_<n> (fresh ones for concurrent migrations), dropped at the
  * end. A missing KAA_TEST_PG is a failure, not a skip.
  */
+#include "cu_main.h"
 #include "meta_store_suite.h"
 
 #include "base/clock.h"
@@ -201,6 +202,11 @@ static void test_env_missing(void)
 	CU_FAIL("KAA_TEST_PG is not set; run this test through e2e/run-tests.sh");
 }
 
+static const kaa__cu_test env_missing[] = {{"environment", test_env_missing}};
+static const kaa__cu_test server[] = {
+	{"outage, restart and reconnect", test_outage_and_restart},
+};
+
 int main(void)
 {
 	const char *lvl = getenv("KAA_LOG_LEVEL"); /* quiet unless asked */
@@ -211,8 +217,8 @@ int main(void)
 	admin_url = getenv("KAA_TEST_PG");
 	static meta_suite_env env = {.fresh_url = new_database, .backend = "postgresql"};
 	if (!admin_url || !*admin_url) {
-		CU_pSuite suite = CU_add_suite("meta-store-pg", NULL, NULL);
-		if (!suite || !CU_add_test(suite, "environment", test_env_missing))
+		if (kaa__cu_add("meta-store-pg", env_missing, KAA__CU_COUNT(env_missing), NULL,
+				NULL) != 0)
 			return 1;
 	} else {
 		run_url = new_database();
@@ -222,18 +228,13 @@ int main(void)
 			return 1;
 		}
 		env.url = run_url;
-		if (meta_suite_add("meta-store-pg", &env) != 0)
-			return 1;
-		CU_pSuite suite = CU_add_suite("meta-store-pg-server", NULL, NULL);
-		if (!suite ||
-		    !CU_add_test(suite, "outage, restart and reconnect", test_outage_and_restart))
+		if (meta_suite_add("meta-store-pg", &env) != 0 ||
+		    kaa__cu_add("meta-store-pg-server", server, KAA__CU_COUNT(server), NULL,
+				NULL) != 0)
 			return 1;
 	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
+	int rc = kaa__cu_run_all();
 	drop_databases();
 	free(run_url);
-	return fails ? 1 : 0;
+	return rc;
 }

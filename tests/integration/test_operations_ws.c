@@ -12,6 +12,8 @@
  * Redirect to the other node, draining=true in the registry record.
  * A missing variable is a failure: e2e/run-tests.sh sets them all.
  */
+#include "cu_main.h"
+#include "test_util.h"
 #include "coord/coord.h"
 #include "proto/endpoint_codec.h"
 #include "proto/hello_proof.h"
@@ -24,7 +26,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
@@ -607,16 +608,6 @@ static void key_hash(const char *key, char out[48])
 
 /* ---- the scenario ------------------------------------------------------------------------ */
 
-static const char *require_env(const char *name)
-{
-	const char *v = getenv(name);
-	if (!v || !*v) {
-		fprintf(stderr, "%s is not set; run this test through e2e/run-tests.sh\n", name);
-		return NULL;
-	}
-	return v;
-}
-
 static node a, b; /* killed at exit if a failed assertion left them running */
 
 static bool metric_has(int port, const char *line)
@@ -859,28 +850,19 @@ static void test_device_session(void)
 	kaa__ep_store_free(eps);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
+static const kaa__cu_test tests[] = {{"device session on two nodes", test_device_session}};
 
 int main(void)
 {
-	etcd_url = require_env("KAA_TEST_ETCD");
-	pg_url = require_env("KAA_TEST_PG");
-	mongo_url = require_env("KAA_TEST_MONGO");
+	etcd_url = kaa__test_require_env("KAA_TEST_ETCD");
+	pg_url = kaa__test_require_env("KAA_TEST_PG");
+	mongo_url = kaa__test_require_env("KAA_TEST_MONGO");
 	const char *bindir = getenv("KAA_ASAN_BIN_DIR");
 	if (!bindir || !*bindir)
-		bindir = require_env("KAA_BIN_DIR");
+		bindir = kaa__test_require_env("KAA_BIN_DIR");
 	if (bindir)
 		snprintf(node_bin, sizeof(node_bin), "%s/kaa-node", bindir);
-	const char *tmp = getenv("TMPDIR");
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test_operations_ws.XXXXXX",
-		 tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(tmpdir)) {
+	if (kaa__test_tmpdir(tmpdir, sizeof(tmpdir), "test_operations_ws") != 0) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -888,14 +870,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("operations over WebSocket", NULL, NULL);
-	CU_add_test(s, "device session on two nodes", test_device_session);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
+	int rc = kaa__cu_run("operations over WebSocket", tests, KAA__CU_COUNT(tests), NULL, NULL);
 	curl_global_cleanup();
 	for (node *n = &a; n; n = n == &a ? &b : NULL) {
 		if (n->pid > 0) {
@@ -903,9 +878,9 @@ int main(void)
 			waitpid(n->pid, NULL, 0);
 		}
 	}
-	if (fails)
+	if (rc)
 		fprintf(stderr, "node logs kept in %s\n", tmpdir);
 	else
-		nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	return fails ? 1 : 0;
+		kaa__test_rm_tree(tmpdir);
+	return rc;
 }

@@ -5,6 +5,8 @@
  * A missing variable is a failure, not a skip: e2e/run-tests.sh always sets
  * both.
  */
+#include "cu_main.h"
+#include "test_util.h"
 #include <CUnit/Basic.h>
 #include <libpq-fe.h>
 #include <mongoc/mongoc.h>
@@ -13,16 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static const char *require_env(const char *name)
-{
-	const char *v = getenv(name);
-	if (!v || !*v) {
-		fprintf(stderr, "%s is not set; run this test through e2e/run-tests.sh\n", name);
-		return NULL;
-	}
-	return v;
-}
 
 /* ---- PostgreSQL ------------------------------------------------------- */
 
@@ -37,7 +29,7 @@ static int pg_ok(PGconn *conn, PGresult *res, ExecStatusType want, const char *w
 
 static void test_postgres_roundtrip(void)
 {
-	const char *url = require_env("KAA_TEST_PG");
+	const char *url = kaa__test_require_env("KAA_TEST_PG");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(url);
 
 	PGconn *conn = PQconnectdb(url);
@@ -97,7 +89,7 @@ static void test_postgres_roundtrip(void)
 
 static void test_mongo_roundtrip(void)
 {
-	const char *url = require_env("KAA_TEST_MONGO");
+	const char *url = kaa__test_require_env("KAA_TEST_MONGO");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(url);
 
 	bson_error_t err;
@@ -179,22 +171,15 @@ static void test_mongo_roundtrip(void)
 	mongoc_uri_destroy(uri);
 }
 
+static const kaa__cu_test tests[] = {
+	{"postgres_roundtrip", test_postgres_roundtrip},
+	{"mongo_roundtrip", test_mongo_roundtrip},
+};
+
 int main(void)
 {
 	mongoc_init();
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("stores", NULL, NULL);
-	if (!s || !CU_add_test(s, "postgres_roundtrip", test_postgres_roundtrip) ||
-	    !CU_add_test(s, "mongo_roundtrip", test_mongo_roundtrip)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	int rc = (CU_get_error() != CUE_SUCCESS || failures > 0) ? 1 : 0;
-	CU_cleanup_registry();
+	int rc = kaa__cu_run("stores", tests, KAA__CU_COUNT(tests), NULL, NULL);
 	mongoc_cleanup();
 	return rc;
 }

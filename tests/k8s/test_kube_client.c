@@ -8,6 +8,8 @@
  *   KAA_TEST_K8S_DIR      harness directory (for the restart test)
  *   KAA_HARNESS           path of e2e/harness/harness.sh
  */
+#include "cu_main.h"
+#include "test_util.h"
 #include "kube_client.h"
 #include "kube_event.h"
 
@@ -35,18 +37,6 @@ static const char *env(const char *name)
 		return NULL;
 	}
 	return v;
-}
-
-/* Polls cond(arg) every 20 ms until it holds or ms pass. */
-static bool wait_until(bool (*cond)(void *), void *arg, int ms)
-{
-	int64_t end = kaa__now_ms() + ms;
-	while (!cond(arg)) {
-		if (kaa__now_ms() > end)
-			return false;
-		usleep(20000);
-	}
-	return true;
 }
 
 static long req(const char *method, const char *path, const char *ctype, const char *body,
@@ -279,25 +269,25 @@ static void test_informer(void)
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/configmaps", ns);
 	CU_ASSERT_EQUAL_FATAL(kaa__kube_informer_new(kube, path, NULL, 0, on_ev, &rec, &inf),
 			      KAA_OK);
-	CU_ASSERT_FATAL(wait_until(synced, inf, 10000));
+	CU_ASSERT_FATAL(kaa__test_wait_until(synced, inf, 10000));
 	want w = {&rec, KAA_KUBE_ADDED, "pre", "0"};
 	CU_ASSERT(seen(&w)); /* the list reports existing objects before synced */
 	CU_ASSERT(cached(inf, "pre"));
 
 	CU_ASSERT_EQUAL(apply_cm("a", "1"), 201);
 	w = (want){&rec, KAA_KUBE_ADDED, "a", "1"};
-	CU_ASSERT(wait_until(seen, &w, 10000));
+	CU_ASSERT(kaa__test_wait_until(seen, &w, 10000));
 	CU_ASSERT(cached(inf, "a"));
 	CU_ASSERT_EQUAL(apply_cm("a", "2"), 200);
 	w = (want){&rec, KAA_KUBE_MODIFIED, "a", "2"};
-	CU_ASSERT(wait_until(seen, &w, 10000));
+	CU_ASSERT(kaa__test_wait_until(seen, &w, 10000));
 	char *json = NULL;
 	CU_ASSERT_EQUAL(kaa__kube_informer_get(inf, ns, "a", &json), KAA_OK);
 	CU_ASSERT_PTR_NOT_NULL(json ? strstr(json, "\"v\":\"2\"") : NULL);
 	free(json);
 	CU_ASSERT_EQUAL(delete_cm("a"), 200);
 	w = (want){&rec, KAA_KUBE_DELETED, "a", NULL};
-	CU_ASSERT(wait_until(seen, &w, 10000));
+	CU_ASSERT(kaa__test_wait_until(seen, &w, 10000));
 	CU_ASSERT(!cached(inf, "a"));
 	CU_ASSERT_EQUAL(kaa__kube_informer_get(inf, ns, "a", &json), KAA_ERR_NOTFOUND);
 
@@ -331,11 +321,11 @@ static void test_informer_selector_resync(void)
 	CU_ASSERT_EQUAL_FATAL(
 		kaa__kube_informer_new(kube, path, "app in (kaa, other)", 1500, on_ev, &rec, &inf),
 		KAA_OK);
-	CU_ASSERT_FATAL(wait_until(synced, inf, 10000));
+	CU_ASSERT_FATAL(kaa__test_wait_until(synced, inf, 10000));
 	CU_ASSERT(cached(inf, "lab"));
 	CU_ASSERT(!cached(inf, "pre"));
 	want w = {&rec, KAA_KUBE_MODIFIED, "lab", "L"};
-	CU_ASSERT(wait_until(seen, &w, 5000)); /* resync */
+	CU_ASSERT(kaa__test_wait_until(seen, &w, 5000)); /* resync */
 	kaa__kube_informer_free(inf);
 	pthread_mutex_destroy(&rec.mu);
 }
@@ -378,7 +368,7 @@ static void test_informer_paging(void)
 	CU_ASSERT_EQUAL_FATAL(created, N);
 	CU_ASSERT_EQUAL_FATAL(kaa__kube_informer_new(kube, path, "bulk=yes", 0, on_ev, &rec, &inf),
 			      KAA_OK);
-	CU_ASSERT_FATAL(wait_until(synced, inf, 30000));
+	CU_ASSERT_FATAL(kaa__test_wait_until(synced, inf, 30000));
 	CU_ASSERT_EQUAL(rec.added, N); /* each once, before synced */
 	CU_ASSERT_EQUAL(count_ev(&rec, KAA_KUBE_MODIFIED), 0);
 	int missing = 0;
@@ -415,7 +405,7 @@ static void test_informer_relist(void)
 	snprintf(path, sizeof(path), "/api/v1/namespaces/%s/configmaps", ns);
 	CU_ASSERT_EQUAL_FATAL(kaa__kube_informer_new(kube, path, NULL, 0, on_ev, &rec, &inf),
 			      KAA_OK);
-	CU_ASSERT_FATAL(wait_until(synced, inf, 10000));
+	CU_ASSERT_FATAL(kaa__test_wait_until(synced, inf, 10000));
 	CU_ASSERT(cached(inf, "gone"));
 	/* Stop the API server, delete the object's key in etcd behind its back,
 	 * start it again on the same port. */
@@ -429,13 +419,13 @@ static void test_informer_relist(void)
 		harness, dir, dir, ns, harness, dir);
 	CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
 	want w = {&rec, KAA_KUBE_DELETED, "gone", "g"};
-	CU_ASSERT(wait_until(seen, &w, 60000));
+	CU_ASSERT(kaa__test_wait_until(seen, &w, 60000));
 	CU_ASSERT(!cached(inf, "gone"));
 	CU_ASSERT(cached(inf, "stays"));
 	/* and it watches again afterwards */
 	CU_ASSERT_EQUAL(apply_cm("after", "x"), 201);
 	w = (want){&rec, KAA_KUBE_ADDED, "after", "x"};
-	CU_ASSERT(wait_until(seen, &w, 30000));
+	CU_ASSERT(kaa__test_wait_until(seen, &w, 30000));
 	kaa__kube_informer_free(inf);
 	pthread_mutex_destroy(&rec.mu);
 }
@@ -509,7 +499,7 @@ static void test_lease(void)
 	o.ud = &cb;
 	CU_ASSERT_EQUAL_FATAL(kaa__kube_lease_new(kube, ns, "elect", "cand-b", &o, &lease_b),
 			      KAA_OK);
-	CU_ASSERT_FATAL(wait_until(one_leader, NULL, 10000));
+	CU_ASSERT_FATAL(kaa__test_wait_until(one_leader, NULL, 10000));
 	/* never both, never none, for a while (several renewals) */
 	bool both = false, none = false;
 	int64_t end = kaa__now_ms() + 3000;
@@ -537,7 +527,7 @@ static void test_lease(void)
 	kaa__kube_lease_free(leader);
 	CU_ASSERT_EQUAL(lc->stopped, 1);
 	/* release + one retry period (500 ms) + a request, with slack for sanitizers */
-	CU_ASSERT(wait_until(b_leads, other, 3000));
+	CU_ASSERT(kaa__test_wait_until(b_leads, other, 3000));
 	CU_ASSERT(kaa__now_ms() - t0 < 1500);
 	h = lease_holder();
 	CU_ASSERT_STRING_EQUAL(h ? h : "", leader == lease_a ? "cand-b" : "cand-a");
@@ -626,27 +616,18 @@ static void test_events(void)
 	kaa__kube_recorder_free(rec);
 }
 
+static const kaa__cu_test tests[] = {
+	{"requests, apply, 404, metrics", test_requests},
+	{"TLS is verified", test_tls_verified},
+	{"informer add/modify/delete", test_informer},
+	{"informer selector and resync", test_informer_selector_resync},
+	{"informer list paging", test_informer_paging},
+	{"lease election", test_lease},
+	{"events with series", test_events},
+	{"informer re-list after restart", test_informer_relist},
+};
+
 int main(void)
 {
-	CU_pSuite s;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("kube_client", suite_init, suite_clean);
-	if (!s || !CU_add_test(s, "requests, apply, 404, metrics", test_requests) ||
-	    !CU_add_test(s, "TLS is verified", test_tls_verified) ||
-	    !CU_add_test(s, "informer add/modify/delete", test_informer) ||
-	    !CU_add_test(s, "informer selector and resync", test_informer_selector_resync) ||
-	    !CU_add_test(s, "informer list paging", test_informer_paging) ||
-	    !CU_add_test(s, "lease election", test_lease) ||
-	    !CU_add_test(s, "events with series", test_events) ||
-	    !CU_add_test(s, "informer re-list after restart", test_informer_relist)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned int failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("kube_client", tests, KAA__CU_COUNT(tests), suite_init, suite_clean);
 }

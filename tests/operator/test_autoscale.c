@@ -1,6 +1,7 @@
 /* The operations autoscaler: the recommendation formula, scale up at once,
  * scale down only after the stabilisation window, flapping input that
  * never flaps the output, drain selection, and reading node records. */
+#include "cu_main.h"
 #include "autoscale.h"
 #include "coord/coord.h"
 #include "base/error.h"
@@ -143,19 +144,15 @@ static void test_read(void)
 	kaa__coord_free(c);
 }
 
+static const kaa__cu_test tests[] = {
+	{"recommendation: ceil(total/target) within bounds", test_recommend},
+	{"scale up at once, down after the window", test_up_now_down_later},
+	{"flapping load does not flap replicas", test_flapping},
+	{"drain picks the emptiest nodes not draining", test_pick_drain},
+	{"reads operations node records from the store", test_read},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("autoscale", NULL, NULL);
-	CU_add_test(s, "recommendation: ceil(total/target) within bounds", test_recommend);
-	CU_add_test(s, "scale up at once, down after the window", test_up_now_down_later);
-	CU_add_test(s, "flapping load does not flap replicas", test_flapping);
-	CU_add_test(s, "drain picks the emptiest nodes not draining", test_pick_drain);
-	CU_add_test(s, "reads operations node records from the store", test_read);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("autoscale", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * (cluster_status.h): names, labels, owner references, Secrets only by
  * reference, the config-hash annotation, PDB/Ingress on and off,
  * validation errors, conditions and lastTransitionTime. */
+#include "cu_main.h"
 #include "cluster_status.h"
 #include "desired.h"
 #include "base/error.h"
@@ -417,18 +418,14 @@ static void test_status(void)
 	free(json);
 }
 
+static const kaa__cu_test tests[] = {
+	{"objects, labels, owner references, secrets by reference", test_objects},
+	{"config hash and spec variants", test_hash_and_variants},
+	{"invalid specs give clear errors", test_invalid},
+	{"status, conditions and lastTransitionTime", test_status},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("desired", NULL, NULL);
-	CU_add_test(s, "objects, labels, owner references, secrets by reference", test_objects);
-	CU_add_test(s, "config hash and spec variants", test_hash_and_variants);
-	CU_add_test(s, "invalid specs give clear errors", test_invalid);
-	CU_add_test(s, "status, conditions and lastTransitionTime", test_status);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("desired", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -1,6 +1,8 @@
 /* kubeconfig and in-cluster configuration: what is read from where, paths
  * relative to the kubeconfig, base64 data, the order of sources, and a
  * clear error (never a crash) for every kind of bad input. */
+#include "cu_main.h"
+#include "test_util.h"
 #include "kube_client.h"
 
 #include "base/error.h"
@@ -306,35 +308,20 @@ static void test_client_args(void)
 	kaa__kube_resp_clear(NULL);
 }
 
-static int rm_rf(void)
-{
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : 1;
-}
+static const kaa__cu_test tests[] = {
+	{"data fields and current-context", test_data_fields},
+	{"relative files and tokens", test_files_and_tokens},
+	{"bad files", test_bad_files},
+	{"in-cluster and source order", test_in_cluster},
+	{"client arguments", test_client_args},
+};
 
 int main(void)
 {
-	CU_pSuite s;
-
 	kaa__log_level = KAA_LOG_ERROR + 1; /* the errors are expected here */
 	if (!mkdtemp(dir))
 		return 1;
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("kubeconfig", NULL, NULL);
-	if (!s || !CU_add_test(s, "data fields and current-context", test_data_fields) ||
-	    !CU_add_test(s, "relative files and tokens", test_files_and_tokens) ||
-	    !CU_add_test(s, "bad files", test_bad_files) ||
-	    !CU_add_test(s, "in-cluster and source order", test_in_cluster) ||
-	    !CU_add_test(s, "client arguments", test_client_args)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned int failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	rm_rf();
-	return failed ? 1 : 0;
+	int rc = kaa__cu_run("kubeconfig", tests, KAA__CU_COUNT(tests), NULL, NULL);
+	kaa__test_rm_tree(dir);
+	return rc;
 }

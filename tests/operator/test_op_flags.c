@@ -1,5 +1,6 @@
 /* kaa-operator's command line: the chart's flags, Go-style durations and
  * booleans, defaults, and refusal (status 2 with a reason) of bad input. */
+#include "cu_main.h"
 #include "op_flags.h"
 
 #include "base/error.h"
@@ -153,22 +154,13 @@ static void test_bad(void)
 	}
 }
 
+static const kaa__cu_test tests[] = {
+	{"Go-style durations", test_durations},
+	{"defaults and the chart's flags", test_defaults_and_chart_flags},
+	{"bad flags", test_bad},
+};
+
 int main(void)
 {
-	CU_pSuite s;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("op_flags", NULL, NULL);
-	if (!s || !CU_add_test(s, "Go-style durations", test_durations) ||
-	    !CU_add_test(s, "defaults and the chart's flags", test_defaults_and_chart_flags) ||
-	    !CU_add_test(s, "bad flags", test_bad)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned int failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("op_flags", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* The controller's work queue: de-duplication, one worker per key,
  * re-queue of a key added while processed, delayed adds, per-key
  * exponential backoff with reset, shutdown. */
+#include "cu_main.h"
 #include "base/clock.h"
 #include "base/error.h"
 #include "workqueue.h"
@@ -173,19 +174,14 @@ static void test_concurrent_workers(void)
 	kaa__workqueue_free(c.q);
 }
 
+static const kaa__cu_test tests[] = {
+	{"de-duplication and FIFO order", test_dedup_fifo},
+	{"added while processing: handed out once after done", test_processing_requeue},
+	{"delayed adds and per-key backoff with reset", test_delay_and_backoff},
+	{"concurrent workers never share a key", test_concurrent_workers},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("workqueue", NULL, NULL);
-	CU_add_test(s, "de-duplication and FIFO order", test_dedup_fifo);
-	CU_add_test(s, "added while processing: handed out once after done",
-		    test_processing_requeue);
-	CU_add_test(s, "delayed adds and per-key backoff with reset", test_delay_and_backoff);
-	CU_add_test(s, "concurrent workers never share a key", test_concurrent_workers);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("workqueue", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -5,6 +5,7 @@
  * sdk_alloc.o (which must therefore define nothing else), and makes the
  * n-th growth fail.
  */
+#include "cu_main.h"
 #include "base/buf.h"
 #include "base/error.h"
 #include "sdk_internal.h"
@@ -76,19 +77,12 @@ static void test_canonical_nomem(void)
 	kaa__sj_free(v);
 }
 
+static const kaa__cu_test tests[] = {
+	{"buffer growth failure is KAA_ERR_NOMEM", test_buf_nomem},
+	{"canonical form under allocation failure", test_canonical_nomem},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("sdk_buf", NULL, NULL);
-	if (!s || !CU_add_test(s, "buffer growth failure is KAA_ERR_NOMEM", test_buf_nomem) ||
-	    !CU_add_test(s, "canonical form under allocation failure", test_canonical_nomem)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("sdk_buf", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

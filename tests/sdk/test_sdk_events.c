@@ -3,6 +3,8 @@
  * endpoint access token, the frames of the new requests, the client API's
  * argument checks, and a client against a fake operations server (a
  * libwebsockets server in this process speaking the device protocol). */
+#include "cu_main.h"
+#include "test_util.h"
 #include "proto/endpoint_codec.h"
 #include "base/error.h"
 #include "kaa/kaa.h"
@@ -26,15 +28,12 @@ static char dir[256];
 
 static int setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/kaa-sdk-events-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return kaa__test_tmpdir(dir, sizeof(dir), "kaa-sdk-events");
 }
 
 static int teardown(void)
 {
-	char cmd[400];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return kaa__test_rm_tree(dir);
 }
 
 /* ---- duplicate filter ------------------------------------------------------ */
@@ -1152,23 +1151,19 @@ static void test_client_fake_server(void)
 	srv_stop();
 }
 
+static const kaa__cu_test tests[] = {
+	{"duplicate filter basics and window edges", test_dedup_basic},
+	{"duplicate filter against a reference model", test_dedup_model},
+	{"duplicate filter source eviction", test_dedup_eviction},
+	{"outbox bounds and re-send order", test_outbox},
+	{"event seqs across a state reload", test_seq_persistence},
+	{"endpoint access token", test_access_token},
+	{"frames of the event and owner requests", test_frames},
+	{"client event and owner API checks", test_client_api},
+	{"client against a fake operations server", test_client_fake_server},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("sdk events", setup, teardown);
-	CU_add_test(s, "duplicate filter basics and window edges", test_dedup_basic);
-	CU_add_test(s, "duplicate filter against a reference model", test_dedup_model);
-	CU_add_test(s, "duplicate filter source eviction", test_dedup_eviction);
-	CU_add_test(s, "outbox bounds and re-send order", test_outbox);
-	CU_add_test(s, "event seqs across a state reload", test_seq_persistence);
-	CU_add_test(s, "endpoint access token", test_access_token);
-	CU_add_test(s, "frames of the event and owner requests", test_frames);
-	CU_add_test(s, "client event and owner API checks", test_client_api);
-	CU_add_test(s, "client against a fake operations server", test_client_fake_server);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("sdk events", tests, KAA__CU_COUNT(tests), setup, teardown);
 }

@@ -5,7 +5,10 @@
  * else than Pong, or ignores them; and against a listener that never
  * completes the WebSocket handshake. Timings use small option values
  * (keepalive 300 ms, liveness 700 ms) and are polled with deadlines. */
+#include "cu_main.h"
+#include "test_util.h"
 #include "proto/endpoint_codec.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "fake_servers.h"
 #include "kaa/kaa.h"
@@ -33,22 +36,12 @@ static char dir[256];
 
 static int setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/kaa-sdk-liveness-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return kaa__test_tmpdir(dir, sizeof(dir), "kaa-sdk-liveness");
 }
 
 static int teardown(void)
 {
-	char cmd[400];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+	return kaa__test_rm_tree(dir);
 }
 
 /* ---- the fake operations server ------------------------------------------ */
@@ -115,7 +108,7 @@ static void srv_handle(const Kaa__Endpoint__V1__Frame *in)
 		Kaa__Endpoint__V1__Limits lim = KAA__ENDPOINT__V1__LIMITS__INIT;
 		char sid[32];
 		if (srv.hellos < 16)
-			srv.hello_ms[srv.hellos] = now_ms();
+			srv.hello_ms[srv.hellos] = kaa__now_ms();
 		srv.hellos++;
 		snprintf(sid, sizeof(sid), "fake.%d", srv.hellos);
 		lim.max_frame_bytes = 65536;
@@ -131,7 +124,7 @@ static void srv_handle(const Kaa__Endpoint__V1__Frame *in)
 	}
 	case KAA__ENDPOINT__V1__FRAME__BODY_PING: {
 		if (srv.pings < MAXPINGS)
-			srv.ping_ms[srv.pings] = now_ms();
+			srv.ping_ms[srv.pings] = kaa__now_ms();
 		srv.pings++;
 		if (srv.mode == PING_PONG) {
 			Kaa__Endpoint__V1__Pong p = KAA__ENDPOINT__V1__PONG__INIT;
@@ -190,7 +183,7 @@ static int srv_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			lws_rx_flow_control(srv.wsi, 0);
 			srv.frozen = srv.wsi;
 			srv.wsi = NULL;
-			srv.frozen_at_ms = now_ms();
+			srv.frozen_at_ms = kaa__now_ms();
 			srv.freeze_req = false;
 			outq_clear();
 		}
@@ -388,7 +381,7 @@ static const kaa_callbacks cbs = {.on_state = cb_state,
  * ms pass. */
 static bool wait_for(bool (*cond)(void), int ms)
 {
-	int64_t deadline = now_ms() + ms;
+	int64_t deadline = kaa__now_ms() + ms;
 
 	for (;;) {
 		pthread_mutex_lock(&srv.mu);
@@ -398,7 +391,7 @@ static bool wait_for(bool (*cond)(void), int ms)
 		pthread_mutex_unlock(&srv.mu);
 		if (ok)
 			return true;
-		if (now_ms() >= deadline)
+		if (kaa__now_ms() >= deadline)
 			return false;
 		usleep(5 * 1000);
 	}
@@ -591,10 +584,10 @@ static void test_any_frame_counts(void)
 
 	pthread_mutex_lock(&srv.mu);
 	srv.mode = PING_NONE;
-	int64_t t0 = now_ms();
+	int64_t t0 = kaa__now_ms();
 	pthread_mutex_unlock(&srv.mu);
 	CU_ASSERT_FATAL(wait_for(c_second_hello, KEEPALIVE_MS + LIVENESS_MS + SLACK_MS));
-	CU_ASSERT(now_ms() - t0 <= KEEPALIVE_MS + LIVENESS_MS + SLACK_MS);
+	CU_ASSERT(kaa__now_ms() - t0 <= KEEPALIVE_MS + LIVENESS_MS + SLACK_MS);
 	CU_ASSERT_EQUAL(kaa_client_get_stats(cur, &st), KAA_OK);
 	CU_ASSERT_EQUAL(st.liveness_timeouts, 1);
 	CU_ASSERT_EQUAL(st.reconnects, 1);
@@ -666,11 +659,11 @@ static void test_connect_timeout(void)
 	CU_ASSERT_EQUAL_FATAL(kaa_runtime_new(&rt), KAA_OK);
 	cur = new_client(rt, boot, "hole", KEEPALIVE_MS, LIVENESS_MS, 400);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cur);
-	t0 = now_ms();
+	t0 = kaa__now_ms();
 	CU_ASSERT_EQUAL(kaa_client_start(cur), KAA_OK);
 	CU_ASSERT_FATAL(wait_for(c_two_connect_timeouts, 2 * (400 + 200) + SLACK_MS));
 	/* two timeouts cannot happen faster than two connect timeouts */
-	CU_ASSERT(now_ms() - t0 >= 2 * 400);
+	CU_ASSERT(kaa__now_ms() - t0 >= 2 * 400);
 	CU_ASSERT_EQUAL(kaa_client_get_stats(cur, &st), KAA_OK);
 	CU_ASSERT(st.connect_timeouts >= 2);
 	CU_ASSERT_EQUAL(st.connects, 0);
@@ -680,22 +673,16 @@ static void test_connect_timeout(void)
 	srv_stop();
 }
 
+static const kaa__cu_test tests[] = {
+	{"a server that stops answering is declared dead", test_dead_server_reconnects},
+	{"a quiet healthy server keeps the session", test_quiet_server_kept},
+	{"any frame counts as life; no answer at all does not", test_any_frame_counts},
+	{"keepalive and liveness switched off", test_disabled},
+	{"connect/handshake timeout", test_connect_timeout},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
 	lws_set_log_level(0, NULL);
-	CU_pSuite s = CU_add_suite("sdk liveness", setup, teardown);
-	CU_add_test(s, "a server that stops answering is declared dead",
-		    test_dead_server_reconnects);
-	CU_add_test(s, "a quiet healthy server keeps the session", test_quiet_server_kept);
-	CU_add_test(s, "any frame counts as life; no answer at all does not",
-		    test_any_frame_counts);
-	CU_add_test(s, "keepalive and liveness switched off", test_disabled);
-	CU_add_test(s, "connect/handshake timeout", test_connect_timeout);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("sdk liveness", tests, KAA__CU_COUNT(tests), setup, teardown);
 }

@@ -1,5 +1,7 @@
 /* libkaa's persistent log queue: records and batches survive reopening, a
  * torn or corrupt tail is cut, acknowledged batches are gone. */
+#include "cu_main.h"
+#include "test_util.h"
 #include "base/error.h"
 #include "sdk_internal.h"
 
@@ -16,8 +18,7 @@ static char path[300];
 
 static int setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/kaa-sdk-lq-XXXXXX");
-	if (!mkdtemp(dir))
+	if (kaa__test_tmpdir(dir, sizeof(dir), "kaa-sdk-lq") != 0)
 		return -1;
 	snprintf(path, sizeof(path), "%s/logs.q", dir);
 	return 0;
@@ -25,9 +26,7 @@ static int setup(void)
 
 static int teardown(void)
 {
-	char cmd[400];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return kaa__test_rm_tree(dir);
 }
 
 static void fresh(void)
@@ -251,21 +250,16 @@ static void test_compaction(void)
 	kaa__lq_close(q);
 }
 
+static const kaa__cu_test tests[] = {
+	{"records survive reopening", test_reopen_keeps_records},
+	{"a batch keeps its id and records across a restart", test_batch_survives_restart},
+	{"a torn last record is cut, the rest kept", test_torn_tail},
+	{"a corrupt tail is cut", test_corrupt_tail},
+	{"rejected record dropped, queue and byte limits", test_reject_and_limits},
+	{"compaction keeps open batches", test_compaction},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("sdk log queue", setup, teardown);
-	CU_add_test(s, "records survive reopening", test_reopen_keeps_records);
-	CU_add_test(s, "a batch keeps its id and records across a restart",
-		    test_batch_survives_restart);
-	CU_add_test(s, "a torn last record is cut, the rest kept", test_torn_tail);
-	CU_add_test(s, "a corrupt tail is cut", test_corrupt_tail);
-	CU_add_test(s, "rejected record dropped, queue and byte limits", test_reject_and_limits);
-	CU_add_test(s, "compaction keeps open batches", test_compaction);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("sdk log queue", tests, KAA__CU_COUNT(tests), setup, teardown);
 }

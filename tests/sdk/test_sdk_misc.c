@@ -1,6 +1,7 @@
 /* libkaa: backoff bounds, bootstrap answer parsing and the HTTP fetch,
  * weighted node choice, the JSON canonical form / merge patch, and the
  * frames the device sends. */
+#include "cu_main.h"
 #include "proto/endpoint_codec.h"
 #include "base/error.h"
 #include "kaa/kaa.h"
@@ -495,23 +496,19 @@ static void test_client_args(void)
 	CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
+static const kaa__cu_test tests[] = {
+	{"jittered backoff bounds", test_backoff},
+	{"host:port parsing", test_hostport},
+	{"bootstrap answer parsing", test_bootstrap_parse},
+	{"weighted node choice", test_weighted},
+	{"JSON parsing and canonical form", test_json},
+	{"RFC 7386 merge patch", test_merge_patch},
+	{"frames the device sends", test_frames},
+	{"bootstrap HTTP fetch", test_bootstrap_fetch},
+	{"client arguments and queue across free/new", test_client_args},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("sdk", NULL, NULL);
-	CU_add_test(s, "jittered backoff bounds", test_backoff);
-	CU_add_test(s, "host:port parsing", test_hostport);
-	CU_add_test(s, "bootstrap answer parsing", test_bootstrap_parse);
-	CU_add_test(s, "weighted node choice", test_weighted);
-	CU_add_test(s, "JSON parsing and canonical form", test_json);
-	CU_add_test(s, "RFC 7386 merge patch", test_merge_patch);
-	CU_add_test(s, "frames the device sends", test_frames);
-	CU_add_test(s, "bootstrap HTTP fetch", test_bootstrap_fetch);
-	CU_add_test(s, "client arguments and queue across free/new", test_client_args);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("sdk", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -7,6 +7,8 @@
  * the k-th one, until a run completes without reaching the injected
  * failure. ASan (make test) reports any leak at exit; a crash fails the run.
  */
+#include "cu_main.h"
+#include "test_util.h"
 #include "base/error.h"
 #include "kaa/kaa.h"
 #include "sdk_events.h"
@@ -294,35 +296,26 @@ static void test_client(void)
 
 static int setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/kaa-sdk-nomem-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return kaa__test_tmpdir(dir, sizeof(dir), "kaa-sdk-nomem");
 }
 
 static int teardown(void)
 {
-	char cmd[400];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return kaa__test_rm_tree(dir);
 }
+
+static const kaa__cu_test tests[] = {
+	{"JSON parse, merge, canonical form", test_json},
+	{"log queue", test_log_queue},
+	{"endpoint state", test_state},
+	{"event de-dup and outbox", test_events},
+	{"frames", test_frames},
+	{"runtime", test_runtime},
+	{"client", test_client},
+};
 
 int main(void)
 {
 	test_thread = pthread_self();
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("sdk_nomem", setup, teardown);
-	if (!s || !CU_add_test(s, "JSON parse, merge, canonical form", test_json) ||
-	    !CU_add_test(s, "log queue", test_log_queue) ||
-	    !CU_add_test(s, "endpoint state", test_state) ||
-	    !CU_add_test(s, "event de-dup and outbox", test_events) ||
-	    !CU_add_test(s, "frames", test_frames) || !CU_add_test(s, "runtime", test_runtime) ||
-	    !CU_add_test(s, "client", test_client)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("sdk_nomem", tests, KAA__CU_COUNT(tests), setup, teardown);
 }

@@ -1,4 +1,6 @@
 /* libkaa's key pair and endpoint state files. */
+#include "cu_main.h"
+#include "test_util.h"
 #include "base/error.h"
 #include "sdk_internal.h"
 
@@ -13,15 +15,12 @@ static char dir[256];
 
 static int setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/kaa-sdk-state-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return kaa__test_tmpdir(dir, sizeof(dir), "kaa-sdk-state");
 }
 
 static int teardown(void)
 {
-	char cmd[400];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return kaa__test_rm_tree(dir);
 }
 
 static void test_key_created_once(void)
@@ -113,17 +112,13 @@ static void test_files(void)
 	CU_ASSERT_EQUAL(kaa__sdk_read_file(path, 4, &data, &len), KAA_ERR_NOTFOUND);
 }
 
+static const kaa__cu_test tests[] = {
+	{"key pair created once and reloaded", test_key_created_once},
+	{"endpoint state round trip", test_state_roundtrip},
+	{"atomic file write and bounded read", test_files},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("sdk state", setup, teardown);
-	CU_add_test(s, "key pair created once and reloaded", test_key_created_once);
-	CU_add_test(s, "endpoint state round trip", test_state_roundtrip);
-	CU_add_test(s, "atomic file write and bounded read", test_files);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("sdk state", tests, KAA__CU_COUNT(tests), setup, teardown);
 }

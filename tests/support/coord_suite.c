@@ -18,19 +18,6 @@ static coord_factory factory;
 static char prefix[128];
 static int seq;
 
-bool wait_until(bool (*pred)(void *), void *arg, int timeout_ms)
-{
-	int64_t end = kaa__now_ms() + timeout_ms;
-	for (;;) {
-		if (pred(arg))
-			return true;
-		if (kaa__now_ms() > end)
-			return false;
-		struct timespec ts = {0, 20 * 1000000};
-		nanosleep(&ts, NULL);
-	}
-}
-
 static void rec_events(void *ud, const kaa__watch_event *ev, size_t n)
 {
 	rec_watch *r = ud;
@@ -193,7 +180,7 @@ static void test_lease_expiry(void)
 	CU_ASSERT(ttl >= 1);
 	key_gone g = {c, k("leased")};
 	int64_t t0 = kaa__now_ms();
-	CU_ASSERT_TRUE(wait_until(is_gone, &g, 10000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(is_gone, &g, 10000));
 	CU_ASSERT(kaa__now_ms() - t0 >= 1000); /* not deleted before the TTL */
 	CU_ASSERT_EQUAL(kaa__coord_lease_keepalive(c, id, &ttl), KAA_ERR_LEASE_LOST);
 	CU_ASSERT_EQUAL(kaa__coord_put(c, k("x"), "v", 1, id, NULL), KAA_ERR_LEASE_LOST);
@@ -204,7 +191,7 @@ static void test_lease_expiry(void)
 	CU_ASSERT_EQUAL(kaa__coord_put(c, k("kept"), "v", 1, kaa__lease_keeper_id(keeper), NULL),
 			KAA_OK);
 	g.key = k("kept");
-	CU_ASSERT_FALSE(wait_until(is_gone, &g, 3500));
+	CU_ASSERT_FALSE(kaa__test_wait_until(is_gone, &g, 3500));
 	CU_ASSERT_TRUE(kaa__lease_keeper_alive(keeper));
 	kaa__lease_keeper_free(keeper, true);
 	CU_ASSERT_TRUE(is_gone(&g));
@@ -245,7 +232,7 @@ static void test_watch(void)
 		kaa__coord_watch(c, prefix, KAA_WATCH_PREFIX | KAA_WATCH_SNAPSHOT, 0, &r.cb, &w),
 		KAA_OK);
 	/* The snapshot is taken by the watch thread; writes after it are events. */
-	CU_ASSERT_TRUE(wait_until(has_reset, &r, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(has_reset, &r, 5000));
 	for (int i = 0; i < 5; i++) {
 		char v[16];
 		snprintf(v, sizeof(v), "%d", i);
@@ -254,7 +241,7 @@ static void test_watch(void)
 	CU_ASSERT_EQUAL(kaa__coord_delete(c, k("w"), false, NULL), KAA_OK);
 	CU_ASSERT_EQUAL(kaa__coord_put(c, "/kaatest-other", "o", 1, 0, NULL), KAA_OK);
 	count_at_least ca = {&r, 6};
-	CU_ASSERT_TRUE(wait_until(has_count, &ca, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(has_count, &ca, 5000));
 	pthread_mutex_lock(&r.mu);
 	CU_ASSERT_EQUAL(r.resets, 1);
 	CU_ASSERT_EQUAL(r.last_reset_n, 1);
@@ -280,7 +267,7 @@ static void test_watch(void)
 	CU_ASSERT_EQUAL_FATAL(kaa__coord_watch(c, prefix, KAA_WATCH_PREFIX, rev, &r2.cb, &w),
 			      KAA_OK);
 	count_at_least ca2 = {&r2, 7};
-	CU_ASSERT_TRUE(wait_until(has_count, &ca2, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(has_count, &ca2, 5000));
 	CU_ASSERT_EQUAL(r2.resets, 0);
 	kaa__coord_watch_free(w);
 	rec_free(&r2);
@@ -305,10 +292,10 @@ static void test_watch_compacted(void)
 	 * the current content) and then goes on with new events. */
 	CU_ASSERT_EQUAL_FATAL(kaa__coord_watch(c, prefix, KAA_WATCH_PREFIX, rev1, &r.cb, &w),
 			      KAA_OK);
-	CU_ASSERT_TRUE(wait_until(has_reset, &r, 10000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(has_reset, &r, 10000));
 	CU_ASSERT_EQUAL(kaa__coord_put(c, k("e"), "4", 1, 0, NULL), KAA_OK);
 	count_at_least ca = {&r, 1};
-	CU_ASSERT_TRUE(wait_until(has_count, &ca, 10000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(has_count, &ca, 10000));
 	pthread_mutex_lock(&r.mu);
 	CU_ASSERT_EQUAL(r.resets, 1);
 	CU_ASSERT_EQUAL(r.last_reset_n, 2); /* c and d, not the history of c */
@@ -342,11 +329,11 @@ static void test_election(void)
 
 	new_prefix();
 	CU_ASSERT_EQUAL_FATAL(kaa__election_new(c1, k("leader"), "one", 3, NULL, &e1), KAA_OK);
-	CU_ASSERT_TRUE(wait_until(is_leader, e1, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(is_leader, e1, 5000));
 	CU_ASSERT_EQUAL_FATAL(kaa__election_new(c2 ? c2 : c1, k("leader"), "two", 3, NULL, &e2),
 			      KAA_OK);
 	/* The second candidate must stay a follower while the first leads. */
-	CU_ASSERT_FALSE(wait_until(is_leader, e2, 1500));
+	CU_ASSERT_FALSE(kaa__test_wait_until(is_leader, e2, 1500));
 	CU_ASSERT_TRUE(kaa__election_is_leader(e1));
 	CU_ASSERT_EQUAL(kaa__coord_get(c1, k("leader"), &kv, NULL), KAA_OK);
 	CU_ASSERT_STRING_EQUAL(kv.value, "one");
@@ -354,7 +341,7 @@ static void test_election(void)
 	/* Resigning hands over at once, well inside the TTL. */
 	int64_t t0 = kaa__now_ms();
 	kaa__election_free(e1);
-	CU_ASSERT_TRUE(wait_until(is_leader, e2, 2500));
+	CU_ASSERT_TRUE(kaa__test_wait_until(is_leader, e2, 2500));
 	CU_ASSERT(kaa__now_ms() - t0 < 2500);
 	CU_ASSERT_EQUAL(kaa__coord_get(c1, k("leader"), &kv, NULL), KAA_OK);
 	CU_ASSERT_STRING_EQUAL(kv.value, "two");
@@ -379,13 +366,13 @@ static void test_election_lease_lost(void)
 
 	new_prefix();
 	CU_ASSERT_EQUAL_FATAL(kaa__election_new(c, k("leader"), "one", 3, NULL, &e), KAA_OK);
-	CU_ASSERT_TRUE_FATAL(wait_until(is_leader, e, 5000));
+	CU_ASSERT_TRUE_FATAL(kaa__test_wait_until(is_leader, e, 5000));
 	CU_ASSERT_EQUAL_FATAL(kaa__coord_get(c, k("leader"), &kv, NULL), KAA_OK);
 	int64_t lease = kv.lease;
 	kaa__kv_clear(&kv);
 	CU_ASSERT_EQUAL(kaa__coord_lease_revoke(c, lease), KAA_OK);
-	CU_ASSERT_TRUE(wait_until(not_leader, e, 3000));
-	CU_ASSERT_TRUE(wait_until(is_leader, e, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(not_leader, e, 3000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(is_leader, e, 5000));
 	CU_ASSERT_EQUAL(kaa__coord_get(c, k("leader"), &kv, NULL), KAA_OK);
 	CU_ASSERT_NOT_EQUAL(kv.lease, lease);
 	kaa__kv_clear(&kv);
@@ -461,10 +448,10 @@ static void test_registry(void)
 	b.n_ports = 1;
 	CU_ASSERT_EQUAL_FATAL(kaa__registry_new(c, cluster, &a, 3, &r1), KAA_OK);
 	CU_ASSERT_EQUAL_FATAL(kaa__registry_new(c, cluster, &b, 3, &r2), KAA_OK);
-	CU_ASSERT_TRUE(wait_until(reg_registered, r1, 5000));
-	CU_ASSERT_TRUE(wait_until(reg_registered, r2, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(reg_registered, r1, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(reg_registered, r2, 5000));
 	reg_count want2 = {r1, 2};
-	CU_ASSERT_TRUE(wait_until(reg_has, &want2, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(reg_has, &want2, 5000));
 
 	/* A malformed value under the prefix is skipped, not fatal. */
 	snprintf(key, sizeof(key), "/kaa/%s/nodes/bad", cluster);
@@ -473,14 +460,14 @@ static void test_registry(void)
 	CU_ASSERT_EQUAL(kaa__coord_put(c, key, "{\"id\":\"n3\",\"sessions\":1}", 24, 0, NULL),
 			KAA_OK);
 	reg_count want3 = {r1, 3};
-	CU_ASSERT_TRUE(wait_until(reg_has, &want3, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(reg_has, &want3, 5000));
 	kaa__coord_delete(c, key, false, NULL);
-	CU_ASSERT_TRUE(wait_until(reg_has, &want2, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(reg_has, &want2, 5000));
 
 	/* Updates reach the other node's view. */
 	b.sessions = 42;
 	CU_ASSERT_EQUAL(kaa__registry_update(r2, &b), KAA_OK);
-	CU_ASSERT_TRUE(wait_until(reg_load_seen, r1, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(reg_load_seen, r1, 5000));
 
 	/* A burst of updates is coalesced: at most one write a second. */
 	rec_watch rw;
@@ -488,15 +475,15 @@ static void test_registry(void)
 	snprintf(key, sizeof(key), "/kaa/%s/nodes/n2", cluster);
 	rec_init(&rw);
 	CU_ASSERT_EQUAL_FATAL(kaa__coord_watch(c, key, 0, 0, &rw.cb, &w), KAA_OK);
-	CU_ASSERT_TRUE(wait_until(watch_live, w, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(watch_live, w, 5000));
 	int64_t t0 = kaa__now_ms();
 	for (int i = 0; i < 20; i++) {
 		b.sessions = 100 + i;
 		CU_ASSERT_EQUAL(kaa__registry_update(r2, &b), KAA_OK);
 	}
 	count_at_least last = {&rw, 1};
-	CU_ASSERT_TRUE(wait_until(has_count, &last, 5000));
-	CU_ASSERT_TRUE(wait_until(saw_sessions_119, &rw, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(has_count, &last, 5000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(saw_sessions_119, &rw, 5000));
 	size_t writes = rec_count(&rw);
 	int64_t span = kaa__now_ms() - t0;
 	/* The first write may go out at once; the rest wait a second each. */
@@ -508,7 +495,7 @@ static void test_registry(void)
 	/* Deregistering removes the record at once (lease revoked). */
 	kaa__registry_free(r2, true);
 	reg_count want1 = {r1, 1};
-	CU_ASSERT_TRUE(wait_until(reg_has, &want1, 2000));
+	CU_ASSERT_TRUE(kaa__test_wait_until(reg_has, &want1, 2000));
 	kaa__registry_free(r1, true);
 	snprintf(key, sizeof(key), "/kaa/%s/", cluster);
 	kaa__coord_delete(c, key, true, NULL);

@@ -6,6 +6,7 @@
 #define KAA_TEST_COORD_SUITE_H
 
 #include "coord/coord.h"
+#include "test_util.h" /* kaa__test_wait_until() */
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -15,9 +16,6 @@ typedef kaa__coord *(*coord_factory)(void);
 
 /* Adds the generic tests as a CUnit suite named name. */
 int coord_suite_add(const char *name, coord_factory factory);
-
-/* Polls pred(arg) every 20 ms until true or timeout_ms passes. */
-bool wait_until(bool (*pred)(void *), void *arg, int timeout_ms);
 
 /* A recording watch callback set used by the tests. */
 typedef struct rec_watch {
@@ -33,7 +31,7 @@ typedef struct rec_watch {
 void rec_init(rec_watch *r);
 void rec_free(rec_watch *r);
 size_t rec_count(rec_watch *r);
-/* wait_until predicate: the rec_watch (arg) has received a reset. */
+/* kaa__test_wait_until predicate: the rec_watch (arg) has received a reset. */
 bool has_reset(void *arg);
 
 #endif

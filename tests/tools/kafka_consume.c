@@ -12,6 +12,8 @@
  *   kafka_consume --bootstrap HOST:PORT --topic T [--timeout-ms N]
  *                 [--sasl-mechanism M --user U --password P]
  */
+#include "base/clock.h"
+
 #include <librdkafka/rdkafka.h>
 
 #include <inttypes.h>
@@ -19,13 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int set(rd_kafka_conf_t *c, const char *k, const char *v)
 {
@@ -142,9 +137,9 @@ int main(int argc, char **argv)
 		free(high);
 		goto out;
 	}
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = kaa__now_ms() + timeout_ms;
 	while (remaining > 0) {
-		if (now_ms() > deadline) {
+		if (kaa__now_ms() > deadline) {
 			fprintf(stderr,
 				"kafka_consume: %d partitions not read to the end in %" PRId64
 				" ms\n",

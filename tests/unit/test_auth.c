@@ -1,4 +1,5 @@
 /* Password hashing, tokens and the role table. */
+#include "cu_main.h"
 #include "auth/auth.h"
 #include "base/error.h"
 
@@ -116,18 +117,14 @@ static void test_roles_credentials(void)
 		}
 }
 
+static const kaa__cu_test tests[] = {
+	{"PBKDF2 password hashes", test_password},
+	{"tokens and digests", test_tokens},
+	{"role table", test_roles},
+	{"role table: credentials and owner verifiers", test_roles_credentials},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("auth", NULL, NULL);
-	CU_add_test(s, "PBKDF2 password hashes", test_password);
-	CU_add_test(s, "tokens and digests", test_tokens);
-	CU_add_test(s, "role table", test_roles);
-	CU_add_test(s, "role table: credentials and owner verifiers", test_roles_credentials);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("auth", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -1,4 +1,5 @@
 /* Avro schemas: parsing, error paths, document validation, defaults. */
+#include "cu_main.h"
 #include "json/avro_schema.h"
 #include "base/error.h"
 
@@ -454,25 +455,16 @@ static void test_default_document(void)
 	kaa__avro_schema_free(s);
 }
 
+static const kaa__cu_test tests[] = {
+	{"good schemas", test_good_schemas},
+	{"bad schemas with paths", test_bad_schemas},
+	{"schema limits", test_schema_limits},
+	{"document validation", test_validate},
+	{"recursive types", test_validate_recursive},
+	{"default document and completion", test_default_document},
+};
+
 int main(void)
 {
-	CU_pSuite s;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("avro", NULL, NULL);
-	if (!s || !CU_add_test(s, "good schemas", test_good_schemas) ||
-	    !CU_add_test(s, "bad schemas with paths", test_bad_schemas) ||
-	    !CU_add_test(s, "schema limits", test_schema_limits) ||
-	    !CU_add_test(s, "document validation", test_validate) ||
-	    !CU_add_test(s, "recursive types", test_validate_recursive) ||
-	    !CU_add_test(s, "default document and completion", test_default_document)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned int failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("avro", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

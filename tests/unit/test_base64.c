@@ -3,6 +3,7 @@
  * both alphabets, OpenSSL's encoder as an independent reference on random
  * bytes, and every refusal of the strict decoder.
  */
+#include "cu_main.h"
 #include "base/base64.h"
 
 #include <CUnit/Basic.h>
@@ -84,20 +85,13 @@ static void test_refusals(void)
 	CU_ASSERT_STRING_EQUAL(out, "");
 }
 
+static const kaa__cu_test tests[] = {
+	{"RFC 4648 vectors", test_vectors},
+	{"random bytes vs OpenSSL", test_random_against_openssl},
+	{"refusals", test_refusals},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("base64", NULL, NULL);
-	if (!s || !CU_add_test(s, "RFC 4648 vectors", test_vectors) ||
-	    !CU_add_test(s, "random bytes vs OpenSSL", test_random_against_openssl) ||
-	    !CU_add_test(s, "refusals", test_refusals)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("base64", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

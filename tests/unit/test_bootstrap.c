@@ -1,4 +1,5 @@
 /* The bootstrap service's node list and weights. */
+#include "cu_main.h"
 #include "bootstrap/bootstrap.h"
 #include "base/error.h"
 
@@ -83,16 +84,12 @@ static void test_render(void)
 	free(out);
 }
 
+static const kaa__cu_test tests[] = {
+	{"weights from load", test_weight},
+	{"node list", test_render},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("bootstrap", NULL, NULL);
-	CU_add_test(s, "weights from load", test_weight);
-	CU_add_test(s, "node list", test_render);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("bootstrap", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

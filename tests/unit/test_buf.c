@@ -4,6 +4,7 @@
  * KAA_ERR_TOO_BIG, take/reset/free. The SDK's KAA_ERR_NOMEM path is tested
  * in tests/sdk/test_sdk_buf.c (the daemons' allocator aborts instead).
  */
+#include "cu_main.h"
 #include "base/buf.h"
 #include "base/error.h"
 
@@ -107,21 +108,14 @@ static void test_take_and_fail(void)
 	CU_ASSERT_PTR_NULL(out);
 }
 
+static const kaa__cu_test tests[] = {
+	{"growth", test_growth},
+	{"printf never truncates", test_printf},
+	{"max bound, sticky errors, reset", test_max},
+	{"take and fail", test_take_and_fail},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("buf", NULL, NULL);
-	if (!s || !CU_add_test(s, "growth", test_growth) ||
-	    !CU_add_test(s, "printf never truncates", test_printf) ||
-	    !CU_add_test(s, "max bound, sticky errors, reset", test_max) ||
-	    !CU_add_test(s, "take and fail", test_take_and_fail)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("buf", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -1,4 +1,5 @@
 /* The coord suite on the standalone in-process backend. */
+#include "cu_main.h"
 #include "coord_suite.h"
 
 #include <CUnit/Basic.h>
@@ -18,9 +19,5 @@ int main(void)
 		return 1;
 	if (coord_suite_add("coord-local", make_local) != 0)
 		return 1;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run_all();
 }

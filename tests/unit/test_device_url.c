@@ -2,6 +2,7 @@
  * Device URLs (lib/proto/device_url.c): what kaa-node --advertise, the
  * bootstrap answer, Redirect targets and the SDK accept and refuse.
  */
+#include "cu_main.h"
 #include "base/error.h"
 #include "proto/device_url.h"
 
@@ -100,19 +101,13 @@ static void test_limits(void)
 	CU_ASSERT_STRING_EQUAL(small, "");
 }
 
+static const kaa__cu_test tests[] = {
+	{"accepted", test_accepted},
+	{"refused", test_refused},
+	{"limits", test_limits},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("device_url", NULL, NULL);
-	if (!s || !CU_add_test(s, "accepted", test_accepted) ||
-	    !CU_add_test(s, "refused", test_refused) || !CU_add_test(s, "limits", test_limits)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("device_url", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -6,6 +6,7 @@
  * With KAA_WRITE_CORPUS=DIR set, also writes every round-tripped frame to
  * DIR/<kind>.bin (the seeds of fuzz/corpus/fuzz_endpoint_frame/).
  */
+#include "cu_main.h"
 #include "proto/endpoint_codec.h"
 #include "base/error.h"
 
@@ -1008,26 +1009,22 @@ static void test_error_frame(void)
 	free(buf);
 }
 
+static const kaa__cu_test tests[] = {
+	{"round trip: session messages", test_roundtrip_session},
+	{"round trip: profile, config, notifications, logs", test_roundtrip_data},
+	{"round trip: events and owners", test_roundtrip_events},
+	{"limit: frame bytes", test_limit_frame},
+	{"limit: JSON field sizes", test_limit_json_fields},
+	{"limit: tokens, key, identifiers", test_limit_strings},
+	{"limit: records, topics, targets, depth", test_limit_counts},
+	{"version, empty body, required fields", test_version_and_body},
+	{"truncated and garbage bytes", test_bad_bytes},
+	{"invalid JSON in every JSON field", test_invalid_json_fields},
+	{"JSON syntax checker", test_json_check},
+	{"error frames", test_error_frame},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("endpoint-codec", NULL, NULL);
-	CU_add_test(s, "round trip: session messages", test_roundtrip_session);
-	CU_add_test(s, "round trip: profile, config, notifications, logs", test_roundtrip_data);
-	CU_add_test(s, "round trip: events and owners", test_roundtrip_events);
-	CU_add_test(s, "limit: frame bytes", test_limit_frame);
-	CU_add_test(s, "limit: JSON field sizes", test_limit_json_fields);
-	CU_add_test(s, "limit: tokens, key, identifiers", test_limit_strings);
-	CU_add_test(s, "limit: records, topics, targets, depth", test_limit_counts);
-	CU_add_test(s, "version, empty body, required fields", test_version_and_body);
-	CU_add_test(s, "truncated and garbage bytes", test_bad_bytes);
-	CU_add_test(s, "invalid JSON in every JSON field", test_invalid_json_fields);
-	CU_add_test(s, "JSON syntax checker", test_json_check);
-	CU_add_test(s, "error frames", test_error_frame);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("endpoint-codec", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

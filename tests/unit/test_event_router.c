@@ -7,6 +7,8 @@
  * a home that dies is re-routed to the new home after the settle window,
  * and a standalone router routes locally.
  */
+#include "cu_main.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "cluster/event_router.h"
 #include "base/metrics.h"
@@ -50,13 +52,6 @@ typedef struct tnode {
 	ep eps[MAXEP]; /* attached endpoints on this node (re-reported on ring change) */
 	size_t n_eps;
 } tnode;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void nap(void)
 {
@@ -216,9 +211,9 @@ static int routed_status(tnode *t, uint64_t token, size_t *count)
 /* Waits for routed(token); returns its status, or 1 after 15 s. */
 static int wait_routed(tnode *t, uint64_t token)
 {
-	int64_t end = now_ms() + 15000;
+	int64_t end = kaa__now_ms() + 15000;
 	int st;
-	while ((st = routed_status(t, token, NULL)) == 1 && now_ms() < end)
+	while ((st = routed_status(t, token, NULL)) == 1 && kaa__now_ms() < end)
 		nap();
 	return st;
 }
@@ -229,7 +224,7 @@ static int ask(tnode *t, const char *owner, const char *asker, const char *fqn, 
 {
 	const char *fqns[] = {fqn};
 	CU_ASSERT_EQUAL(kaa__router_listeners(t->r, APP, owner, asker, fqns, 1, token), KAA_OK);
-	int64_t end = now_ms() + 10000;
+	int64_t end = kaa__now_ms() + 10000;
 	for (;;) {
 		pthread_mutex_lock(&t->mu);
 		for (size_t i = 0; i < t->n_lis; i++)
@@ -240,7 +235,7 @@ static int ask(tnode *t, const char *owner, const char *asker, const char *fqn, 
 				return st;
 			}
 		pthread_mutex_unlock(&t->mu);
-		if (now_ms() > end)
+		if (kaa__now_ms() > end)
 			return 1;
 		nap();
 	}
@@ -250,9 +245,9 @@ static int ask(tnode *t, const char *owner, const char *asker, const char *fqn, 
 static bool ask_until(tnode *t, const char *owner, const char *asker, const char *fqn,
 		      uint64_t *token, const char *want)
 {
-	int64_t end = now_ms() + 10000;
+	int64_t end = kaa__now_ms() + 10000;
 	char got[128] = "";
-	while (now_ms() < end) {
+	while (kaa__now_ms() < end) {
 		if (ask(t, owner, asker, fqn, (*token)++, got, sizeof(got)) == KAA_OK &&
 		    strcmp(got, want) == 0)
 			return true;
@@ -330,12 +325,12 @@ static void test_standalone(void)
 	CU_ASSERT_STRING_EQUAL(got, "e1,e2");
 	CU_ASSERT_EQUAL(kaa__router_notice(t->r, "solo", APP, "e2", "o1", "e1"), KAA_OK);
 	CU_ASSERT_EQUAL(kaa__router_notice(t->r, "solo", APP, "e2", NULL, "e1"), KAA_OK);
-	int64_t end = now_ms() + 5000;
+	int64_t end = kaa__now_ms() + 5000;
 	for (;;) {
 		pthread_mutex_lock(&t->mu);
 		size_t n = t->n_notices;
 		pthread_mutex_unlock(&t->mu);
-		if (n >= 2 || now_ms() > end)
+		if (n >= 2 || kaa__now_ms() > end)
 			break;
 		nap();
 	}
@@ -393,8 +388,8 @@ static void test_cluster(void)
 	char home[64];
 	CU_ASSERT_EQUAL(kaa__router_home(n1->r, APP, o, home, sizeof(home)), KAA_OK);
 	/* the ring may not be applied yet: poll */
-	int64_t end = now_ms() + 5000;
-	while (strcmp(home, "n3") != 0 && now_ms() < end) {
+	int64_t end = kaa__now_ms() + 5000;
+	while (strcmp(home, "n3") != 0 && kaa__now_ms() < end) {
 		nap();
 		kaa__router_home(n1->r, APP, o, home, sizeof(home));
 	}
@@ -447,12 +442,12 @@ static void test_cluster(void)
 	/* notices to another node */
 	CU_ASSERT_EQUAL(kaa__router_notice(n1->r, "n2", APP, "eB", o, "eA"), KAA_OK);
 	CU_ASSERT_EQUAL(kaa__router_notice(n1->r, "n2", APP, "eD", NULL, "eA"), KAA_OK);
-	end = now_ms() + 5000;
+	end = kaa__now_ms() + 5000;
 	for (;;) {
 		pthread_mutex_lock(&n2->mu);
 		size_t n = n2->n_notices;
 		pthread_mutex_unlock(&n2->mu);
-		if (n >= 2 || now_ms() > end)
+		if (n >= 2 || kaa__now_ms() > end)
 			break;
 		nap();
 	}
@@ -469,18 +464,18 @@ static void test_cluster(void)
 	CU_ASSERT_EQUAL(route(n2, o, "eB", "X", "eA", 7, 7), KAA_OK);
 	/* owner p's home n1 stays; its DeliverEvent to n3 waits for n3 */
 	CU_ASSERT_EQUAL(route(n1, p, "eP", "X", NULL, 8, 8), KAA_OK);
-	int64_t t_wait = now_ms() + 300;
-	while (now_ms() < t_wait && !has_deliv(n2, "eQ<eP#8:{}"))
+	int64_t t_wait = kaa__now_ms() + 300;
+	while (kaa__now_ms() < t_wait && !has_deliv(n2, "eQ<eP#8:{}"))
 		nap();
 	CU_ASSERT(has_deliv(n2, "eQ<eP#8:{}"));
 	CU_ASSERT_EQUAL(routed_status(n1, 8, NULL), 1); /* not yet */
-	int64_t t0 = now_ms();
+	int64_t t0 = kaa__now_ms();
 	set_all(all, 2);
 	CU_ASSERT_EQUAL(wait_routed(n1, 6), KAA_OK);
 	CU_ASSERT_EQUAL(wait_routed(n2, 7), KAA_OK);
 	CU_ASSERT_EQUAL(wait_routed(n1, 8), KAA_OK); /* n3 left: its delivery dropped */
 	/* the new home waited for the endpoints' nodes to re-report */
-	CU_ASSERT(now_ms() - t0 >= KAA_ROUTER_SETTLE_MS - 200);
+	CU_ASSERT(kaa__now_ms() - t0 >= KAA_ROUTER_SETTLE_MS - 200);
 	CU_ASSERT(has_deliv(n2, "eB<eA#6:{}"));
 	CU_ASSERT(has_deliv(n1, "eA<eB#7:{}"));
 	CU_ASSERT(n1->each_location >= 2 && n2->each_location >= 2);
@@ -570,10 +565,11 @@ static void test_hops(void)
 	attach(n1, "oh", "eA", NULL);
 	attach(n2, "oh", "eB", "X");
 	CU_ASSERT_EQUAL(route(n1, "oh", "eA", "X", NULL, 1, 1), KAA_OK);
-	int64_t end = now_ms() + 10000;
-	while (now_ms() < end && counter(n1, "kaa_router_events_forwarded_total") +
-						 counter(n2, "kaa_router_events_forwarded_total") <
-					 KAA_ROUTER_MAX_HOPS)
+	int64_t end = kaa__now_ms() + 10000;
+	while (kaa__now_ms() < end &&
+	       counter(n1, "kaa_router_events_forwarded_total") +
+			       counter(n2, "kaa_router_events_forwarded_total") <
+		       KAA_ROUTER_MAX_HOPS)
 		nap();
 	CU_ASSERT_EQUAL(counter(n1, "kaa_router_events_forwarded_total") +
 				counter(n2, "kaa_router_events_forwarded_total"),
@@ -660,9 +656,9 @@ static void test_listeners_timeout(void)
 	char o[32];
 	owner_homed(ids, 2, 1, "g", o, sizeof(o));
 	char got[128];
-	int64_t t0 = now_ms();
+	int64_t t0 = kaa__now_ms();
 	CU_ASSERT_EQUAL(ask(n1, o, "e1", "X", 9, got, sizeof(got)), KAA_ERR_TIMEOUT);
-	CU_ASSERT(now_ms() - t0 >= KAA_ROUTER_LISTENERS_TIMEOUT_MS - 100);
+	CU_ASSERT(kaa__now_ms() - t0 >= KAA_ROUTER_LISTENERS_TIMEOUT_MS - 100);
 	/* freed with work pending: no callback after free, nothing leaks */
 	attach(n1, o, "e1", "X");
 	CU_ASSERT_EQUAL(route(n1, o, "e1", "X", NULL, 1, 77), KAA_OK);
@@ -672,8 +668,9 @@ static void test_listeners_timeout(void)
 	char labels[32];
 	snprintf(labels, sizeof(labels), "node=\"%s\"", n1->id);
 	kaa__gauge *pending = kaa__metrics_gauge(n1->m, "kaa_router_pending_frames", NULL, labels);
-	int64_t until = now_ms() + 5000;
-	while (now_ms() < until && kaa__gauge_value(pending) < 2) /* the RouteEvent and notice */
+	int64_t until = kaa__now_ms() + 5000;
+	while (kaa__now_ms() < until &&
+	       kaa__gauge_value(pending) < 2) /* the RouteEvent and notice */
 		nap();
 	CU_ASSERT(kaa__gauge_value(pending) >= 2);
 	tnode_fini(n1);
@@ -700,21 +697,17 @@ static void test_bad_new(void)
 	tnode_free(a);
 }
 
+static const kaa__cu_test tests[] = {
+	{"standalone", test_standalone},
+	{"cluster", test_cluster},
+	{"forward", test_forward},
+	{"join", test_join},
+	{"hops", test_hops},
+	{"listeners_timeout", test_listeners_timeout},
+	{"bad_new", test_bad_new},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("event_router", NULL, NULL);
-	CU_add_test(s, "standalone", test_standalone);
-	CU_add_test(s, "cluster", test_cluster);
-	CU_add_test(s, "forward", test_forward);
-	CU_add_test(s, "join", test_join);
-	CU_add_test(s, "hops", test_hops);
-	CU_add_test(s, "listeners_timeout", test_listeners_timeout);
-	CU_add_test(s, "bad_new", test_bad_new);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("event_router", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* Endpoint-group filters: compile errors with paths, every operator,
  * MongoDB-style array and missing-field semantics. */
+#include "cu_main.h"
 #include "base/error.h"
 #include "json/filter.h"
 #include "json/json_merge.h"
@@ -387,24 +388,15 @@ static void test_shared_between_threads(void)
 	kaa__filter_free(f);
 }
 
+static const kaa__cu_test tests[] = {
+	{"operators and semantics", test_operators},
+	{"compile errors with paths", test_compile_errors},
+	{"limits", test_limits},
+	{"match entry points", test_match_entry_points},
+	{"shared between threads", test_shared_between_threads},
+};
+
 int main(void)
 {
-	CU_pSuite s;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("filter", NULL, NULL);
-	if (!s || !CU_add_test(s, "operators and semantics", test_operators) ||
-	    !CU_add_test(s, "compile errors with paths", test_compile_errors) ||
-	    !CU_add_test(s, "limits", test_limits) ||
-	    !CU_add_test(s, "match entry points", test_match_entry_points) ||
-	    !CU_add_test(s, "shared between threads", test_shared_between_threads)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned int failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("filter", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -9,6 +9,7 @@
  * Waits are poll() calls with a deadline on a socket or a condition
  * variable with a deadline; nothing sleeps to synchronise.
  */
+#include "cu_main.h"
 #include "base/clock.h"
 #include "base/error.h"
 #include "http/http_server.h"
@@ -1080,41 +1081,36 @@ static void test_server_lifecycle(void)
 	app_destroy(&a);
 }
 
+static const kaa__cu_test parser_tests[] = {
+	{"GET with headers", test_parse_get},
+	{"request targets", test_parse_targets},
+	{"body and pipelining", test_parse_body_and_pipelining},
+	{"split across reads", test_parse_split_reads},
+	{"versions and Connection", test_parse_versions_and_connection},
+	{"bad requests", test_parse_bad},
+	{"limits", test_parse_limits},
+	{"JSON error body", test_json_error},
+	{"extra response headers", test_add_header},
+};
+
+static const kaa__cu_test server_tests[] = {
+	{"GET, HEAD, keep-alive, pipelining, close", test_server_get_head_keepalive},
+	{"POST bodies and 100-continue", test_server_post},
+	{"413, 431, 400, 505, 501", test_server_errors},
+	{"read and idle timeouts", test_server_timeouts},
+	{"connection limit answers 503", test_server_connection_limit},
+	{"slow handler blocks nobody else", test_server_slow_handler},
+	{"free with live connections", test_server_free_with_clients},
+	{"new/start/free, busy port", test_server_lifecycle},
+};
+
 int main(void)
 {
-	CU_pSuite p, s;
-	unsigned failed;
-
 	/* The server logs each refused request; the tests provoke many. */
 	kaa__log_level = getenv("KAA_TEST_LOG") ? KAA_LOG_DEBUG : KAA_LOG_ERROR + 1;
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	p = CU_add_suite("http_parser", NULL, NULL);
-	s = CU_add_suite("http_server", NULL, NULL);
-	if (!p || !s || !CU_add_test(p, "GET with headers", test_parse_get) ||
-	    !CU_add_test(p, "request targets", test_parse_targets) ||
-	    !CU_add_test(p, "body and pipelining", test_parse_body_and_pipelining) ||
-	    !CU_add_test(p, "split across reads", test_parse_split_reads) ||
-	    !CU_add_test(p, "versions and Connection", test_parse_versions_and_connection) ||
-	    !CU_add_test(p, "bad requests", test_parse_bad) ||
-	    !CU_add_test(p, "limits", test_parse_limits) ||
-	    !CU_add_test(p, "JSON error body", test_json_error) ||
-	    !CU_add_test(p, "extra response headers", test_add_header) ||
-	    !CU_add_test(s, "GET, HEAD, keep-alive, pipelining, close",
-			 test_server_get_head_keepalive) ||
-	    !CU_add_test(s, "POST bodies and 100-continue", test_server_post) ||
-	    !CU_add_test(s, "413, 431, 400, 505, 501", test_server_errors) ||
-	    !CU_add_test(s, "read and idle timeouts", test_server_timeouts) ||
-	    !CU_add_test(s, "connection limit answers 503", test_server_connection_limit) ||
-	    !CU_add_test(s, "slow handler blocks nobody else", test_server_slow_handler) ||
-	    !CU_add_test(s, "free with live connections", test_server_free_with_clients) ||
-	    !CU_add_test(s, "new/start/free, busy port", test_server_lifecycle)) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	if (kaa__cu_add("http_parser", parser_tests, KAA__CU_COUNT(parser_tests), NULL, NULL) !=
+		    0 ||
+	    kaa__cu_add("http_server", server_tests, KAA__CU_COUNT(server_tests), NULL, NULL) != 0)
+		return 1;
+	return kaa__cu_run_all();
 }

@@ -4,6 +4,8 @@
  * down and delivery after it comes back on the same port, bounded queues,
  * peer removal, and a raw client sending garbage.
  */
+#include "cu_main.h"
+#include "test_util.h"
 #include "base/clock.h"
 #include "base/error.h"
 #include "cluster/internode.h"
@@ -78,18 +80,6 @@ static int ping(kaa__internode *in, const char *to, uint64_t nonce)
 	return kaa__internode_send(in, to, &f);
 }
 
-/* Polls cond(arg) every 10 ms for up to ms. */
-static bool wait_until(bool (*cond)(void *), void *arg, int ms)
-{
-	int64_t end = kaa__now_ms() + ms;
-	while (!cond(arg)) {
-		if (kaa__now_ms() > end)
-			return false;
-		usleep(10000);
-	}
-	return true;
-}
-
 struct pair {
 	kaa__internode *in;
 	const char *peer;
@@ -142,7 +132,7 @@ static void test_mesh(void)
 		for (int j = 0; j < 3; j++) {
 			struct pair p = {.in = all[i], .peer = ids[j]};
 			if (i != j)
-				CU_ASSERT(wait_until(is_connected, &p, 10000));
+				CU_ASSERT(kaa__test_wait_until(is_connected, &p, 10000));
 		}
 	CU_ASSERT_EQUAL(kaa__internode_connections(a), 2);
 	/* 500 frames each way between a and b, and c -> a, interleaved */
@@ -152,8 +142,8 @@ static void test_mesh(void)
 		CU_ASSERT_EQUAL(ping(c, "node-a", 2000 + k), KAA_OK);
 	}
 	struct pair pa = {.r = &rec_a, .n = 1000}, pb = {.r = &rec_b, .n = 500};
-	CU_ASSERT(wait_until(has_count, &pa, 10000));
-	CU_ASSERT(wait_until(has_count, &pb, 10000));
+	CU_ASSERT(kaa__test_wait_until(has_count, &pa, 10000));
+	CU_ASSERT(kaa__test_wait_until(has_count, &pb, 10000));
 	uint64_t next_b = 1001, next_c = 2001;
 	for (size_t i = 0; i < rec_a.n; i++) {
 		if (strcmp(rec_a.from[i], "node-b") == 0) {
@@ -178,7 +168,7 @@ static void test_mesh(void)
 	int bport = kaa__internode_port(b);
 	kaa__internode_free(b);
 	struct pair ab = {.in = a, .peer = "node-b"};
-	CU_ASSERT(wait_until(is_disconnected, &ab, 10000));
+	CU_ASSERT(kaa__test_wait_until(is_disconnected, &ab, 10000));
 	reset(&rec_b);
 	for (uint64_t k = 1; k <= 20; k++)
 		CU_ASSERT_EQUAL(ping(a, "node-b", 5000 + k), KAA_OK);
@@ -186,14 +176,14 @@ static void test_mesh(void)
 	CU_ASSERT_FATAL(b != NULL);
 	kaa__internode_set_peer(b, "node-a", "127.0.0.1", kaa__internode_port(a));
 	pb.n = 20;
-	CU_ASSERT(wait_until(has_count, &pb, 15000));
+	CU_ASSERT(kaa__test_wait_until(has_count, &pb, 15000));
 	for (size_t i = 0; i < rec_b.n && i < 20; i++)
 		CU_ASSERT_EQUAL(rec_b.nonce[i], 5001 + i);
 
 	/* removal closes the connection and forgets the queue */
 	CU_ASSERT_EQUAL(kaa__internode_remove_peer(a, "node-c"), KAA_OK);
 	struct pair ca = {.in = c, .peer = "node-a"};
-	CU_ASSERT(wait_until(is_disconnected, &ca, 10000));
+	CU_ASSERT(kaa__test_wait_until(is_disconnected, &ca, 10000));
 	CU_ASSERT_EQUAL(ping(a, "node-c", 1), KAA_ERR_NOTFOUND);
 	CU_ASSERT_EQUAL(kaa__internode_remove_peer(a, "node-c"), KAA_ERR_NOTFOUND);
 
@@ -315,23 +305,16 @@ static void test_raw_clients(void)
 	kaa__internode_free(a);
 }
 
+static const kaa__cu_test tests[] = {
+	{"three nodes: hello, order, reconnect, removal", test_mesh},
+	{"bounded queues and bad arguments", test_bounds_and_args},
+	{"raw clients: HTTP and garbage", test_raw_clients},
+};
+
 int main(void)
 {
 	pthread_mutex_init(&rec_a.mu, NULL);
 	pthread_mutex_init(&rec_b.mu, NULL);
 	pthread_mutex_init(&rec_c.mu, NULL);
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("internode", NULL, NULL);
-	if (!s || !CU_add_test(s, "three nodes: hello, order, reconnect, removal", test_mesh) ||
-	    !CU_add_test(s, "bounded queues and bad arguments", test_bounds_and_args) ||
-	    !CU_add_test(s, "raw clients: HTTP and garbage", test_raw_clients)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("internode", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* JSON layer: bounded parsing, canonical form and hash, weighted
  * configuration merge, RFC 7386 merge patch apply and diff. */
+#include "cu_main.h"
 #include "base/error.h"
 #include "json/json_merge.h"
 
@@ -466,28 +467,20 @@ static void test_paths(void)
 	CU_ASSERT_EQUAL(strlen(err), 4);
 }
 
+static const kaa__cu_test tests[] = {
+	{"parse errors", test_parse_errors},
+	{"numbers", test_numbers},
+	{"canonical form", test_canonical},
+	{"equality", test_equal},
+	{"hash", test_hash},
+	{"config merge", test_config_merge},
+	{"merge patch RFC 7386 examples", test_patch_apply_rfc},
+	{"merge patch diff round trip", test_patch_diff_roundtrip},
+	{"merge patch errors", test_patch_errors},
+	{"paths and error strings", test_paths},
+};
+
 int main(void)
 {
-	CU_pSuite s;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	s = CU_add_suite("json_merge", NULL, NULL);
-	if (!s || !CU_add_test(s, "parse errors", test_parse_errors) ||
-	    !CU_add_test(s, "numbers", test_numbers) ||
-	    !CU_add_test(s, "canonical form", test_canonical) ||
-	    !CU_add_test(s, "equality", test_equal) || !CU_add_test(s, "hash", test_hash) ||
-	    !CU_add_test(s, "config merge", test_config_merge) ||
-	    !CU_add_test(s, "merge patch RFC 7386 examples", test_patch_apply_rfc) ||
-	    !CU_add_test(s, "merge patch diff round trip", test_patch_diff_roundtrip) ||
-	    !CU_add_test(s, "merge patch errors", test_patch_errors) ||
-	    !CU_add_test(s, "paths and error strings", test_paths)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned int failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("json_merge", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

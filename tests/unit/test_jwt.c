@@ -2,6 +2,7 @@
  * Owner access tokens (lib/auth/jwt.c): HS256 JWTs built here with OpenSSL, and
  * one independent token (jwt.io's published example) to pin the HMAC input.
  */
+#include "cu_main.h"
 #include "base/error.h"
 #include "auth/jwt.h"
 
@@ -163,21 +164,14 @@ static void test_malformed_encoding(void)
 	CU_ASSERT_STRING_EQUAL(kaa__jwt_result_str(KAA_JWT_EXPIRED), "token expired");
 }
 
+static const kaa__cu_test tests[] = {
+	{"valid tokens", test_valid},
+	{"independent token", test_independent_token},
+	{"refusals", test_refusals},
+	{"malformed encodings", test_malformed_encoding},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("jwt", NULL, NULL);
-	if (!s || !CU_add_test(s, "valid tokens", test_valid) ||
-	    !CU_add_test(s, "independent token", test_independent_token) ||
-	    !CU_add_test(s, "refusals", test_refusals) ||
-	    !CU_add_test(s, "malformed encodings", test_malformed_encoding)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("jwt", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -9,6 +9,7 @@
  * other batches still answered once). Delivery itself is tested against a real
  * broker by e2e/test_kafka.sh.
  */
+#include "cu_main.h"
 #include "appender/log_appender.h"
 
 #include "base/error.h"
@@ -260,22 +261,14 @@ static void test_close_inside_callback(void)
 	CU_ASSERT_PTR_NULL(g_self);
 }
 
+static const kaa__cu_test tests[] = {
+	{"settings", test_settings},
+	{"open_refusals", test_open_refusals},
+	{"no_broker", test_no_broker},
+	{"close_inside_callback", test_close_inside_callback},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("kafka_appender", NULL, NULL);
-	if (!s || !CU_add_test(s, "settings", test_settings) ||
-	    !CU_add_test(s, "open_refusals", test_open_refusals) ||
-	    !CU_add_test(s, "no_broker", test_no_broker) ||
-	    !CU_add_test(s, "close_inside_callback", test_close_inside_callback)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	int rc = (CU_get_error() != CUE_SUCCESS || failures > 0) ? 1 : 0;
-	CU_cleanup_registry();
-	return rc;
+	return kaa__cu_run("kafka_appender", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

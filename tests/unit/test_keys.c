@@ -2,6 +2,7 @@
  * The etcd key layout (lib/coord/keys.c): every key BRIEF.md fixes, and
  * the refusal when a key does not fit.
  */
+#include "cu_main.h"
 #include "base/error.h"
 #include "coord/keys.h"
 
@@ -42,19 +43,12 @@ static void test_too_big(void)
 	CU_ASSERT_EQUAL(kaa__key_nodes(k, 15, "c1"), 14);
 }
 
+static const kaa__cu_test tests[] = {
+	{"layout", test_layout},
+	{"too big", test_too_big},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("keys", NULL, NULL);
-	if (!s || !CU_add_test(s, "layout", test_layout) ||
-	    !CU_add_test(s, "too big", test_too_big)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("keys", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -5,6 +5,8 @@
  * lock) and the endpoint-store appender on an SQLite store in a temporary
  * directory.
  */
+#include "cu_main.h"
+#include "test_util.h"
 #include "appender/log_appender.h"
 
 #include "store/endpoint_store.h"
@@ -929,41 +931,30 @@ static void test_webhook_queue_and_close(void)
 	kaa__http_server_free(srv);
 }
 
+static const kaa__cu_test tests[] = {
+	{"settings", test_settings},
+	{"file_lines_and_duplicates", test_file_lines_and_duplicates},
+	{"file_crash_tail", test_file_crash_tail},
+	{"file_lost_index_rows", test_file_lost_index_rows},
+	{"file_rotated", test_file_rotated},
+	{"file_concurrent", test_file_concurrent},
+	{"endpoint_store_appender", test_endpoint_store_appender},
+	{"submit_callbacks", test_submit_callbacks},
+	{"inflight_budget", test_inflight_budget},
+	{"webhook_settings", test_webhook_settings},
+	{"webhook_retry_and_refusal", test_webhook_retry_and_refusal},
+	{"webhook_deadline", test_webhook_deadline},
+	{"webhook_queue_and_close", test_webhook_queue_and_close},
+};
+
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-	snprintf(g_dir, sizeof(g_dir), "%s/kaa-log-appender-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(g_dir)) {
+	if (kaa__test_tmpdir(g_dir, sizeof(g_dir), "kaa-log-appender") != 0) {
 		perror("mkdtemp");
 		return 1;
 	}
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("log_appender", NULL, NULL);
-	if (!s || !CU_add_test(s, "settings", test_settings) ||
-	    !CU_add_test(s, "file_lines_and_duplicates", test_file_lines_and_duplicates) ||
-	    !CU_add_test(s, "file_crash_tail", test_file_crash_tail) ||
-	    !CU_add_test(s, "file_lost_index_rows", test_file_lost_index_rows) ||
-	    !CU_add_test(s, "file_rotated", test_file_rotated) ||
-	    !CU_add_test(s, "file_concurrent", test_file_concurrent) ||
-	    !CU_add_test(s, "endpoint_store_appender", test_endpoint_store_appender) ||
-	    !CU_add_test(s, "submit_callbacks", test_submit_callbacks) ||
-	    !CU_add_test(s, "inflight_budget", test_inflight_budget) ||
-	    !CU_add_test(s, "webhook_settings", test_webhook_settings) ||
-	    !CU_add_test(s, "webhook_retry_and_refusal", test_webhook_retry_and_refusal) ||
-	    !CU_add_test(s, "webhook_deadline", test_webhook_deadline) ||
-	    !CU_add_test(s, "webhook_queue_and_close", test_webhook_queue_and_close)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failures = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	int rc = (CU_get_error() != CUE_SUCCESS || failures > 0) ? 1 : 0;
-	CU_cleanup_registry();
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-	if (system(cmd) != 0)
+	int rc = kaa__cu_run("log_appender", tests, KAA__CU_COUNT(tests), NULL, NULL);
+	if (kaa__test_rm_tree(g_dir) != 0)
 		fprintf(stderr, "could not remove %s\n", g_dir);
 	return rc;
 }

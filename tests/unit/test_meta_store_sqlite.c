@@ -3,13 +3,14 @@
  * the end. Every fresh database for the concurrent-migration test sits a few
  * directories deep to check that missing parents are created.
  */
+#include "cu_main.h"
+#include "test_util.h"
 #include "meta_store_suite.h"
 
 #include "base/error.h"
 #include "base/log.h"
 
 #include <CUnit/Basic.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,19 +58,11 @@ static void test_paths(void)
 	CU_ASSERT_PTR_NULL(s);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
+static const kaa__cu_test files[] = {{"paths", test_paths}};
 
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-	snprintf(dir, sizeof(dir), "%s/meta_store_sqlite.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(dir)) {
+	if (kaa__test_tmpdir(dir, sizeof(dir), "meta_store_sqlite") != 0) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -82,16 +75,11 @@ int main(void)
 		lvl && kaa__log_level_parse(lvl) >= 0 ? kaa__log_level_parse(lvl) : KAA_LOG_WARN;
 	if (CU_initialize_registry() != CUE_SUCCESS)
 		return 1;
-	if (meta_suite_add("meta-store-sqlite", &env) != 0)
+	if (meta_suite_add("meta-store-sqlite", &env) != 0 ||
+	    kaa__cu_add("meta-store-sqlite-files", files, KAA__CU_COUNT(files), NULL, NULL) != 0)
 		return 1;
-	CU_pSuite files = CU_add_suite("meta-store-sqlite-files", NULL, NULL);
-	if (!files || !CU_add_test(files, "paths", test_paths))
-		return 1;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
+	int rc = kaa__cu_run_all();
 	if (!getenv("KAA_KEEP_TMP"))
-		nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	return fails ? 1 : 0;
+		kaa__test_rm_tree(dir);
+	return rc;
 }

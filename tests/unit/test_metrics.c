@@ -3,6 +3,7 @@
  * counters, gauges, callback gauges, histograms and label sets, the
  * registration rules, and concurrent updates.
  */
+#include "cu_main.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/metrics.h"
@@ -366,33 +367,23 @@ static void test_concurrent_updates(void)
 	kaa__metrics_free(m);
 }
 
+static const kaa__cu_test tests[] = {
+	{"empty registry", test_empty},
+	{"counter", test_counter},
+	{"label sets share one family", test_labels_one_family},
+	{"gauge values", test_gauge_values},
+	{"callback gauge", test_gauge_fn},
+	{"histogram", test_histogram},
+	{"histogram without bounds", test_histogram_no_bounds},
+	{"histogram bad bounds", test_histogram_bad_bounds},
+	{"help and label escaping", test_help_escaping},
+	{"invalid registrations", test_invalid_registrations},
+	{"escape label value", test_escape_label_value},
+	{"concurrent updates", test_concurrent_updates},
+};
+
 int main(void)
 {
-	CU_pSuite s;
-	unsigned failed;
-
 	kaa__log_level = KAA_LOG_ERROR + 1; /* registration errors are expected here */
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("metrics", NULL, NULL);
-	if (!s || !CU_add_test(s, "empty registry", test_empty) ||
-	    !CU_add_test(s, "counter", test_counter) ||
-	    !CU_add_test(s, "label sets share one family", test_labels_one_family) ||
-	    !CU_add_test(s, "gauge values", test_gauge_values) ||
-	    !CU_add_test(s, "callback gauge", test_gauge_fn) ||
-	    !CU_add_test(s, "histogram", test_histogram) ||
-	    !CU_add_test(s, "histogram without bounds", test_histogram_no_bounds) ||
-	    !CU_add_test(s, "histogram bad bounds", test_histogram_bad_bounds) ||
-	    !CU_add_test(s, "help and label escaping", test_help_escaping) ||
-	    !CU_add_test(s, "invalid registrations", test_invalid_registrations) ||
-	    !CU_add_test(s, "escape label value", test_escape_label_value) ||
-	    !CU_add_test(s, "concurrent updates", test_concurrent_updates)) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("metrics", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -1,4 +1,5 @@
 /* kaa-node flag, environment and config-file parsing. */
+#include "cu_main.h"
 #include "node/config.h"
 
 #include <CUnit/Basic.h>
@@ -165,17 +166,13 @@ static void test_bad(void)
 	kaa__node_config_clear(&c);
 }
 
+static const kaa__cu_test tests[] = {
+	{"defaults", test_defaults},
+	{"file < env < flag", test_precedence},
+	{"bad flags and values", test_bad},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("node-config", NULL, NULL);
-	CU_add_test(s, "defaults", test_defaults);
-	CU_add_test(s, "file < env < flag", test_precedence);
-	CU_add_test(s, "bad flags and values", test_bad);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("node-config", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

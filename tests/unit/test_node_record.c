@@ -1,4 +1,5 @@
 /* Node record JSON, registry view logic and backoff. */
+#include "cu_main.h"
 #include "base/backoff.h"
 #include "base/error.h"
 #include "coord/node_record.h"
@@ -234,19 +235,15 @@ static void test_strerror(void)
 	CU_ASSERT_EQUAL(kaa__err_from_errno(0), KAA_ERR_IO);
 }
 
+static const kaa__cu_test tests[] = {
+	{"encode/decode round trip", test_roundtrip},
+	{"malformed records rejected", test_decode_bad},
+	{"registry view logic", test_view},
+	{"jittered exponential backoff", test_backoff},
+	{"error strings", test_strerror},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("node-record", NULL, NULL);
-	CU_add_test(s, "encode/decode round trip", test_roundtrip);
-	CU_add_test(s, "malformed records rejected", test_decode_bad);
-	CU_add_test(s, "registry view logic", test_view);
-	CU_add_test(s, "jittered exponential backoff", test_backoff);
-	CU_add_test(s, "error strings", test_strerror);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("node-record", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -3,6 +3,7 @@
  * same routes: every documented (path, method) is served and every served
  * one is documented. Runs from the repository root (e2e/run-tests.sh).
  */
+#include "cu_main.h"
 #include "control/api.h"
 #include "control/router.h"
 
@@ -87,15 +88,11 @@ static void test_match(void)
 	CU_ASSERT_EQUAL(n, n_doc);
 }
 
+static const kaa__cu_test tests[] = {
+	{"documented routes == served routes", test_match},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("openapi", NULL, NULL);
-	CU_add_test(s, "documented routes == served routes", test_match);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("openapi", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

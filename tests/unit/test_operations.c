@@ -5,6 +5,8 @@
  * transport boundary (kaa__ops_io). The watch and drain paths run on the
  * in-process coordination store.
  */
+#include "cu_main.h"
+#include "test_util.h"
 #include "operations/operations.h"
 #include "coord/registry.h"
 
@@ -21,7 +23,6 @@
 #include "http/http_server.h"
 
 #include <CUnit/Basic.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -1427,14 +1428,6 @@ static void test_drain_call(void)
 	io_reset();
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* ---- owners and events (standalone router: this node is every owner's home) ------------- */
 
 static void send_hello_tok(kaa__session_id sid, const char *token, const char *key,
@@ -1762,11 +1755,24 @@ static void test_owners_events(void)
 	io_reset();
 }
 
+static const kaa__cu_test tests[] = {
+	{"registration", test_registration},
+	{"provisioned credentials", test_provisioned},
+	{"profile and configuration", test_profile_and_config},
+	{"notifications", test_notifications},
+	{"catch-up timer", test_catch_up_timer},
+	{"logs", test_logs},
+	{"logs through a webhook", test_logs_webhook},
+	{"bare application", test_bare_application},
+	{"watch and drain", test_watch_and_drain},
+	{"drain call", test_drain_call},
+	{"rebalancing plans", test_rebalance},
+	{"owners and events", test_owners_events},
+};
+
 int main(void)
 {
-	const char *tmp = getenv("TMPDIR");
-	snprintf(dir, sizeof(dir), "%s/test_operations.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(dir)) {
+	if (kaa__test_tmpdir(dir, sizeof(dir), "test_operations") != 0) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -1786,27 +1792,8 @@ int main(void)
 		return 1;
 	tenant_id = out.id;
 	kaa__meta_obj_clear(&out);
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("operations", NULL, NULL);
-	CU_add_test(s, "registration", test_registration);
-	CU_add_test(s, "provisioned credentials", test_provisioned);
-	CU_add_test(s, "profile and configuration", test_profile_and_config);
-	CU_add_test(s, "notifications", test_notifications);
-	CU_add_test(s, "catch-up timer", test_catch_up_timer);
-	CU_add_test(s, "logs", test_logs);
-	CU_add_test(s, "logs through a webhook", test_logs_webhook);
-	CU_add_test(s, "bare application", test_bare_application);
-	CU_add_test(s, "watch and drain", test_watch_and_drain);
-	CU_add_test(s, "drain call", test_drain_call);
-	CU_add_test(s, "rebalancing plans", test_rebalance);
-	CU_add_test(s, "owners and events", test_owners_events);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
+	int rc = kaa__cu_run("operations", tests, KAA__CU_COUNT(tests), NULL, NULL);
 	kaa__meta_store_free(meta);
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	return fails ? 1 : 0;
+	kaa__test_rm_tree(dir);
+	return rc;
 }

@@ -10,7 +10,9 @@
  * Waits are poll() on a socket or a condition variable with a deadline;
  * nothing sleeps to synchronise.
  */
+#include "cu_main.h"
 #include "proto/endpoint_codec.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/metrics.h"
@@ -194,14 +196,6 @@ static bool wait_closed(kaa__session_id sid)
 	return ok;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- raw WebSocket client ------------------------------------------------ */
 
 #define CBUF (512 * 1024)
@@ -243,7 +237,7 @@ static int c_fill(client *c, int64_t deadline)
 		return -1;
 	if (!c->ssl || !SSL_pending(c->ssl)) {
 		struct pollfd pfd = {c->fd, POLLIN, 0};
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - kaa__now_ms();
 
 		if (left < 0 || poll(&pfd, 1, (int)left) <= 0)
 			return -1;
@@ -306,7 +300,7 @@ static bool c_tcp(client *c, int port, bool tls)
 /* Reads an HTTP response head (+ Content-Length body); status or -1. */
 static int c_http_response(client *c)
 {
-	int64_t deadline = now_ms() + WAIT_MS;
+	int64_t deadline = kaa__now_ms() + WAIT_MS;
 	char *end, *cl;
 	size_t head, blen = 0;
 
@@ -462,7 +456,7 @@ static int c_hello(client *c, uint64_t rid)
  */
 static Kaa__Endpoint__V1__Frame *c_recv(client *c, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = kaa__now_ms() + timeout_ms;
 
 	for (;;) {
 		size_t h = 2, n;
@@ -777,11 +771,11 @@ static void test_flow_control(void)
 
 static bool wait_sessions(kaa__ops_server *s, size_t n)
 {
-	int64_t deadline = now_ms() + WAIT_MS;
+	int64_t deadline = kaa__now_ms() + WAIT_MS;
 
 	/* The count changes on the loop thread; nothing to wait on but it. */
 	while (kaa__ops_server_sessions(s) != n) {
-		if (now_ms() > deadline)
+		if (kaa__now_ms() > deadline)
 			return false;
 		poll(NULL, 0, 5);
 	}
@@ -849,11 +843,11 @@ static void test_timeouts(void)
 		kaa__frame_free(f);
 	}
 	CU_ASSERT_TRUE_FATAL(c_open(&lazy, kaa__ops_server_port(s), "kaa.v1", false));
-	t0 = now_ms();
+	t0 = kaa__now_ms();
 	CU_ASSERT_EQUAL(c_ping(&lazy, 1, "x"), 0);
 	CU_ASSERT_TRUE(c_expect_pong(&lazy, 1));
 	CU_ASSERT_EQUAL(c_wait_close(&lazy), 1008);
-	CU_ASSERT_TRUE(now_ms() - t0 >= 250);
+	CU_ASSERT_TRUE(kaa__now_ms() - t0 >= 250);
 	/* est is older than lazy and still served */
 	CU_ASSERT_EQUAL(c_ping(&est, 2, "y"), 0);
 	CU_ASSERT_TRUE(c_expect_pong(&est, 2));
@@ -867,9 +861,9 @@ static void test_timeouts(void)
 	s = start(&o);
 	CU_ASSERT_TRUE_FATAL(c_open(&est, kaa__ops_server_port(s), "kaa.v1", false));
 	CU_ASSERT_EQUAL(c_hello(&est, 1), 0);
-	t0 = now_ms();
+	t0 = kaa__now_ms();
 	CU_ASSERT_EQUAL(c_wait_close(&est), 1000);
-	CU_ASSERT_TRUE(now_ms() - t0 >= 250);
+	CU_ASSERT_TRUE(kaa__now_ms() - t0 >= 250);
 	c_close(&est);
 	CU_ASSERT_TRUE(wait_count(&app.closes, 1));
 	kaa__ops_server_free(s);
@@ -1057,10 +1051,7 @@ static void test_free_with_sessions(void)
 		c_close(&c[i]);
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} tests[] = {
+static const kaa__cu_test tests[] = {
 	{"kaa.v1 handshake, other subprotocols refused", test_handshake},
 	{"garbage, text and empty frames answered, session kept", test_bad_frames},
 	{"messages over rx_buffer and in fragments", test_fragments},
@@ -1077,27 +1068,6 @@ static const struct {
 
 int main(void)
 {
-	const char *only = getenv("KAA_TEST_ONLY"); /* run the tests whose name has this */
-	CU_pSuite p;
-	unsigned failed;
-
 	kaa__log_level = getenv("KAA_TEST_LOG") ? KAA_LOG_DEBUG : KAA_LOG_ERROR + 1;
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	p = CU_add_suite("ops_server", NULL, NULL);
-	if (!p) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		if ((!only || strstr(tests[i].name, only)) &&
-		    !CU_add_test(p, tests[i].name, tests[i].fn)) {
-			CU_cleanup_registry();
-			return 2;
-		}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	failed = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("ops_server", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

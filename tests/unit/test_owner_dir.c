@@ -3,6 +3,7 @@
  * only among one owner's connected endpoints, by sink class, never back to
  * the source; moves between nodes; node loss; bounds.
  */
+#include "cu_main.h"
 #include "base/error.h"
 #include "cluster/owner_dir.h"
 
@@ -159,20 +160,13 @@ static void test_many_and_bounds(void)
 	kaa__owner_dir_free(NULL);
 }
 
+static const kaa__cu_test tests[] = {
+	{"routing within an owner", test_routing},
+	{"moves and node loss", test_moves_and_loss},
+	{"many owners and bounds", test_many_and_bounds},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("owner_dir", NULL, NULL);
-	if (!s || !CU_add_test(s, "routing within an owner", test_routing) ||
-	    !CU_add_test(s, "moves and node loss", test_moves_and_loss) ||
-	    !CU_add_test(s, "many owners and bounds", test_many_and_bounds)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("owner_dir", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

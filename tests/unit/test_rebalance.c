@@ -3,6 +3,7 @@
  * to or from draining nodes, within the threshold afterwards; the etcd
  * encoding round-trips and refuses malformed values.
  */
+#include "cu_main.h"
 #include "base/error.h"
 #include "coord/rebalance.h"
 
@@ -131,22 +132,15 @@ static void test_encoding(void)
 	}
 }
 
+static const kaa__cu_test tests[] = {
+	{"sessions piled on one node", test_piled_on_one},
+	{"threshold and minimum", test_thresholds},
+	{"draining nodes excluded", test_draining_excluded},
+	{"random loads: minimal and conserving", test_random_loads},
+	{"etcd encoding", test_encoding},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("rebalance", NULL, NULL);
-	if (!s || !CU_add_test(s, "sessions piled on one node", test_piled_on_one) ||
-	    !CU_add_test(s, "threshold and minimum", test_thresholds) ||
-	    !CU_add_test(s, "draining nodes excluded", test_draining_excluded) ||
-	    !CU_add_test(s, "random loads: minimal and conserving", test_random_loads) ||
-	    !CU_add_test(s, "etcd encoding", test_encoding)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("rebalance", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * Owner placement (lib/coord/rendezvous.c): balance, order independence, and the
  * minimal movement that makes node joins and failures cheap.
  */
+#include "cu_main.h"
 #include "coord/rendezvous.h"
 
 #include <CUnit/Basic.h>
@@ -101,23 +102,16 @@ static void test_edges(void)
 	CU_ASSERT_EQUAL(kaa__rendezvous_score("", ""), kaa__rendezvous_score("", ""));
 }
 
+static const kaa__cu_test tests[] = {
+	{"balance over 10 nodes", test_balance},
+	{"node order does not matter", test_order_independent},
+	{"a node leaves: only its owners move", test_node_leaves},
+	{"a node joins: only owners to it move", test_node_joins},
+	{"edge cases", test_edges},
+};
+
 int main(void)
 {
 	setup_nodes();
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("rendezvous", NULL, NULL);
-	if (!s || !CU_add_test(s, "balance over 10 nodes", test_balance) ||
-	    !CU_add_test(s, "node order does not matter", test_order_independent) ||
-	    !CU_add_test(s, "a node leaves: only its owners move", test_node_leaves) ||
-	    !CU_add_test(s, "a node joins: only owners to it move", test_node_joins) ||
-	    !CU_add_test(s, "edge cases", test_edges)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	return kaa__cu_run("rendezvous", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }

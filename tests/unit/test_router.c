@@ -1,4 +1,5 @@
 /* REST routing: patterns, captures, 404 vs 405, percent-decoding. */
+#include "cu_main.h"
 #include "control/router.h"
 
 #include <CUnit/Basic.h>
@@ -69,16 +70,12 @@ static void test_decode(void)
 	CU_ASSERT_TRUE(kaa__percent_decode("1234567", 7, out, sizeof(out)));
 }
 
+static const kaa__cu_test tests[] = {
+	{"matching, captures, 404/405", test_match},
+	{"percent-decoding", test_decode},
+};
+
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("router", NULL, NULL);
-	CU_add_test(s, "matching, captures, 404/405", test_match);
-	CU_add_test(s, "percent-decoding", test_decode);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	return kaa__cu_run("router", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }
