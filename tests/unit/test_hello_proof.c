@@ -5,6 +5,8 @@
 #include "base/error.h"
 #include "proto/hello_proof.h"
 
+#include "cu_main.h"
+
 #include <CUnit/Basic.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -100,18 +102,10 @@ static void test_other_curves(void)
 
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("hello_proof", NULL, NULL);
-	if (!s || !CU_add_test(s, "nonce", test_nonce) ||
-	    !CU_add_test(s, "sign and verify", test_sign_verify) ||
-	    !CU_add_test(s, "other curves", test_other_curves)) {
-		CU_cleanup_registry();
-		return 1;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return failed ? 1 : 0;
+	static const kaa__cu_test tests[] = {
+		{"nonce", test_nonce},
+		{"sign and verify", test_sign_verify},
+		{"other curves", test_other_curves},
+	};
+	return kaa__cu_run("hello_proof", tests, KAA__CU_COUNT(tests), NULL, NULL);
 }
