@@ -34,6 +34,7 @@ enum {
 	OPT_DRAIN_TIMEOUT,
 	OPT_IDLE_TIMEOUT,
 	OPT_APPENDER_DIR,
+	OPT_CONSOLE_DIR,
 	OPT_REBALANCE_THRESHOLD,
 	OPT_REBALANCE_INTERVAL,
 	OPT_REBALANCE_COOLDOWN,
@@ -65,6 +66,7 @@ static const struct option options[] = {
 	{"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
 	{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	{"appender-dir", required_argument, NULL, OPT_APPENDER_DIR},
+	{"console-dir", required_argument, NULL, OPT_CONSOLE_DIR},
 	{"rebalance-threshold", required_argument, NULL, OPT_REBALANCE_THRESHOLD},
 	{"rebalance-interval", required_argument, NULL, OPT_REBALANCE_INTERVAL},
 	{"rebalance-cooldown", required_argument, NULL, OPT_REBALANCE_COOLDOWN},
@@ -102,6 +104,9 @@ const char *kaa__node_usage(void)
 	       "  --idle-timeout SECONDS  close device sessions silent this long (default 120;\n"
 	       "                         announced to devices, whose SDK pings at a third of it)\n"
 	       "  --appender-dir DIR     base directory of file log appenders (default ./data/logs)\n"
+	       "  --console-dir DIR      the web console's built files, served at /console/ by\n"
+	       "                         control (default: BIN/../console, else\n"
+	       "                         /usr/share/kaa/console)\n"
 	       "  --rebalance-threshold F  control leader: rebalance when the busiest operations node\n"
 	       "                         exceeds the mean by this fraction (default 0.2)\n"
 	       "  --rebalance-interval SECONDS  how often the leader checks (default 30; 0: never)\n"
@@ -196,6 +201,7 @@ static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, 
 	case OPT_TLS_CERT: return set_str(&cfg->tls_cert, v);
 	case OPT_TLS_KEY: return set_str(&cfg->tls_key, v);
 	case OPT_APPENDER_DIR: return set_str(&cfg->appender_dir, v);
+	case OPT_CONSOLE_DIR: return set_str(&cfg->console_dir, v);
 	case OPT_DRAIN_TIMEOUT:
 	case OPT_IDLE_TIMEOUT: {
 		char *end;
@@ -573,6 +579,7 @@ void kaa__node_config_clear(kaa_node_config *cfg)
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	free(cfg->appender_dir);
+	free(cfg->console_dir);
 	free(cfg->config_file);
 	memset(cfg, 0, sizeof(*cfg));
 }
