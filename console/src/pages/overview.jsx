@@ -61,6 +61,13 @@ export function Overview({ me }) {
         title: 'Sessions online and log records per second',
         width: width(),
         height: 280,
+        // At least the last five minutes, counts from 0: a lone first
+        // sample does not stretch the axes over years.
+        scales: {
+          x: { time: true, range: (u, min, max) => [Math.min(min, max - 300), max] },
+          n: { range: (u, min, max) => [0, Math.max(10, max * 1.2)] },
+          r: { range: (u, min, max) => [0, Math.max(10, max * 1.2)] },
+        },
         series: [
           {},
           { label: 'sessions', stroke: '#2563eb', width: 2, scale: 'n' },
