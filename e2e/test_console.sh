@@ -137,10 +137,13 @@ check "developer dev created" bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_co
 	-H 'Content-Type: application/json' -d '{\"name\":\"dev\",\"role\":\"tenant-developer\",\"password\":\"$DEV_PW\"}' \
 	'$B/api/v1/tenants/$tid/users')\" = 201 ]"
 
+VIEWER_PW=console-viewer-pw-1
+check "read-only user viewer created" [ "$(mkuser viewer tenant-user "$VIEWER_PW")" = 201 ]
+
 echo "== the browser"
 rm -rf "$SHOTS"
 check "browser flow (login, application, schemas, field errors, nodes, logout)" \
-	env SE_OFFLINE=true KAA_TA_PASSWORD="$TA_PW" KAA_DEV_PASSWORD="$DEV_PW" KAA_ADMIN_PASSWORD="$ADMIN_PW" \
+	env SE_OFFLINE=true KAA_TA_PASSWORD="$TA_PW" KAA_DEV_PASSWORD="$DEV_PW" KAA_VIEWER_PASSWORD="$VIEWER_PW" KAA_ADMIN_PASSWORD="$ADMIN_PW" \
 	KAA_NODE_ID=console-node-1 timeout 300 "$venv/bin/python" "$here/console/console_test.py" "$B" "$SHOTS"
 check "screenshots written" bash -c "ls '$SHOTS'/overview.png '$SHOTS'/nodes.png '$SHOTS'/schema-error.png >/dev/null"
 

@@ -111,7 +111,11 @@ function initial(fields, init) {
 function toBody(fields, values) {
   const body = {}, errors = {};
   for (const f of fields) {
-    const v = values[f.name];
+    let v = values[f.name];
+    // A select whose options arrived after the form opened shows its first
+    // option: submit what is shown.
+    if (f.type === 'select' && (v === '' || v === undefined) && f.options?.length)
+      v = f.options[0].value ?? f.options[0];
     if (f.type === 'json') {
       if (String(v).trim() === '') {
         if (f.required) errors[f.name] = 'required';

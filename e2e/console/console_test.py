@@ -4,8 +4,8 @@ kaa-node it started; prints one line per step and exits 1 at the first
 failure (with a screenshot of the page and its console log).
 
     console_test.py BASE_URL SCREENSHOT_DIR
-Environment: KAA_TA_PASSWORD, KAA_DEV_PASSWORD, KAA_ADMIN_PASSWORD (users
-ta, dev, admin, created by the caller), KAA_NODE_ID (the node to find).
+Environment: KAA_TA_PASSWORD, KAA_DEV_PASSWORD, KAA_VIEWER_PASSWORD,
+KAA_ADMIN_PASSWORD (users ta, dev, viewer, admin, created by the caller), KAA_NODE_ID (the node to find).
 """
 import json
 import os
@@ -23,6 +23,7 @@ PASSWORDS = {
     "ta": os.environ["KAA_TA_PASSWORD"],
     "dev": os.environ["KAA_DEV_PASSWORD"],
     "admin": os.environ["KAA_ADMIN_PASSWORD"],
+    "viewer": os.environ["KAA_VIEWER_PASSWORD"],
 }
 os.makedirs(SHOTS, exist_ok=True)
 
@@ -190,6 +191,37 @@ try:
     text_appears("[data-testid=configurations] table", '"rate":5')
     shot("configurations")
 
+    step("edits the configuration in the JSON editor (PUT with If-Match)")
+    click("[data-testid=configurations] table button:not(.danger)")
+    set_textarea("#edit-form #f-body", json.dumps({"rate": "slow"}))
+    click("#edit-form button[type=submit]")
+    err = find("#edit-form #f-body-error")
+    assert "$.body" in err.text, err.text
+    set_textarea("#edit-form #f-body", json.dumps({"rate": 7}))
+    click("#edit-form button[type=submit]")
+    text_appears("[data-testid=configurations] table", '"rate":7')
+
+    step("a topic, and a notification sent on it")
+    d.get(BASE + f"/console/apps/{app_id}/topics")
+    click("[data-testid=topics] .section-head button")
+    fill("#f-name", "alerts")
+    click("#create-form button[type=submit]")
+    text_appears("[data-testid=topics] table", "alerts")
+    d.get(BASE + f"/console/apps/{app_id}/schemas")
+    click("[data-testid=schemas] .section-head button")
+    Select(find("#f-kind")).select_by_value("notification")
+    set_textarea("#f-schema", json.dumps({
+        "type": "record", "name": "Alert", "fields": [{"name": "text", "type": "string"}]}))
+    click("#create-form button[type=submit]")
+    text_appears("[data-testid=schemas] table", "notification")
+    d.get(BASE + f"/console/apps/{app_id}/notifications")
+    click("[data-testid=notifications] .section-head button")
+    find("#f-topicId option")
+    set_textarea("#f-body", json.dumps({"text": "hello fleet"}))
+    click("#create-form button[type=submit]")
+    text_appears("[data-testid=notifications] table", "hello fleet")
+    shot("notifications")
+
     step("the endpoints tab answers (a list, or a clear message on a build without the API)")
     d.get(BASE + f"/console/apps/{app_id}/endpoints")
     wait.until(lambda _: d.find_elements(By.CSS_SELECTOR, "[data-testid=endpoints], #endpoints-missing"))
@@ -202,6 +234,18 @@ try:
     assert no_overflow(), "page wider than a 420 px window"
     shot("schemas-narrow")
     d.set_window_size(1280, 900)
+    logout()
+
+    step("a tenant user (read-only) sees the data but is offered no edit")
+    login("viewer")
+    text_appears("#who", "viewer (tenant-user)")
+    d.get(BASE + f"/console/apps/{app_id}/configurations")
+    text_appears("[data-testid=configurations] table", '"rate":7')
+    assert not d.find_elements(By.CSS_SELECTOR, "[data-testid=configurations] button")
+    d.get(BASE + f"/console/apps/{app_id}/schemas")
+    text_appears("[data-testid=schemas] table", "configuration")
+    assert not d.find_elements(By.CSS_SELECTOR, "[data-testid=schemas] button")
+    shot("read-only")
     logout()
 
     step("the platform admin sees the cluster's nodes and the overview chart")
