@@ -22,6 +22,7 @@
  *   --appender-dir DIR   KAA_APPENDER_DIR    appender-dir (file log appenders, ./data/logs)
  *   --console-dir DIR    KAA_CONSOLE_DIR     console-dir (web console files; default
  *                        BIN/../console, else /usr/share/kaa/console)
+ *   --log-inflight-mb N  KAA_LOG_INFLIGHT_MB log-inflight-mb (log bytes queued for appenders, 64)
  *   --rebalance-threshold F KAA_REBALANCE_THRESHOLD rebalance-threshold (0.2)
  *   --rebalance-interval S  KAA_REBALANCE_INTERVAL  rebalance-interval (30; 0: off)
  *   --rebalance-cooldown S  KAA_REBALANCE_COOLDOWN  rebalance-cooldown (60)
@@ -66,6 +67,7 @@ typedef struct kaa_node_config {
 	int idle_timeout;  /* seconds: device sessions silent this long are closed */
 	char *appender_dir;
 	char *console_dir;           /* NULL: kaa__console_default_dir */
+	int log_inflight_mb;         /* node-wide budget of log bytes awaiting appenders */
 	double rebalance_threshold;  /* control leader, lib/coord/rebalance.h */
 	int rebalance_interval;      /* seconds; 0: off */
 	int rebalance_cooldown;      /* seconds */
