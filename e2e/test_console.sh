@@ -5,7 +5,10 @@
 # headless chromium through chromium-driver, Selenium from PyPI pinned in
 # e2e/console/requirements.txt, in a venv under ~/.cache/kaa) logs in,
 # creates an application, schemas, a group and a configuration, sees the
-# API's validation errors at their fields, the node list and logs out.
+# API's validation errors at their fields, connects kaa-device with the
+# token it shows, sees it online in the endpoint list, changes its
+# configuration and sees kaa-device print it, sends a notification, sees
+# a read-only user offered no edits, the node list, and logs out.
 # Screenshots: build/console-screenshots/. Needs KAA_ASAN_BIN_DIR (or
 # KAA_BIN_DIR) and the console built beside it (make console / test-bins).
 set -uo pipefail
@@ -144,7 +147,8 @@ echo "== the browser"
 rm -rf "$SHOTS"
 check "browser flow (login, application, schemas, field errors, nodes, logout)" \
 	env SE_OFFLINE=true KAA_TA_PASSWORD="$TA_PW" KAA_DEV_PASSWORD="$DEV_PW" KAA_VIEWER_PASSWORD="$VIEWER_PW" KAA_ADMIN_PASSWORD="$ADMIN_PW" \
-	KAA_NODE_ID=console-node-1 timeout 300 "$venv/bin/python" "$here/console/console_test.py" "$B" "$SHOTS"
+	KAA_NODE_ID=console-node-1 KAA_DEVICE="$BIN_DIR/kaa-device" KAA_BOOTSTRAP="127.0.0.1:$pb" \
+	timeout 300 "$venv/bin/python" "$here/console/console_test.py" "$B" "$SHOTS" "$work"
 check "screenshots written" bash -c "ls '$SHOTS'/overview.png '$SHOTS'/nodes.png '$SHOTS'/schema-error.png >/dev/null"
 
 kill -TERM "$NODE_PID"

@@ -3,12 +3,15 @@ Selenium (pinned in requirements.txt). Run by e2e/test_console.sh against a
 kaa-node it started; prints one line per step and exits 1 at the first
 failure (with a screenshot of the page and its console log).
 
-    console_test.py BASE_URL SCREENSHOT_DIR
+    console_test.py BASE_URL SCREENSHOT_DIR WORK_DIR
 Environment: KAA_TA_PASSWORD, KAA_DEV_PASSWORD, KAA_VIEWER_PASSWORD,
-KAA_ADMIN_PASSWORD (users ta, dev, viewer, admin, created by the caller), KAA_NODE_ID (the node to find).
+KAA_ADMIN_PASSWORD (users ta, dev, viewer, admin, created by the caller), KAA_NODE_ID (the node to find),
+KAA_DEVICE and KAA_BOOTSTRAP (kaa-device and the bootstrap address: the
+device connects with the application token the console shows).
 """
 import json
 import os
+import subprocess
 import sys
 import traceback
 
@@ -18,7 +21,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-BASE, SHOTS = sys.argv[1].rstrip("/"), sys.argv[2]
+BASE, SHOTS, WORK = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3]
+DEVICES = []
 PASSWORDS = {
     "ta": os.environ["KAA_TA_PASSWORD"],
     "dev": os.environ["KAA_DEV_PASSWORD"],
@@ -191,7 +195,39 @@ try:
     text_appears("[data-testid=configurations] table", '"rate":5')
     shot("configurations")
 
-    step("edits the configuration in the JSON editor (PUT with If-Match)")
+    step("kaa-device connects with the application token shown in the console")
+    d.get(BASE + f"/console/apps/{app_id}/schemas")
+    token = find("h1 .token").text.split()[-1]
+    dev_log = open(os.path.join(WORK, "device.err"), "w")
+    device = subprocess.Popen(
+        [os.environ["KAA_DEVICE"], "--bootstrap", os.environ["KAA_BOOTSTRAP"], "--app-token", token,
+         "--state-dir", os.path.join(WORK, "device-state"), "--duration", "240", "--verbose"],
+        stdout=subprocess.DEVNULL, stderr=dev_log)
+    DEVICES.append(device)
+
+    def device_says(text):
+        with open(os.path.join(WORK, "device.err")) as f:
+            return text in f.read()
+    WebDriverWait(d, 30, poll_frequency=0.2).until(lambda _: device_says('"rate":5'))
+
+    step("the endpoints tab lists it online (or says the server has no endpoint API)")
+    d.get(BASE + f"/console/apps/{app_id}/endpoints")
+    wait.until(lambda _: d.find_elements(By.CSS_SELECTOR, "[data-testid=endpoints] table, #endpoints-missing"))
+    fleet_api = not d.find_elements(By.CSS_SELECTOR, "#endpoints-missing")
+    if fleet_api:
+        WebDriverWait(d, 30, poll_frequency=0.5).until(
+            lambda _: d.find_elements(By.CSS_SELECTOR, "[data-testid=endpoints] td .online"))
+        shot("endpoints")
+        click("[data-testid=endpoints] table a")
+        text_appears("[data-testid=endpoint] .props", "online on " + os.environ["KAA_NODE_ID"])
+        text_appears("[data-testid=endpoint]", '"rate": 5')
+        shot("endpoint")
+    else:
+        print("    (no fleet API on this build)", flush=True)
+        shot("endpoints")
+
+    step("back to configurations: edits it in the JSON editor (PUT with If-Match)")
+    d.get(BASE + f"/console/apps/{app_id}/configurations")
     click("[data-testid=configurations] table button:not(.danger)")
     set_textarea("#edit-form #f-body", json.dumps({"rate": "slow"}))
     click("#edit-form button[type=submit]")
@@ -200,6 +236,9 @@ try:
     set_textarea("#edit-form #f-body", json.dumps({"rate": 7}))
     click("#edit-form button[type=submit]")
     text_appears("[data-testid=configurations] table", '"rate":7')
+
+    step("kaa-device prints the new configuration")
+    WebDriverWait(d, 30, poll_frequency=0.2).until(lambda _: device_says('"rate":7'))
 
     step("a topic, and a notification sent on it")
     d.get(BASE + f"/console/apps/{app_id}/topics")
@@ -221,11 +260,6 @@ try:
     click("#create-form button[type=submit]")
     text_appears("[data-testid=notifications] table", "hello fleet")
     shot("notifications")
-
-    step("the endpoints tab answers (a list, or a clear message on a build without the API)")
-    d.get(BASE + f"/console/apps/{app_id}/endpoints")
-    wait.until(lambda _: d.find_elements(By.CSS_SELECTOR, "[data-testid=endpoints], #endpoints-missing"))
-    shot("endpoints")
 
     step("works on a narrow window (no horizontal page scroll)")
     d.set_window_size(420, 900)
@@ -274,6 +308,9 @@ try:
         assert p not in dump, dump
     print("console_test: OK", flush=True)
     d.quit()
+    for p in DEVICES:
+        p.terminate()
+        p.wait()
 except Exception:
     traceback.print_exc()
     try:
@@ -283,4 +320,10 @@ except Exception:
         print("  url:", d.current_url, flush=True)
     finally:
         d.quit()
+        for p in DEVICES:
+            p.kill()
+        try:
+            print(open(os.path.join(WORK, "device.err")).read()[-3000:])
+        except OSError:
+            pass
     sys.exit(1)
