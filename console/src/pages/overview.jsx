@@ -61,10 +61,9 @@ export function Overview({ me }) {
         title: 'Sessions online and log records per second',
         width: width(),
         height: 280,
-        // At least the last five minutes, counts from 0: a lone first
-        // sample does not stretch the axes over years.
+        // Counts from 0.
         scales: {
-          x: { time: true, range: (u, min, max) => [Math.min(min, max - 300), max] },
+          x: { time: true },
           n: { range: (u, min, max) => [0, Math.max(10, max * 1.2)] },
           r: { range: (u, min, max) => [0, Math.max(10, max * 1.2)] },
         },
@@ -91,6 +90,10 @@ export function Overview({ me }) {
         d[2].push(s.rps);
         if (d[0].length > MAX_SAMPLES) d.forEach((a) => a.shift());
         plot.current.setData(d);
+        // At least the last five minutes: a lone first sample must not
+        // stretch the time axis over years.
+        const max = d[0][d[0].length - 1];
+        plot.current.setScale('x', { min: Math.min(d[0][0], max - 300), max });
         setLast(s);
         setError(null);
       } catch (e) {
