@@ -84,7 +84,7 @@ int kaa__rest_auth_new(kaa__meta_store *store, kaa__rest_auth **out)
 		return KAA_ERR_INTERNAL;
 	}
 	a->store = store;
-	a->sessions = kaa__sessions_new();
+	a->sessions = kaa__sessions_new(0, 0);
 	pthread_mutex_init(&a->mu, NULL);
 	*out = a;
 	return KAA_OK;

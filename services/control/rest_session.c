@@ -22,13 +22,16 @@ typedef struct session {
 } session;
 
 struct kaa__sessions {
+	int64_t idle_ms, max_ms;
 	pthread_mutex_t mu;
 	session slots[KAA_SESSION_MAX];
 };
 
-kaa__sessions *kaa__sessions_new(void)
+kaa__sessions *kaa__sessions_new(int64_t idle_ms, int64_t max_ms)
 {
 	kaa__sessions *s = kaa__xcalloc(1, sizeof(*s));
+	s->idle_ms = idle_ms > 0 ? idle_ms : KAA_SESSION_IDLE_MS;
+	s->max_ms = max_ms > 0 ? max_ms : KAA_SESSION_MAX_MS;
 	pthread_mutex_init(&s->mu, NULL);
 	return s;
 }
@@ -56,9 +59,9 @@ static int random_hex(char out[KAA_SESSION_TOKEN_LEN + 1])
 	return KAA_OK;
 }
 
-static bool ended(const session *e, int64_t now)
+static bool ended(const kaa__sessions *s, const session *e, int64_t now)
 {
-	return now >= e->idle_deadline_ms || now >= e->created_ms + KAA_SESSION_MAX_MS;
+	return now >= e->idle_deadline_ms || now >= e->created_ms + s->max_ms;
 }
 
 int kaa__sessions_create(kaa__sessions *s, int64_t user_id, char id[KAA_SESSION_TOKEN_LEN + 1],
@@ -74,7 +77,7 @@ int kaa__sessions_create(kaa__sessions *s, int64_t user_id, char id[KAA_SESSION_
 	session *pick = &s->slots[0];
 	for (size_t i = 0; i < KAA_SESSION_MAX; i++) {
 		session *e = &s->slots[i];
-		if (!e->id_hash[0] || ended(e, now)) {
+		if (!e->id_hash[0] || ended(s, e, now)) {
 			pick = e;
 			break;
 		}
@@ -85,9 +88,9 @@ int kaa__sessions_create(kaa__sessions *s, int64_t user_id, char id[KAA_SESSION_
 	memcpy(pick->csrf, csrf, KAA_SESSION_TOKEN_LEN + 1);
 	pick->user_id = user_id;
 	pick->created_ms = now;
-	pick->idle_deadline_ms = now + KAA_SESSION_IDLE_MS;
+	pick->idle_deadline_ms = now + s->idle_ms;
 	pthread_mutex_unlock(&s->mu);
-	*expires_ms = kaa__wall_ms() + KAA_SESSION_MAX_MS;
+	*expires_ms = kaa__wall_ms() + s->max_ms;
 	return KAA_OK;
 }
 
@@ -111,10 +114,10 @@ bool kaa__sessions_lookup(kaa__sessions *s, const char *id, int64_t *user_id,
 	bool ok = false;
 	pthread_mutex_lock(&s->mu);
 	session *e = find(s, hash);
-	if (e && ended(e, now)) {
+	if (e && ended(s, e, now)) {
 		memset(e, 0, sizeof(*e));
 	} else if (e) {
-		e->idle_deadline_ms = now + KAA_SESSION_IDLE_MS;
+		e->idle_deadline_ms = now + s->idle_ms;
 		*user_id = e->user_id;
 		memcpy(csrf, e->csrf, KAA_SESSION_TOKEN_LEN + 1);
 		ok = true;

@@ -6,8 +6,9 @@
  * Sessions live in this process only (a table of at most
  * KAA_SESSION_MAX; the oldest is evicted beyond it). Only the SHA-256 of
  * a session id is kept, so the table holds nothing that can be replayed.
- * A session ends at logout, after KAA_SESSION_IDLE_MS without a request,
- * or KAA_SESSION_MAX_MS after login, whichever comes first. With several
+ * A session ends at logout, after its idle time without a request, or its
+ * lifetime after login, whichever comes first (KAA_SESSION_IDLE_MS and
+ * KAA_SESSION_MAX_MS in the control service). With several
  * control replicas behind one address the console needs sticky routing
  * (or a re-login when it lands on another replica).
  *
@@ -30,12 +31,14 @@
 
 typedef struct kaa__sessions kaa__sessions;
 
-kaa__sessions *kaa__sessions_new(void);
+/* idle_ms and max_ms: the idle time and the lifetime (0: the defaults
+ * above). */
+kaa__sessions *kaa__sessions_new(int64_t idle_ms, int64_t max_ms);
 /* Accepts NULL. */
 void kaa__sessions_free(kaa__sessions *s);
 
 /* A new session for user_id: its id and CSRF token (hex, NUL-terminated)
- * and when it ends at the latest. KAA_OK, or KAA_ERR_INTERNAL without
+ * and when it ends at the latest (wall clock ms). KAA_OK, or KAA_ERR_INTERNAL without
  * randomness. */
 int kaa__sessions_create(kaa__sessions *s, int64_t user_id, char id[KAA_SESSION_TOKEN_LEN + 1],
 			 char csrf[KAA_SESSION_TOKEN_LEN + 1], int64_t *expires_ms);

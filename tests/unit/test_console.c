@@ -3,6 +3,7 @@
  * headers, the single-page fallback, symlink escapes; and console sessions
  * (rest_session.h): ids, CSRF tokens, logout, the Cookie header parser.
  */
+#include "base/clock.h"
 #include "control/console_files.h"
 #include "control/rest_session.h"
 
@@ -191,7 +192,7 @@ static void test_serve(void)
 
 static void test_sessions(void)
 {
-	kaa__sessions *s = kaa__sessions_new();
+	kaa__sessions *s = kaa__sessions_new(0, 0);
 	char id[KAA_SESSION_TOKEN_LEN + 1], csrf[KAA_SESSION_TOKEN_LEN + 1],
 		got[KAA_SESSION_TOKEN_LEN + 1], id2[KAA_SESSION_TOKEN_LEN + 1],
 		csrf2[KAA_SESSION_TOKEN_LEN + 1];
@@ -223,6 +224,44 @@ static void test_sessions(void)
 	kaa__sessions_free(NULL);
 }
 
+/* Polls until the session has ended: true, or false after deadline_ms. */
+static bool ends_within(kaa__sessions *s, const char *id, int64_t deadline_ms)
+{
+	int64_t user;
+	char got[KAA_SESSION_TOKEN_LEN + 1];
+	for (int64_t t = 0; t < deadline_ms; t += 10) {
+		if (!kaa__sessions_lookup(s, id, &user, got))
+			return true;
+		usleep(10 * 1000);
+	}
+	return false;
+}
+
+static void test_expiry(void)
+{
+	char id[KAA_SESSION_TOKEN_LEN + 1], csrf[KAA_SESSION_TOKEN_LEN + 1],
+		got[KAA_SESSION_TOKEN_LEN + 1];
+	int64_t user, exp;
+	/* idle: 100 ms without a lookup ends it (a lookup would renew it, so
+	 * this waits on the clock, not on the table) */
+	kaa__sessions *s = kaa__sessions_new(100, 60000);
+	CU_ASSERT_EQUAL_FATAL(kaa__sessions_create(s, 1, id, csrf, &exp), 0);
+	CU_ASSERT_TRUE(kaa__sessions_lookup(s, id, &user, got));
+	int64_t t0 = kaa__now_ms();
+	while (kaa__now_ms() - t0 < 150)
+		usleep(10 * 1000);
+	CU_ASSERT_FALSE(kaa__sessions_lookup(s, id, &user, got));
+	kaa__sessions_free(s);
+	/* lifetime: 300 ms even while in use (lookups every 10 ms renew the
+	 * idle time of 200 ms) */
+	s = kaa__sessions_new(200, 300);
+	t0 = kaa__now_ms();
+	CU_ASSERT_EQUAL_FATAL(kaa__sessions_create(s, 1, id, csrf, &exp), 0);
+	CU_ASSERT_TRUE(ends_within(s, id, 5000));
+	CU_ASSERT_TRUE(kaa__now_ms() - t0 >= 300);
+	kaa__sessions_free(s);
+}
+
 static void test_cookie(void)
 {
 	char v[16];
@@ -250,6 +289,7 @@ int main(void)
 	CU_add_test(s, "path checks", test_rel_path);
 	CU_add_test(s, "static files, headers, fallback, escapes", test_serve);
 	CU_add_test(s, "sessions", test_sessions);
+	CU_add_test(s, "sessions end: idle time, lifetime", test_expiry);
 	CU_add_test(s, "Cookie header", test_cookie);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
