@@ -196,7 +196,7 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 	expect 201 "[$tag] log appender"
 	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"type":"file","file":"../etc/passwd"}}'
 	expect_err 400 invalid '$.settings.file' "[$tag] a log file name is not a path"
-	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"path":"/tmp/x"}}'
+	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"type":"file","file":"x.jsonl","path":"/tmp/x"}}'
 	expect_err 400 invalid '$.settings.path' "[$tag] unknown appender setting"
 	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"type":"kafka"}}'
 	expect_err 400 invalid '$.settings.type' "[$tag] unknown appender type"

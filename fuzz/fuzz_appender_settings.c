@@ -1,10 +1,10 @@
-// fuzz-sources: lib/appender/log_appender.c lib/appender/webhook_appender.c
+// fuzz-sources: lib/appender/log_appender.c lib/appender/webhook_appender.c lib/appender/kafka_appender.c
 // fuzz-sources: lib/store/endpoint_store.c lib/store/endpoint_store_sqlite.c
 // fuzz-sources: lib/store/endpoint_store_mongo.c lib/store/sqlite_err.c
 // fuzz-sources: lib/json/json_merge.c lib/base/alloc.c lib/base/buf.c lib/base/clock.c
 // fuzz-sources: lib/base/error.c lib/base/log.c lib/base/metrics.c lib/proto/endpoint_codec.c
 // fuzz-sources: build/gen/endpoint.pb-c.c
-// fuzz-pkgs: yajl sqlite3 libmongoc-1.0 libcurl openssl libprotobuf-c
+// fuzz-pkgs: yajl sqlite3 libmongoc-1.0 libcurl openssl libprotobuf-c rdkafka
 /*
  * Log-appender settings come from any REST client holding an application
  * admin's credentials (POST/PUT /applications/{app}/log-appenders) and

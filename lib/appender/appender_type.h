@@ -61,6 +61,7 @@ typedef struct kaa__appender_type {
 extern const kaa__appender_type kaa__appender_store;
 extern const kaa__appender_type kaa__appender_file;
 extern const kaa__appender_type kaa__appender_webhook;
+extern const kaa__appender_type kaa__appender_kafka;
 
 /* Helpers for types. err gets fmt (when err/errlen given). */
 void kaa__appender_set_err(char *err, size_t errlen, const char *fmt, ...)

@@ -735,6 +735,7 @@ static const kaa__appender_type *const types[] = {
 	&kaa__appender_store,
 	&kaa__appender_file,
 	&kaa__appender_webhook,
+	&kaa__appender_kafka,
 };
 #define N_TYPES (sizeof(types) / sizeof(types[0]))
 

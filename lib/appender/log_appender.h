@@ -39,6 +39,12 @@
  *       docs/appenders.md. "secret" (HMAC-SHA256 key of X-Kaa-Signature) is
  *       write-only: the control service shows it masked.
  *
+ *   {"type": "kafka", "bootstrap_servers": "host:port,...", ...}
+ *       one Kafka message per record (librdkafka idempotent producer,
+ *       acks=all), confirmed by the delivery reports on the appender's own
+ *       thread; members and the guarantee in kafka_appender.c and
+ *       docs/appenders.md. "sasl_password" is write-only like "secret".
+ *
  * Delivery is asynchronous: kaa__log_appender_submit hands a batch over
  * and its callback later says whether the destination durably accepted it.
  * "endpoint-store" and "file" finish inside submit (they block on I/O:
@@ -75,6 +81,9 @@ typedef struct kaa__log_appender_env {
 	/* per-appender metrics (kaa_log_appender_*{app,appender,type}); may be
 	 * NULL (no metrics) */
 	kaa__metrics *metrics;
+	/* the application's token, for names made from it (the "kafka" topic
+	 * template's {app_token}); borrowed for new only */
+	const char *app_token;
 } kaa__log_appender_env;
 
 /*
@@ -98,7 +107,7 @@ void kaa__log_appender_free(kaa__log_appender *a); /* accepts NULL */
  * one-line reason in err ("settings.file: ..."). Any thread. */
 int kaa__log_appender_check(const char *settings_json, char *err, size_t errlen);
 
-/* "endpoint-store", "file", "webhook", ...; static. */
+/* "endpoint-store", "file", "webhook", "kafka"; static. */
 const char *kaa__log_appender_type(const kaa__log_appender *a);
 /* The log-appender object's id and app id given at new. */
 int64_t kaa__log_appender_id(const kaa__log_appender *a);
