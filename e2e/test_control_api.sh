@@ -198,7 +198,7 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 	expect_err 400 invalid '$.settings.file' "[$tag] a log file name is not a path"
 	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"type":"file","file":"x.jsonl","path":"/tmp/x"}}'
 	expect_err 400 invalid '$.settings.path' "[$tag] unknown appender setting"
-	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"type":"kafka"}}'
+	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"type":"cassandra"}}'
 	expect_err 400 invalid '$.settings.type' "[$tag] unknown appender type"
 	api "$TU" GET "/applications/$A1/configurations/$C1"
 	expect 200 "[$tag] tenant user reads configuration"
