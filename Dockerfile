@@ -12,6 +12,17 @@
 # the runtime packages cover every library the binaries load; the runtime
 # stage checks it again with ldd.
 
+# ---- web console ----------------------------------------------------------
+# console/ built with the exact npm packages of its package-lock.json; the
+# runtime image gets the static files only (no Node.js).
+FROM node:20-bookworm-slim AS console
+WORKDIR /src/console
+COPY console/package.json console/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY console/index.html console/vite.config.js ./
+COPY console/src ./src
+RUN KAA_CONSOLE_OUT=/out ./node_modules/.bin/vite build
+
 # ---- build ----------------------------------------------------------------
 FROM debian:12 AS build
 ARG DEBIAN_FRONTEND=noninteractive
@@ -51,6 +62,8 @@ RUN groupadd --system --gid 65532 kaa \
 
 COPY --from=build /src/build/bin/kaa-node /src/build/bin/kaa-operator \
 	/src/build/bin/kaa-device /usr/local/bin/
+# kaa-node's default --console-dir when BIN/../console has none
+COPY --from=console /out /usr/share/kaa/console
 # Fail the build if the runtime packages miss a library.
 RUN for b in /usr/local/bin/kaa-node /usr/local/bin/kaa-operator /usr/local/bin/kaa-device; do \
 		if ldd "$b" | grep 'not found'; then \

@@ -129,7 +129,7 @@ TEST_TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TEST_TOOL_
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps tools run test unit e2e-k8s e2e-cluster fuzz fuzz-smoke format format-check layer-check \
+.PHONY: all console deps tools run test unit e2e-k8s e2e-cluster fuzz fuzz-smoke format format-check layer-check \
 	check-runtime-libs bench clean test-bins
 
 
@@ -258,7 +258,22 @@ $(BENCH_BINS): $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBKAA_NODE) $(LIBKAA_
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-test-bins: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(SDK_TEST_BINS) $(OPERATOR_TEST_BINS) $(K8S_TEST_BINS) $(SDK_EXAMPLES) \
+# ---- web console (console/, scripts/build-console.sh) ----------------------
+# Built into $(BUILD)/console, where $(BUILD)/bin/kaa-node looks by default
+# (--console-dir); rebuilt only when a source or the lock file changes.
+CONSOLE_OUT := $(BUILD)/console
+CONSOLE_SRC := console/package.json console/package-lock.json console/index.html \
+	console/vite.config.js $(shell find console/src -type f 2>/dev/null)
+CONSOLE_STAMP := $(CONSOLE_OUT)/.built
+
+console: $(CONSOLE_STAMP)
+
+$(CONSOLE_STAMP): $(CONSOLE_SRC) scripts/build-console.sh
+	@echo "  VITE    $(CONSOLE_OUT)"
+	$(Q)scripts/build-console.sh $(CONSOLE_OUT)
+	@touch $@
+
+test-bins: console $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(SDK_TEST_BINS) $(OPERATOR_TEST_BINS) $(K8S_TEST_BINS) $(SDK_EXAMPLES) \
 	$(TEST_TOOL_BINS)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
@@ -268,10 +283,11 @@ test-bins: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(SDK_TEST_BINS) $(OPERATOR_TEST_B
 KAA_ADMIN_USER ?= admin
 KAA_ADMIN_PASSWORD ?= kaa-demo-password
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all console
 	@mkdir -p data
 	@echo "kaa-node standalone: control http://localhost:8080, bootstrap :8081, operations :9080"
 	@echo "  admin credentials: $(KAA_ADMIN_USER) / $(KAA_ADMIN_PASSWORD)   (KAA_ADMIN_USER/KAA_ADMIN_PASSWORD)"
+	@echo "  web console: open http://localhost:8080/console/"
 	@echo "  try: curl localhost:8080/readyz; curl localhost:8080/metrics   (Ctrl-C stops it)"
 	exec env KAA_ADMIN_USER='$(KAA_ADMIN_USER)' KAA_ADMIN_PASSWORD='$(KAA_ADMIN_PASSWORD)' \
 		$(BUILD)/bin/kaa-node --demo --host localhost

@@ -37,12 +37,14 @@
 #include "store/meta_store.h"
 
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
 
 struct kaa__control {
 	kaa__meta_store *store;
@@ -419,6 +421,110 @@ static void call_undrain(rest_call *k)
 				k->resp);
 }
 
+/* ---- console sessions (rest_session.h) ---- */
+
+static void gen_principal(yajl_gen g, const kaa__principal *p)
+{
+	yajl_gen_map_open(g);
+	kaa__gen_key(g, "id");
+	yajl_gen_integer(g, p->user_id);
+	kaa__gen_str(g, "name", p->name);
+	kaa__gen_str(g, "role", kaa__role_name(p->role));
+	kaa__gen_key(g, "tenantId");
+	yajl_gen_integer(g, p->tenant_id);
+	yajl_gen_map_close(g);
+}
+
+static void gen_session(kaa__http_response *resp, int status, const kaa__principal *p,
+			int64_t expires_ms)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	yajl_gen_map_open(g);
+	kaa__gen_key(g, "user");
+	gen_principal(g, p);
+	kaa__gen_str(g, "csrfToken", p->session ? p->csrf : NULL);
+	if (expires_ms) {
+		kaa__gen_key(g, "expiresAt");
+		yajl_gen_integer(g, expires_ms);
+	}
+	yajl_gen_map_close(g);
+	kaa__reply_gen(resp, status, g);
+	yajl_gen_free(g);
+	kaa__http_response_add_header(resp, "Cache-Control", "no-store");
+}
+
+/* Secure only when the browser reached us over TLS (an ingress says so);
+ * a Secure cookie on plain http://localhost would never be sent back. */
+static void set_session_cookie(const kaa__http_request *req, kaa__http_response *resp,
+			       const char *value, long max_age_s)
+{
+	const char *proto = kaa__http_header(req, "x-forwarded-proto");
+	char cookie[256];
+	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; Max-Age=%ld; HttpOnly; SameSite=Strict%s",
+		 KAA_SESSION_COOKIE, value, max_age_s,
+		 proto && strcasecmp(proto, "https") == 0 ? "; Secure" : "");
+	kaa__http_response_add_header(resp, "Set-Cookie", cookie);
+}
+
+static const char *tree_str(yajl_val v, const char *key)
+{
+	const char *path[] = {key, NULL};
+	yajl_val s = yajl_tree_get(v, path, yajl_t_string);
+	return s ? YAJL_GET_STRING(s) : NULL;
+}
+
+/* POST /api/v1/session {"user","password"}: anonymous. A JSON body only
+ * (415 otherwise), so a cross-site HTML form cannot log a browser in. */
+static void call_login(rest_call *k)
+{
+	const char *ct = kaa__http_header(k->req, "content-type");
+	char id[KAA_SESSION_TOKEN_LEN + 1];
+	kaa__principal p;
+	int64_t expires = 0;
+	if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
+	    (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+		kaa__reply_error(k->resp, 415, "unsupported_media_type",
+				 "send Content-Type: application/json", NULL);
+		return;
+	}
+	yajl_val v = yajl_tree_parse(k->req->body, NULL, 0);
+	const char *user = v ? tree_str(v, "user") : NULL;
+	const char *pass = v ? tree_str(v, "password") : NULL;
+	if (!user || !pass) {
+		kaa__reply_error(k->resp, 400, "invalid", "send {\"user\":...,\"password\":...}",
+				 user ? "$.password" : "$.user");
+		yajl_tree_free(v);
+		return;
+	}
+	int st = kaa__rest_login(k->c->auth, user, pass, &p, id, &expires);
+	yajl_tree_free(v);
+	if (st != 0) {
+		kaa__reply_error(k->resp, st,
+				 st == 401   ? "unauthorized"
+				 : st == 503 ? "unavailable"
+					     : "internal",
+				 st == 401 ? "wrong user or password" : "cannot open a session",
+				 NULL);
+		return;
+	}
+	KAA_INFO("control", "session_opened user=%s", p.name);
+	gen_session(k->resp, 201, &p, expires);
+	set_session_cookie(k->req, k->resp, id, (long)(KAA_SESSION_MAX_MS / 1000));
+	OPENSSL_cleanse(id, sizeof(id));
+}
+
+static void call_session(rest_call *k)
+{
+	gen_session(k->resp, 200, k->p, 0);
+}
+
+static void call_logout(rest_call *k)
+{
+	kaa__rest_logout(k->c->auth, k->req);
+	kaa__http_respond(k->resp, 204, NULL, NULL, 0);
+	set_session_cookie(k->req, k->resp, "", 0);
+}
+
 /* The fleet routes: the application of the path inside the caller's
  * tenant (404 otherwise, as for resources), then the role for kind. 0, or
  * answers and returns -1. */
@@ -518,26 +624,30 @@ typedef struct extra_route {
 	const char *method, *pattern;
 	void (*call)(rest_call *k); /* answers k->resp */
 	bool platform_only;         /* else 403 before the call */
+	bool anonymous;             /* called without authentication (k->p NULL) */
 } extra_route;
 
 static const extra_route extra_routes[] = {
-	{"GET", "/api/v1/me", call_me, false},
-	{"GET", "/api/v1/applications/{app}/sdk-profiles/{profile}/sdk", call_sdk, false},
-	{"POST", "/api/v1/applications/{app}/resolve-configuration", call_resolve, false},
-	{"GET", "/api/v1/nodes", call_nodes, true},
-	{"PUT", "/api/v1/nodes/{node}/drain", call_drain, true},
-	{"DELETE", "/api/v1/nodes/{node}/drain", call_undrain, true},
-	{"GET", "/api/v1/applications/{app}/endpoints", call_ep_list, false},
-	{"GET", "/api/v1/applications/{app}/endpoints/{endpoint}", call_ep_get, false},
+	{"GET", "/api/v1/me", call_me, false, false},
+	{"GET", "/api/v1/applications/{app}/sdk-profiles/{profile}/sdk", call_sdk, false, false},
+	{"POST", "/api/v1/applications/{app}/resolve-configuration", call_resolve, false, false},
+	{"GET", "/api/v1/nodes", call_nodes, true, false},
+	{"PUT", "/api/v1/nodes/{node}/drain", call_drain, true, false},
+	{"DELETE", "/api/v1/nodes/{node}/drain", call_undrain, true, false},
+	{"POST", "/api/v1/session", call_login, false, true},
+	{"GET", "/api/v1/session", call_session, false, false},
+	{"DELETE", "/api/v1/session", call_logout, false, false},
+	{"GET", "/api/v1/applications/{app}/endpoints", call_ep_list, false, false},
+	{"GET", "/api/v1/applications/{app}/endpoints/{endpoint}", call_ep_get, false, false},
 	{"GET", "/api/v1/applications/{app}/endpoints/{endpoint}/server-profile",
-	 call_ep_profile_get, false},
+	 call_ep_profile_get, false, false},
 	{"PUT", "/api/v1/applications/{app}/endpoints/{endpoint}/server-profile",
-	 call_ep_profile_put, false},
+	 call_ep_profile_put, false, false},
 	{"GET", "/api/v1/applications/{app}/endpoints/{endpoint}/configuration", call_ep_config,
-	 false},
-	{"GET", "/api/v1/applications/{app}/endpoints/{endpoint}/logs", call_ep_logs, false},
-	{"GET", "/api/v1/applications/{app}/logs", call_app_logs, false},
-	{"GET", "/api/v1/applications/{app}/stats", call_app_stats, false},
+	 false, false},
+	{"GET", "/api/v1/applications/{app}/endpoints/{endpoint}/logs", call_ep_logs, false, false},
+	{"GET", "/api/v1/applications/{app}/logs", call_app_logs, false, false},
+	{"GET", "/api/v1/applications/{app}/stats", call_app_stats, false, false},
 };
 #define N_EXTRA (sizeof(extra_routes) / sizeof(extra_routes[0]))
 
@@ -958,15 +1068,27 @@ void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__htt
 		kaa__reply_error(resp, 404, "not_found", "no such route", NULL);
 		return;
 	}
+	if (m == KAA_ROUTE_FOUND && route->id >= ROUTE_EXTRA &&
+	    extra_routes[route->id - ROUTE_EXTRA].anonymous) {
+		rest_call k = {.c = c, .req = req, .resp = resp, .params = &params};
+		extra_routes[route->id - ROUTE_EXTRA].call(&k);
+		return;
+	}
 	int st = kaa__rest_authenticate(c->auth, req, &p);
 	if (st != 0) {
-		if (st == 401)
+		/* The console's fetches say who they are: no Basic challenge,
+		 * which would make the browser pop up its own login dialog. */
+		if (st == 401 && !kaa__http_header(req, "x-requested-with"))
 			kaa__http_response_add_header(resp, "WWW-Authenticate",
 						      "Basic realm=\"kaa\"");
-		kaa__reply_error(resp, st, st == 401 ? "unauthorized" : "unavailable",
-				 st == 401 ? "valid credentials required"
-					   : "metadata store unavailable",
-				 NULL);
+		if (st == 403)
+			kaa__reply_error(resp, 403, "csrf",
+					 "a session needs its X-CSRF-Token for this method", NULL);
+		else
+			kaa__reply_error(resp, st, st == 401 ? "unauthorized" : "unavailable",
+					 st == 401 ? "valid credentials required"
+						   : "metadata store unavailable",
+					 NULL);
 		return;
 	}
 	if (m == KAA_ROUTE_NO_METHOD) {

@@ -3,8 +3,11 @@
  * over the metadata store (meta_store.h). docs/openapi.yaml describes every
  * route; tests/unit/test_openapi.c checks that the two match.
  *
- * Auth: every /api/v1/ request needs HTTP Basic (user:password) or
- * "Authorization: Bearer <API token>". No credentials: 401; a role that may
+ * Auth: every /api/v1/ request needs HTTP Basic (user:password),
+ * "Authorization: Bearer <API token>" or a web console session (the
+ * kaa_session cookie, plus X-CSRF-Token on every method but GET and HEAD:
+ * 403 without it; rest_session.h), except POST /api/v1/session, the
+ * console's login. No credentials: 401; a role that may
  * not act on the resource kind: 403; an object outside the caller's tenant:
  * 404 (its existence is not revealed).
  * After each committed change the application's revision is published to

@@ -35,6 +35,7 @@ enum {
 	OPT_DRAIN_TIMEOUT,
 	OPT_IDLE_TIMEOUT,
 	OPT_APPENDER_DIR,
+	OPT_CONSOLE_DIR,
 	OPT_LOG_INFLIGHT_MB,
 	OPT_REBALANCE_THRESHOLD,
 	OPT_REBALANCE_INTERVAL,
@@ -68,6 +69,7 @@ static const struct option options[] = {
 	{"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
 	{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	{"appender-dir", required_argument, NULL, OPT_APPENDER_DIR},
+	{"console-dir", required_argument, NULL, OPT_CONSOLE_DIR},
 	{"log-inflight-mb", required_argument, NULL, OPT_LOG_INFLIGHT_MB},
 	{"rebalance-threshold", required_argument, NULL, OPT_REBALANCE_THRESHOLD},
 	{"rebalance-interval", required_argument, NULL, OPT_REBALANCE_INTERVAL},
@@ -108,6 +110,9 @@ const char *kaa__node_usage(void)
 	       "  --idle-timeout SECONDS  close device sessions silent this long (default 120;\n"
 	       "                         announced to devices, whose SDK pings at a third of it)\n"
 	       "  --appender-dir DIR     base directory of file log appenders (default ./data/logs)\n"
+	       "  --console-dir DIR      the web console's built files, served at /console/ by\n"
+	       "                         control (default: BIN/../console, else\n"
+	       "                         /usr/share/kaa/console)\n"
 	       "  --log-inflight-mb N    log bytes queued for appenders, node-wide (default 64;\n"
 	       "                         beyond it batches are answered RATE_LIMITED)\n"
 	       "  --rebalance-threshold F  control leader: rebalance when the busiest operations node\n"
@@ -212,6 +217,7 @@ static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, 
 		cfg->proof_always = v[0] == 'a';
 		return 0;
 	case OPT_APPENDER_DIR: return set_str(&cfg->appender_dir, v);
+	case OPT_CONSOLE_DIR: return set_str(&cfg->console_dir, v);
 	case OPT_LOG_INFLIGHT_MB: {
 		char *end;
 		errno = 0;
@@ -601,6 +607,7 @@ void kaa__node_config_clear(kaa_node_config *cfg)
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	free(cfg->appender_dir);
+	free(cfg->console_dir);
 	free(cfg->config_file);
 	memset(cfg, 0, sizeof(*cfg));
 }

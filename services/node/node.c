@@ -19,6 +19,7 @@
 #include "node/node.h"
 
 #include "control/api.h"
+#include "control/console_files.h"
 #include "bootstrap/bootstrap.h"
 #include "coord/coord.h"
 #include "coord/keys.h"
@@ -53,6 +54,7 @@ struct kaa__node {
 	kaa__registry *registry;
 	kaa__election *election;
 	kaa__control *control;
+	char console_dir[4096];
 	kaa__operations *ops;
 	kaa__metrics *metrics;
 	svc_port ports[SVC_COUNT];
@@ -101,6 +103,10 @@ static void handle(const kaa__http_request *req, kaa__http_response *resp, void 
 	kaa__counter_add(p->requests, 1);
 	if (p->svc == SVC_CONTROL && n->control && strncmp(req->path, "/api/", 5) == 0) {
 		kaa__control_handle(n->control, req, resp);
+		return;
+	}
+	if (p->svc == SVC_CONTROL && n->control && kaa__console_path(req->path)) {
+		kaa__console_serve(n->console_dir, req, resp);
 		return;
 	}
 	if (p->svc == SVC_BOOTSTRAP && strcmp(req->path, "/v1/operations") == 0 &&
@@ -402,6 +408,11 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 		if (rc != KAA_OK)
 			goto fail;
 		kaa__control_set_metrics(n->control, n->metrics);
+		if (cfg->console_dir)
+			snprintf(n->console_dir, sizeof(n->console_dir), "%s", cfg->console_dir);
+		else if (!kaa__console_default_dir(n->console_dir, sizeof(n->console_dir)))
+			KAA_INFO("node", "console_not_found dir=%s hint=make_console",
+				 n->console_dir);
 		kaa__control_set_rebalance(
 			n->control, cfg->rebalance_threshold, cfg->rebalance_min_sessions,
 			cfg->rebalance_interval * 1000, cfg->rebalance_cooldown * 1000);
