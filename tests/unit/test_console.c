@@ -3,6 +3,7 @@
  * headers, the single-page fallback, symlink escapes; and console sessions
  * (rest_session.h): ids, CSRF tokens, logout, the Cookie header parser.
  */
+#include "cu_main.h"
 #include "base/clock.h"
 #include "control/console_files.h"
 #include "control/rest_session.h"
@@ -283,17 +284,12 @@ static void test_cookie(void)
 
 int main(void)
 {
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 1;
-	CU_pSuite s = CU_add_suite("console", setup, teardown);
-	CU_add_test(s, "path checks", test_rel_path);
-	CU_add_test(s, "static files, headers, fallback, escapes", test_serve);
-	CU_add_test(s, "sessions", test_sessions);
-	CU_add_test(s, "sessions end: idle time, lifetime", test_expiry);
-	CU_add_test(s, "Cookie header", test_cookie);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
+	static const kaa__cu_test tests[] = {
+		{"path checks", test_rel_path},
+		{"static files, headers, fallback, escapes", test_serve},
+		{"sessions", test_sessions},
+		{"sessions end: idle time, lifetime", test_expiry},
+		{"Cookie header", test_cookie},
+	};
+	return kaa__cu_run("console", tests, KAA__CU_COUNT(tests), setup, teardown);
 }
