@@ -472,7 +472,9 @@ static size_t slen(const char *s)
 	return s ? strlen(s) : 0;
 }
 
-/* A plain string field: at most max bytes; non-empty when required. */
+/* A plain string field: at most max bytes, valid UTF-8 (proto3 says so,
+ * and protobuf-c does not check: a token or name that is not text would
+ * otherwise reach the stores and logs); non-empty when required. */
 static int str(vctx *c, const char *s, size_t max, const char *name, long idx, int required)
 {
 	size_t n = slen(s);
@@ -481,6 +483,14 @@ static int str(vctx *c, const char *s, size_t max, const char *name, long idx, i
 		return too_big(c, name, idx, n, max);
 	if (required && n == 0)
 		return missing(c, name, idx);
+	for (size_t i = 0; i < n;) {
+		const unsigned char *p = (const unsigned char *)s + i;
+		size_t l = *p < 0x80 ? 1 : utf8_len(p, n - i);
+		if (l == 0)
+			return fail(c, KAA_ERR_INVAL, C_INVALID, name, idx,
+				    "not valid UTF-8 at byte %zu", i);
+		i += l;
+	}
 	return KAA_OK;
 }
 

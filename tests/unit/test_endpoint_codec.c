@@ -625,6 +625,44 @@ static void test_limit_strings(void)
 	}
 }
 
+/* Every string field must be UTF-8: a broken token is refused as an
+ * invalid message (not retryable), naming the field; text passes. */
+static void test_utf8_strings(void)
+{
+	kaa__frame_error err;
+	frame_t f;
+	uint8_t key[8] = {1, 2, 3};
+	Kaa__Endpoint__V1__Hello m = KAA__ENDPOINT__V1__HELLO__INIT;
+	static const char *const bad[] = {"tok\xff", "\xc3",
+					  "a\xed\xa0\x80"
+					  "b",
+					  "\xf4\x90\x80\x80", "\xe0\x80\xaf"};
+	frame_init(&f, B(HELLO), &m);
+	m.public_key.data = key;
+	m.public_key.len = sizeof(key);
+	m.application_token = "t\xc3\xa9st-\xf0\x9f\x98\x80";
+	m.sdk_version = "libkaa/0.1.0 \xe2\x82\xac";
+	CU_ASSERT_EQUAL(dec(&f, NULL, &err), KAA_OK);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		m.application_token = (char *)bad[i];
+		CU_ASSERT_EQUAL(dec(&f, NULL, &err), KAA_ERR_INVAL);
+		CU_ASSERT_EQUAL(err.code,
+				KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_INVALID_MESSAGE);
+		CU_ASSERT_STRING_EQUAL(err.field, "hello.application_token");
+	}
+	m.application_token = "tok";
+	m.sdk_version = "libkaa\x80";
+	CU_ASSERT_EQUAL(dec(&f, NULL, &err), KAA_ERR_INVAL);
+	CU_ASSERT_STRING_EQUAL(err.field, "hello.sdk_version");
+	{
+		Kaa__Endpoint__V1__Subscribe s = KAA__ENDPOINT__V1__SUBSCRIBE__INIT;
+		frame_init(&f, B(SUBSCRIBE), &s);
+		s.topic_id = "12\xfe";
+		CU_ASSERT_EQUAL(dec(&f, NULL, &err), KAA_ERR_INVAL);
+		CU_ASSERT_STRING_EQUAL(err.field, "subscribe.topic_id");
+	}
+}
+
 static void test_limit_counts(void)
 {
 	kaa__frame_error err;
@@ -1016,6 +1054,7 @@ static const kaa__cu_test tests[] = {
 	{"limit: frame bytes", test_limit_frame},
 	{"limit: JSON field sizes", test_limit_json_fields},
 	{"limit: tokens, key, identifiers", test_limit_strings},
+	{"UTF-8 in every string field", test_utf8_strings},
 	{"limit: records, topics, targets, depth", test_limit_counts},
 	{"version, empty body, required fields", test_version_and_body},
 	{"truncated and garbage bytes", test_bad_bytes},
