@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Devices through an ingress (issue 15 §1). A real nginx (Debian's) on
-# loopback terminates TLS and routes by path, as one Ingress host does:
+# Devices through an ingress (issue 15 §1, §3). A real nginx (Debian's) on
+# loopback terminates TLS and routes by path, as one Ingress host does, and
+# speaks TLS again to the nodes (TLS on every hop: the bootstrap port serves
+# HTTPS with --https-services, the operations ports wss with --tls-cert,
+# both verified by nginx against the cluster's internal CA):
 # /bootstrap/ to the bootstrap service, /ops/<node>/ to that operations
 # node (WebSocket upgrade). Each operations node advertises its URL through
 # the proxy (--advertise). kaa-device is given only the proxy's https
@@ -51,12 +54,26 @@ mkcert() { # mkcert NAME: a CA NAME-ca.pem and a server certificate for 127.0.0.
 			-CAkey "$work/$1-ca.key" -CAcreateserial -days 2 -out "$work/$1-server.pem" \
 			-extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n') 2>/dev/null
 }
-check "test CAs and the proxy's certificate" bash -c "$(declare -f mkcert); work='$work'; mkcert proxy && mkcert other"
-cl_start ctl control,bootstrap --rebalance-interval 0
-cl_start ops-a operations --drain-timeout 10 --advertise "wss://127.0.0.1:$NP/ops/ops-a/"
-cl_start ops-b operations --drain-timeout 10 --advertise "wss://127.0.0.1:$NP/ops/ops-b/"
+check "test CAs and the certificates of the proxy and of the nodes" bash -c \
+	"$(declare -f mkcert); work='$work'; mkcert proxy && mkcert other && mkcert internal"
+NODE_TLS=(--tls-cert "$work/internal-server.pem" --tls-key "$work/internal-server.key")
+cl_start ctl control,bootstrap --rebalance-interval 0 --https-services bootstrap "${NODE_TLS[@]}"
+cl_start ops-a operations --drain-timeout 10 --advertise "wss://127.0.0.1:$NP/ops/ops-a/" \
+	"${NODE_TLS[@]}"
+cl_start ops-b operations --drain-timeout 10 --advertise "wss://127.0.0.1:$NP/ops/ops-b/" \
+	"${NODE_TLS[@]}"
+# the operations ports speak TLS: readiness and metrics over https
+ops_get() { curl -s --max-time 2 --cacert "$work/internal-ca.pem" "https://127.0.0.1:${CL_OP[$1]}$2"; }
+node_ready() {
+	case $1 in
+	ops-*) [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$work/internal-ca.pem" \
+		"https://127.0.0.1:${CL_OP[$1]}/readyz")" = 200 ] ;;
+	*) cl_ready "$1" ;;
+	esac
+}
+ops_sessions() { ops_get "$1" /metrics | awk '$1 == "kaa_ops_sessions" {print $2}'; }
 for id in ctl ops-a ops-b; do
-	if wait_for 40000 cl_ready "$id"; then pass "$id ready (${CL_SVC[$id]})"; else
+	if wait_for 40000 node_ready "$id"; then pass "$id ready (${CL_SVC[$id]})"; else
 		fail "$id not ready: $(tail -3 "$work/$id.log")"
 		summary
 		exit 1
@@ -67,7 +84,7 @@ mkdir -p "$work/nginx-tmp"
 ops_location() { # ID: the location block of one operations node
 	cat <<LOC
 		location /ops/$1/ {
-			proxy_pass http://127.0.0.1:${CL_OP[$1]}/;
+			proxy_pass https://127.0.0.1:${CL_OP[$1]}/;
 			proxy_http_version 1.1;
 			proxy_set_header Upgrade \$http_upgrade;
 			proxy_set_header Connection \$connection_upgrade;
@@ -94,7 +111,10 @@ http {
 		listen 127.0.0.1:$NP ssl;
 		ssl_certificate $work/proxy-server.pem;
 		ssl_certificate_key $work/proxy-server.key;
-		location /bootstrap/ { proxy_pass http://127.0.0.1:${CL_BP[ctl]}/; }
+		proxy_ssl_trusted_certificate $work/internal-ca.pem;
+		proxy_ssl_verify on;
+		proxy_ssl_name localhost;
+		location /bootstrap/ { proxy_pass https://127.0.0.1:${CL_BP[ctl]}/; }
 $(ops_location ops-a)
 $(ops_location ops-b)
 	}
@@ -152,7 +172,7 @@ import json, sys
 n = sorted(json.load(sys.stdin)["nodes"], key=lambda x: x["id"])
 p = sys.argv[1]
 assert [x["url"] for x in n] == [p + "/ops/ops-a/", p + "/ops/ops-b/"], n
-assert all(x["urls"] == [x["url"]] and x["tls"] is False and x["host"] == "127.0.0.1" for x in n), n' \
+assert all(x["urls"] == [x["url"]] and x["tls"] is True and x["host"] == "127.0.0.1" for x in n), n' \
 	"$(printf 'wss://127.0.0.1:%s' "$NP")"; }
 check "bootstrap over https through nginx: both nodes' url, urls, tls and host/port" \
 	wait_for 20000 two_urls
@@ -164,14 +184,19 @@ spawn "$DEVICE" --bootstrap "$PROXY/bootstrap/" --ca "$work/proxy-ca.pem" --app-
 	--state-dir "$work/dev" --count 1 --log-rate 20 --log-total 200 --until-acked \
 	--duration 90 --verbose --json >"$work/dev.json" 2>"$work/dev.err"
 DEV_PID=$SPAWNED
-one_session() { [ "$(cl_sessions_sum ops-a ops-b)" = 1 ]; }
+one_session() {
+	local a b
+	a=$(ops_sessions ops-a)
+	b=$(ops_sessions ops-b)
+	[ $((${a:-0} + ${b:-0})) = 1 ]
+}
 check "the device holds one session" wait_for 30000 one_session
 first=ops-a
-[ "$(cl_sessions ops-b)" = 1 ] && first=ops-b
+[ "$(ops_sessions ops-b)" = 1 ] && first=ops-b
 other=ops-b
 [ "$first" = ops-b ] && other=ops-a
 cl_etcd_put "drain/$first" "{\"deadline_ms\":$(($(date +%s%3N) + 10000))}"
-moved() { [ "$(cl_sessions "$other")" = 1 ]; }
+moved() { [ "$(ops_sessions "$other")" = 1 ]; }
 check "drained: the device is on $other" wait_for 30000 moved
 wait "$DEV_PID"
 check "kaa-device exits 0 once all records are acknowledged" [ $? = 0 ]
@@ -188,6 +213,13 @@ assert s["reconnects"] >= 1, s' "$work/dev.json"
 read -r eps stored distinct gaps first_max <<<"$(cl_store_logs "$APP")"
 check "the store holds each of the 200 records once ($stored stored, $distinct distinct, $gaps gaps)" \
 	[ "$eps" = 1 ] && [ "$stored" = 200 ] && [ "$distinct" = 200 ] && [ "$gaps" = 0 ]
+
+echo "== the hops behind the proxy speak TLS only"
+check "the bootstrap port answers HTTPS verified by the internal CA" bash -c \
+	"curl -sf --max-time 5 --cacert '$work/internal-ca.pem' 'https://localhost:${CL_BP[ctl]}/v1/operations?application=$TOKEN' | grep -q wss://"
+check "and no plain HTTP" bash -c "! curl -sf --max-time 5 'http://127.0.0.1:${CL_BP[ctl]}/v1/operations' >/dev/null"
+check "the operations port refuses a plain WebSocket upgrade" bash -c \
+	"! curl -sf --max-time 5 -H 'Upgrade: websocket' 'http://127.0.0.1:${CL_OP[ops-a]}/' >/dev/null"
 
 echo "== refused: a CA that did not sign the proxy's certificate"
 timeout 60 "$DEVICE" --bootstrap "$PROXY/bootstrap/" --ca "$work/other-ca.pem" \

@@ -9,6 +9,7 @@
  * Each input runs with the default limits and with tight ones.
  */
 // fuzz-sources: lib/base/alloc.c lib/base/buf.c lib/http/http_server.c lib/base/clock.c lib/base/error.c lib/base/log.c
+// fuzz-pkgs: openssl
 #include "base/error.h"
 #include "http/http_server.h"
 

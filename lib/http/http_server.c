@@ -12,6 +12,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -792,6 +794,8 @@ enum conn_state {
 
 typedef struct conn {
 	int fd;
+	SSL *ssl;       /* HTTPS: TLS on fd (the handshake runs inside the first reads) */
+	short tls_want; /* the direction TLS waits for (POLLIN/POLLOUT), 0: none */
 	enum conn_state state;
 	size_t idx; /* position in kaa__http_server.conns */
 	char *in;
@@ -813,6 +817,7 @@ typedef struct conn {
 
 struct kaa__http_server {
 	kaa__http_limits lim;
+	SSL_CTX *tls; /* HTTPS when set (kaa__http_server_set_tls) */
 	kaa__http_handler handler;
 	void *ud;
 	int listen_fd;
@@ -857,8 +862,54 @@ static void wake(kaa__http_server *s)
 	(void)r; /* EAGAIN: the counter is already non-zero, a wake-up is pending */
 }
 
+/* The transport of one connection, plain or TLS, with recv()/send()
+ * conventions: bytes, 0 at the end of the stream, or -1 with errno (EAGAIN
+ * when TLS needs the socket readable or writable first: c->tls_want says
+ * which, and conn_events polls for it). */
+static ssize_t tls_result(conn *c, int r)
+{
+	switch (SSL_get_error(c->ssl, r)) {
+	case SSL_ERROR_WANT_READ: c->tls_want = POLLIN; break;
+	case SSL_ERROR_WANT_WRITE: c->tls_want = POLLOUT; break;
+	case SSL_ERROR_ZERO_RETURN: ERR_clear_error(); return 0;
+	default:
+		/* a bad handshake (plain HTTP on the TLS port, an unknown CA on
+		 * the client's side): nothing to answer, the connection ends */
+		ERR_clear_error();
+		errno = ECONNRESET;
+		return -1;
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
+static ssize_t conn_recv(conn *c, void *buf, size_t n)
+{
+	if (!c->ssl)
+		return recv(c->fd, buf, n, 0);
+	int r = SSL_read(c->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+	if (r > 0) {
+		c->tls_want = 0;
+		return r;
+	}
+	return tls_result(c, r);
+}
+
+static ssize_t conn_send(conn *c, const void *buf, size_t n)
+{
+	if (!c->ssl)
+		return send(c->fd, buf, n, MSG_NOSIGNAL);
+	int r = SSL_write(c->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+	if (r > 0) {
+		c->tls_want = 0;
+		return r;
+	}
+	return tls_result(c, r);
+}
+
 static void conn_free(conn *c)
 {
+	SSL_free(c->ssl);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->in);
@@ -892,9 +943,9 @@ static int64_t conn_deadline(const kaa__http_server *s, const conn *c)
 
 /* One non-blocking attempt, for answers that are not worth a buffer: the
  * connection is closed (or left reading) whatever happens. */
-static void send_best_effort(int fd, const char *p, size_t n)
+static void send_best_effort(conn *c, const char *p, size_t n)
 {
-	ssize_t r = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	ssize_t r = c->ssl ? conn_send(c, p, n) : send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)r;
 }
 
@@ -906,6 +957,8 @@ static void response_done(kaa__http_server *s, conn *c, int64_t now)
 	c->out = NULL;
 	c->out_len = c->out_off = 0;
 	if (c->close_after) {
+		if (c->ssl && SSL_shutdown(c->ssl) < 0)
+			ERR_clear_error(); /* close_notify: best effort */
 		if (c->linger && shutdown(c->fd, SHUT_WR) == 0) {
 			c->state = CONN_LINGERING;
 			c->since_ms = now;
@@ -925,7 +978,7 @@ static void response_done(kaa__http_server *s, conn *c, int64_t now)
 static void conn_flush(kaa__http_server *s, conn *c, int64_t now)
 {
 	while (c->out_off < c->out_len) {
-		ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+		ssize_t w = conn_send(c, c->out + c->out_off, c->out_len - c->out_off);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -981,7 +1034,7 @@ static void conn_process(kaa__http_server *s, conn *c, int64_t now)
 		 * so the socket buffer has room for these few bytes; if not,
 		 * the client sends the body after its own short wait anyway. */
 		if (c->req.expect_continue && consumed && !c->continue_sent) {
-			send_best_effort(c->fd, cont, sizeof(cont) - 1);
+			send_best_effort(c, cont, sizeof(cont) - 1);
 			c->continue_sent = true;
 		}
 		return;
@@ -1026,7 +1079,7 @@ static void conn_read(kaa__http_server *s, conn *c, int64_t now)
 		c->in = kaa__xrealloc(c->in, cap);
 		c->in_cap = cap;
 	}
-	r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+	r = conn_recv(c, c->in + c->in_len, c->in_cap - c->in_len);
 	if (r < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
@@ -1058,7 +1111,9 @@ static void conn_read(kaa__http_server *s, conn *c, int64_t now)
 static void conn_drain(kaa__http_server *s, conn *c)
 {
 	char junk[4096];
-	ssize_t r = recv(c->fd, junk, sizeof(junk), 0);
+	ssize_t r = c->ssl && SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN
+			    ? recv(c->fd, junk, sizeof(junk), 0) /* after close_notify: raw bytes */
+			    : conn_recv(c, junk, sizeof(junk));
 
 	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
 		conn_close(s, c);
@@ -1072,11 +1127,12 @@ static void conn_event(kaa__http_server *s, conn *c, short revents, int64_t now)
 	}
 	switch (c->state) {
 	case CONN_READING:
-		if (revents & (POLLIN | POLLHUP | POLLERR))
+		/* POLLOUT only when TLS asked for it (conn_events) */
+		if (revents & (POLLIN | POLLOUT | POLLHUP | POLLERR))
 			conn_read(s, c, now);
 		break;
 	case CONN_WRITING:
-		if (revents & (POLLOUT | POLLHUP | POLLERR))
+		if (revents & (POLLOUT | POLLIN | POLLHUP | POLLERR))
 			conn_flush(s, c, now);
 		break;
 	case CONN_LINGERING:
@@ -1094,7 +1150,7 @@ static void conn_timeout(kaa__http_server *s, conn *c)
 		KAA_WARN(MOD, "request_timeout peer=%s buffered=%zu timeout_ms=%d", c->peer,
 			 c->in_len, s->lim.read_timeout_ms);
 		render_error(&b, 408, "request not received in time");
-		send_best_effort(c->fd, b.p, b.len);
+		send_best_effort(c, b.p, b.len);
 		kaa__buf_free(&b);
 	} else if (c->state == CONN_WRITING) {
 		KAA_WARN(MOD, "write_timeout peer=%s unsent=%zu timeout_ms=%d", c->peer,
@@ -1138,7 +1194,11 @@ static void reject_busy(kaa__http_server *s, int fd, int64_t now)
 	kaa__buf b = {0};
 
 	render_error(&b, 503, "too many connections");
-	send_best_effort(fd, b.p, b.len);
+	/* over TLS nothing can be said before a handshake: just close */
+	if (!s->tls) {
+		ssize_t r = send(fd, b.p, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)r;
+	}
 	kaa__buf_free(&b);
 	close(fd);
 	s->busy_rejected++;
@@ -1188,6 +1248,13 @@ static void accept_some(kaa__http_server *s, int64_t now)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c = kaa__xcalloc(1, sizeof(*c));
 		c->fd = fd;
+		if (s->tls) {
+			c->ssl = SSL_new(s->tls);
+			if (!c->ssl)
+				kaa__oom();
+			SSL_set_fd(c->ssl, fd);
+			SSL_set_accept_state(c->ssl);
+		}
 		c->state = CONN_READING;
 		c->since_ms = now;
 		format_peer(&a, c->peer, sizeof(c->peer));
@@ -1220,11 +1287,18 @@ static short conn_events(const conn *c)
 {
 	switch (c->state) {
 	case CONN_READING:
-	case CONN_LINGERING: return POLLIN;
-	case CONN_WRITING: return POLLOUT;
+	case CONN_LINGERING: return c->tls_want ? c->tls_want : POLLIN;
+	case CONN_WRITING: return c->tls_want ? c->tls_want : POLLOUT;
 	case CONN_HANDLING: break;
 	}
 	return 0;
+}
+
+/* Bytes TLS read from the socket but did not hand out yet: poll would not
+ * report them, so the loop handles such a connection without waiting. */
+static bool tls_buffered(const conn *c)
+{
+	return c->ssl && c->state == CONN_READING && SSL_has_pending(c->ssl);
 }
 
 static void *io_main(void *arg)
@@ -1253,7 +1327,7 @@ static void *io_main(void *arg)
 		npoll = s->n_conns;
 		for (size_t i = 0; i < npoll; i++) {
 			conn *c = s->conns[i];
-			int64_t dl = conn_deadline(s, c);
+			int64_t dl = tls_buffered(c) ? now : conn_deadline(s, c);
 			s->pfd[2 + i].fd = c->state == CONN_HANDLING ? -1 : c->fd;
 			s->pfd[2 + i].events = conn_events(c);
 			s->pfd[2 + i].revents = 0;
@@ -1275,14 +1349,18 @@ static void *io_main(void *arg)
 			}
 			continue;
 		}
-		if (r == 0)
-			continue;
 		now = kaa__now_ms();
 		/* Backwards again: closing conns[i] moves the last connection,
 		 * already handled, into slot i. */
-		for (size_t i = npoll; i-- > 0;)
-			if (s->pfd[2 + i].revents)
-				conn_event(s, s->conns[i], s->pfd[2 + i].revents, now);
+		for (size_t i = npoll; i-- > 0;) {
+			short rev = s->pfd[2 + i].revents;
+			if (!rev && tls_buffered(s->conns[i]))
+				rev = POLLIN;
+			if (rev)
+				conn_event(s, s->conns[i], rev, now);
+		}
+		if (r == 0)
+			continue;
 		if (s->pfd[0].revents)
 			take_done(s, now);
 		if (s->pfd[1].revents)
@@ -1545,6 +1623,34 @@ int kaa__http_server_port(const kaa__http_server *s)
 	return s->port;
 }
 
+int kaa__http_server_set_tls(kaa__http_server *s, const char *cert_file, const char *key_file)
+{
+	SSL_CTX *ctx;
+	if (!s || s->started || !cert_file || !key_file)
+		return KAA_ERR_INVAL;
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx)
+		kaa__oom();
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* conn_send resumes a partial write from wherever out has moved */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		unsigned long e = ERR_get_error();
+		char why[256];
+		ERR_error_string_n(e, why, sizeof(why));
+		ERR_clear_error();
+		KAA_ERROR(MOD, "tls_setup_failed port=%d cert=%s key=%s error=\"%s\"", s->port,
+			  cert_file, key_file, why);
+		SSL_CTX_free(ctx);
+		return KAA_ERR_IO;
+	}
+	SSL_CTX_free(s->tls);
+	s->tls = ctx;
+	return KAA_OK;
+}
+
 void kaa__http_server_free(kaa__http_server *s)
 {
 	if (!s)
@@ -1562,6 +1668,7 @@ void kaa__http_server_free(kaa__http_server *s)
 		close(s->listen_fd);
 	if (s->wake_fd >= 0)
 		close(s->wake_fd);
+	SSL_CTX_free(s->tls);
 	free(s->conns);
 	free(s->pfd);
 	free(s->workers);

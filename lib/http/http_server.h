@@ -9,6 +9,7 @@
  * buffered until the previous response has been written. Bodies are
  * Content-Length only; Transfer-Encoding is refused with 501.
  *
+ * Optionally HTTPS (kaa__http_server_set_tls), with the same limits.
  * Every size and duration that a client controls is bounded by
  * kaa__http_limits. Timeouts are swept by the poll loop from per-connection
  * timestamps (no per-connection timers):
@@ -188,6 +189,18 @@ typedef struct kaa__http_server kaa__http_server;
  */
 int kaa__http_server_new(const char *bind_host, int port, const kaa__http_limits *limits,
 			 kaa__http_handler handler, void *ud, kaa__http_server **out);
+
+/*
+ * Serves HTTPS instead of HTTP: TLS 1.2 or later with the PEM certificate
+ * chain cert_file and its private key key_file (both read now; cert-manager's
+ * tls.crt/tls.key work as they are). The handshake runs on the I/O thread
+ * inside the first reads of each connection and counts against the read
+ * timeout; a client that speaks plain HTTP or fails the handshake is
+ * closed without an answer. Call before kaa__http_server_start.
+ * Returns KAA_ERR_INVAL (started already, or a NULL file), KAA_ERR_IO (a
+ * file is unreadable or the key does not match the certificate; logged).
+ */
+int kaa__http_server_set_tls(kaa__http_server *s, const char *cert_file, const char *key_file);
 
 /*
  * Starts the I/O thread and the workers; connections queued in the listen

@@ -31,6 +31,7 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_TLS_CERT,
 	OPT_HELLO_PROOF,
+	OPT_HTTPS_SERVICES,
 	OPT_TLS_KEY,
 	OPT_DRAIN_TIMEOUT,
 	OPT_IDLE_TIMEOUT,
@@ -65,6 +66,7 @@ static const struct option options[] = {
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	{"hello-proof", required_argument, NULL, OPT_HELLO_PROOF},
+	{"https-services", required_argument, NULL, OPT_HTTPS_SERVICES},
 	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	{"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
 	{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
@@ -104,6 +106,8 @@ const char *kaa__node_usage(void)
 	       "  --lease-ttl SECONDS    registry and election lease TTL (default 10)\n"
 	       "  --tls-cert FILE        PEM certificate for wss on the operations port (with --tls-key)\n"
 	       "  --tls-key FILE         PEM private key for --tls-cert\n"
+	       "  --https-services LIST  control,bootstrap: serve these ports over HTTPS with\n"
+	       "                         --tls-cert/--tls-key (default: none, plain HTTP)\n"
 	       "  --hello-proof MODE     devices must prove they hold their key (kaa.v2): for\n"
 	       "                         'provisioned' applications (default) or 'always'\n"
 	       "  --drain-timeout SECONDS  on SIGTERM, redirect devices for at most this long (default 30)\n"
@@ -190,6 +194,38 @@ static int check_advertise(const char *list, char *err, size_t errlen)
 	return 0;
 }
 
+/* --https-services: a comma list of control and bootstrap (empty: none);
+ * needs the certificate. */
+static int parse_https(kaa_node_config *cfg, char *err, size_t errlen)
+{
+	char buf[128], *save = NULL;
+	cfg->https_control = cfg->https_bootstrap = false;
+	if (strlen(cfg->https_services) >= sizeof(buf)) {
+		snprintf(err, errlen, "--https-services: too long");
+		return -1;
+	}
+	strcpy(buf, cfg->https_services);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(t, "control")) {
+			cfg->https_control = true;
+		} else if (!strcmp(t, "bootstrap")) {
+			cfg->https_bootstrap = true;
+		} else {
+			snprintf(
+				err, errlen,
+				"--https-services: '%s' is not control or bootstrap (the operations "
+				"port speaks wss with --tls-cert already)",
+				t);
+			return -1;
+		}
+	}
+	if ((cfg->https_control || cfg->https_bootstrap) && !cfg->tls_cert) {
+		snprintf(err, errlen, "--https-services needs --tls-cert and --tls-key");
+		return -1;
+	}
+	return 0;
+}
+
 /* Applies one setting by option id; returns 0, or -1 with err filled. */
 static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, char *err,
 		 size_t errlen)
@@ -208,6 +244,7 @@ static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, 
 	case OPT_LOG_LEVEL: return set_str(&cfg->log_level, v);
 	case OPT_TLS_CERT: return set_str(&cfg->tls_cert, v);
 	case OPT_TLS_KEY: return set_str(&cfg->tls_key, v);
+	case OPT_HTTPS_SERVICES: return set_str(&cfg->https_services, v);
 	case OPT_HELLO_PROOF:
 		if (strcmp(v, "always") && strcmp(v, "provisioned")) {
 			snprintf(err, errlen, "%s: must be provisioned or always, got '%s'", name,
@@ -541,12 +578,15 @@ int kaa__node_config_parse(int argc, char **argv, char **envp, kaa_node_config *
 	}
 	if (cfg->tls_key && !*cfg->tls_key) {
 		free(cfg->tls_key);
+		free(cfg->https_services);
 		cfg->tls_key = NULL;
 	}
 	if (!cfg->tls_cert != !cfg->tls_key) {
 		snprintf(err, errlen, "--tls-cert and --tls-key go together");
 		return KAA_CONFIG_USAGE;
 	}
+	if (cfg->https_services && parse_https(cfg, err, errlen) != 0)
+		return KAA_CONFIG_USAGE;
 	if (cfg->advertise && !*cfg->advertise) {
 		free(cfg->advertise);
 		cfg->advertise = NULL;

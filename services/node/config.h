@@ -62,6 +62,9 @@ typedef struct kaa_node_config {
 	 * (proto/device_url.h). NULL: ws[s]://host:operations-port/. */
 	char *advertise;
 	char *tls_cert; /* NULL: plain ws */
+	/* --https-services: these ports serve HTTPS with tls_cert/tls_key */
+	bool https_control, https_bootstrap;
+	char *https_services;
 	/* --hello-proof always: every Hello must prove possession of the
 	 * device key (kaa.v2); default "provisioned": provisioned apps only */
 	bool proof_always;

@@ -373,6 +373,10 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 				  svc_names[i], cfg->bind, port[i], kaa_strerror(rc));
 			goto fail;
 		}
+		if ((i == SVC_CONTROL ? cfg->https_control : cfg->https_bootstrap) &&
+		    (rc = kaa__http_server_set_tls(n->ports[i].http, cfg->tls_cert,
+						   cfg->tls_key)) != KAA_OK)
+			goto fail;
 	}
 
 	if (cfg->operations) {

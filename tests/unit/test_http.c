@@ -17,10 +17,15 @@
 
 #include <CUnit/Basic.h>
 #include <arpa/inet.h>
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -1093,6 +1098,145 @@ static const kaa__cu_test parser_tests[] = {
 	{"extra response headers", test_add_header},
 };
 
+/* ---- HTTPS -------------------------------------------------------------- */
+
+/* A self-signed P-256 certificate for 127.0.0.1 in dir/cert.pem and its
+ * key in dir/key.pem. */
+static bool write_cert(const char *dir)
+{
+	char path[512];
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *san;
+	FILE *f;
+	bool ok = false;
+	if (!k || !x || !n)
+		goto out;
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1,
+				   -1, 0);
+	X509_set_subject_name(x, n);
+	X509_set_issuer_name(x, n);
+	X509_set_pubkey(x, k);
+	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+	san = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "IP:127.0.0.1");
+	if (!san || !X509_add_ext(x, san, -1) || !X509_sign(x, k, EVP_sha256()))
+		goto out;
+	X509_EXTENSION_free(san);
+	snprintf(path, sizeof(path), "%s/cert.pem", dir);
+	f = fopen(path, "w");
+	ok = f && PEM_write_X509(f, x);
+	if (f)
+		fclose(f);
+	snprintf(path, sizeof(path), "%s/key.pem", dir);
+	f = fopen(path, "w");
+	ok = ok && f && PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
+	if (f)
+		fclose(f);
+out:
+	X509_NAME_free(n);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return ok;
+}
+
+typedef struct sink {
+	char *p;
+	size_t n;
+} sink;
+
+static size_t sink_write(char *d, size_t size, size_t nmemb, void *ud)
+{
+	sink *k = ud;
+	char *p = realloc(k->p, k->n + size * nmemb + 1);
+	if (!p)
+		return 0;
+	memcpy(p + k->n, d, size * nmemb);
+	k->p = p;
+	k->n += size * nmemb;
+	k->p[k->n] = '\0';
+	return size * nmemb;
+}
+
+/* HTTPS with libcurl verifying the certificate: status, body in *out. */
+static long https(CURL *h, const char *url, const char *ca, const char *body, size_t blen,
+		  sink *out)
+{
+	long code = 0;
+	out->n = 0;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+	if (body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)blen);
+	} else {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	}
+	if (curl_easy_perform(h) == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+	return code;
+}
+
+static void test_server_tls(void)
+{
+	char dir[] = "/tmp/kaa-http-tls-XXXXXX", cert[600], key[600], url[128];
+	struct app a;
+	kaa__http_server *s = NULL;
+	sink out = {0};
+	client c = {0};
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	CU_ASSERT_TRUE_FATAL(write_cert(dir));
+	snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	snprintf(key, sizeof(key), "%s/key.pem", dir);
+	app_init(&a);
+	CU_ASSERT_EQUAL_FATAL(kaa__http_server_new("127.0.0.1", 0, NULL, handler, &a, &s), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__http_server_set_tls(s, "/nonexistent.pem", key), KAA_ERR_IO);
+	CU_ASSERT_EQUAL(kaa__http_server_set_tls(s, cert, NULL), KAA_ERR_INVAL);
+	CU_ASSERT_EQUAL_FATAL(kaa__http_server_set_tls(s, cert, key), KAA_OK);
+	CU_ASSERT_EQUAL_FATAL(kaa__http_server_start(s), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__http_server_set_tls(s, cert, key), KAA_ERR_INVAL);
+	int port = kaa__http_server_port(s);
+
+	CURL *h = curl_easy_init();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/hello", port);
+	CU_ASSERT_EQUAL(https(h, url, cert, NULL, 0, &out), 200);
+	CU_ASSERT(out.n == 12 && memcmp(out.p, "hello world\n", 12) == 0);
+	/* the same connection again, then a body of many TLS records (the
+	 * records TLS buffered beyond one read must not stall) */
+	CU_ASSERT_EQUAL(https(h, url, cert, NULL, 0, &out), 200);
+	size_t big = 300 * 1024;
+	char *body = malloc(big);
+	for (size_t i = 0; i < big; i++)
+		body[i] = (char)('a' + i % 26);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/echo", port);
+	CU_ASSERT_EQUAL(https(h, url, cert, body, big, &out), 200);
+	CU_ASSERT(out.n == big && memcmp(out.p, body, big) == 0);
+	free(body);
+	curl_easy_cleanup(h);
+
+	/* plain HTTP on the TLS port: no HTTP answer, the connection ends */
+	CU_ASSERT_TRUE_FATAL(client_open(&c, port));
+	CU_ASSERT_TRUE(client_sends(&c, "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"));
+	CU_ASSERT_TRUE(client_wait_eof(&c, kaa__now_ms() + 5000));
+	CU_ASSERT(c.len == 0 || memcmp(c.buf, "HTTP/", 5) != 0);
+	client_close(&c);
+
+	kaa__http_server_free(s);
+	app_destroy(&a);
+	free(out.p);
+	unlink(cert);
+	unlink(key);
+	rmdir(dir);
+}
+
 static const kaa__cu_test server_tests[] = {
 	{"GET, HEAD, keep-alive, pipelining, close", test_server_get_head_keepalive},
 	{"POST bodies and 100-continue", test_server_post},
@@ -1102,6 +1246,7 @@ static const kaa__cu_test server_tests[] = {
 	{"slow handler blocks nobody else", test_server_slow_handler},
 	{"free with live connections", test_server_free_with_clients},
 	{"new/start/free, busy port", test_server_lifecycle},
+	{"HTTPS: verified, keep-alive, large body, plain HTTP refused", test_server_tls},
 };
 
 int main(void)

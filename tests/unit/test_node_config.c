@@ -113,6 +113,17 @@ static void test_bad(void)
 	CU_ASSERT_EQUAL(parse(&c, env, 2, "--log-inflight-mb", "8"), KAA_CONFIG_OK);
 	CU_ASSERT_EQUAL(c.log_inflight_mb, 8);
 	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 2, "--https-services", "control"), KAA_CONFIG_USAGE);
+	kaa__node_config_clear(&c); /* no certificate */
+	CU_ASSERT_EQUAL(parse(&c, env, 6, "--https-services", "control,operations", "--tls-cert",
+			      "c.pem", "--tls-key", "k.pem"),
+			KAA_CONFIG_USAGE);
+	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 6, "--https-services", "bootstrap", "--tls-cert", "c.pem",
+			      "--tls-key", "k.pem"),
+			KAA_CONFIG_OK);
+	CU_ASSERT(c.https_bootstrap && !c.https_control);
+	kaa__node_config_clear(&c);
 	CU_ASSERT_EQUAL(parse(&c, env, 2, "--advertise", "https://h/"), KAA_CONFIG_USAGE);
 	kaa__node_config_clear(&c);
 	CU_ASSERT_EQUAL(parse(&c, env, 2, "--advertise", "wss://h/,ws://h:1/x?y"),
