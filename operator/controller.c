@@ -69,6 +69,7 @@ typedef struct cstate {
 	char *etcd;
 	int32_t spec_replicas;
 	int64_t drain_timeout_s;
+	bool sts; /* operations is a StatefulSet: scale-down removes the top ordinals */
 	/* autoscaler */
 	kaa__autoscale_state st;
 	bool pending;          /* a scale-down waits for draining nodes */
@@ -434,7 +435,8 @@ static int apply_all(kaa__controller *c, const kaa__desired *d, kaa__status_in *
 
 	for (size_t i = 0; i < d->n; i++) {
 		const kaa__desired_obj *o = &d->objs[i];
-		bool is_dep = strcmp(o->kind, "Deployment") == 0;
+		bool is_dep =
+			strcmp(o->kind, "Deployment") == 0 || strcmp(o->kind, "StatefulSet") == 0;
 		int64_t old_gen = is_dep ? cached_generation(c, d, o->name) : 0;
 		kaa__kube_resp r = {0};
 		int rc;
@@ -471,6 +473,83 @@ static int apply_all(kaa__controller *c, const kaa__desired *d, kaa__status_in *
 			}
 		}
 		kaa__kube_resp_clear(&r);
+	}
+	return first;
+}
+
+static bool owned_by(yajl_val item, const char *uid)
+{
+	static const char *const op[] = {"metadata", "ownerReferences", NULL};
+	static const char *const up[] = {"uid", NULL};
+	yajl_val refs = kaa__kube_obj(item, op);
+	for (size_t i = 0; YAJL_IS_ARRAY(refs) && i < refs->u.array.len; i++) {
+		const char *u = kaa__kube_str(refs->u.array.values[i], up);
+		if (u && strcmp(u, uid) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Deletes the listener objects (label KAA_DESIRED_LISTENER_LABEL) of this
+ * KaaCluster that the spec no longer wants: a listener removed, fewer
+ * pods. Listener objects are many and named from the spec, so they are
+ * found by label rather than listed in the desired set as absent.
+ */
+static int prune_listeners(kaa__controller *c, const kaa__desired *d, char *msg, size_t msglen)
+{
+	static const struct {
+		const char *kind, *api, *resource;
+	} kinds[] = {{"Service", "/api/v1", "services"},
+		     {"Ingress", "/apis/networking.k8s.io/v1", "ingresses"}};
+	static const char *const ip[] = {"items", NULL};
+	static const char *const np[] = {"metadata", "name", NULL};
+	int first = KAA_OK;
+
+	for (size_t k = 0; k < 2; k++) {
+		char path[512];
+		kaa__kube_resp r = {0};
+		yajl_val v = NULL, items;
+		int rc;
+
+		snprintf(path, sizeof(path),
+			 "%s/namespaces/%s/%s?labelSelector=app.kubernetes.io%%2Finstance%%3D%s%%2C"
+			 "kaaproject.org%%2Flisteners%%3Dtrue",
+			 kinds[k].api, d->ns, kinds[k].resource, d->name);
+		rc = kaa__kube_request(c->kube, "GET", path, NULL, NULL, &r);
+		if (rc == KAA_OK && r.status != 200)
+			rc = KAA_ERR_UNAVAILABLE;
+		if (rc == KAA_OK && (!r.body || parse(r.body, KAA_KUBE_BODY_MAX, &v) != KAA_OK))
+			rc = KAA_ERR_PROTOCOL;
+		items = v ? kaa__kube_obj(v, ip) : NULL;
+		for (size_t i = 0; rc == KAA_OK && YAJL_IS_ARRAY(items) && i < items->u.array.len;
+		     i++) {
+			yajl_val it = items->u.array.values[i];
+			const char *name = kaa__kube_str(it, np);
+			bool wanted = false;
+			kaa__desired_obj o = {.kind = kinds[k].kind};
+			char opath[512];
+			if (!name || !owned_by(it, d->uid))
+				continue;
+			for (size_t j = 0; j < d->n && !wanted; j++)
+				wanted = d->objs[j].json &&
+					 strcmp(d->objs[j].kind, kinds[k].kind) == 0 &&
+					 strcmp(d->objs[j].name, name) == 0;
+			if (wanted)
+				continue;
+			snprintf(o.name, sizeof(o.name), "%s", name);
+			snprintf(opath, sizeof(opath), "%s/namespaces/%s/%s/%s", kinds[k].api,
+				 d->ns, kinds[k].resource, name);
+			o.path = opath;
+			rc = delete_unwanted(c, d, &o);
+		}
+		yajl_tree_free(v);
+		kaa__kube_resp_clear(&r);
+		if (rc != KAA_OK && first == KAA_OK) {
+			first = rc;
+			snprintf(msg, msglen, "removing old listener %s objects: %s", kinds[k].kind,
+				 kaa_strerror(rc));
+		}
 	}
 	return first;
 }
@@ -603,6 +682,7 @@ static void remember(kaa__controller *c, const char *key, const kaa__desired *d)
 	snprintf(s->cluster, sizeof(s->cluster), "%s", d->cluster);
 	s->spec_replicas = d->replicas[1];
 	s->drain_timeout_s = d->drain_timeout_s;
+	s->sts = d->ops_statefulset;
 	s->fin_attempts = 0;
 	if (!s->autoscale) {
 		memset(&s->st, 0, sizeof(s->st));
@@ -704,6 +784,8 @@ static int reconcile(kaa__controller *c, const char *key, int64_t *requeue_ms)
 	}
 
 	rc = apply_all(c, &d, &in, err, sizeof(err));
+	if (rc == KAA_OK)
+		rc = prune_listeners(c, &d, err, sizeof(err));
 	if (rc != KAA_OK) {
 		event(c, &d, "Warning", "ApplyFailed", "Reconcile", err);
 		if (!in.problem_reason) {
@@ -795,6 +877,7 @@ typedef struct scale_job {
 	kaa__desired_autoscale as;
 	int32_t current;
 	int64_t drain_timeout_s;
+	bool sts;
 } scale_job;
 
 static void scale_event(kaa__controller *c, const scale_job *j, const char *type,
@@ -1014,24 +1097,30 @@ static void scale_up(kaa__controller *c, const scale_job *j, const scale_view *v
 }
 
 /* Asks the emptiest nodes to drain (deadline now + drainTimeoutSeconds)
- * and remembers the plan; a later pass lowers the replicas. *ids: the
- * chosen node ids (malloc'd), n_ids their count. */
+ * and remembers the plan; a later pass lowers the replicas. A StatefulSet
+ * removes its highest ordinals, so those are the ones drained (node id =
+ * pod name). *ids: the chosen node ids (malloc'd), n_ids their count. */
 static void request_drains(kaa__controller *c, const scale_job *j, const scale_view *v, size_t k,
 			   int64_t deadline, char (**ids)[254], size_t *n_ids)
 {
 	size_t *pick = kaa__xcalloc(k, sizeof(*pick));
-	size_t got = kaa__autoscale_pick_drain(v->nodes, v->n, k, pick);
+	size_t got = j->sts ? k : kaa__autoscale_pick_drain(v->nodes, v->n, k, pick);
 	char val[64];
 
-	*ids = kaa__xcalloc(got, sizeof(**ids));
+	*ids = kaa__xcalloc(got ? got : 1, sizeof(**ids));
 	snprintf(val, sizeof(val), "{\"deadline_ms\":%lld}", (long long)deadline);
 	for (size_t i = 0; i < got; i++) {
 		char key[512];
-		snprintf((*ids)[i], sizeof((*ids)[i]), "%s", v->nodes[pick[i]].id);
+		if (j->sts)
+			snprintf((*ids)[i], sizeof((*ids)[i]), "%s-operations-%d", j->name,
+				 j->current - 1 - (int)i);
+		else
+			snprintf((*ids)[i], sizeof((*ids)[i]), "%s", v->nodes[pick[i]].id);
 		kaa__key_drain(key, sizeof(key), j->cluster, (*ids)[i]);
 		if (kaa__coord_put(v->co, key, val, strlen(val), 0, NULL) != KAA_OK)
 			KAA_WARN(MOD, "drain request failed cluster=%s node=%s", j->key, (*ids)[i]);
-		prefer_removal(c, j, (*ids)[i]);
+		if (!j->sts)
+			prefer_removal(c, j, (*ids)[i]);
 	}
 	free(pick);
 	*n_ids = got;
@@ -1124,6 +1213,7 @@ static void *scaler_main(void *arg)
 			j->as = s->as;
 			j->current = s->spec_replicas;
 			j->drain_timeout_s = s->drain_timeout_s;
+			j->sts = s->sts;
 			n++;
 		}
 		pthread_mutex_unlock(&c->mu);
