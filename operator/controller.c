@@ -479,9 +479,9 @@ static int apply_all(kaa__controller *c, const kaa__desired *d, kaa__status_in *
 
 static bool owned_by(yajl_val item, const char *uid)
 {
-	static const char *const op[] = {"metadata", "ownerReferences", NULL};
+	const char *op[] = {"metadata", "ownerReferences", NULL};
 	static const char *const up[] = {"uid", NULL};
-	yajl_val refs = kaa__kube_obj(item, op);
+	yajl_val refs = yajl_tree_get(item, op, yajl_t_array);
 	for (size_t i = 0; YAJL_IS_ARRAY(refs) && i < refs->u.array.len; i++) {
 		const char *u = kaa__kube_str(refs->u.array.values[i], up);
 		if (u && strcmp(u, uid) == 0)
@@ -502,7 +502,7 @@ static int prune_listeners(kaa__controller *c, const kaa__desired *d, char *msg,
 		const char *kind, *api, *resource;
 	} kinds[] = {{"Service", "/api/v1", "services"},
 		     {"Ingress", "/apis/networking.k8s.io/v1", "ingresses"}};
-	static const char *const ip[] = {"items", NULL};
+	const char *ip[] = {"items", NULL};
 	static const char *const np[] = {"metadata", "name", NULL};
 	int first = KAA_OK;
 
@@ -521,7 +521,7 @@ static int prune_listeners(kaa__controller *c, const kaa__desired *d, char *msg,
 			rc = KAA_ERR_UNAVAILABLE;
 		if (rc == KAA_OK && (!r.body || parse(r.body, KAA_KUBE_BODY_MAX, &v) != KAA_OK))
 			rc = KAA_ERR_PROTOCOL;
-		items = v ? kaa__kube_obj(v, ip) : NULL;
+		items = v ? yajl_tree_get(v, ip, yajl_t_array) : NULL;
 		for (size_t i = 0; rc == KAA_OK && YAJL_IS_ARRAY(items) && i < items->u.array.len;
 		     i++) {
 			yajl_val it = items->u.array.values[i];
