@@ -1,7 +1,8 @@
 /*
  * controller.c - the KaaCluster controller (see controller.h).
  *
- * Informers on KaaClusters and on the Deployments the operator manages
+ * Informers on KaaClusters and on the Deployments (and operations
+ * StatefulSets, see desired.h: listeners) the operator manages
  * feed a work queue of "namespace/name" keys; workers reconcile one key
  * at a time (the queue guarantees a key is never processed twice at
  * once). A reconcile reads the KaaCluster from the informer cache, builds
@@ -92,7 +93,7 @@ struct kaa__controller {
 	bool started;
 	volatile int stop;
 	kaa__workqueue *q;
-	kaa__kube_informer **kc_inf, **dep_inf;
+	kaa__kube_informer **kc_inf, **dep_inf, **sts_inf;
 	size_t n_inf;
 	pthread_t *workers;
 	int n_workers_running;
@@ -337,8 +338,10 @@ static int finalize(kaa__controller *c, const char *key, yajl_val kc, const kaa_
 
 /* ---- reconcile pieces ---- */
 
-/* metadata.generation of the cached copy of a Deployment, 0 when unknown. */
-static int64_t cached_generation(kaa__controller *c, const kaa__desired *d, const char *name)
+/* metadata.generation of the cached copy of a Deployment (or the
+ * StatefulSet, sts), 0 when unknown. */
+static int64_t cached_generation(kaa__controller *c, const kaa__desired *d, const char *name,
+				 bool sts)
 {
 	const char *gp[] = {"metadata", "generation", NULL};
 	int64_t gen = 0;
@@ -346,7 +349,8 @@ static int64_t cached_generation(kaa__controller *c, const kaa__desired *d, cons
 	for (size_t i = 0; i < c->n_inf && !gen; i++) {
 		char *json = NULL;
 		yajl_val v = NULL;
-		if (kaa__kube_informer_get(c->dep_inf[i], d->ns, name, &json) != KAA_OK)
+		if (kaa__kube_informer_get(sts ? c->sts_inf[i] : c->dep_inf[i], d->ns, name,
+					   &json) != KAA_OK)
 			continue;
 		if (parse(json, KAA_KUBE_BODY_MAX, &v) == KAA_OK) {
 			gen = kaa__kube_int(v, gp, 0);
@@ -437,7 +441,7 @@ static int apply_all(kaa__controller *c, const kaa__desired *d, kaa__status_in *
 		const kaa__desired_obj *o = &d->objs[i];
 		bool is_dep =
 			strcmp(o->kind, "Deployment") == 0 || strcmp(o->kind, "StatefulSet") == 0;
-		int64_t old_gen = is_dep ? cached_generation(c, d, o->name) : 0;
+		int64_t old_gen = is_dep ? cached_generation(c, d, o->name, o->kind[0] == 'S') : 0;
 		kaa__kube_resp r = {0};
 		int rc;
 
@@ -1295,10 +1299,13 @@ static void teardown(kaa__controller *c)
 			kaa__kube_informer_free(c->kc_inf[i]);
 		if (c->dep_inf)
 			kaa__kube_informer_free(c->dep_inf[i]);
+		if (c->sts_inf)
+			kaa__kube_informer_free(c->sts_inf[i]);
 	}
 	free(c->kc_inf);
 	free(c->dep_inf);
-	c->kc_inf = c->dep_inf = NULL;
+	free(c->sts_inf);
+	c->kc_inf = c->dep_inf = c->sts_inf = NULL;
 	c->n_inf = 0;
 	free(c->workers);
 	c->workers = NULL;
@@ -1338,18 +1345,22 @@ int kaa__controller_start(kaa__controller *c)
 	n_inf = c->n_namespaces ? c->n_namespaces : 1;
 	c->kc_inf = kaa__xcalloc(n_inf, sizeof(*c->kc_inf));
 	c->dep_inf = kaa__xcalloc(n_inf, sizeof(*c->dep_inf));
+	c->sts_inf = kaa__xcalloc(n_inf, sizeof(*c->sts_inf));
 	c->workers = kaa__xcalloc((size_t)c->opts.workers, sizeof(*c->workers));
 	c->n_inf = n_inf;
 	for (size_t i = 0; i < n_inf; i++) {
-		char kpath[512], dpath[512];
+		char kpath[512], dpath[512], spath[512];
 		if (c->n_namespaces) {
 			snprintf(kpath, sizeof(kpath), KC_API "/namespaces/%s/kaaclusters",
 				 c->namespaces[i]);
 			snprintf(dpath, sizeof(dpath), "/apis/apps/v1/namespaces/%s/deployments",
 				 c->namespaces[i]);
+			snprintf(spath, sizeof(spath), "/apis/apps/v1/namespaces/%s/statefulsets",
+				 c->namespaces[i]);
 		} else {
 			snprintf(kpath, sizeof(kpath), KC_API "/kaaclusters");
 			snprintf(dpath, sizeof(dpath), "/apis/apps/v1/deployments");
+			snprintf(spath, sizeof(spath), "/apis/apps/v1/statefulsets");
 		}
 		rc = kaa__kube_informer_new(c->kube, kpath, NULL, c->opts.resync_ms, on_cluster, c,
 					    &c->kc_inf[i]);
@@ -1358,6 +1369,13 @@ int kaa__controller_start(kaa__controller *c)
 		rc = kaa__kube_informer_new(c->kube, dpath,
 					    "app.kubernetes.io/managed-by=kaa-operator", 0,
 					    on_deployment, c, &c->dep_inf[i]);
+		if (rc != KAA_OK)
+			goto fail;
+		/* the operations StatefulSet of clusters with listeners; not part
+		 * of readiness, so a role without statefulsets only loses this */
+		rc = kaa__kube_informer_new(c->kube, spath,
+					    "app.kubernetes.io/managed-by=kaa-operator", 0,
+					    on_deployment, c, &c->sts_inf[i]);
 		if (rc != KAA_OK)
 			goto fail;
 	}

@@ -1277,6 +1277,10 @@ static int build_listener_ingress(kaa__desired *d, const listener *l)
 	int rc = KAA_OK;
 
 	snprintf(name, sizeof(name), "%s-%s", d->name, l->name);
+	if (strlen(name) > 63) {
+		rc = KAA_ERR_INVAL;
+		goto out;
+	}
 	for (int i = 0; i < d->replicas[1]; i++) {
 		char pod[80];
 		pod_name(d, i, pod, sizeof(pod));
@@ -1383,8 +1387,9 @@ static int build_listeners(kaa__desired *d, yajl_val spec, const listener *ls, s
 fail:
 	if (rc == KAA_ERR_INVAL)
 		errf(err, errlen,
-		     "a listener's Service name (<cluster>-operations-<i>-<listener>) would be "
-		     "longer than 63 characters; shorten the KaaCluster or listener name");
+		     "a listener's object name (Ingress <cluster>-<listener>, Service "
+		     "<cluster>-operations-<i>-<listener>) would be longer than 63 characters; "
+		     "shorten the KaaCluster or listener name");
 	return rc;
 }
 
