@@ -150,14 +150,14 @@ check "the tls Secret edge-tls is created" \
 
 read -r HTTP_PORT NP L_CP L_BP L_OP L_IP < <(free_ports 6)
 spawn "$OPERATOR" --kubeconfig="$KUBECONFIG" --http-port="$HTTP_PORT" --etcd-override="$ETCD" \
-    --workers=2 --resync-period=30s --log-level=info >"$WORK/operator.log" 2>&1
+    --workers=2 --resync-period=30s --autoscale-interval=200ms --scale-down-window=2s --log-level=info >"$WORK/operator.log" 2>&1
 OP_PID=$SPAWNED
 check "kaa-operator becomes ready" wait_for "$DEADLINE_MS" http_is 200 "http://127.0.0.1:$HTTP_PORT/readyz"
 
 # ---- the CRD's rules -------------------------------------------------------------------
 
 NAME=edge
-kaacluster() { # LISTENERS-YAML (a flow sequence) [REPLICAS]
+kaacluster() { # LISTENERS-YAML (a flow sequence) [REPLICAS [EXTRA-OPERATIONS-LINE]]
     cat <<EOF
 apiVersion: kaaproject.org/v1alpha1
 kind: KaaCluster
@@ -172,6 +172,7 @@ spec:
     replicas: ${2:-2}
     drainTimeoutSeconds: 10
     listeners: $1
+${3:-}
 EOF
 }
 kaacluster '[{name: web, type: ingress, host: devices.example.com}]' >"$WORK/bad.yaml"
@@ -274,7 +275,9 @@ start_pod() { # POD: a kaa-node operations process with that pod's environment
         "$NODE_BIN" "${common[@]}" --services operations --control-port "$cp" \
         --bootstrap-port "$bp" --operations-port "$op" --internode-port "$ip" --drain-timeout 10 \
         >"$LIVE/$pod.out" 2>"$LIVE/$pod.log"
+    POD_PIDS+=("$SPAWNED")
 }
+POD_PIDS=()
 start_pod $NAME-operations-0
 start_pod $NAME-operations-1
 ready() { http_is 200 "http://127.0.0.1:${OPS_PORT[$1]}/readyz"; }
@@ -458,6 +461,38 @@ got0=$(pod_urls $NAME-operations-0)
 got2=$(pod_urls $NAME-operations-2)
 check "pod 0 advertises ingress, load balancer and its advertisedHosts override ($got0)" test "$got0" = "$want0"
 check "pod 2 advertises its NodePort 31402 on its node's IP ($got2)" test "$got2" = "$want2"
+
+# ---- autoscaling a StatefulSet: the top ordinals are drained ----------------------------
+# A StatefulSet removes its highest ordinals, so those are the pods the
+# autoscaler must drain, even when another pod is emptier. The loopback
+# pods stop; registry records stand in for three pods: pod 0 empty, 1 and
+# 2 with 5 sessions each (10 sessions, target 10: one pod is enough).
+for p in "${POD_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+pods_exited() {
+    local p
+    for p in "${POD_PIDS[@]}"; do exited "$p" || return 1; done
+}
+check "the loopback pods exit on SIGTERM" wait_for 20000 pods_exited
+node_record() { # ID SESSIONS
+    etcd_put "/kaa/$NAME/nodes/$1" \
+        "{\"id\":\"$1\",\"services\":[\"operations\"],\"host\":\"10.0.0.1\",\"ports\":{\"operations\":9080},\"sessions\":$2,\"load\":0,\"draining\":false,\"version\":\"0.1.0\"}"
+}
+records_only_fake() { [ "$(etcd_value "$ETCD" "/kaa/$NAME/nodes/$NAME-operations-0" | grep -c '10.0.0.1')" = 1 ]; }
+node_record $NAME-operations-0 0
+node_record $NAME-operations-1 5
+node_record $NAME-operations-2 5
+check "three registry records (0, 5, 5 sessions)" records_only_fake
+kaacluster "[$WEB, $LB, $NPL]" 3 \
+    "    autoscaling: {enabled: true, minReplicas: 1, maxReplicas: 3, targetSessionsPerPod: 10, stabilizationWindowSeconds: 1}" \
+    >"$WORK/edge.yaml"
+check "enable autoscaling (target 10 sessions per pod, 1..3)" q kn apply -f "$WORK/edge.yaml"
+drain_key() { etcd_value "$ETCD" "/kaa/$NAME/drain/$1" | grep -q '"deadline_ms":[0-9]'; }
+top_two_drained() { drain_key $NAME-operations-2 && drain_key $NAME-operations-1; }
+check "the autoscaler drains pods 2 and 1 (the StatefulSet's top ordinals)" wait_for "$DEADLINE_MS" top_two_drained
+not() { ! "$@"; }
+check "not pod 0, although it is the emptiest" not drain_key $NAME-operations-0
+sts_replicas() { [ "$(kn get statefulset $NAME-operations -o 'jsonpath={.spec.replicas}')" = "$1" ]; }
+check "after the drain deadline the StatefulSet is scaled to 1" wait_for 40000 sts_replicas 1
 
 # ---- removing listeners -------------------------------------------------------------------
 
