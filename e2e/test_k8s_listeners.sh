@@ -478,15 +478,20 @@ node_record() { # ID SESSIONS
         "{\"id\":\"$1\",\"services\":[\"operations\"],\"host\":\"10.0.0.1\",\"ports\":{\"operations\":9080},\"sessions\":$2,\"load\":0,\"draining\":false,\"version\":\"0.1.0\"}"
 }
 records_only_fake() { [ "$(etcd_value "$ETCD" "/kaa/$NAME/nodes/$NAME-operations-0" | grep -c '10.0.0.1')" = 1 ]; }
+drain_key() { etcd_value "$ETCD" "/kaa/$NAME/drain/$1" | grep -q '"deadline_ms":[0-9]'; }
+# the device phase's drain request goes; only the autoscaler's may follow
+curl -s --max-time 2 -X POST "$ETCD/v3/kv/deleterange" \
+    -d "{\"key\":\"$(b64 "/kaa/$NAME/drain/")\",\"range_end\":\"$(b64 "/kaa/$NAME/drain0")\"}" >/dev/null
+no_drains() { ! drain_key $NAME-operations-0 && ! drain_key $NAME-operations-1; }
 node_record $NAME-operations-0 0
 node_record $NAME-operations-1 5
 node_record $NAME-operations-2 5
 check "three registry records (0, 5, 5 sessions)" records_only_fake
+check "no drain requests before autoscaling" no_drains
 kaacluster "[$WEB, $LB, $NPL]" 3 \
     "    autoscaling: {enabled: true, minReplicas: 1, maxReplicas: 3, targetSessionsPerPod: 10, stabilizationWindowSeconds: 1}" \
     >"$WORK/edge.yaml"
 check "enable autoscaling (target 10 sessions per pod, 1..3)" q kn apply -f "$WORK/edge.yaml"
-drain_key() { etcd_value "$ETCD" "/kaa/$NAME/drain/$1" | grep -q '"deadline_ms":[0-9]'; }
 top_two_drained() { drain_key $NAME-operations-2 && drain_key $NAME-operations-1; }
 check "the autoscaler drains pods 2 and 1 (the StatefulSet's top ordinals)" wait_for "$DEADLINE_MS" top_two_drained
 not() { ! "$@"; }
