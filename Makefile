@@ -14,7 +14,7 @@ ifeq ($(CC),cc)
 CC := gcc
 endif
 
-PKGS := libcurl yajl yaml-0.1 libwebsockets libuv grpc libprotobuf-c libpq libmongoc-1.0 sqlite3 openssl
+PKGS := libcurl yajl yaml-0.1 libwebsockets libuv grpc libprotobuf-c libpq libmongoc-1.0 sqlite3 openssl rdkafka
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 DEVICE_LIBS := $(shell pkg-config --libs libwebsockets libuv libprotobuf-c openssl 2>/dev/null)
@@ -66,7 +66,7 @@ OPERATOR_INC := -Ilib -Ioperator -I$(GEN)
 SDK_INC := -I$(INC)/sdk -Isdk/include -Isdk/src
 $(foreach l,$(LIB_LAYERS),$(eval $(BUILD)/obj/lib/$(l)/%.o: INCLUDES = -I$(INC)/lib-$(l) -I$(GEN)))
 $(BUILD)/obj/services/%.o $(BUILD)/obj/bench/%.o: INCLUDES = $(SERVICES_INC)
-$(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/integration/%.o $(BUILD)/obj/tests/support/%.o: INCLUDES = $(SERVICES_INC) -Itests/support
+$(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/integration/%.o $(BUILD)/obj/tests/support/%.o $(BUILD)/obj/tests/tools/%.o: INCLUDES = $(SERVICES_INC) -Itests/support
 $(BUILD)/obj/operator/%.o: INCLUDES = $(OPERATOR_INC)
 $(BUILD)/obj/tests/operator/%.o $(BUILD)/obj/tests/k8s/%.o: INCLUDES = $(OPERATOR_INC) -Itests/support
 $(BUILD)/obj/sdk/%.o $(BUILD)/obj/tests/sdk/%.o: INCLUDES = $(SDK_INC)
@@ -117,6 +117,9 @@ OPERATOR_TEST_BINS := $(patsubst tests/operator/%.c,$(BUILD)/tests/%,$(OPERATOR_
 K8S_TEST_SRC := $(wildcard tests/k8s/test_*.c)
 K8S_TEST_BINS := $(patsubst tests/k8s/%.c,$(BUILD)/tests/k8s/%,$(K8S_TEST_SRC))
 TEST_SUPPORT := $(wildcard tests/support/*.c)
+# tests/tools: helper programs the e2e suites run (e.g. a Kafka reader)
+TEST_TOOL_SRC := $(wildcard tests/tools/*.c)
+TEST_TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TEST_TOOL_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
@@ -238,12 +241,18 @@ $(K8S_TEST_BINS): $(BUILD)/tests/k8s/%: $(BUILD)/obj/tests/k8s/%.o $(TEST_SUPPOR
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CUNIT_LIBS) -lm
 
+$(TEST_TOOL_BINS): $(BUILD)/tests/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBKAA_CORE)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
 $(BENCH_BINS): $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIBKAA_NODE) $(LIBKAA_CORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-test-bins: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(SDK_TEST_BINS) $(OPERATOR_TEST_BINS) $(K8S_TEST_BINS) $(SDK_EXAMPLES)
+test-bins: $(BINS) $(UNIT_BINS) $(INTEG_BINS) $(SDK_TEST_BINS) $(OPERATOR_TEST_BINS) $(K8S_TEST_BINS) $(SDK_EXAMPLES) \
+	$(TEST_TOOL_BINS)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

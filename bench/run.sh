@@ -16,6 +16,7 @@ cleanup() {
 	[ -z "$pg_started" ] || "$harness" stop postgres "$work/postgres" >/dev/null 2>&1 || true
 	"$harness" stop etcd "$work/etcd" >/dev/null 2>&1 || true
 	"$harness" stop ferretdb "$work/ferretdb" >/dev/null 2>&1 || true
+	"$harness" stop kafka "$work/kafka" >/dev/null 2>&1 || true
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -110,6 +111,12 @@ mkdir -p "$work/ep"
 "$root/$build/bench/ep_store_bench" --dir "$work/ep" --mongo "${KAA_TEST_MONGO}kaa_bench" \
 	--seconds "${BENCH_SECONDS:-3}" --threads "${BENCH_THREADS:-4}" || status=1
 "$harness" stop ferretdb "$work/ferretdb" >/dev/null 2>&1 || true
+
+echo "== Kafka log appender vs bare librdkafka producer (Kafka $("$root/e2e/tools/kafka/fetch.sh" version), KRaft, harness)"
+"$root/e2e/tools/kafka/fetch.sh" >/dev/null
+eval "$("$harness" start kafka "$work/kafka")"
+"$root/$build/bench/kafka_bench" --bootstrap "$KAA_TEST_KAFKA" --seconds "${BENCH_SECONDS:-5}" || status=1
+"$harness" stop kafka "$work/kafka" >/dev/null 2>&1 || true
 
 echo "== device sessions end to end (registered sessions, registration, configuration push, log ingest);"
 echo "   its baselines come from bench/ops_bench (bare lws echo server) run first"

@@ -4,7 +4,10 @@
 # role against every resource kind, tenant isolation, bad inputs, ETags,
 # pagination, the per-application revision key in etcd, and two control
 # replicas on one PostgreSQL and etcd (both serve, one leads, a change made
-# through one is visible through the other).
+# through one is visible through the other). The fleet routes (endpoints,
+# server profiles pushed to a live kaa-device, log records, live counts)
+# run on SQLite standalone and on PostgreSQL + MongoDB ($KAA_TEST_MONGO)
+# with control and operations on separate nodes over etcd.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -12,6 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 BIN=${KAA_ASAN_BIN_DIR:-${KAA_BIN_DIR:?}}/kaa-node
 ETCD=${KAA_TEST_ETCD:?}
 PG=${KAA_TEST_PG:?}
+MONGO=${KAA_TEST_MONGO:?}
 work=$(mktemp -d "${TMPDIR:-/tmp}/test_control_api.XXXXXX")
 trap 'cleanup_pids; rm -rf "$work"' EXIT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
@@ -192,9 +196,9 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 	expect 201 "[$tag] log appender"
 	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"type":"file","file":"../etc/passwd"}}'
 	expect_err 400 invalid '$.settings.file' "[$tag] a log file name is not a path"
-	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"path":"/tmp/x"}}'
+	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"type":"file","file":"x.jsonl","path":"/tmp/x"}}'
 	expect_err 400 invalid '$.settings.path' "[$tag] unknown appender setting"
-	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"type":"kafka"}}'
+	api "$TA" POST "/applications/$A1/log-appenders" '{"name":"bad","settings":{"type":"cassandra"}}'
 	expect_err 400 invalid '$.settings.type' "[$tag] unknown appender type"
 	api "$TU" GET "/applications/$A1/configurations/$C1"
 	expect 200 "[$tag] tenant user reads configuration"
@@ -502,6 +506,248 @@ sys.exit(0 if hashlib.sha256(canon.encode()).hexdigest() == r["hash"] else 1)' "
 	expect 401 "[$tag] its users are gone"
 }
 
+# ---- the fleet routes: endpoints, server profiles, configuration, logs, counts ----
+DEVICE=$(dirname "$BIN")/kaa-device
+# api_h USER:PASS METHOD PATH BODY IF-MATCH: api with an If-Match header,
+# the response headers in $work/hdr
+api_h() {
+	local args=(-s -D "$work/hdr" -o "$work/resp" -w '%{http_code}' -X "$2" --max-time 10 -u "$1")
+	[ -n "${4:-}" ] && args+=(-H "$JSON" --data-binary "$4")
+	[ -n "${5:-}" ] && args+=(-H "If-Match: $5")
+	CODE=$(curl "${args[@]}" "$URL$3")
+	RESP=$(cat "$work/resp")
+}
+etag() { sed -n 's/^[Ee][Tt][Aa][Gg]: *\([^[:space:]]*\).*/\1/p' "$work/hdr"; }
+has_line() { grep -q -- "$2" "$1" 2>/dev/null; }
+# ep_is PATH EXPR: GET as the tenant user, then the Python expression on r
+ep_is() {
+	api "$FU" GET "$1"
+	[ "$CODE" = 200 ] && python3 -c 'import sys, json
+r = json.loads(sys.argv[1])
+sys.exit(0 if eval(sys.argv[2]) else 1)' "$RESP" "$2"
+}
+
+# fleet TAG SQL NOSQL [cluster args]: without cluster args one standalone
+# node runs every service; with them (--etcd ...) a control-only node and
+# an operations+bootstrap node share the stores and etcd, so the session
+# lives on another node than the REST call.
+fleet() {
+	local tag=$1 sql=$2 nosql=$3 cport bport oport iport cnode onode
+	shift 3
+	read -r cport bport oport iport <<<"$(free_ports 4)"
+	echo "== [$tag] fleet routes: endpoints, server profiles, logs, counts"
+	if [ $# = 0 ]; then
+		KAA_ADMIN_USER=root KAA_ADMIN_PASSWORD=rootpass123 spawn "$BIN" --node-id "fleet-$tag" \
+			--control-port "$cport" --bootstrap-port "$bport" --operations-port "$oport" \
+			--internode-port "$iport" --bind 127.0.0.1 --host 127.0.0.1 --sql "$sql" \
+			--nosql "$nosql" >"$work/fleet-$tag.out" 2>"$work/fleet-$tag.log"
+		cnode=$SPAWNED onode=$SPAWNED
+		OPS_NODE=fleet-$tag
+	else
+		KAA_ADMIN_USER=root KAA_ADMIN_PASSWORD=rootpass123 spawn "$BIN" --services control \
+			--node-id "fleet-c-$tag" --control-port "$cport" --bind 127.0.0.1 --host 127.0.0.1 \
+			--sql "$sql" --nosql "$nosql" "$@" >"$work/fleet-c-$tag.out" 2>"$work/fleet-c-$tag.log"
+		cnode=$SPAWNED
+		spawn "$BIN" --services operations,bootstrap --node-id "fleet-o-$tag" \
+			--bootstrap-port "$bport" --operations-port "$oport" --internode-port "$iport" \
+			--bind 127.0.0.1 --host 127.0.0.1 --sql "$sql" --nosql "$nosql" "$@" \
+			>"$work/fleet-o-$tag.out" 2>"$work/fleet-o-$tag.log"
+		onode=$SPAWNED
+		OPS_NODE=fleet-o-$tag
+	fi
+	URL=http://127.0.0.1:$cport/api/v1
+	check "[$tag] fleet control ready" wait_for 20000 http_is 200 "http://127.0.0.1:$cport/readyz"
+	check "[$tag] fleet bootstrap ready" wait_for 20000 http_is 200 "http://127.0.0.1:$bport/readyz"
+	api $ADMIN POST /tenants "{\"name\":\"fleet-$tag\"}"
+	local FT=$(jget id) FT2
+	api $ADMIN POST /tenants "{\"name\":\"fleet-other-$tag\"}"
+	FT2=$(jget id)
+	for who in fa:tenant-admin fd:tenant-developer fu:tenant-user; do
+		api $ADMIN POST "/tenants/$FT/users" \
+			"{\"name\":\"${who%%:*}-$tag\",\"role\":\"${who#*:}\",\"password\":\"password-$tag\"}"
+	done
+	api $ADMIN POST "/tenants/$FT2/users" \
+		"{\"name\":\"fo-$tag\",\"role\":\"tenant-admin\",\"password\":\"password-$tag\"}"
+	local FA=fa-$tag:password-$tag FD=fd-$tag:password-$tag FO=fo-$tag:password-$tag
+	FU=fu-$tag:password-$tag
+	api "$FA" POST "/tenants/$FT/applications" '{"name":"fleet","credentialsMode":"trustful"}'
+	expect 201 "[$tag] fleet application"
+	local FAPP=$(jget id) TOKEN=$(jget applicationToken)
+	api "$FD" POST "/applications/$FAPP/schemas" \
+		'{"kind":"configuration","schema":{"type":"record","name":"Cfg","fields":[{"name":"rate","type":"int","default":5}]}}'
+	api "$FD" POST "/applications/$FAPP/schemas" \
+		'{"kind":"profile-server","schema":{"type":"record","name":"Sp","fields":[{"name":"tier","type":"string"}]}}'
+	expect 201 "[$tag] profile-server schema"
+	api "$FD" POST "/applications/$FAPP/groups" '{"name":"all","weight":1}'
+	local GALL=$(jget id) GGOLD
+	api "$FD" POST "/applications/$FAPP/configurations" \
+		"{\"groupId\":$GALL,\"schemaVersion\":1,\"body\":{\"rate\":3}}"
+	api "$FD" POST "/applications/$FAPP/groups" '{"name":"gold","weight":10,"filter":{"sp.tier":"gold"}}'
+	expect 201 "[$tag] group with a server-profile filter"
+	GGOLD=$(jget id)
+	api "$FD" POST "/applications/$FAPP/configurations" \
+		"{\"groupId\":$GGOLD,\"schemaVersion\":1,\"body\":{\"rate\":42}}"
+	expect 201 "[$tag] configuration of the gold group"
+	api "$FA" POST "/applications/$FAPP/log-appenders" '{"name":"store","settings":{"type":"endpoint-store"}}'
+	expect 201 "[$tag] endpoint-store log appender"
+
+	spawn "$DEVICE" --bootstrap "127.0.0.1:$bport" --app-token "$TOKEN" --state-dir "$work/dev-$tag" \
+		--profile '{"region":"eu"}' --log-rate 20 --log-total 5 --log-batch 2 --verbose \
+		>"$work/dev-$tag.out" 2>"$work/dev-$tag.err"
+	local DEV=$SPAWNED
+	check "[$tag] the device gets the catch-all configuration" \
+		wait_for 20000 has_line "$work/dev-$tag.err" 'json={"rate":3}'
+	check "[$tag] the list shows it online on the operations node" wait_for 10000 ep_is \
+		"/applications/$FAPP/endpoints" \
+		"len(r['items']) == 1 and r['items'][0]['online'] and r['items'][0]['nodeId'] == '$OPS_NODE' and r['items'][0]['groupIds'] == [$GALL] and r['nextCursor'] is None"
+	api "$FU" GET "/applications/$FAPP/endpoints"
+	local EKH
+	EKH=$(jget items.0.keyHash)
+	check "[$tag] item: key hash, times, client profile, configuration hash" python3 -c '
+import sys, json
+e = json.loads(sys.argv[1])["items"][0]
+assert len(e["keyHash"]) == 43 and e["registeredAt"] > 0 and abs(e["lastSeen"] - e["registeredAt"]) < 60000
+assert e["clientProfile"] == {"region": "eu"} and e["serverProfile"] is None and e["ownerId"] is None
+assert len(e["configurationHash"]) == 64' "$RESP"
+	check "[$tag] filter online=false: none" ep_is "/applications/$FAPP/endpoints?online=false" "r['items'] == []"
+	check "[$tag] filter online=true: it" ep_is "/applications/$FAPP/endpoints?online=true" "len(r['items']) == 1"
+	check "[$tag] filter group=gold: none" ep_is "/applications/$FAPP/endpoints?group=$GGOLD" "r['items'] == []"
+	check "[$tag] filter group=all: it" ep_is "/applications/$FAPP/endpoints?group=$GALL" "len(r['items']) == 1"
+	check "[$tag] filter owner: none" ep_is "/applications/$FAPP/endpoints?owner=alice" "r['items'] == []"
+	check "[$tag] profile filter cp.region=eu: it" ep_is \
+		"/applications/$FAPP/endpoints?filter=%7B%22cp.region%22%3A%22eu%22%7D" "len(r['items']) == 1"
+	check "[$tag] profile filter cp.region=us: none" ep_is \
+		"/applications/$FAPP/endpoints?filter=%7B%22cp.region%22%3A%22us%22%7D" "r['items'] == []"
+	check "[$tag] limit=1: one page, then the cursor's page is empty" ep_is \
+		"/applications/$FAPP/endpoints?limit=1" "len(r['items']) == 1 and r['nextCursor'] == '$EKH'"
+	check "[$tag] after the cursor: nothing" ep_is \
+		"/applications/$FAPP/endpoints?cursor=$EKH" "r['items'] == [] and r['nextCursor'] is None"
+	check "[$tag] GET one endpoint" ep_is "/applications/$FAPP/endpoints/$EKH" "r['keyHash'] == '$EKH' and r['online']"
+	check "[$tag] effective configuration: catch-all, delivered" wait_for 10000 ep_is \
+		"/applications/$FAPP/endpoints/$EKH/configuration" \
+		"r['groupIds'] == [$GALL] and r['configuration'] == {'rate': 3} and r['delivered'] and r['hash'] == r['deliveredHash']"
+
+	echo "== [$tag] bad inputs on the fleet routes"
+	for q in "limit=0" "limit=1001" "limit=x" "online=maybe" "group=-1" "group=x" "cursor=a%20b" \
+		"filter=notjson" "filter=%7B%22cp.x%22%3A%7B%22%24regx%22%3A1%7D%7D" "owner=" "limit=1&limit=2"; do
+		api "$FU" GET "/applications/$FAPP/endpoints?$q"
+		expect_err 400 invalid "${q%%=*}" "[$tag] endpoints?$q"
+	done
+	for q in "from=x" "to=-1" "to=4&from=5" "cursor=!!" "cursor=$(printf 'x:y' | base64)" "endpoint=a%20b" "limit=0"; do
+		api "$FU" GET "/applications/$FAPP/logs?$q"
+		expect_err 400 invalid "${q%%=*}" "[$tag] logs?$q"
+	done
+	local big
+	big=$(head -c 5000 /dev/zero | tr '\0' 'a')
+	api "$FU" GET "/applications/$FAPP/endpoints?filter=$big"
+	expect_err 400 invalid filter "[$tag] a filter over 4096 bytes"
+	api "$FU" GET "/applications/$FAPP/endpoints/nosuchkey"
+	expect_err 404 not_found "" "[$tag] unknown endpoint"
+	api "$FU" GET "/applications/$FAPP/endpoints/bad%20key/server-profile"
+	expect_err 404 not_found "" "[$tag] malformed key hash"
+	api "$FU" GET "/applications/999999/endpoints"
+	expect_err 404 not_found "" "[$tag] unknown application"
+
+	echo "== [$tag] server profile: validated, ETag, pushed to the live session"
+	api_h "$FU" GET "/applications/$FAPP/endpoints/$EKH/server-profile"
+	check "[$tag] server profile never set: null, ETag \"1\"" \
+		test "$CODE" = 200 -a "$(jget serverProfile)" = None -a "$(etag)" = '"1"'
+	api_h "$FD" PUT "/applications/$FAPP/endpoints/$EKH/server-profile" '{"serverProfile":{"tier":"gold"}}'
+	expect_err 428 precondition_required "" "[$tag] PUT without If-Match"
+	api_h "$FD" PUT "/applications/$FAPP/endpoints/$EKH/server-profile" '{"serverProfile":{"tier":7}}' '"1"'
+	expect_err 400 schema_mismatch '$.serverProfile.tier' "[$tag] server profile against profile-server"
+	api_h "$FD" PUT "/applications/$FAPP/endpoints/$EKH/server-profile" '{"profile":{}}' '"1"'
+	expect_err 400 unknown_field "" "[$tag] unknown field"
+	api_h "$FD" PUT "/applications/$FAPP/endpoints/$EKH/server-profile" '{"serverProfile":{"tier":"gold"}}' '"x"'
+	expect_err 400 invalid "" "[$tag] malformed If-Match"
+	api_h "$FU" PUT "/applications/$FAPP/endpoints/$EKH/server-profile" '{"serverProfile":{"tier":"gold"}}' '"1"'
+	expect_err 403 forbidden "" "[$tag] a tenant user may not set it"
+	api_h "$FD" PUT "/applications/$FAPP/endpoints/$EKH/server-profile" '{"serverProfile":{"tier":"gold"}}' '"1"'
+	check "[$tag] developer sets the server profile -> 200, ETag \"2\"" \
+		test "$CODE" = 200 -a "$(etag)" = '"2"' -a "$(jget version)" = 1
+	api_h "$FD" PUT "/applications/$FAPP/endpoints/$EKH/server-profile" '{"serverProfile":{"tier":"iron"}}' '"1"'
+	expect_err 412 precondition_failed "" "[$tag] a stale If-Match"
+	check "[$tag] the device receives the gold configuration (groups re-evaluated on the session's node)" \
+		wait_for 20000 has_line "$work/dev-$tag.err" 'json={"rate":42}'
+	check "[$tag] the endpoint is in the gold group" wait_for 10000 ep_is \
+		"/applications/$FAPP/endpoints/$EKH" "r['groupIds'] == [$GALL, $GGOLD] and r['serverProfile'] == {'tier': 'gold'}"
+	check "[$tag] filter group=gold and sp filter: it" ep_is \
+		"/applications/$FAPP/endpoints?group=$GGOLD&filter=%7B%22sp.tier%22%3A%22gold%22%7D" "len(r['items']) == 1"
+	check "[$tag] effective configuration: gold, delivered" wait_for 10000 ep_is \
+		"/applications/$FAPP/endpoints/$EKH/configuration" \
+		"r['groupIds'] == [$GALL, $GGOLD] and r['configuration'] == {'rate': 42} and r['delivered']"
+	[ $# = 0 ] || check "[$tag] the announcement key is not left in etcd" \
+		etcd_lacks "$ETCD" "/kaa/$FLEET_CLUSTER/apps/$FAPP/endpoints/$EKH"
+
+	echo "== [$tag] log records"
+	check "[$tag] 5 log records stored" wait_for 20000 ep_is "/applications/$FAPP/logs" \
+		"len(r['items']) == 5 and r['nextCursor'] is None"
+	api "$FU" GET "/applications/$FAPP/logs"
+	local all=$RESP
+	check "[$tag] records: key hash, batch, order, JSON body" python3 -c '
+import sys, json
+items = json.loads(sys.argv[1])["items"]
+assert all(i["endpointKeyHash"] == sys.argv[2] and i["record"]["seq"] >= 0 for i in items)
+keys = [(i["receivedAt"], i["endpointKeyHash"], i["batchId"], i["index"]) for i in items]
+assert keys == sorted(keys) and len(set(keys)) == 5' "$all" "$EKH"
+	check "[$tag] paging with limit=2 and cursor walks the same records" python3 -c '
+import sys, json, urllib.request, base64
+url, auth, want = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])["items"]
+got, cur = [], None
+for _ in range(10):
+    q = url + "?limit=2" + ("&cursor=" + cur if cur else "")
+    req = urllib.request.Request(q, headers={"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()})
+    page = json.load(urllib.request.urlopen(req, timeout=10))
+    got += page["items"]
+    cur = page["nextCursor"]
+    if not cur:
+        break
+assert got == want, (got, want)' "$URL/applications/$FAPP/logs" "$FU" "$all"
+	local t0
+	t0=$(python3 -c 'import sys, json; print(json.loads(sys.argv[1])["items"][0]["receivedAt"])' "$all")
+	check "[$tag] time range before the first record: none" ep_is "/applications/$FAPP/logs?to=$t0" "r['items'] == []"
+	check "[$tag] time range from the first record: all" ep_is "/applications/$FAPP/logs?from=$t0" "len(r['items']) == 5"
+	check "[$tag] per endpoint (query)" ep_is "/applications/$FAPP/logs?endpoint=$EKH" "len(r['items']) == 5"
+	check "[$tag] per endpoint (path)" ep_is "/applications/$FAPP/endpoints/$EKH/logs?limit=3" \
+		"len(r['items']) == 3 and r['nextCursor']"
+	check "[$tag] another endpoint: none" ep_is "/applications/$FAPP/logs?endpoint=someoneelse" "r['items'] == []"
+
+	echo "== [$tag] live counts"
+	check "[$tag] stats: 1 online, 1 endpoint, 5 records in the window" ep_is "/applications/$FAPP/stats" \
+		"r['sessionsOnline'] == 1 and r['endpoints'] == 1 and r['registrationsInWindow'] == 1 and r['recordsInWindow'] == 5 and r['nodes'] == [{'id': '$OPS_NODE', 'sessions': 1}]"
+	api $ADMIN GET "/applications/$FAPP/stats"
+	expect 200 "[$tag] a platform admin reads the counts"
+
+	echo "== [$tag] tenant isolation and roles on the fleet routes"
+	for p in "endpoints" "endpoints/$EKH" "endpoints/$EKH/server-profile" "endpoints/$EKH/configuration" \
+		"endpoints/$EKH/logs" "logs" "stats"; do
+		api "$FO" GET "/applications/$FAPP/$p"
+		expect_err 404 not_found "" "[$tag] another tenant's admin: GET $p"
+	done
+	api_h "$FO" PUT "/applications/$FAPP/endpoints/$EKH/server-profile" '{"serverProfile":{"tier":"x"}}' '"2"'
+	expect_err 404 not_found "" "[$tag] another tenant's admin: PUT server-profile"
+	api $ADMIN GET "/applications/$FAPP/endpoints"
+	expect_err 403 forbidden "" "[$tag] a platform admin does not read endpoints"
+	api "" GET "/applications/$FAPP/endpoints"
+	expect 401 "[$tag] no credentials"
+	api "$FA" GET "/applications/$FAPP/endpoints"
+	expect 200 "[$tag] tenant admin reads endpoints"
+
+	kill -TERM "$DEV"
+	wait "$DEV"
+	check "[$tag] device stopped: offline in the list" wait_for 10000 ep_is \
+		"/applications/$FAPP/endpoints?online=false" "len(r['items']) == 1 and r['items'][0]['nodeId'] is None"
+	check "[$tag] stats: 0 online" ep_is "/applications/$FAPP/stats" "r['sessionsOnline'] == 0"
+	kill -TERM "$cnode"
+	wait "$cnode"
+	check "[$tag] fleet control node exits 0" [ $? = 0 ]
+	if [ "$onode" != "$cnode" ]; then
+		kill -TERM "$onode"
+		wait "$onode"
+		check "[$tag] fleet operations node exits 0" [ $? = 0 ]
+	fi
+}
+
 echo "== SQLite, standalone"
 start_control sa "sqlite:$work/sa/kaa.db"
 sa=$NODE_PID
@@ -510,6 +756,7 @@ lifecycle sqlite
 kill -TERM "$sa"
 wait "$sa"
 check "sqlite node exits 0" [ $? = 0 ]
+fleet sqlite "sqlite:$work/fleet/kaa.db" "sqlite:$work/fleet/endpoints.db"
 
 echo "== PostgreSQL, two control replicas on one database and etcd"
 CLUSTER=api$$
@@ -618,6 +865,15 @@ check "replica 1 exits 0" [ $? = 0 ]
 wait "$r2"
 check "replica 2 exits 0" [ $? = 0 ]
 psql "$PG" -qc "DROP DATABASE $dbname" >/dev/null 2>&1
+
+echo "== PostgreSQL and MongoDB, control and operations on separate nodes over etcd"
+fdb=kaa_fleet_$$
+psql "$PG" -qc "CREATE DATABASE $fdb" >/dev/null
+mbase=${MONGO%%\?*}
+mbase=${mbase%/}
+FLEET_CLUSTER=fleet$$
+fleet postgresql "${PG%/*}/$fdb" "$mbase/kaa_fleet_$$" --etcd "$ETCD" --cluster "$FLEET_CLUSTER" --lease-ttl 3
+psql "$PG" -qc "DROP DATABASE $fdb" >/dev/null 2>&1
 
 for f in "$work"/*.log; do
 	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$f"; then

@@ -1,5 +1,5 @@
-// fuzz-sources: lib/base/base64.c lib/base/clock.c sdk/src/sdk_bootstrap.c sdk/src/sdk_json.c sdk/src/sdk_alloc.c lib/base/buf.c sdk/src/sdk_util.c lib/base/error.c
-// fuzz-pkgs: libcrypto
+// fuzz-sources: lib/base/base64.c lib/base/clock.c sdk/src/sdk_bootstrap.c sdk/src/sdk_json.c sdk/src/sdk_alloc.c lib/base/buf.c sdk/src/sdk_random.c lib/base/error.c lib/proto/device_url.c
+// fuzz-pkgs: libcrypto libssl
 /*
  * A device parses the bootstrap server's answer (and host:port strings from
  * its profile): any bytes must give nodes with a host, a port and a

@@ -1,4 +1,4 @@
-// fuzz-sources: lib/base/base64.c lib/base/clock.c sdk/src/sdk_json.c sdk/src/sdk_alloc.c lib/base/buf.c sdk/src/sdk_util.c lib/base/error.c
+// fuzz-sources: lib/base/base64.c lib/base/clock.c sdk/src/sdk_json.c sdk/src/sdk_alloc.c lib/base/buf.c lib/base/error.c
 // fuzz-pkgs: libcrypto
 /*
  * The SDK parses configuration documents and merge patches sent by the

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Real-server test harness: starts etcd, PostgreSQL, FerretDB (MongoDB wire
-# protocol on SQLite) or a Kubernetes control plane (k8s) on 127.0.0.1 with
+# protocol on SQLite), Apache Kafka (KRaft, one node that is broker and
+# controller) or a Kubernetes control plane (k8s) on 127.0.0.1 with
 # free ports and a private state directory, waits until the server really
 # answers, and can stop, kill and restart it on the same ports and data. See
 # e2e/README.md.
 #
-#   harness.sh start   etcd|postgres|ferretdb|k8s DIR   start, print KAA_TEST_*=... on stdout
+#   harness.sh start   etcd|postgres|ferretdb|kafka|k8s DIR   start, print KAA_TEST_*=... on stdout
 #   harness.sh stop    KIND DIR    graceful stop (SIGTERM; postgres: SIGINT), SIGKILL after a deadline
 #   harness.sh kill    KIND DIR    SIGKILL the server (and its process group), wait until gone
 #   harness.sh restart KIND DIR    start again on the same ports and data (stops it first if running)
@@ -14,7 +15,14 @@
 #
 # State in DIR: pid, server.log, env (the printed assignments), ports, cmd
 # (the exact command line, reused by restart), data (etcd), pgdata
-# (postgres), db + state (ferretdb).
+# (postgres), db + state (ferretdb), server.properties + data (kafka).
+#
+# kafka listens on four ports: PLAINTEXT (KAA_TEST_KAFKA), SASL_PLAINTEXT
+# (KAA_TEST_KAFKA_SASL: PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, user
+# KAA_TEST_KAFKA_USER with password KAA_TEST_KAFKA_PASSWORD), SSL
+# (KAA_TEST_KAFKA_SSL, a certificate for 127.0.0.1 from the CA in
+# KAA_TEST_KAFKA_CA, made with openssl at the first start: DIR/pki) and its
+# KRaft controller's. Topics are created on first use with 3 partitions.
 #
 # k8s is several servers, one sub-directory each (a kind of its own, so that
 # a stop/kill of the sub-directory works too): etcd/, kube-apiserver/,
@@ -29,6 +37,9 @@
 #   KAA_ETCD_BIN       etcd binary (default: the cached pinned build, see e2e/tools/build.sh)
 #   KAA_ETCD_ARGS      extra etcd flags (word-split)
 #   KAA_FERRETDB_BIN   FerretDB binary (default: the cached pinned build)
+#   KAA_KAFKA_HOME     directory with libs/*.jar (default: the cached pinned
+#                      release, see e2e/tools/kafka/fetch.sh); run with java (17+)
+#   KAA_KAFKA_HEAP     the broker's -Xmx (default 512m)
 #   KAA_PG_BINDIR      PostgreSQL bin directory (default: newest /usr/lib/postgresql/*/bin)
 #   KAA_PG_USER        OS user that runs postgres when the harness runs as root
 #                      (default: postgres, else kaatest, created if missing)
@@ -49,7 +60,7 @@ log() { echo "harness: $*" >&2; }
 die() { echo "harness: $*" >&2; exit 1; }
 
 usage() {
-    sed -n '8,14p' "$HARNESS_DIR/harness.sh" | sed 's/^# \{0,1\}//' >&2
+    sed -n '9,14p' "$HARNESS_DIR/harness.sh" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -249,6 +260,34 @@ EOF
 }
 
 probe_ferretdb() { mongo_ping "$MONGO_PORT"; }
+
+# a Kafka Metadata (v4) round trip on the PLAINTEXT listener that lists at
+# least one broker: the broker is registered with its controller and serves
+# requests (the TCP port opens earlier)
+probe_kafka() {
+    python3 - "$KAFKA_PORT" <<'EOF'
+import socket, struct, sys
+cid = b"kaa-harness"
+# header v1 (api key 3 = Metadata, version 4, correlation id 7, client id),
+# topics = [] (none), allow_auto_topic_creation = false
+body = struct.pack(">hhih", 3, 4, 7, len(cid)) + cid + struct.pack(">i", 0) + b"\0"
+try:
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+    s.sendall(struct.pack(">i", len(body)) + body)
+    buf = b""
+    while len(buf) < 4 or len(buf) < 4 + struct.unpack_from(">i", buf)[0]:
+        c = s.recv(65536)
+        if not c:
+            sys.exit(1)
+        buf += c
+except OSError:
+    sys.exit(1)
+if len(buf) < 16:
+    sys.exit(1)
+corr, _throttle, nbrokers = struct.unpack_from(">iii", buf, 4)
+sys.exit(0 if corr == 7 and nbrokers >= 1 else 1)
+EOF
+}
 
 # k8s components: the parent directory holds pki/ (see k8s_pki)
 probe_kube_apiserver() {
@@ -468,7 +507,101 @@ EOF
             >"$DIR/cmd"
         echo "KAA_TEST_MONGO=mongodb://127.0.0.1:$MONGO_PORT/" >"$DIR/env"
         ;;
+    kafka)
+        local home
+        home=$(kafka_home)
+        [ -f "$DIR/pki/keystore.pem" ] || kafka_pki || die "kafka: making the TLS certificates with openssl failed"
+        kafka_properties >"$DIR/server.properties"
+        # slf4j-simple logs to stderr (server.log); -Xss: Kafka's default
+        printf '%s\n' java -Xmx"${KAA_KAFKA_HEAP:-512m}" -Xms64m -XX:+UseG1GC \
+            -Djava.awt.headless=true -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+            -Dorg.slf4j.simpleLogger.showDateTime=true \
+            -cp "$home/libs/*" kafka.Kafka "$DIR/server.properties" >"$DIR/cmd"
+        {
+            echo "KAA_TEST_KAFKA=127.0.0.1:$KAFKA_PORT"
+            echo "KAA_TEST_KAFKA_SASL=127.0.0.1:$KAFKA_SASL_PORT"
+            echo "KAA_TEST_KAFKA_USER=$KAFKA_USER"
+            echo "KAA_TEST_KAFKA_PASSWORD=$KAFKA_PASSWORD"
+            echo "KAA_TEST_KAFKA_SSL=127.0.0.1:$KAFKA_SSL_PORT"
+            echo "KAA_TEST_KAFKA_CA=$DIR/pki/ca.crt"
+        } >"$DIR/env"
+        ;;
     esac
+}
+
+KAFKA_USER=kaa
+KAFKA_PASSWORD=kaa-test-secret
+
+kafka_home() {
+    local home=${KAA_KAFKA_HOME:-}
+    [ -n "$home" ] || home=$("$HARNESS_DIR/../tools/kafka/fetch.sh" path) || die "cannot compute the Kafka path"
+    [ -n "$(ls "$home/libs/"kafka_2.13-*.jar 2>/dev/null)" ] ||
+        die "Kafka is not fetched ($home/libs missing); run e2e/tools/build.sh kafka"
+    command -v java >/dev/null || die "java (17+) is needed for kafka (Debian package openjdk-17-jre-headless)"
+    echo "$home"
+}
+
+# a CA and the SSL listener's certificate (127.0.0.1, localhost) in DIR/pki;
+# the key store is Kafka's PEM type: the PKCS#8 key, then the certificate
+kafka_pki() {
+    local pki=$DIR/pki
+    command -v openssl >/dev/null || return 1
+    mkdir -p "$pki" && chmod 0700 "$pki" || return 1
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$pki/ca.key" \
+        -out "$pki/ca.crt" -days 3650 -subj /CN=kaa-test-kafka-ca 2>/dev/null || return 1
+    printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost' 'basicConstraints=CA:FALSE' \
+        'keyUsage=digitalSignature,keyEncipherment' 'extendedKeyUsage=serverAuth' >"$pki/ext.cnf"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$pki/server.key" \
+        -subj /CN=127.0.0.1 2>/dev/null |
+        openssl x509 -req -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -set_serial "0x$(openssl rand -hex 8)" \
+            -days 3650 -extfile "$pki/ext.cnf" -out "$pki/server.crt" 2>/dev/null || return 1
+    openssl pkcs8 -topk8 -nocrypt -in "$pki/server.key" -out "$pki/server.p8" || return 1
+    cat "$pki/server.p8" "$pki/server.crt" >"$pki/keystore.pem"
+}
+
+# single node KRaft: one process is broker and controller (static voter set)
+kafka_properties() {
+    cat <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT,SSL://127.0.0.1:$KAFKA_SSL_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL
+listener.name.ssl.ssl.keystore.type=PEM
+listener.name.ssl.ssl.keystore.location=$DIR/pki/keystore.pem
+listener.name.ssl.ssl.client.auth=none
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_USER="$KAFKA_PASSWORD";
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+log.dirs=$DIR/data
+num.partitions=3
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+EOF
+}
+
+# formats DIR/data (cluster id, SCRAM credentials of KAFKA_USER); once, at
+# the first successful start; a restart keeps the data
+kafka_format() {
+    local home
+    home=$(kafka_home)
+    rm -rf "$DIR/data"
+    java -cp "$home/libs/*" kafka.tools.StorageTool format \
+        -t "$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')" \
+        -c "$DIR/server.properties" \
+        --add-scram "SCRAM-SHA-256=[name=$KAFKA_USER,password=$KAFKA_PASSWORD]" \
+        --add-scram "SCRAM-SHA-512=[name=$KAFKA_USER,password=$KAFKA_PASSWORD]" \
+        >>"$DIR/server.log" 2>&1 || { log_tail; die "formatting the Kafka storage failed"; }
 }
 
 probe() {
@@ -476,6 +609,7 @@ probe() {
     etcd) probe_etcd ;;
     postgres) probe_postgres ;;
     ferretdb) probe_ferretdb ;;
+    kafka) probe_kafka ;;
     kube-apiserver) probe_kube_apiserver ;;
     kube-controller-manager) probe_https_healthz "$CM_PORT" ;;
     kube-scheduler) probe_https_healthz "$SCHED_PORT" ;;
@@ -578,7 +712,7 @@ wait_ready() {
 }
 
 address_in_use() {
-    tail -n 40 "$DIR/server.log" 2>/dev/null | grep -qiE 'address already in use|could not bind|could not create listen socket'
+    tail -n 40 "$DIR/server.log" 2>/dev/null | grep -qiE 'address already in use|could not bind|could not create listen socket|BindException'
 }
 
 postgres_init() {
@@ -650,6 +784,12 @@ cmd_start() {
             MONGO_PORT=$(free_ports 1) || die "no free ports"
             echo "MONGO_PORT=$MONGO_PORT" >"$DIR/ports.try"
             ;;
+        kafka)
+            ports=$(free_ports 4) || die "no free ports"
+            read -r KAFKA_PORT KAFKA_SASL_PORT KAFKA_SSL_PORT KAFKA_CONTROLLER_PORT <<<"$ports"
+            printf 'KAFKA_PORT=%s\nKAFKA_SASL_PORT=%s\nKAFKA_SSL_PORT=%s\nKAFKA_CONTROLLER_PORT=%s\n' \
+                "$KAFKA_PORT" "$KAFKA_SASL_PORT" "$KAFKA_SSL_PORT" "$KAFKA_CONTROLLER_PORT" >"$DIR/ports.try"
+            ;;
         kube-apiserver)
             API_PORT=$(free_ports 1) || die "no free ports"
             echo "API_PORT=$API_PORT" >"$DIR/ports.try"
@@ -668,6 +808,7 @@ cmd_start() {
             ;;
         esac
         configure
+        [ "$KIND" != kafka ] || kafka_format
         launch start
         rc=0
         wait_ready || rc=$?
@@ -1046,10 +1187,10 @@ k8s_status() {
 [ $# -eq 3 ] || usage
 CMD=$1 KIND=$2 DIR=$3
 case $KIND in
-etcd | postgres | ferretdb | k8s) ;;
+etcd | postgres | ferretdb | kafka | k8s) ;;
 # the parts of k8s, each in its sub-directory of the k8s DIR
 kube-apiserver | kube-controller-manager | kube-scheduler | kwok) ;;
-*) echo "harness: unknown server kind '$KIND' (etcd, postgres, ferretdb, k8s)" >&2; exit 2 ;;
+*) echo "harness: unknown server kind '$KIND' (etcd, postgres, ferretdb, kafka, k8s)" >&2; exit 2 ;;
 esac
 PG_USER='' PG_BINDIR=''
 K8S_NODES=${KAA_K8S_NODES:-3}

@@ -10,6 +10,11 @@
 #   ${KAA_CACHE:-$HOME/.cache/kaa}/bin/kwok-v0.8.0
 #   ${KAA_CACHE:-$HOME/.cache/kaa}/bin/helm-v3.19.5
 #
+# and fetches the pinned Apache Kafka broker (jars from Maven Central, run by
+# Java 17; not a Go tool: e2e/tools/kafka/fetch.sh, version in its pom.xml):
+#
+#   ${KAA_CACHE:-$HOME/.cache/kaa}/kafka-4.0.1/libs
+#
 # The version is read from the tool's go.mod (e2e/tools/<dir>/go.mod; the four
 # Kubernetes binaries share e2e/tools/kubernetes), so bumping the pin there is
 # the only change needed. A build is skipped when the
@@ -29,7 +34,7 @@ TOOLS_DIR=$(cd "$(dirname "$0")" && pwd)
 CACHE=${KAA_CACHE:-$HOME/.cache/kaa}
 BIN_DIR=$CACHE/bin
 K8S_TOOLS="kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm"
-ALL_TOOLS="etcd ferretdb $K8S_TOOLS"
+ALL_TOOLS="etcd ferretdb kafka $K8S_TOOLS"
 MIN_GO=1.24
 
 die() { echo "e2e/tools/build.sh: $*" >&2; exit 1; }
@@ -50,6 +55,7 @@ tool_module() {
     kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) echo "k8s.io/kubernetes" ;;
     kwok) echo "sigs.k8s.io/kwok" ;;
     helm) echo "helm.sh/helm/v3" ;;
+    kafka) echo "org.apache.kafka:kafka_2.13" ;; # Maven, see e2e/tools/kafka/fetch.sh
     *) die "unknown tool '$1' (known: $ALL_TOOLS, or k8s)" ;;
     esac
 }
@@ -204,6 +210,7 @@ build_tool() {
 
 if [ "${1:-}" = path ]; then
     [ $# -eq 2 ] || die "usage: $0 path TOOL"
+    [ "$2" != kafka ] || exec "$TOOLS_DIR/kafka/fetch.sh" path
     tool_module "$2" >/dev/null
     tool_path "$2"
     exit 0
@@ -219,5 +226,9 @@ for t in "$@"; do
     esac
 done
 for t in $tools; do
-    build_tool "$t"
+    if [ "$t" = kafka ]; then
+        "$TOOLS_DIR/kafka/fetch.sh"
+    else
+        build_tool "$t"
+    fi
 done

@@ -25,15 +25,19 @@
 #include "appender/log_appender.h"
 
 #include "store/endpoint_store_internal.h"
+#include "appender/appender_type.h"
+#include "base/alloc.h"
 #include "base/buf.h"
 #include "base/error.h"
 #include "json/json_merge.h"
+#include "base/clock.h"
 #include "base/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -45,10 +49,9 @@
 
 #define MOD "log_appender"
 #define FILE_NAME_MAX 128
-#define SETTINGS_MAX 4096
+/* the largest member: a webhook CA bundle (PEM) */
+#define SETTINGS_MAX (64 * 1024)
 #define RECOVER_MAX ((off_t)256 * 1024 * 1024)
-
-enum { T_STORE, T_FILE };
 
 /* A batch written to the file but not yet fsync'ed and indexed. */
 struct pending {
@@ -80,33 +83,12 @@ struct shared_file {
 static pthread_mutex_t files_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct shared_file *files;
 
-struct kaa__log_appender {
-	int type;
-	int64_t app_id, id;
-	kaa__ep_store *store;
-	struct shared_file *f;
-};
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- the shared file ---------------------------------------------------- */
 
 static int mkdirs(const char *dir)
 {
-	char *d = strdup(dir);
+	char *d = kaa__xstrdup(dir);
 	int rc = KAA_OK;
-	if (!d)
-		return KAA_ERR_NOMEM;
 	for (char *p = d + 1;; p++) {
 		bool end = *p == '\0';
 		if (*p != '/' && !end)
@@ -127,6 +109,8 @@ static int mkdirs(const char *dir)
 
 static int idx_err(sqlite3 *db, const char *what)
 {
+	if (db && sqlite3_errcode(db) == SQLITE_NOMEM)
+		kaa__oom();
 	KAA_ERROR(MOD, "index_error op=%s msg=\"%s\"", what, db ? sqlite3_errmsg(db) : "open");
 	return KAA_ERR_IO;
 }
@@ -209,10 +193,10 @@ static int recover_tail(struct shared_file *f, off_t size)
 		KAA_WARN(MOD, "tail_too_long path=\"%s\" bytes=%lld", f->path, (long long)len);
 		goto cut;
 	}
-	buf = malloc((size_t)len + 1);
+	buf = kaa__xmalloc((size_t)len + 1);
 	rfd = open(f->path, O_RDONLY | O_CLOEXEC);
-	if (!buf || rfd < 0 || pread(rfd, buf, (size_t)len, f->end) != (ssize_t)len) {
-		err = buf ? KAA_ERR_IO : KAA_ERR_NOMEM;
+	if (rfd < 0 || pread(rfd, buf, (size_t)len, f->end) != (ssize_t)len) {
+		err = KAA_ERR_IO;
 		goto out;
 	}
 	if (sqlite3_exec(f->idx, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
@@ -290,18 +274,12 @@ static int file_open(const char *dir, const char *path, struct shared_file **out
 	struct stat st;
 	int err = KAA_OK;
 	char *idx_path = NULL;
-	struct shared_file *f = calloc(1, sizeof(*f));
-	if (!f)
-		return KAA_ERR_NOMEM;
+	struct shared_file *f = kaa__xcalloc(1, sizeof(*f));
 	f->fd = -1;
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
-	f->path = strdup(path);
-	if (!f->path || asprintf(&idx_path, "%s.idx", path) < 0) {
-		idx_path = NULL;
-		err = KAA_ERR_NOMEM;
-		goto out;
-	}
+	f->path = kaa__xstrdup(path);
+	idx_path = kaa__xasprintf("%s.idx", path);
 	if ((err = mkdirs(dir)) != KAA_OK)
 		goto out;
 	f->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -494,14 +472,13 @@ static void sync_round(struct shared_file *f)
 {
 	size_t n = f->n_pend;
 	off_t end = f->end;
-	struct pending *batch = malloc(n * sizeof(*batch));
-	int err = batch ? KAA_OK : KAA_ERR_NOMEM;
-	if (batch)
-		memcpy(batch, f->pend, n * sizeof(*batch));
+	struct pending *batch = kaa__xmalloc(n * sizeof(*batch));
+	int err = KAA_OK;
+	memcpy(batch, f->pend, n * sizeof(*batch));
 	f->syncing = true;
 	pthread_mutex_unlock(&f->mu);
 
-	if (err == KAA_OK && fsync(f->fd) != 0) {
+	if (fsync(f->fd) != 0) {
 		KAA_ERROR(MOD, "fsync_failed path=\"%s\" errno=%d", f->path, errno);
 		err = KAA_ERR_IO;
 	}
@@ -533,7 +510,7 @@ static void sync_round(struct shared_file *f)
 	} else {
 		truncate_to(f, f->durable_end);
 		for (size_t i = 0; i < f->n_pend; i++)
-			*f->pend[i].result = err == KAA_ERR_NOMEM ? err : KAA_ERR_IO;
+			*f->pend[i].result = KAA_ERR_IO;
 		f->n_pend = 0;
 		f->end = f->durable_end;
 	}
@@ -556,6 +533,8 @@ static int file_append(struct shared_file *f, int64_t app_id, const char *key_ha
 	int result = 1; /* > 0: not decided yet */
 	int err = build_lines(&b, app_id, key_hash, batch_id, schema_version, records, n,
 			      received_ms);
+	if (err == KAA_ERR_NOMEM)
+		kaa__oom();
 	if (err != KAA_OK)
 		goto done;
 	pthread_mutex_lock(&f->mu);
@@ -578,12 +557,7 @@ static int file_append(struct shared_file *f, int64_t app_id, const char *key_ha
 	}
 	if (f->n_pend == f->cap_pend) {
 		size_t cap = f->cap_pend ? f->cap_pend * 2 : 16;
-		struct pending *p = realloc(f->pend, cap * sizeof(*p));
-		if (!p) {
-			err = KAA_ERR_NOMEM;
-			goto out;
-		}
-		f->pend = p;
+		f->pend = kaa__xrealloc(f->pend, cap * sizeof(*f->pend));
 		f->cap_pend = cap;
 	}
 	err = write_all(f->fd, b.p, b.len);
@@ -614,7 +588,7 @@ done:
 	return err;
 }
 
-/* ---- settings and the public functions -------------------------------------- */
+/* ---- the endpoint-store and file types -------------------------------------- */
 
 static bool file_name_ok(const char *s)
 {
@@ -630,65 +604,259 @@ static bool file_name_ok(const char *s)
 	return true;
 }
 
-/*
- * Parses and checks settings (the rules in log_appender.h) without touching
- * the node: *root holds the tree *type and *file point into (caller frees).
- */
-static int settings_parse(const char *json, yajl_val *root, const char **type, const char **file,
-			  char *err, size_t errlen)
+static int store_check(yajl_val v, char *err, size_t errlen)
 {
-	char jerr[KAA_JSON_ERR_SIZE];
-	*root = NULL;
-	*type = *file = NULL;
-	if (kaa__json_parse(json, strlen(json), SETTINGS_MAX, 8, root, jerr, sizeof(jerr)) !=
-	    KAA_OK) {
-		set_err(err, errlen, "settings: %s", jerr);
-		return KAA_ERR_INVAL;
-	}
-	if (!YAJL_IS_OBJECT(*root)) {
-		set_err(err, errlen, "%s", "settings: must be an object");
-		return KAA_ERR_INVAL;
-	}
-	for (size_t i = 0; i < (*root)->u.object.len; i++) {
-		const char *k = (*root)->u.object.keys[i];
-		yajl_val v = (*root)->u.object.values[i];
-		if (strcmp(k, "type") == 0 && YAJL_IS_STRING(v)) {
-			*type = v->u.string;
-		} else if (strcmp(k, "file") == 0 && YAJL_IS_STRING(v)) {
-			*file = v->u.string;
-		} else {
-			set_err(err, errlen, "settings.%s: unknown member or not a string", k);
+	for (size_t i = 0; i < v->u.object.len; i++)
+		if (strcmp(v->u.object.keys[i], "type") != 0) {
+			kaa__appender_set_err(err, errlen, "settings.%s: %s", v->u.object.keys[i],
+					      strcmp(v->u.object.keys[i], "file") == 0
+						      ? "not for type endpoint-store"
+						      : "unknown member");
 			return KAA_ERR_INVAL;
 		}
+	return KAA_OK;
+}
+
+static int store_open(const kaa__appender_args *args, yajl_val v, void **impl, char *err,
+		      size_t errlen)
+{
+	(void)v;
+	if (!args->env->store) {
+		kaa__appender_set_err(err, errlen, "%s", "no endpoint store on this node");
+		return KAA_ERR_INVAL;
 	}
-	if (*type && strcmp(*type, "endpoint-store") == 0) {
-		if (*file) {
-			set_err(err, errlen, "%s", "settings.file: not for type endpoint-store");
+	*impl = args->env->store;
+	return KAA_OK;
+}
+
+static void store_submit(void *impl, const kaa__log_batch *b, kaa__log_done_fn *done, void *arg)
+{
+	bool dup = false;
+	int rc = kaa__ep_logs_append(impl, b->app_id, b->key_hash, b->batch_id, b->schema_version,
+				     b->records, b->n, b->received_ms, &dup);
+	if (rc == KAA_OK)
+		kaa__appender_done(done, arg, KAA_LOG_OK, KAA_OK, dup, NULL);
+	else if (rc == KAA_ERR_INVAL || rc == KAA_ERR_TOO_BIG)
+		kaa__appender_done(done, arg, KAA_LOG_PERMANENT, rc, false, kaa_strerror(rc));
+	else
+		kaa__appender_done(done, arg, KAA_LOG_RETRY, rc, false, "storage unavailable");
+}
+
+static void store_close(void *impl)
+{
+	(void)impl; /* the node's store */
+}
+
+const kaa__appender_type kaa__appender_store = {
+	.name = "endpoint-store",
+	.check = store_check,
+	.open = store_open,
+	.submit = store_submit,
+	.close = store_close,
+};
+
+static int file_check(yajl_val v, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < v->u.object.len; i++) {
+		const char *k = v->u.object.keys[i];
+		yajl_val m = v->u.object.values[i];
+		if (strcmp(k, "type") == 0)
+			continue;
+		if (strcmp(k, "file") != 0 || !YAJL_IS_STRING(m)) {
+			kaa__appender_set_err(err, errlen,
+					      "settings.%s: unknown member or not a string", k);
 			return KAA_ERR_INVAL;
 		}
-	} else if (*type && strcmp(*type, "file") == 0) {
-		if (*file && !file_name_ok(*file)) {
-			set_err(err, errlen, "%s",
+		if (!file_name_ok(m->u.string)) {
+			kaa__appender_set_err(
+				err, errlen, "%s",
 				"settings.file: 1..128 of [A-Za-z0-9._-], not starting with '.'");
 			return KAA_ERR_INVAL;
 		}
-	} else {
-		set_err(err, errlen, "%s", "settings.type: \"endpoint-store\" or \"file\"");
-		return KAA_ERR_INVAL;
 	}
 	return KAA_OK;
+}
+
+static int file_open_type(const kaa__appender_args *args, yajl_val v, void **impl, char *err,
+			  size_t errlen)
+{
+	const char *p_file[] = {"file", NULL};
+	yajl_val fv = yajl_tree_get(v, p_file, yajl_t_string);
+	const kaa__log_appender_env *env = args->env;
+	struct shared_file *f = NULL;
+	if (!env->file_dir || !*env->file_dir) {
+		kaa__appender_set_err(err, errlen, "%s", "no log file directory on this node");
+		return KAA_ERR_INVAL;
+	}
+	char *file = fv ? kaa__xstrdup(fv->u.string)
+			: kaa__xasprintf("appender-%" PRId64 ".jsonl", args->id);
+	char *dir = kaa__xasprintf("%s/app-%" PRId64, env->file_dir, args->app_id);
+	char *path = kaa__xasprintf("%s/%s", dir, file);
+	int rc = file_get(dir, path, &f);
+	if (rc != KAA_OK)
+		kaa__appender_set_err(err, errlen, "%s",
+				      rc == KAA_ERR_EXISTS
+					      ? "log file in use by another process"
+					      : "cannot open the log file (see the node log)");
+	free(path);
+	free(dir);
+	free(file);
+	*impl = f;
+	return rc;
+}
+
+static void file_submit(void *impl, const kaa__log_batch *b, kaa__log_done_fn *done, void *arg)
+{
+	bool dup = false;
+	int rc = file_append(impl, b->app_id, b->key_hash, b->batch_id, b->schema_version,
+			     b->records, b->n, b->received_ms, &dup);
+	if (rc == KAA_OK)
+		kaa__appender_done(done, arg, KAA_LOG_OK, KAA_OK, dup, NULL);
+	else
+		kaa__appender_done(done, arg, KAA_LOG_RETRY, rc, false, "log file unavailable");
+}
+
+static void file_close_type(void *impl)
+{
+	file_put(impl);
+}
+
+const kaa__appender_type kaa__appender_file = {
+	.name = "file",
+	.check = file_check,
+	.open = file_open_type,
+	.submit = file_submit,
+	.close = file_close_type,
+};
+
+/* ---- the generic part ---------------------------------------------------------- */
+
+static const kaa__appender_type *const types[] = {
+	&kaa__appender_store,
+	&kaa__appender_file,
+	&kaa__appender_webhook,
+	&kaa__appender_kafka,
+};
+#define N_TYPES (sizeof(types) / sizeof(types[0]))
+
+struct kaa__log_appender {
+	const kaa__appender_type *t;
+	void *impl;
+	int64_t app_id, id;
+	kaa__counter *records, *bytes, *retries;
+	kaa__counter *fail_retry, *fail_rate, *fail_perm;
+	kaa__gauge *inflight;
+	kaa__histogram *latency;
+};
+
+/* One submit on its way through the type (the callback wrapper). */
+struct submit_ctx {
+	kaa__log_appender *a;
+	kaa__log_done_fn *done;
+	void *arg;
+	int64_t start_ms;
+	size_t n, bytes;
+};
+
+void kaa__appender_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+void kaa__appender_done(kaa__log_done_fn *done, void *arg, kaa__log_result r, int err,
+			bool duplicate, const char *reason)
+{
+	kaa__log_status st = {
+		.result = r, .err = err, .duplicate = duplicate, .reason = reason ? reason : ""};
+	done(arg, &st);
+}
+
+size_t kaa__log_batch_bytes(const kaa__log_batch *b)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < b->n; i++)
+		n += strlen(b->records[i]);
+	return n;
+}
+
+/* Parses settings and finds the type: *root holds the tree (caller frees). */
+static int settings_parse(const char *json, yajl_val *root, const kaa__appender_type **type,
+			  char *err, size_t errlen)
+{
+	char jerr[KAA_JSON_ERR_SIZE];
+	const char *p_type[] = {"type", NULL};
+	*root = NULL;
+	*type = NULL;
+	if (kaa__json_parse(json, strlen(json), SETTINGS_MAX, 8, root, jerr, sizeof(jerr)) !=
+	    KAA_OK) {
+		kaa__appender_set_err(err, errlen, "settings: %s", jerr);
+		return KAA_ERR_INVAL;
+	}
+	if (!YAJL_IS_OBJECT(*root)) {
+		kaa__appender_set_err(err, errlen, "%s", "settings: must be an object");
+		return KAA_ERR_INVAL;
+	}
+	yajl_val t = yajl_tree_get(*root, p_type, yajl_t_any);
+	for (size_t i = 0; t && YAJL_IS_STRING(t) && i < N_TYPES; i++)
+		if (strcmp(t->u.string, types[i]->name) == 0)
+			*type = types[i];
+	if (!*type) {
+		char names[256] = "";
+		size_t o = 0;
+		for (size_t i = 0; i < N_TYPES && o < sizeof(names); i++)
+			o += (size_t)snprintf(names + o, sizeof(names) - o, "%s\"%s\"",
+					      i ? ", " : "", types[i]->name);
+		kaa__appender_set_err(err, errlen, "settings.type: one of %s", names);
+		return KAA_ERR_INVAL;
+	}
+	return (*type)->check(*root, err, errlen);
 }
 
 int kaa__log_appender_check(const char *settings_json, char *err, size_t errlen)
 {
 	yajl_val root = NULL;
-	const char *type, *file;
-	set_err(err, errlen, "%s", "");
+	const kaa__appender_type *t;
+	kaa__appender_set_err(err, errlen, "%s", "");
 	if (!settings_json)
 		return KAA_ERR_INVAL;
-	int rc = settings_parse(settings_json, &root, &type, &file, err, errlen);
+	int rc = settings_parse(settings_json, &root, &t, err, errlen);
 	yajl_tree_free(root);
 	return rc;
+}
+
+static void register_metrics(kaa__log_appender *a, kaa__metrics *m)
+{
+	static const double bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+					0.5,   1,     2.5,  5,     10,   30};
+	char l[160], lk[200];
+	if (!m)
+		return;
+	snprintf(l, sizeof(l), "app=\"%" PRId64 "\",appender=\"%" PRId64 "\",type=\"%s\"",
+		 a->app_id, a->id, a->t->name);
+	a->records =
+		kaa__metrics_counter(m, "kaa_log_appender_records_total",
+				     "Log records the appender confirmed (not duplicates).", l);
+	a->bytes = kaa__metrics_counter(m, "kaa_log_appender_bytes_total",
+					"Record bytes the appender confirmed.", l);
+	a->retries = kaa__metrics_counter(m, "kaa_log_appender_retries_total",
+					  "Delivery attempts the appender repeated.", l);
+	const char *h = "Batches the appender did not accept, by kind.";
+	snprintf(lk, sizeof(lk), "%s,kind=\"retryable\"", l);
+	a->fail_retry = kaa__metrics_counter(m, "kaa_log_appender_failures_total", h, lk);
+	snprintf(lk, sizeof(lk), "%s,kind=\"rate_limited\"", l);
+	a->fail_rate = kaa__metrics_counter(m, "kaa_log_appender_failures_total", h, lk);
+	snprintf(lk, sizeof(lk), "%s,kind=\"permanent\"", l);
+	a->fail_perm = kaa__metrics_counter(m, "kaa_log_appender_failures_total", h, lk);
+	a->inflight = kaa__metrics_gauge(m, "kaa_log_appender_in_flight",
+					 "Batches submitted and not yet answered.", l);
+	a->latency = kaa__metrics_histogram(m, "kaa_log_appender_confirm_seconds",
+					    "Time from submit to the appender's answer.", l, bounds,
+					    sizeof(bounds) / sizeof(bounds[0]));
 }
 
 int kaa__log_appender_new(int64_t app_id, int64_t id, const char *name, const char *settings_json,
@@ -696,70 +864,34 @@ int kaa__log_appender_new(int64_t app_id, int64_t id, const char *name, const ch
 			  size_t errlen)
 {
 	yajl_val root = NULL;
-	char *dir = NULL, *path = NULL;
-	const char *type = NULL, *file = NULL;
-	char defname[64];
-	int rc = KAA_OK;
+	const kaa__appender_type *t = NULL;
 	kaa__log_appender *a = NULL;
 
-	(void)name;
-	set_err(err, errlen, "%s", "");
+	kaa__appender_set_err(err, errlen, "%s", "");
 	if (!out)
 		return KAA_ERR_INVAL;
 	*out = NULL;
 	if (app_id < 1 || id < 1 || !settings_json || !env) {
-		set_err(err, errlen, "%s", "missing argument");
+		kaa__appender_set_err(err, errlen, "%s", "missing argument");
 		return KAA_ERR_INVAL;
 	}
-	rc = settings_parse(settings_json, &root, &type, &file, err, errlen);
+	int rc = settings_parse(settings_json, &root, &t, err, errlen);
 	if (rc != KAA_OK)
 		goto out;
-	a = calloc(1, sizeof(*a));
-	if (!a) {
-		rc = KAA_ERR_NOMEM;
-		goto out;
-	}
+	a = kaa__xcalloc(1, sizeof(*a));
+	a->t = t;
 	a->app_id = app_id;
 	a->id = id;
-	if (strcmp(type, "endpoint-store") == 0) {
-		a->type = T_STORE;
-		if (!env->store) {
-			set_err(err, errlen, "%s", "no endpoint store on this node");
-			rc = KAA_ERR_INVAL;
-			goto out;
-		}
-		a->store = env->store;
-	} else {
-		a->type = T_FILE;
-		if (!env->file_dir || !*env->file_dir) {
-			set_err(err, errlen, "%s", "no log file directory on this node");
-			rc = KAA_ERR_INVAL;
-			goto out;
-		}
-		if (!file) {
-			snprintf(defname, sizeof(defname), "appender-%" PRId64 ".jsonl", id);
-			file = defname;
-		}
-		if (asprintf(&dir, "%s/app-%" PRId64, env->file_dir, app_id) < 0 ||
-		    asprintf(&path, "%s/%s", dir, file) < 0) {
-			rc = KAA_ERR_NOMEM;
-			goto out;
-		}
-		rc = file_get(dir, path, &a->f);
-		if (rc != KAA_OK) {
-			set_err(err, errlen, "%s",
-				rc == KAA_ERR_EXISTS
-					? "log file in use by another process"
-					: "cannot open the log file (see the node log)");
-			goto out;
-		}
+	register_metrics(a, env->metrics);
+	kaa__appender_args args = {
+		.app_id = app_id, .id = id, .name = name, .env = env, .retries = a->retries};
+	rc = t->open(&args, root, &a->impl, err, errlen);
+	if (rc != KAA_OK) {
+		free(a);
+		goto out;
 	}
 	*out = a;
-	a = NULL;
 out:
-	kaa__log_appender_free(a);
-	free(path);
-	free(dir);
 	yajl_tree_free(root);
 	return rc;
 }
@@ -768,13 +900,13 @@ void kaa__log_appender_free(kaa__log_appender *a)
 {
 	if (!a)
 		return;
-	file_put(a->f);
+	a->t->close(a->impl);
 	free(a);
 }
 
 const char *kaa__log_appender_type(const kaa__log_appender *a)
 {
-	return a && a->type == T_FILE ? "file" : "endpoint-store";
+	return a ? a->t->name : "";
 }
 
 int64_t kaa__log_appender_id(const kaa__log_appender *a)
@@ -782,23 +914,154 @@ int64_t kaa__log_appender_id(const kaa__log_appender *a)
 	return a ? a->id : 0;
 }
 
+bool kaa__log_appender_queues(const kaa__log_appender *a)
+{
+	return a && a->t->queues;
+}
+
+/* The metrics are updated before the caller's callback runs: it may free
+ * the appender. */
+static void submit_done(void *arg, const kaa__log_status *st)
+{
+	struct submit_ctx *c = arg;
+	kaa__log_appender *a = c->a;
+	kaa__gauge_add(a->inflight, -1);
+	kaa__histogram_observe(a->latency, (double)(kaa__now_ms() - c->start_ms) / 1000.0);
+	switch (st->result) {
+	case KAA_LOG_OK:
+		if (!st->duplicate) {
+			kaa__counter_add(a->records, c->n);
+			kaa__counter_add(a->bytes, c->bytes);
+		}
+		break;
+	case KAA_LOG_RETRY: kaa__counter_inc(a->fail_retry); break;
+	case KAA_LOG_RATE_LIMITED: kaa__counter_inc(a->fail_rate); break;
+	case KAA_LOG_PERMANENT: kaa__counter_inc(a->fail_perm); break;
+	}
+	kaa__log_done_fn *done = c->done;
+	void *uarg = c->arg;
+	free(c);
+	done(uarg, st);
+}
+
+void kaa__log_appender_submit(kaa__log_appender *a, const kaa__log_batch *b, kaa__log_done_fn *done,
+			      void *arg)
+{
+	int err;
+	if (!done)
+		return;
+	if (!a || !b || b->app_id != a->app_id) {
+		if (a)
+			kaa__counter_inc(a->fail_perm);
+		kaa__appender_done(done, arg, KAA_LOG_PERMANENT, KAA_ERR_INVAL, false,
+				   "batch of another application");
+		return;
+	}
+	if ((err = kaa__ep_check_key(b->key_hash)) != KAA_OK ||
+	    (err = kaa__ep_check_batch_id(b->batch_id)) != KAA_OK ||
+	    (err = kaa__ep_check_records(b->records, b->n)) != KAA_OK) {
+		kaa__counter_inc(a->fail_perm);
+		kaa__appender_done(done, arg, KAA_LOG_PERMANENT, err, false, "invalid batch");
+		return;
+	}
+	struct submit_ctx *c = kaa__xmalloc(sizeof(*c));
+	*c = (struct submit_ctx){.a = a,
+				 .done = done,
+				 .arg = arg,
+				 .start_ms = kaa__now_ms(),
+				 .n = b->n,
+				 .bytes = kaa__log_batch_bytes(b)};
+	kaa__gauge_add(a->inflight, 1);
+	a->t->submit(a->impl, b, submit_done, c);
+}
+
+/* ---- the synchronous append ------------------------------------------------------ */
+
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool finished, duplicate;
+	int err;
+};
+
+static void waiter_done(void *arg, const kaa__log_status *st)
+{
+	struct waiter *w = arg;
+	pthread_mutex_lock(&w->mu);
+	w->finished = true;
+	w->duplicate = st->duplicate;
+	if (st->result == KAA_LOG_OK)
+		w->err = KAA_OK;
+	else if (st->err != KAA_OK)
+		w->err = st->err;
+	else
+		w->err = st->result == KAA_LOG_PERMANENT ? KAA_ERR_PROTOCOL : KAA_ERR_UNAVAILABLE;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
 int kaa__log_appender_append(kaa__log_appender *a, int64_t app_id, const char *key_hash,
 			     const char *batch_id, int64_t schema_version,
 			     const char *const *records, size_t n, int64_t received_ms,
 			     bool *duplicate)
 {
-	int err;
 	if (duplicate)
 		*duplicate = false;
 	if (!a || !duplicate || app_id != a->app_id)
 		return KAA_ERR_INVAL;
-	if (a->type == T_STORE)
-		return kaa__ep_logs_append(a->store, app_id, key_hash, batch_id, schema_version,
-					   records, n, received_ms, duplicate);
-	if ((err = kaa__ep_check_key(key_hash)) != KAA_OK ||
-	    (err = kaa__ep_check_batch_id(batch_id)) != KAA_OK ||
-	    (err = kaa__ep_check_records(records, n)) != KAA_OK)
-		return err;
-	return file_append(a->f, app_id, key_hash, batch_id, schema_version, records, n,
-			   received_ms, duplicate);
+	kaa__log_batch b = {.app_id = app_id,
+			    .key_hash = key_hash,
+			    .batch_id = batch_id,
+			    .schema_version = schema_version,
+			    .records = records,
+			    .n = n,
+			    .received_ms = received_ms};
+	struct waiter w = {.err = KAA_OK};
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	kaa__log_appender_submit(a, &b, waiter_done, &w);
+	pthread_mutex_lock(&w.mu);
+	while (!w.finished)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	*duplicate = w.duplicate;
+	return w.err;
+}
+
+/* ---- the node's in-flight budget ---------------------------------------------------- */
+
+static _Atomic size_t inflight_max = KAA_LOG_INFLIGHT_DEFAULT;
+static _Atomic size_t inflight_used;
+
+void kaa__log_inflight_set_max(size_t bytes)
+{
+	atomic_store(&inflight_max, bytes ? bytes : 1);
+}
+
+bool kaa__log_inflight_reserve(size_t bytes)
+{
+	size_t cur = atomic_load(&inflight_used);
+	for (;;) {
+		if (cur > 0 && cur + bytes > atomic_load(&inflight_max))
+			return false;
+		if (atomic_compare_exchange_weak(&inflight_used, &cur, cur + bytes))
+			return true;
+	}
+}
+
+void kaa__log_inflight_release(size_t bytes)
+{
+	atomic_fetch_sub(&inflight_used, bytes);
+}
+
+size_t kaa__log_inflight_used(void)
+{
+	return atomic_load(&inflight_used);
+}
+
+size_t kaa__log_inflight_max(void)
+{
+	return atomic_load(&inflight_max);
 }

@@ -99,177 +99,245 @@ static int start_recv(grpc_call *call, grpc_byte_buffer **recv, grpc_metadata_ar
 		       : KAA_ERR_INTERNAL;
 }
 
-static int run_stream(etcd_watch *w)
+/* One Watch stream: the call, its completion queue and the buffers of the
+ * ops in flight. Watch thread only (w->call, which free cancels, is the
+ * one field others see). */
+typedef struct watch_stream {
+	grpc_completion_queue *cq;
+	grpc_call *call;
+	grpc_byte_buffer *send, *recv;
+	grpc_metadata_array init_md, trail_md;
+	grpc_status_code status;
+	grpc_slice details;
+	char *end;   /* range_end of a prefix watch */
+	int pending; /* batches started and not completed */
+	int result;  /* STREAM_* */
+	bool created, cancelled;
+	int64_t create_deadline;
+} watch_stream;
+
+/* Connect: a new call on the channel, published in w->call so that free
+ * can cancel it. */
+static void stream_open(etcd_watch *w, watch_stream *s)
 {
-	grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
 	grpc_slice method = grpc_slice_from_static_string("/etcdserverpb.Watch/Watch");
-	grpc_call *call =
-		grpc_channel_create_call(w->e->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cq, method,
-					 NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+
+	memset(s, 0, sizeof(*s));
+	s->cq = grpc_completion_queue_create_for_next(NULL);
+	s->call = grpc_channel_create_call(w->e->channel, NULL, GRPC_PROPAGATE_DEFAULTS, s->cq,
+					   method, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+	s->status = GRPC_STATUS_UNKNOWN;
+	s->details = grpc_empty_slice();
+	s->result = STREAM_BROKEN;
+	s->create_deadline = kaa__now_ms() + w->e->timeout_ms;
+	grpc_metadata_array_init(&s->init_md);
+	grpc_metadata_array_init(&s->trail_md);
+	pthread_mutex_lock(&w->mu);
+	w->call = s->call;
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void stream_cancel(watch_stream *s)
+{
+	if (s->cancelled)
+		return;
+	grpc_call_cancel(s->call, NULL);
+	s->cancelled = true;
+}
+
+/* The WatchCreateRequest: from next_rev, with progress notifications. */
+static grpc_byte_buffer *pack_create_request(etcd_watch *w, watch_stream *s)
+{
 	Etcdserverpb__WatchCreateRequest creq = ETCDSERVERPB__WATCH_CREATE_REQUEST__INIT;
 	Etcdserverpb__WatchRequest req = ETCDSERVERPB__WATCH_REQUEST__INIT;
-	grpc_byte_buffer *send = NULL, *recv = NULL;
-	grpc_metadata_array init_md, trail_md;
-	grpc_status_code status = GRPC_STATUS_UNKNOWN;
-	grpc_slice details = grpc_empty_slice();
-	char *end = NULL;
 	size_t end_len = 0;
-	int pending = 0, result = STREAM_BROKEN;
-	bool created = false, cancelled = false;
-	int64_t create_deadline = kaa__now_ms() + w->e->timeout_ms;
-	grpc_op ops[2];
-
-	grpc_metadata_array_init(&init_md);
-	grpc_metadata_array_init(&trail_md);
-	pthread_mutex_lock(&w->mu);
-	w->call = call;
-	pthread_mutex_unlock(&w->mu);
 
 	creq.key.data = (uint8_t *)w->key;
 	creq.key.len = strlen(w->key);
 	if (w->prefix) {
-		end = kaa__prefix_end(w->key, &end_len);
-		creq.range_end.data = (uint8_t *)end;
+		s->end = kaa__prefix_end(w->key, &end_len);
+		creq.range_end.data = (uint8_t *)s->end;
 		creq.range_end.len = end_len;
 	}
 	creq.start_revision = w->next_rev;
 	creq.progress_notify = 1;
 	req.request_union_case = ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST;
 	req.create_request = &creq;
-	send = kaa__etcd_pack(&req.base);
+	return kaa__etcd_pack(&req.base);
+}
 
+/* Send create request: starts the send, status and first receive batches.
+ * KAA_ERR_INTERNAL when the send cannot start (nothing is in flight). */
+static int stream_send_create(etcd_watch *w, watch_stream *s)
+{
+	grpc_op ops[2];
+
+	s->send = pack_create_request(w, s);
 	memset(ops, 0, sizeof(ops));
 	/* Wait for the channel instead of failing at once while it reconnects
 	 * (after an etcd restart); create_deadline bounds the wait. */
 	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
 	ops[0].flags = GRPC_INITIAL_METADATA_WAIT_FOR_READY;
 	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = send;
-	if (grpc_call_start_batch(call, ops, 2, (void *)(intptr_t)TAG_SEND, NULL) != GRPC_CALL_OK)
-		goto drain;
-	pending++;
+	ops[1].data.send_message.send_message = s->send;
+	if (grpc_call_start_batch(s->call, ops, 2, (void *)(intptr_t)TAG_SEND, NULL) !=
+	    GRPC_CALL_OK)
+		return KAA_ERR_INTERNAL;
+	s->pending++;
 	memset(ops, 0, sizeof(ops));
 	ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[0].data.recv_status_on_client.trailing_metadata = &trail_md;
-	ops[0].data.recv_status_on_client.status = &status;
-	ops[0].data.recv_status_on_client.status_details = &details;
-	if (grpc_call_start_batch(call, ops, 1, (void *)(intptr_t)TAG_STATUS, NULL) !=
-	    GRPC_CALL_OK) {
-		grpc_call_cancel(call, NULL);
-		cancelled = true;
-	} else {
-		pending++;
-	}
-	if (!cancelled && start_recv(call, &recv, &init_md, true) == KAA_OK)
-		pending++;
+	ops[0].data.recv_status_on_client.trailing_metadata = &s->trail_md;
+	ops[0].data.recv_status_on_client.status = &s->status;
+	ops[0].data.recv_status_on_client.status_details = &s->details;
+	if (grpc_call_start_batch(s->call, ops, 1, (void *)(intptr_t)TAG_STATUS, NULL) !=
+	    GRPC_CALL_OK)
+		stream_cancel(s);
+	else
+		s->pending++;
+	if (!s->cancelled && start_recv(s->call, &s->recv, &s->init_md, true) == KAA_OK)
+		s->pending++;
+	return KAA_OK;
+}
 
-	while (pending > 0) {
-		gpr_timespec dl = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-					       gpr_time_from_millis(200, GPR_TIMESPAN));
-		grpc_event ev = grpc_completion_queue_next(cq, dl, NULL);
-		if (ev.type == GRPC_QUEUE_TIMEOUT) {
-			if (!cancelled &&
-			    (w->stop || (!created && kaa__now_ms() > create_deadline))) {
-				grpc_call_cancel(call, NULL);
-				cancelled = true;
-			}
-			continue;
-		}
-		if (ev.type != GRPC_OP_COMPLETE)
-			break;
-		pending--;
-		switch ((intptr_t)ev.tag) {
-		case TAG_SEND:
-			grpc_byte_buffer_destroy(send);
-			send = NULL;
-			break;
-		case TAG_STATUS:
-			if (!cancelled && !w->stop) {
-				char *d = grpc_slice_to_c_string(details);
-				KAA_DEBUG("etcd",
-					  "watch_stream_ended key=%s grpc_status=%d details=\"%s\"",
-					  w->key, (int)status, d);
-				gpr_free(d);
-			}
-			break;
-		case TAG_RECV: {
-			Etcdserverpb__WatchResponse *resp = NULL;
-			if (!ev.success || !recv)
-				break; /* stream over; the status tells why */
-			int rc = kaa__etcd_unpack(recv, &etcdserverpb__watch_response__descriptor,
-						  (ProtobufCMessage **)&resp);
-			grpc_byte_buffer_destroy(recv);
-			recv = NULL;
-			if (rc != KAA_OK) {
-				KAA_WARN("etcd", "watch_bad_message key=%s err=%s", w->key,
-					 kaa_strerror(rc));
-			} else if (resp->compact_revision > 0) {
-				KAA_WARN("etcd",
-					 "watch_compacted key=%s from=%lld compact_revision=%lld",
-					 w->key, (long long)w->next_rev,
-					 (long long)resp->compact_revision);
-				result = STREAM_COMPACTED;
-			} else if (resp->canceled) {
-				KAA_WARN("etcd", "watch_canceled key=%s reason=\"%s\"", w->key,
-					 resp->cancel_reason ? resp->cancel_reason : "");
-			} else {
-				if (resp->created) {
-					created = true;
-					if (w->next_rev == 0 && resp->header) {
-						w->next_rev = resp->header->revision + 1;
-						atomic_store(&w->last_rev, resp->header->revision);
-					}
-					set_up(w, true);
-				}
-				if (resp->n_events > 0) {
-					deliver(w, resp);
-				} else if (!resp->created && resp->header &&
-					   resp->header->revision >= w->next_rev) {
-					/* Progress notification: etcd sends it only to
-					 * synced watchers, so everything up to this
-					 * revision has been delivered. */
-					w->next_rev = resp->header->revision + 1;
-					atomic_store(&w->last_rev, resp->header->revision);
-				}
-			}
-			bool keep = rc == KAA_OK && resp && !resp->canceled &&
-				    resp->compact_revision == 0 && !w->stop;
-			if (resp)
-				protobuf_c_message_free_unpacked(&resp->base, NULL);
-			if (keep && start_recv(call, &recv, &init_md, false) == KAA_OK) {
-				pending++;
-			} else if (!cancelled) {
-				grpc_call_cancel(call, NULL);
-				cancelled = true;
-			}
-			break;
-		}
-		}
+/* Handle event: one WatchResponse (events, creation, progress, compaction
+ * or cancellation). Returns whether the stream goes on. */
+static bool handle_response(etcd_watch *w, watch_stream *s, Etcdserverpb__WatchResponse *resp)
+{
+	if (resp->compact_revision > 0) {
+		KAA_WARN("etcd", "watch_compacted key=%s from=%lld compact_revision=%lld", w->key,
+			 (long long)w->next_rev, (long long)resp->compact_revision);
+		s->result = STREAM_COMPACTED;
+		return false;
 	}
-drain:
+	if (resp->canceled) {
+		KAA_WARN("etcd", "watch_canceled key=%s reason=\"%s\"", w->key,
+			 resp->cancel_reason ? resp->cancel_reason : "");
+		return false;
+	}
+	if (resp->created) {
+		s->created = true;
+		if (w->next_rev == 0 && resp->header) {
+			w->next_rev = resp->header->revision + 1;
+			atomic_store(&w->last_rev, resp->header->revision);
+		}
+		set_up(w, true);
+	}
+	if (resp->n_events > 0) {
+		deliver(w, resp);
+	} else if (!resp->created && resp->header && resp->header->revision >= w->next_rev) {
+		/* Progress notification: etcd sends it only to synced watchers,
+		 * so everything up to this revision has been delivered. */
+		w->next_rev = resp->header->revision + 1;
+		atomic_store(&w->last_rev, resp->header->revision);
+	}
+	return true;
+}
+
+/* Read message: a receive completed; handles it and starts the next one,
+ * or cancels the stream when it is over. */
+static void stream_on_recv(etcd_watch *w, watch_stream *s, bool success)
+{
+	Etcdserverpb__WatchResponse *resp = NULL;
+	bool keep;
+
+	if (!success || !s->recv)
+		return; /* stream over; the status tells why */
+	int rc = kaa__etcd_unpack(s->recv, &etcdserverpb__watch_response__descriptor,
+				  (ProtobufCMessage **)&resp);
+	grpc_byte_buffer_destroy(s->recv);
+	s->recv = NULL;
+	if (rc != KAA_OK) {
+		KAA_WARN("etcd", "watch_bad_message key=%s err=%s", w->key, kaa_strerror(rc));
+		keep = false;
+	} else {
+		keep = handle_response(w, s, resp) && !w->stop;
+	}
+	if (resp)
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	if (keep && start_recv(s->call, &s->recv, &s->init_md, false) == KAA_OK)
+		s->pending++;
+	else
+		stream_cancel(s);
+}
+
+static void stream_on_status(etcd_watch *w, watch_stream *s)
+{
+	if (s->cancelled || w->stop)
+		return;
+	char *d = grpc_slice_to_c_string(s->details);
+	KAA_DEBUG("etcd", "watch_stream_ended key=%s grpc_status=%d details=\"%s\"", w->key,
+		  (int)s->status, d);
+	gpr_free(d);
+}
+
+/* Waits up to 200 ms for one completion and handles it; on a timeout
+ * cancels the stream when stopping or when creation took too long.
+ * Returns false when the queue fails (nothing more will complete). */
+static bool stream_step(etcd_watch *w, watch_stream *s)
+{
+	gpr_timespec dl =
+		gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(200, GPR_TIMESPAN));
+	grpc_event ev = grpc_completion_queue_next(s->cq, dl, NULL);
+
+	if (ev.type == GRPC_QUEUE_TIMEOUT) {
+		if (w->stop || (!s->created && kaa__now_ms() > s->create_deadline))
+			stream_cancel(s);
+		return true;
+	}
+	if (ev.type != GRPC_OP_COMPLETE)
+		return false;
+	s->pending--;
+	switch ((intptr_t)ev.tag) {
+	case TAG_SEND:
+		grpc_byte_buffer_destroy(s->send);
+		s->send = NULL;
+		break;
+	case TAG_STATUS: stream_on_status(w, s); break;
+	case TAG_RECV: stream_on_recv(w, s, ev.success); break;
+	}
+	return true;
+}
+
+/* Unpublishes and releases the call, drains the queue and frees the
+ * stream's buffers. Returns the stream's STREAM_* result. */
+static int stream_close(etcd_watch *w, watch_stream *s)
+{
 	if (w->stop)
-		result = STREAM_STOPPED;
+		s->result = STREAM_STOPPED;
 	pthread_mutex_lock(&w->mu);
 	w->call = NULL;
 	pthread_mutex_unlock(&w->mu);
-	grpc_call_unref(call);
-	grpc_completion_queue_shutdown(cq);
+	grpc_call_unref(s->call);
+	grpc_completion_queue_shutdown(s->cq);
 	for (;;) {
 		grpc_event ev =
-			grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+			grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		if (ev.type == GRPC_QUEUE_SHUTDOWN)
 			break;
 	}
-	grpc_completion_queue_destroy(cq);
-	if (send)
-		grpc_byte_buffer_destroy(send);
-	if (recv)
-		grpc_byte_buffer_destroy(recv);
-	grpc_slice_unref(details);
-	grpc_metadata_array_destroy(&init_md);
-	grpc_metadata_array_destroy(&trail_md);
-	free(end);
-	return result;
+	grpc_completion_queue_destroy(s->cq);
+	if (s->send)
+		grpc_byte_buffer_destroy(s->send);
+	if (s->recv)
+		grpc_byte_buffer_destroy(s->recv);
+	grpc_slice_unref(s->details);
+	grpc_metadata_array_destroy(&s->init_md);
+	grpc_metadata_array_destroy(&s->trail_md);
+	free(s->end);
+	return s->result;
+}
+
+/* One stream from connect to close: STREAM_BROKEN (reconnect from
+ * next_rev), STREAM_COMPACTED (list again) or STREAM_STOPPED. */
+static int run_stream(etcd_watch *w)
+{
+	watch_stream s;
+
+	stream_open(w, &s);
+	if (stream_send_create(w, &s) == KAA_OK)
+		while (s.pending > 0 && stream_step(w, &s))
+			;
+	return stream_close(w, &s);
 }
 
 static int take_snapshot(etcd_watch *w)

@@ -55,6 +55,12 @@ int kaa__key_app_rev(char *out, size_t cap, const char *cluster, int64_t app_id)
 	return key(out, cap, "/kaa/%s/apps/%" PRId64 "/rev", cluster, app_id);
 }
 
+int kaa__key_app_endpoint(char *out, size_t cap, const char *cluster, int64_t app_id,
+			  const char *key_hash)
+{
+	return key(out, cap, "/kaa/%s/apps/%" PRId64 "/endpoints/%s", cluster, app_id, key_hash);
+}
+
 int kaa__key_drains(char *out, size_t cap, const char *cluster)
 {
 	return key(out, cap, "/kaa/%s/drain/", cluster);

@@ -5,6 +5,10 @@
  *   nodes/<node-id>         node record, under the node's lease
  *   control/leader          the control leader's node id, under its lease
  *   apps/<app-id>/rev       metadata revision of an application
+ *   apps/<app-id>/endpoints/<key-hash>
+ *                           a change to one endpoint made through control
+ *                           (its server profile): put, then deleted at once;
+ *                           the node holding the session re-reads the record
  *   drain/<node-id>         a drain request for a node
  *   rebalance               the leader's latest rebalancing plan
  *
@@ -29,6 +33,8 @@ int kaa__key_leader(char *out, size_t cap, const char *cluster);
 int kaa__key_apps(char *out, size_t cap, const char *cluster);
 int kaa__key_app(char *out, size_t cap, const char *cluster, int64_t app_id);
 int kaa__key_app_rev(char *out, size_t cap, const char *cluster, int64_t app_id);
+int kaa__key_app_endpoint(char *out, size_t cap, const char *cluster, int64_t app_id,
+			  const char *key_hash);
 int kaa__key_drains(char *out, size_t cap, const char *cluster);
 int kaa__key_drain(char *out, size_t cap, const char *cluster, const char *node_id);
 int kaa__key_rebalance(char *out, size_t cap, const char *cluster);

@@ -191,7 +191,6 @@ static int check_endpoint(const kaa__endpoint *ep)
 	    (err = check_text(ep->config_hash, "config_hash")) != KAA_OK ||
 	    (err = check_text(ep->node_id, "node_id")) != KAA_OK ||
 	    (err = check_json(ep->client_profile, KAA_EP_JSON_MAX, "client_profile")) != KAA_OK ||
-	    (err = check_json(ep->server_profile, KAA_EP_JSON_MAX, "server_profile")) != KAA_OK ||
 	    (err = check_json(ep->groups, KAA_EP_JSON_MAX, "groups")) != KAA_OK ||
 	    (err = check_json(ep->config_doc, KAA_EP_JSON_MAX, "config_doc")) != KAA_OK ||
 	    (err = check_json(ep->topics, KAA_EP_JSON_MAX, "topics")) != KAA_OK ||
@@ -400,4 +399,64 @@ int kaa__ep_logs_list(kaa__ep_store *s, int64_t app_id, const char *key_hash, in
 	    limit > KAA_EP_LOG_LIST_MAX)
 		return KAA_ERR_INVAL;
 	return s->be->logs_list(s->impl, app_id, key_hash, limit, cb, ud);
+}
+
+int kaa__ep_set_server_profile(kaa__ep_store *s, int64_t app_id, const char *key_hash,
+			       const char *json, int64_t expect_version, int64_t *new_version)
+{
+	int64_t v = 0;
+	if (new_version)
+		*new_version = 0;
+	if (!s || app_id < 1 || kaa__ep_check_key(key_hash) != KAA_OK)
+		return KAA_ERR_INVAL;
+	int err = check_json(json, KAA_EP_JSON_MAX, "server_profile");
+	if (err != KAA_OK)
+		return err;
+	err = s->be->set_server_profile(s->impl, app_id, key_hash, json,
+					expect_version < 0 ? -1 : expect_version, kaa__wall_ms(),
+					&v);
+	if (err == KAA_OK && new_version)
+		*new_version = v;
+	return err;
+}
+
+int kaa__ep_logs_query(kaa__ep_store *s, int64_t app_id, const char *key_hash, int64_t from_ms,
+		       int64_t to_ms, const kaa__ep_log_pos *after, int limit,
+		       kaa__ep_log_query_cb cb, void *ud)
+{
+	/* before every record: keys and batch ids are never empty */
+	static const kaa__ep_log_pos start = {INT64_MIN, "", "", -1};
+	if (!s || !cb || app_id < 1 || limit < 1 || limit > KAA_EP_LOG_QUERY_MAX ||
+	    (key_hash && kaa__ep_check_key(key_hash) != KAA_OK))
+		return KAA_ERR_INVAL;
+	if (after && (kaa__ep_check_key(after->key_hash) != KAA_OK ||
+		      kaa__ep_check_batch_id(after->batch_id) != KAA_OK || after->index < 0))
+		return KAA_ERR_INVAL;
+	if (from_ms >= to_ms)
+		return KAA_OK;
+	return s->be->logs_query(s->impl, app_id, key_hash, from_ms, to_ms, after ? after : &start,
+				 limit, cb, ud);
+}
+
+void kaa__ep_stats_clear(kaa__ep_stats *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->n_nodes; i++)
+		free(st->nodes[i].node_id);
+	free(st->nodes);
+	memset(st, 0, sizeof(*st));
+}
+
+int kaa__ep_stats_get(kaa__ep_store *s, int64_t app_id, int64_t since_ms, kaa__ep_stats *out)
+{
+	if (!out)
+		return KAA_ERR_INVAL;
+	memset(out, 0, sizeof(*out));
+	if (!s || app_id < 1)
+		return KAA_ERR_INVAL;
+	int err = s->be->stats(s->impl, app_id, since_ms, out);
+	if (err != KAA_OK)
+		kaa__ep_stats_clear(out);
+	return err;
 }

@@ -21,6 +21,11 @@
  * endpoint's session: a put from that session's stale copy must not undo
  * the change.
  *
+ * Server profiles: like the owner, server_profile is written only by
+ * kaa__ep_set_server_profile (control's REST API); kaa__ep_put keeps the
+ * stored value (a new record has none), so a session saving its cached
+ * record cannot undo a change made through control.
+ *
  * Log records: a batch is identified by (app_id, key_hash, batch_id).
  * kaa__ep_logs_append stores all records of a batch or none; a batch that
  * was already stored is not stored again (*duplicate = true, KAA_OK), so a
@@ -77,6 +82,7 @@ typedef struct kaa__endpoint {
 	char *client_profile;           /* JSON object the device reported */
 	int64_t client_profile_version; /* profile-client schema version */
 	char *server_profile;           /* JSON object, set through control */
+	int64_t server_profile_version; /* 0 never set; +1 at each set (read only) */
 	char *groups;                   /* JSON array of group ids it belongs to */
 	char *config_hash;              /* hash of the last configuration delivered */
 	char *config_doc;               /* that document (JSON), base for merge patches */
@@ -102,10 +108,11 @@ const char *kaa__ep_store_backend(const kaa__ep_store *s);
 /* Reads one endpoint into *out (cleared first; caller clears it after). */
 int kaa__ep_get(kaa__ep_store *s, int64_t app_id, const char *key_hash, kaa__endpoint *out);
 
-/* Inserts or replaces the whole record (borrowed) except created_ms and
- * owner_id, which keep their stored values; a new record gets created_ms
- * now and no owner. ep->owner_id is ignored (not even checked): see
- * "Owners" above. */
+/* Inserts or replaces the whole record (borrowed) except created_ms,
+ * owner_id and server_profile, which keep their stored values; a new
+ * record gets created_ms now, no owner and no server profile.
+ * ep->owner_id and ep->server_profile are ignored (not even checked): see
+ * "Owners" and "Server profiles" above. */
 int kaa__ep_put(kaa__ep_store *s, const kaa__endpoint *ep);
 
 /*
@@ -121,6 +128,19 @@ int kaa__ep_put(kaa__ep_store *s, const kaa__endpoint *ep);
  */
 int kaa__ep_set_owner(kaa__ep_store *s, int64_t app_id, const char *key_hash, const char *owner_id,
 		      const char *expect_owner);
+
+/*
+ * Sets the endpoint's server profile to json (one JSON value of at most
+ * KAA_EP_JSON_MAX bytes, borrowed; NULL clears it), adds one to
+ * server_profile_version and sets updated_ms to now; nothing else. When
+ * expect_version >= 0 only if the stored server_profile_version equals it
+ * (compare-and-set). *new_version (optional) receives the new version.
+ * Durable on KAA_OK like put. Errors: KAA_ERR_NOTFOUND when the endpoint
+ * is absent, KAA_ERR_CONFLICT when expect_version does not match (nothing
+ * changed), KAA_ERR_INVAL for malformed JSON, KAA_ERR_TOO_BIG.
+ */
+int kaa__ep_set_server_profile(kaa__ep_store *s, int64_t app_id, const char *key_hash,
+			       const char *json, int64_t expect_version, int64_t *new_version);
 
 /*
  * Reads the endpoint of app_id whose access_token equals access_token
@@ -181,5 +201,55 @@ int kaa__ep_logs_count(kaa__ep_store *s, int64_t app_id, const char *key_hash, i
 typedef int (*kaa__ep_log_cb)(void *ud, const char *batch_id, int64_t index, const char *record);
 int kaa__ep_logs_list(kaa__ep_store *s, int64_t app_id, const char *key_hash, int limit,
 		      kaa__ep_log_cb cb, void *ud);
+
+/*
+ * Log records of an application (key_hash NULL) or of one endpoint whose
+ * batch was received in [from_ms, to_ms), in (received_ms, key_hash,
+ * batch_id, index) order, starting after *after (NULL: from the start),
+ * at most limit (1..KAA_EP_LOG_QUERY_MAX) records. Only complete batches
+ * are visible (as for kaa__ep_logs_list). cb gets each record, borrowed
+ * for the call; non-zero stops the walk and is returned. The position of
+ * a record is its kaa__ep_log_pos, which the caller keeps as the cursor
+ * of the next page.
+ */
+#define KAA_EP_LOG_QUERY_MAX 1000
+typedef struct kaa__ep_log_pos {
+	int64_t received_ms;
+	const char *key_hash;
+	const char *batch_id;
+	int64_t index;
+} kaa__ep_log_pos;
+typedef struct kaa__ep_log_rec {
+	kaa__ep_log_pos pos;
+	int64_t schema_version;
+	const char *record; /* the JSON text */
+} kaa__ep_log_rec;
+typedef int (*kaa__ep_log_query_cb)(void *ud, const kaa__ep_log_rec *r);
+int kaa__ep_logs_query(kaa__ep_store *s, int64_t app_id, const char *key_hash, int64_t from_ms,
+		       int64_t to_ms, const kaa__ep_log_pos *after, int limit,
+		       kaa__ep_log_query_cb cb, void *ud);
+
+/*
+ * Counts of one application for a live overview: registered endpoints,
+ * those registered at or after since_ms, log records received at or after
+ * since_ms, and the endpoints per node_id (records whose node_id is set:
+ * the node that holds or last held the session; the caller checks which
+ * nodes are alive), at most KAA_EP_STATS_NODES_MAX nodes (the largest
+ * counts). kaa__ep_stats_clear frees nodes.
+ */
+#define KAA_EP_STATS_NODES_MAX 1000
+typedef struct kaa__ep_node_count {
+	char *node_id;
+	int64_t endpoints;
+} kaa__ep_node_count;
+typedef struct kaa__ep_stats {
+	int64_t endpoints;
+	int64_t registered_since;
+	int64_t records_since;
+	kaa__ep_node_count *nodes;
+	size_t n_nodes;
+} kaa__ep_stats;
+void kaa__ep_stats_clear(kaa__ep_stats *st); /* accepts NULL */
+int kaa__ep_stats_get(kaa__ep_store *s, int64_t app_id, int64_t since_ms, kaa__ep_stats *out);
 
 #endif

@@ -38,6 +38,16 @@ typedef struct kaa__ep_backend {
 	int (*logs_count)(void *impl, int64_t app_id, const char *key_hash, int64_t *count);
 	int (*logs_list)(void *impl, int64_t app_id, const char *key_hash, int limit,
 			 kaa__ep_log_cb cb, void *ud);
+	/* expect_version -1: any; *new_version always given */
+	int (*set_server_profile)(void *impl, int64_t app_id, const char *key_hash,
+				  const char *json, int64_t expect_version, int64_t now_ms,
+				  int64_t *new_version);
+	/* after: never NULL here (the start is a position before every record) */
+	int (*logs_query)(void *impl, int64_t app_id, const char *key_hash, int64_t from_ms,
+			  int64_t to_ms, const kaa__ep_log_pos *after, int limit,
+			  kaa__ep_log_query_cb cb, void *ud);
+	/* out zeroed by the caller; nodes sorted by endpoints, largest first */
+	int (*stats)(void *impl, int64_t app_id, int64_t since_ms, kaa__ep_stats *out);
 } kaa__ep_backend;
 
 extern const kaa__ep_backend kaa__ep_backend_sqlite;

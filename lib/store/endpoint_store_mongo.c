@@ -6,8 +6,9 @@
  * Database: the URL's database, "kaa" when it names none. Collections:
  *   endpoints     _id "<app>:<key>", fields app, key and one per struct field
  *                 (JSON fields as strings, absent ones null); owner_id is
- *                 written only by set_owner (null on insert; documents from
- *                 before owners lack it, which queries treat as null)
+ *                 written only by set_owner and server_profile only by
+ *                 set_server_profile (both null on insert; documents from
+ *                 before owners lack owner_id, which queries treat as null)
  *   log_records   _id "<app>:<key>:<index>:<batch>", app, key, batch, idx,
  *                 received_ms, schema_version, record (the JSON text)
  *   log_batches   _id "<app>:<key>:<batch>", app, key, batch, n,
@@ -166,6 +167,8 @@ static int create_indexes(struct mongo *m, mongoc_client_t *c)
 		{"endpoints", "app_owner_key", {"app", "owner_id", "key", NULL}},
 		{"log_records", "app_key_batch_idx", {"app", "key", "batch", "idx"}},
 		{"log_batches", "app_key_t_o", {"app", "key", "t", "o"}},
+		/* logs_query of an application by time, and stats */
+		{"log_batches", "app_received_key_batch", {"app", "received_ms", "key", "batch"}},
 	};
 	bson_error_t e;
 	int err = KAA_OK;
@@ -317,6 +320,7 @@ static int decode_ep(const bson_t *d, kaa__endpoint *ep)
 	ep->last_seen_ms = iter_int(d, "last_seen_ms");
 	ep->created_ms = iter_int(d, "created_ms");
 	ep->updated_ms = iter_int(d, "updated_ms");
+	ep->server_profile_version = iter_int(d, "server_profile_version");
 	if (!ep->key_hash) {
 		KAA_ERROR(MOD, "mongo_bad_document coll=endpoints");
 		err = KAA_ERR_INTERNAL;
@@ -368,7 +372,6 @@ static int mongo_put(void *impl, const kaa__endpoint *ep, int64_t now_ms)
 	append_str(&set, "access_token", ep->access_token);
 	append_str(&set, "client_profile", ep->client_profile);
 	BSON_APPEND_INT64(&set, "client_profile_version", ep->client_profile_version);
-	append_str(&set, "server_profile", ep->server_profile);
 	append_str(&set, "groups", ep->groups);
 	append_str(&set, "config_hash", ep->config_hash);
 	append_str(&set, "config_doc", ep->config_doc);
@@ -381,6 +384,8 @@ static int mongo_put(void *impl, const kaa__endpoint *ep, int64_t now_ms)
 	BSON_APPEND_DOCUMENT_BEGIN(update, "$setOnInsert", &on_insert);
 	BSON_APPEND_INT64(&on_insert, "created_ms", now_ms);
 	BSON_APPEND_NULL(&on_insert, "owner_id");
+	BSON_APPEND_NULL(&on_insert, "server_profile");
+	BSON_APPEND_INT64(&on_insert, "server_profile_version", 0);
 	bson_append_document_end(update, &on_insert);
 	bson_t *opts = BCON_NEW("upsert", BCON_BOOL(true));
 
@@ -898,6 +903,240 @@ static int mongo_logs_list(void *impl, int64_t app_id, const char *key_hash, int
 	return err;
 }
 
+/* One find_one_and_update: the filter holds the expected version (a
+ * document from before versions lacks the field: version 0), $inc bumps
+ * it, the new document answers the new version. On FerretDB 1.x the same
+ * caveat as set_owner applies (find-then-replace). */
+static int mongo_set_server_profile(void *impl, int64_t app_id, const char *key_hash,
+				    const char *json, int64_t expect_version, int64_t now_ms,
+				    int64_t *new_version)
+{
+	struct mongo *m = impl;
+	char id[ID_MAX];
+	bson_error_t e;
+	bson_t reply, set, inc;
+	int err = KAA_OK;
+	ep_id(id, app_id, key_hash);
+	bson_t *filter = BCON_NEW("_id", BCON_UTF8(id));
+	if (expect_version == 0)
+		BCON_APPEND(filter, "$or", "[", "{", "server_profile_version", BCON_INT64(0), "}",
+			    "{", "server_profile_version", "{", "$exists", BCON_BOOL(false), "}",
+			    "}", "]");
+	else if (expect_version > 0)
+		BSON_APPEND_INT64(filter, "server_profile_version", expect_version);
+	bson_t *update = bson_new();
+	BSON_APPEND_DOCUMENT_BEGIN(update, "$set", &set);
+	append_str(&set, "server_profile", json);
+	BSON_APPEND_INT64(&set, "updated_ms", now_ms);
+	bson_append_document_end(update, &set);
+	BSON_APPEND_DOCUMENT_BEGIN(update, "$inc", &inc);
+	BSON_APPEND_INT64(&inc, "server_profile_version", 1);
+	bson_append_document_end(update, &inc);
+	mongoc_client_t *c = mongoc_client_pool_pop(m->pool);
+	mongoc_collection_t *col = coll(m, c, "endpoints");
+	mongoc_find_and_modify_opts_t *fam = mongoc_find_and_modify_opts_new();
+	mongoc_find_and_modify_opts_set_update(fam, update);
+	mongoc_find_and_modify_opts_set_flags(fam, MONGOC_FIND_AND_MODIFY_RETURN_NEW);
+	if (!mongoc_collection_find_and_modify_with_opts(col, filter, fam, &reply, &e)) {
+		err = map_err(&e, "set_server_profile");
+	} else {
+		bson_iter_t it, doc;
+		if (bson_iter_init_find(&it, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+		    bson_iter_recurse(&it, &doc) &&
+		    bson_iter_find(&doc, "server_profile_version")) {
+			*new_version = bson_iter_as_int64(&doc);
+		} else {
+			bool found = false;
+			err = ep_exists(col, id, &found);
+			if (err == KAA_OK)
+				err = found ? KAA_ERR_CONFLICT : KAA_ERR_NOTFOUND;
+		}
+	}
+	mongoc_find_and_modify_opts_destroy(fam);
+	bson_destroy(&reply);
+	mongoc_collection_destroy(col);
+	mongoc_client_pool_push(m->pool, c);
+	bson_destroy(update);
+	bson_destroy(filter);
+	return err;
+}
+
+/* The records of one batch (borrowed strings of bdoc) after index min_idx,
+ * in index order, while *left > 0. */
+static int query_batch(mongoc_collection_t *recs, int64_t app_id, const bson_t *bdoc,
+		       int64_t min_idx, int *left, kaa__ep_log_query_cb cb, void *ud)
+{
+	bson_error_t e;
+	const bson_t *rdoc;
+	bson_iter_t it;
+	const char *key = NULL, *batch = NULL;
+	int err = KAA_OK;
+	if (bson_iter_init_find(&it, bdoc, "key") && BSON_ITER_HOLDS_UTF8(&it))
+		key = bson_iter_utf8(&it, NULL);
+	if (bson_iter_init_find(&it, bdoc, "batch") && BSON_ITER_HOLDS_UTF8(&it))
+		batch = bson_iter_utf8(&it, NULL);
+	if (!key || !batch) {
+		KAA_ERROR(MOD, "mongo_bad_document coll=log_batches");
+		return KAA_ERR_INTERNAL;
+	}
+	kaa__ep_log_rec r = {.pos = {.received_ms = iter_int(bdoc, "received_ms"),
+				     .key_hash = key,
+				     .batch_id = batch},
+			     .schema_version = iter_int(bdoc, "schema_version")};
+	bson_t *filter = BCON_NEW("app", BCON_INT64(app_id), "key", BCON_UTF8(key), "batch",
+				  BCON_UTF8(batch), "idx", "{", "$gt", BCON_INT64(min_idx), "}");
+	bson_t *opts = BCON_NEW("sort", "{", "idx", BCON_INT32(1), "}", "limit", BCON_INT64(*left));
+	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(recs, filter, opts, NULL);
+	while (*left > 0 && mongoc_cursor_next(cur, &rdoc)) {
+		bson_iter_t ri;
+		if (!bson_iter_init_find(&ri, rdoc, "record") || !BSON_ITER_HOLDS_UTF8(&ri)) {
+			err = KAA_ERR_INTERNAL;
+			break;
+		}
+		r.pos.index = iter_int(rdoc, "idx");
+		r.record = bson_iter_utf8(&ri, NULL);
+		(*left)--;
+		int u = cb(ud, &r);
+		if (u != 0) {
+			err = u;
+			break;
+		}
+	}
+	if (err == KAA_OK && mongoc_cursor_error(cur, &e))
+		err = map_err(&e, "logs_query");
+	mongoc_cursor_destroy(cur);
+	bson_destroy(opts);
+	bson_destroy(filter);
+	return err;
+}
+
+/* Batch markers in (received_ms, key, batch) order from the cursor's
+ * batch on (only complete batches are visible), then each one's records. */
+static int mongo_logs_query(void *impl, int64_t app_id, const char *key_hash, int64_t from_ms,
+			    int64_t to_ms, const kaa__ep_log_pos *after, int limit,
+			    kaa__ep_log_query_cb cb, void *ud)
+{
+	struct mongo *m = impl;
+	bson_error_t e;
+	const bson_t *bdoc;
+	bson_t range, or, alt;
+	int err = KAA_OK, left = limit;
+	int64_t lo = from_ms > after->received_ms ? from_ms : after->received_ms;
+	bson_t *filter = bson_new();
+	BSON_APPEND_INT64(filter, "app", app_id);
+	if (key_hash)
+		BSON_APPEND_UTF8(filter, "key", key_hash);
+	BSON_APPEND_DOCUMENT_BEGIN(filter, "received_ms", &range);
+	BSON_APPEND_INT64(&range, "$gte", lo);
+	BSON_APPEND_INT64(&range, "$lt", to_ms);
+	bson_append_document_end(filter, &range);
+	BSON_APPEND_ARRAY_BEGIN(filter, "$or", & or);
+	BSON_APPEND_DOCUMENT_BEGIN(& or, "0", &alt);
+	BCON_APPEND(&alt, "received_ms", "{", "$gt", BCON_INT64(after->received_ms), "}");
+	bson_append_document_end(& or, &alt);
+	BSON_APPEND_DOCUMENT_BEGIN(& or, "1", &alt);
+	BCON_APPEND(&alt, "received_ms", BCON_INT64(after->received_ms), "key", "{", "$gt",
+		    BCON_UTF8(after->key_hash), "}");
+	bson_append_document_end(& or, &alt);
+	BSON_APPEND_DOCUMENT_BEGIN(& or, "2", &alt);
+	BCON_APPEND(&alt, "received_ms", BCON_INT64(after->received_ms), "key",
+		    BCON_UTF8(after->key_hash), "batch", "{", "$gte", BCON_UTF8(after->batch_id),
+		    "}");
+	bson_append_document_end(& or, &alt);
+	bson_append_array_end(filter, & or);
+	/* every batch holds a record, and the cursor's own may hold no more */
+	bson_t *opts = BCON_NEW("sort", "{", "received_ms", BCON_INT32(1), "key", BCON_INT32(1),
+				"batch", BCON_INT32(1), "}", "limit", BCON_INT64(limit + 1));
+	mongoc_client_t *c = mongoc_client_pool_pop(m->pool);
+	mongoc_collection_t *batches = coll(m, c, "log_batches");
+	mongoc_collection_t *recs = coll(m, c, "log_records");
+	mongoc_cursor_t *cur = mongoc_collection_find_with_opts(batches, filter, opts, NULL);
+	while (err == KAA_OK && left > 0 && mongoc_cursor_next(cur, &bdoc)) {
+		bson_iter_t it;
+		bool same = iter_int(bdoc, "received_ms") == after->received_ms &&
+			    bson_iter_init_find(&it, bdoc, "key") && BSON_ITER_HOLDS_UTF8(&it) &&
+			    strcmp(bson_iter_utf8(&it, NULL), after->key_hash) == 0 &&
+			    bson_iter_init_find(&it, bdoc, "batch") && BSON_ITER_HOLDS_UTF8(&it) &&
+			    strcmp(bson_iter_utf8(&it, NULL), after->batch_id) == 0;
+		err = query_batch(recs, app_id, bdoc, same ? after->index : -1, &left, cb, ud);
+	}
+	if (err == KAA_OK && mongoc_cursor_error(cur, &e))
+		err = map_err(&e, "logs_query");
+	mongoc_cursor_destroy(cur);
+	mongoc_collection_destroy(recs);
+	mongoc_collection_destroy(batches);
+	mongoc_client_pool_push(m->pool, c);
+	bson_destroy(opts);
+	bson_destroy(filter);
+	return err;
+}
+
+static int mongo_stats(void *impl, int64_t app_id, int64_t since_ms, kaa__ep_stats *out)
+{
+	struct mongo *m = impl;
+	bson_error_t e;
+	const bson_t *doc;
+	int err = KAA_OK;
+	mongoc_client_t *c = mongoc_client_pool_pop(m->pool);
+	mongoc_collection_t *eps = coll(m, c, "endpoints");
+	mongoc_collection_t *batches = coll(m, c, "log_batches");
+	bson_t *all = BCON_NEW("app", BCON_INT64(app_id));
+	bson_t *recent = BCON_NEW("app", BCON_INT64(app_id), "created_ms", "{", "$gte",
+				  BCON_INT64(since_ms), "}");
+	bson_t *rec_pipe = BCON_NEW("pipeline", "[", "{", "$match", "{", "app", BCON_INT64(app_id),
+				    "received_ms", "{", "$gte", BCON_INT64(since_ms), "}", "}", "}",
+				    "{", "$group", "{", "_id", BCON_NULL, "n", "{", "$sum",
+				    BCON_UTF8("$n"), "}", "}", "}", "]");
+	bson_t *node_pipe =
+		BCON_NEW("pipeline", "[", "{", "$match", "{", "app", BCON_INT64(app_id), "node_id",
+			 "{", "$ne", BCON_NULL, "}", "}", "}", "{", "$group", "{", "_id",
+			 BCON_UTF8("$node_id"), "n", "{", "$sum", BCON_INT32(1), "}", "}", "}", "{",
+			 "$sort", "{", "n", BCON_INT32(-1), "_id", BCON_INT32(1), "}", "}", "{",
+			 "$limit", BCON_INT32(KAA_EP_STATS_NODES_MAX), "}", "]");
+	mongoc_cursor_t *cur = NULL;
+
+	out->endpoints = mongoc_collection_count_documents(eps, all, NULL, NULL, NULL, &e);
+	if (out->endpoints < 0) {
+		err = map_err(&e, "stats");
+		goto out;
+	}
+	out->registered_since =
+		mongoc_collection_count_documents(eps, recent, NULL, NULL, NULL, &e);
+	if (out->registered_since < 0) {
+		err = map_err(&e, "stats");
+		goto out;
+	}
+	cur = mongoc_collection_aggregate(batches, MONGOC_QUERY_NONE, rec_pipe, NULL, NULL);
+	if (mongoc_cursor_next(cur, &doc))
+		out->records_since = iter_int(doc, "n");
+	else if (mongoc_cursor_error(cur, &e))
+		err = map_err(&e, "stats");
+	mongoc_cursor_destroy(cur);
+	if (err != KAA_OK)
+		goto out;
+	cur = mongoc_collection_aggregate(eps, MONGOC_QUERY_NONE, node_pipe, NULL, NULL);
+	out->nodes = kaa__xcalloc(KAA_EP_STATS_NODES_MAX, sizeof(*out->nodes));
+	while (out->n_nodes < KAA_EP_STATS_NODES_MAX && mongoc_cursor_next(cur, &doc)) {
+		char *id = iter_dup(doc, "_id");
+		if (!id)
+			continue;
+		out->nodes[out->n_nodes].node_id = id;
+		out->nodes[out->n_nodes++].endpoints = iter_int(doc, "n");
+	}
+	if (mongoc_cursor_error(cur, &e))
+		err = map_err(&e, "stats");
+	mongoc_cursor_destroy(cur);
+out:
+	bson_destroy(node_pipe);
+	bson_destroy(rec_pipe);
+	bson_destroy(recent);
+	bson_destroy(all);
+	mongoc_collection_destroy(batches);
+	mongoc_collection_destroy(eps);
+	mongoc_client_pool_push(m->pool, c);
+	return err;
+}
+
 const kaa__ep_backend kaa__ep_backend_mongo = {
 	.name = "mongodb",
 	.open = mongo_open,
@@ -913,4 +1152,7 @@ const kaa__ep_backend kaa__ep_backend_mongo = {
 	.logs_append = mongo_logs_append,
 	.logs_count = mongo_logs_count,
 	.logs_list = mongo_logs_list,
+	.set_server_profile = mongo_set_server_profile,
+	.logs_query = mongo_logs_query,
+	.stats = mongo_stats,
 };

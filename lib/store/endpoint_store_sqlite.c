@@ -40,7 +40,7 @@
 #define MOD "ep_store"
 #define POOL 4
 #define BUSY_MS 5000
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 enum {
 	ST_GET,
@@ -61,25 +61,43 @@ enum {
 	ST_COUNT_EP,
 	ST_COUNT_APP,
 	ST_LOGS_LIST,
+	ST_SET_SP,
+	ST_LOGS_QUERY_APP,
+	ST_LOGS_QUERY_EP,
+	ST_STATS_EP,
+	ST_STATS_RECORDS,
+	ST_STATS_NODES,
 	ST_MAX
 };
 
-/* what put writes: everything but owner_id */
+/* the columns of put's INSERT; ?7 (server_profile) is bound but NULL is
+ * written: only set_server_profile writes it, as only set_owner writes
+ * owner_id */
 #define PUT_COLS                                                                               \
 	"app_id, key_hash, public_key, access_token, client_profile, client_profile_version,"  \
 	" server_profile, groups_json, config_hash, config_doc, topics, notif_state, node_id," \
 	" last_seen_ms, created_ms, updated_ms"
-#define EP_COLS PUT_COLS ", owner_id"
+#define EP_COLS PUT_COLS ", owner_id, server_profile_version"
+
+/* Records of complete batches received in [?3, ?4), after the position
+ * (?5 received_ms, ?6 key, ?7 batch, ?8 index), in that order; ?9 limit.
+ * The separate received_ms >= ?5 lets the index bound the scan. */
+#define LOGS_QUERY(ep_cond)                                                               \
+	"SELECT b.received_ms, b.key_hash, b.batch_id, r.idx, b.schema_version, r.record" \
+	" FROM log_batches b JOIN log_records r ON r.batch_seq = b.seq"                   \
+	" WHERE b.app_id = ?1" ep_cond " AND b.received_ms >= ?3 AND b.received_ms < ?4"  \
+	" AND b.received_ms >= ?5 AND (b.received_ms, b.key_hash, b.batch_id, r.idx) >"   \
+	" (?5, ?6, ?7, ?8) ORDER BY b.received_ms, b.key_hash, b.batch_id, r.idx LIMIT ?9"
 
 static const char *const sql_text[ST_MAX] = {
 	[ST_GET] = "SELECT " EP_COLS " FROM endpoints WHERE app_id = ?1 AND key_hash = ?2",
 	[ST_PUT] =
-		"INSERT INTO endpoints (" PUT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+		"INSERT INTO endpoints (" PUT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?8,"
 		" ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)"
 		" ON CONFLICT (app_id, key_hash) DO UPDATE SET public_key = excluded.public_key,"
 		" access_token = excluded.access_token, client_profile = excluded.client_profile,"
 		" client_profile_version = excluded.client_profile_version,"
-		" server_profile = excluded.server_profile, groups_json = excluded.groups_json,"
+		" groups_json = excluded.groups_json,"
 		" config_hash = excluded.config_hash, config_doc = excluded.config_doc,"
 		" topics = excluded.topics, notif_state = excluded.notif_state,"
 		" node_id = excluded.node_id, last_seen_ms = excluded.last_seen_ms,"
@@ -118,6 +136,21 @@ static const char *const sql_text[ST_MAX] = {
 	[ST_LOGS_LIST] = "SELECT b.batch_id, r.idx, r.record FROM log_batches b"
 			 " JOIN log_records r ON r.batch_seq = b.seq"
 			 " WHERE b.app_id = ?1 AND b.key_hash = ?2 ORDER BY b.seq, r.idx LIMIT ?3",
+	/* ?5 -1: any version */
+	[ST_SET_SP] = "UPDATE endpoints SET server_profile = ?3, updated_ms = ?4,"
+		      " server_profile_version = server_profile_version + 1"
+		      " WHERE app_id = ?1 AND key_hash = ?2"
+		      " AND (?5 < 0 OR server_profile_version = ?5)"
+		      " RETURNING server_profile_version",
+	[ST_LOGS_QUERY_APP] = LOGS_QUERY(""),
+	[ST_LOGS_QUERY_EP] = LOGS_QUERY(" AND b.key_hash = ?2"),
+	[ST_STATS_EP] = "SELECT count(*), coalesce(sum(created_ms >= ?2), 0) FROM endpoints"
+			" WHERE app_id = ?1",
+	[ST_STATS_RECORDS] = "SELECT coalesce(sum(n), 0) FROM log_batches INDEXED BY"
+			     " log_batches_by_time WHERE app_id = ?1 AND received_ms >= ?2",
+	[ST_STATS_NODES] = "SELECT node_id, count(*) AS c FROM endpoints"
+			   " WHERE app_id = ?1 AND node_id IS NOT NULL"
+			   " GROUP BY node_id ORDER BY c DESC, node_id LIMIT ?2",
 };
 
 /* migration_sql[v] takes a file from version v to v + 1. Never edit a step
@@ -143,6 +176,11 @@ static const char *const migration_sql[SCHEMA_VERSION] = {
 	" WHERE access_token IS NOT NULL;"
 	"CREATE INDEX IF NOT EXISTS endpoints_by_owner ON endpoints (app_id, owner_id)"
 	" WHERE owner_id IS NOT NULL;",
+	/* 2 -> 3: log queries by time (REST), per application; the version
+	 * of the server profile (the ETag of the REST API) */
+	"CREATE INDEX IF NOT EXISTS log_batches_by_time ON log_batches"
+	" (app_id, received_ms, key_hash, batch_id);"
+	"ALTER TABLE endpoints ADD COLUMN server_profile_version INTEGER NOT NULL DEFAULT 0;",
 };
 
 struct conn {
@@ -422,6 +460,7 @@ static void decode_ep(sqlite3_stmt *st, kaa__endpoint *ep)
 	ep->created_ms = sqlite3_column_int64(st, 14);
 	ep->updated_ms = sqlite3_column_int64(st, 15);
 	ep->owner_id = col_dup(st, 16);
+	ep->server_profile_version = sqlite3_column_int64(st, 17);
 }
 
 static int lite_get(void *impl, int64_t app_id, const char *key_hash, kaa__endpoint *out)
@@ -873,6 +912,162 @@ out:
 	return err;
 }
 
+/* A transaction, so "not matched" splits into absent and conflict with
+ * no write in between. */
+static int lite_set_server_profile(void *impl, int64_t app_id, const char *key_hash,
+				   const char *json, int64_t expect_version, int64_t now_ms,
+				   int64_t *new_version)
+{
+	struct lite *l = impl;
+	struct conn *c;
+	sqlite3_stmt *st;
+	int err = write_begin(l, &c, true);
+	if (err != KAA_OK)
+		return err;
+	err = stmt(c, ST_SET_SP, &st);
+	if (err != KAA_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, app_id);
+	bind_text(st, 2, key_hash);
+	bind_text(st, 3, json);
+	sqlite3_bind_int64(st, 4, now_ms);
+	sqlite3_bind_int64(st, 5, expect_version);
+	int rc = sqlite3_step(st);
+	bool updated = rc == SQLITE_ROW;
+	if (updated)
+		*new_version = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		err = lite_err(c->db, rc, "set_server_profile");
+	sqlite3_reset(st);
+	if (err != KAA_OK || updated)
+		goto out;
+	err = stmt(c, ST_EXISTS, &st);
+	if (err != KAA_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, app_id);
+	bind_text(st, 2, key_hash);
+	rc = sqlite3_step(st);
+	err = rc == SQLITE_ROW    ? KAA_ERR_CONFLICT
+	      : rc == SQLITE_DONE ? KAA_ERR_NOTFOUND
+				  : lite_err(c->db, rc, "set_server_profile");
+	sqlite3_reset(st);
+out:
+	return write_end(l, c, true, err);
+}
+
+static int lite_logs_query(void *impl, int64_t app_id, const char *key_hash, int64_t from_ms,
+			   int64_t to_ms, const kaa__ep_log_pos *after, int limit,
+			   kaa__ep_log_query_cb cb, void *ud)
+{
+	struct lite *l = impl;
+	struct conn *c;
+	sqlite3_stmt *st;
+	int err = acquire(l, &c);
+	if (err != KAA_OK)
+		return err;
+	err = stmt(c, key_hash ? ST_LOGS_QUERY_EP : ST_LOGS_QUERY_APP, &st);
+	if (err != KAA_OK)
+		goto out;
+	sqlite3_bind_int64(st, 1, app_id);
+	if (key_hash)
+		bind_text(st, 2, key_hash);
+	sqlite3_bind_int64(st, 3, from_ms);
+	sqlite3_bind_int64(st, 4, to_ms);
+	sqlite3_bind_int64(st, 5, after->received_ms);
+	bind_text(st, 6, after->key_hash);
+	bind_text(st, 7, after->batch_id);
+	sqlite3_bind_int64(st, 8, after->index);
+	sqlite3_bind_int(st, 9, limit);
+	for (;;) {
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			err = lite_err(c->db, rc, "logs_query");
+			break;
+		}
+		kaa__ep_log_rec r = {
+			.pos = {.received_ms = sqlite3_column_int64(st, 0),
+				.key_hash = (const char *)sqlite3_column_text(st, 1),
+				.batch_id = (const char *)sqlite3_column_text(st, 2),
+				.index = sqlite3_column_int64(st, 3)},
+			.schema_version = sqlite3_column_int64(st, 4),
+			.record = (const char *)sqlite3_column_text(st, 5),
+		};
+		int u = cb(ud, &r);
+		if (u != 0) {
+			err = u;
+			break;
+		}
+	}
+	sqlite3_reset(st);
+out:
+	release(l, c);
+	return err;
+}
+
+/* One row of int64 columns from a statement bound with (app_id, since). */
+static int stats_row(struct conn *c, int id, int64_t app_id, int64_t since, int64_t *a, int64_t *b)
+{
+	sqlite3_stmt *st;
+	int err = stmt(c, id, &st);
+	if (err != KAA_OK)
+		return err;
+	sqlite3_bind_int64(st, 1, app_id);
+	sqlite3_bind_int64(st, 2, since);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*a = sqlite3_column_int64(st, 0);
+		if (b)
+			*b = sqlite3_column_int64(st, 1);
+	} else {
+		err = lite_err(c->db, rc == SQLITE_DONE ? SQLITE_INTERNAL : rc, "stats");
+	}
+	sqlite3_reset(st);
+	return err;
+}
+
+static int lite_stats(void *impl, int64_t app_id, int64_t since_ms, kaa__ep_stats *out)
+{
+	struct lite *l = impl;
+	struct conn *c;
+	sqlite3_stmt *st;
+	int err = acquire(l, &c);
+	if (err != KAA_OK)
+		return err;
+	/* one read transaction: the three answers describe one moment */
+	err = script(c, "BEGIN");
+	if (err != KAA_OK)
+		goto out;
+	err = stats_row(c, ST_STATS_EP, app_id, since_ms, &out->endpoints, &out->registered_since);
+	if (err == KAA_OK)
+		err = stats_row(c, ST_STATS_RECORDS, app_id, since_ms, &out->records_since, NULL);
+	if (err == KAA_OK)
+		err = stmt(c, ST_STATS_NODES, &st);
+	if (err == KAA_OK) {
+		sqlite3_bind_int64(st, 1, app_id);
+		sqlite3_bind_int(st, 2, KAA_EP_STATS_NODES_MAX);
+		out->nodes = kaa__xcalloc(KAA_EP_STATS_NODES_MAX, sizeof(*out->nodes));
+		for (;;) {
+			int rc = sqlite3_step(st);
+			if (rc == SQLITE_DONE)
+				break;
+			if (rc != SQLITE_ROW) {
+				err = lite_err(c->db, rc, "stats_nodes");
+				break;
+			}
+			kaa__ep_node_count *n = &out->nodes[out->n_nodes++];
+			n->node_id = col_dup(st, 0);
+			n->endpoints = sqlite3_column_int64(st, 1);
+		}
+		sqlite3_reset(st);
+	}
+	script(c, err == KAA_OK ? "COMMIT" : "ROLLBACK");
+out:
+	release(l, c);
+	return err;
+}
+
 const kaa__ep_backend kaa__ep_backend_sqlite = {
 	.name = "sqlite",
 	.open = lite_open,
@@ -888,4 +1083,7 @@ const kaa__ep_backend kaa__ep_backend_sqlite = {
 	.logs_append = lite_logs_append,
 	.logs_count = lite_logs_count,
 	.logs_list = lite_logs_list,
+	.set_server_profile = lite_set_server_profile,
+	.logs_query = lite_logs_query,
+	.stats = lite_stats,
 };

@@ -22,17 +22,11 @@
  * made on another thread also wakes the network thread (coalesced: one
  * wake-up per service loop turn), so it does not wait for the sweep.
  *
- * Events: the outbox (sdk_events.h) holds what was sent and not yet
- * acknowledged; EventAck (matched by seq) and Error (matched by the
- * send's request id) remove entries; a new session sends everything again
- * in seq order. Delivered events pass the duplicate filter before
- * on_event and are acknowledged either way.
+ * Owner requests (sdk_owners.c) and events (sdk_events.c) live in their
+ * own files; this one keeps the runtime, the connection, the frame
+ * dispatcher and the sweep, and sends what those two queue (pump_out).
  */
-#include "kaa/kaa.h"
-
-#include "proto/endpoint_codec.h"
-#include "sdk_events.h"
-#include "sdk_internal.h"
+#include "sdk_client.h"
 
 #include <libwebsockets.h>
 #include <limits.h>
@@ -50,50 +44,24 @@
 #define BOOT_TIMEOUT_MS 3000
 #define BOOT_CACHE_MS 2000
 #define BOOT_FAIL_HOLD_MS 1000
-#define SENDQ_MAX 64
 #define RX_MAX (64 * 1024 + 1024)
 #define MAX_RECORD_BYTES (8 * 1024)
 #define MAX_PROFILE_BYTES (16 * 1024)
 #define CONFIG_FILE_MAX (1024 * 1024)
 #define DEFAULT_IDLE_MS 120000u
 #define EVENT_OUTBOX_CAP 1000000u
-/* room in a frame for everything of an Event but its strings */
-#define EVENT_FRAME_OVERHEAD 64
-/* An event the server has not answered for this long in a live session is
- * sent again (with the ones after it, in seq order): a server that could
- * not route it says nothing and expects the device to re-send. */
-#define EVENT_RESEND_MS 30000
 
-typedef struct outmsg {
-	struct outmsg *next;
+typedef struct kaa__outmsg {
+	struct kaa__outmsg *next;
 	size_t len;
 	unsigned char buf[]; /* LWS_PRE bytes of headroom, then the frame */
 } outmsg;
 
-typedef struct pending_op {
-	struct pending_op *next;
+typedef struct kaa__pending_op {
+	struct kaa__pending_op *next;
 	bool unsubscribe;
 	char topic[];
 } pending_op;
-
-/* An owner or listeners request, kept until answered. */
-typedef enum owner_kind {
-	OR_ATTACH_OWNER,
-	OR_ATTACH_ENDPOINT,
-	OR_DETACH,
-	OR_LISTENERS,
-} owner_kind;
-
-typedef struct owner_req {
-	struct owner_req *next;
-	owner_kind kind;
-	uint64_t req; /* request id of the send in this session; 0: not sent */
-	/* ATTACH_OWNER: owner id, token, verifier; ATTACH_ENDPOINT: token;
-	 * DETACH: key hash ("" = self) */
-	char *a, *b, *v;
-	char **fqns; /* LISTENERS */
-	size_t nfqns;
-} owner_req;
 
 typedef struct ca_vhost {
 	struct ca_vhost *next;
@@ -128,76 +96,6 @@ struct kaa_runtime {
 	bool stalled;
 };
 
-struct kaa_client {
-	kaa_runtime *rt;
-	kaa_client *prev, *next;
-
-	/* options */
-	char *token, *dir, *profile, *sdk_profile_id, *ca;
-	char **boot;
-	size_t nboot;
-	kaa_callbacks cb;
-	void *user;
-	uint32_t batch_records, flush_ms;
-	bool state_no_fsync;
-	int32_t keepalive_opt, liveness_opt; /* as given: 0 default, < 0 off */
-	uint32_t connect_timeout_ms;
-
-	kaa_client_state state;
-	bool started, free_req, detached, stopped_for_good;
-	struct lws *wsi;
-	uint8_t *pub;
-	size_t publen;
-	kaa__sdk_state st;
-	char *config;
-	size_t config_len;
-	kaa__lq *lq;
-	kaa__sdk_backoff bo;
-	uint64_t rng;
-
-	kaa__node_addr nodes[KAA__MAX_NODES];
-	size_t nnodes, cur;
-	unsigned fails_since_boot;
-	bool need_boot, redirected;
-	int64_t next_attempt_ms, conn_started_ms, last_tx_ms;
-	uint64_t next_req, hello_req;
-	bool hello_acked, close_now;
-	char prev_session[KAA__ID_MAX];
-
-	/* limits from HelloAck */
-	uint32_t max_records, max_frame, max_inflight, idle_ms;
-
-	/* liveness of this session: keepalive_ms 0 = no keepalive Ping,
-	 * liveness_ms 0 = never declared dead; ka_ping_ms: when the keepalive
-	 * Ping went into the send queue, 0 when none is waiting for an answer */
-	int64_t keepalive_ms, liveness_ms, last_rx_ms, ka_ping_ms;
-
-	/* logs: open batches [0, batches_sent) were sent in this session */
-	size_t batches_sent;
-	int64_t log_hold_until_ms, unbatched_since_ms;
-
-	outmsg *sq_head, *sq_tail;
-	size_t sq_len;
-	pending_op *ops;
-	bool profile_dirty;
-
-	unsigned char *rx; /* grows on demand up to RX_MAX: idle devices stay small */
-	size_t rxcap;
-	size_t rxlen;
-	bool rx_overflow;
-
-	/* events and owners */
-	char *access_token; /* Hello.endpoint_access_token */
-	kaa__outbox outbox;
-	kaa__dedup *dedup;
-	owner_req *oreqs; /* in call order */
-	size_t n_oreqs;
-	int64_t event_hold_until_ms;
-	bool in_hello_ack; /* requests made by on_registered wait for the resume */
-
-	kaa_client_stats stats;
-};
-
 const char *kaa_sdk_version(void)
 {
 	return "0.1.0";
@@ -227,10 +125,7 @@ static void set_state(kaa_client *c, kaa_client_state s)
 		c->cb.on_state(c, s, c->user);
 }
 
-static void report(kaa_client *c, int err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void report(kaa_client *c, int err, int code, const char *fmt, ...)
+void kaa__client_report(kaa_client *c, int err, int code, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -257,9 +152,9 @@ static void sq_clear(kaa_client *c)
 
 /* Takes ownership of the encoded frame in *bufp. buf and len are passed by
  * address because callers build the frame in the same argument list
- * (enqueue(c, build(..., &b, &l), &b, &l)) and argument evaluation order
+ * (kaa__client_enqueue(c, build(..., &b, &l), &b, &l)) and argument evaluation order
  * is unspecified. */
-static int enqueue(kaa_client *c, int rc, uint8_t **bufp, size_t *lenp)
+int kaa__client_enqueue(kaa_client *c, int rc, uint8_t **bufp, size_t *lenp)
 {
 	uint8_t *buf = *bufp;
 	size_t len = *lenp;
@@ -291,7 +186,7 @@ static int enqueue(kaa_client *c, int rc, uint8_t **bufp, size_t *lenp)
 	return KAA_OK;
 }
 
-static uint64_t next_req(kaa_client *c)
+uint64_t kaa__client_next_req(kaa_client *c)
 {
 	if (++c->next_req == 0)
 		c->next_req = 1;
@@ -304,7 +199,7 @@ static void save_state(kaa_client *c)
 {
 	int rc = kaa__sdk_state_save(c->dir, &c->st, !c->state_no_fsync);
 	if (rc != KAA_OK)
-		report(c, rc, 0, "cannot write %s/state: %s", c->dir, kaa_strerror(rc));
+		kaa__client_report(c, rc, 0, "cannot write %s/state: %s", c->dir, kaa_strerror(rc));
 }
 
 /* ---- connection life ------------------------------------------------------ */
@@ -331,8 +226,7 @@ static void session_ended(kaa_client *c, const char *why)
 	sq_clear(c);
 	/* what was in flight goes out again, in order, in the next session */
 	kaa__outbox_unsend_from(&c->outbox, 0);
-	for (owner_req *o = c->oreqs; o; o = o->next)
-		o->req = 0;
+	kaa__owners_unsend(c);
 	c->event_hold_until_ms = 0;
 	if (c->free_req || c->state == KAA_STATE_STOPPED || c->stopped_for_good || c->rt->stop) {
 		set_state(c, KAA_STATE_STOPPED);
@@ -348,9 +242,9 @@ static void session_ended(kaa_client *c, const char *why)
 		c->fails_since_boot++;
 		if (c->fails_since_boot >= (c->nnodes > 2 ? c->nnodes : 2))
 			c->need_boot = true;
-		report(c, KAA_ERR_UNAVAILABLE, 0, "connection to %s:%u failed: %s",
-		       c->cur < c->nnodes ? c->nodes[c->cur].host : "?",
-		       c->cur < c->nnodes ? c->nodes[c->cur].port : 0, why);
+		kaa__client_report(c, KAA_ERR_UNAVAILABLE, 0, "connection to %s:%u failed: %s",
+				   c->cur < c->nnodes ? c->nodes[c->cur].host : "?",
+				   c->cur < c->nnodes ? c->nodes[c->cur].port : 0, why);
 	}
 	schedule_retry(c, kaa__sdk_backoff_next(&c->bo));
 }
@@ -419,8 +313,9 @@ static int bootstrap(kaa_client *c)
 	set_state(c, KAA_STATE_BOOTSTRAPPING);
 	if (rt->boot_key && strcmp(rt->boot_key, key) == 0 && rt->boot_fail_at &&
 	    now - rt->boot_fail_at < BOOT_FAIL_HOLD_MS) {
-		report(c, rt->boot_fail_rc, 0, "bootstrap: %s (failed just now, not asked again)",
-		       kaa_strerror(rt->boot_fail_rc));
+		kaa__client_report(c, rt->boot_fail_rc, 0,
+				   "bootstrap: %s (failed just now, not asked again)",
+				   kaa_strerror(rt->boot_fail_rc));
 		return rt->boot_fail_rc;
 	}
 	for (size_t i = 0; i < c->nboot; i++) {
@@ -439,8 +334,9 @@ static int bootstrap(kaa_client *c)
 			rt->boot_fail_at = 0;
 			return KAA_OK;
 		}
-		report(c, rc, 0, "bootstrap %s: %s", c->boot[i],
-		       rc == KAA_ERR_NOTFOUND ? "no operations node" : kaa_strerror(rc));
+		kaa__client_report(c, rc, 0, "bootstrap %s: %s", c->boot[i],
+				   rc == KAA_ERR_NOTFOUND ? "no operations node"
+							  : kaa_strerror(rc));
 	}
 	free(rt->boot_key);
 	rt->boot_key = strdup(key);
@@ -488,7 +384,7 @@ static void attempt(kaa_client *c)
 		i.vhost = vhost_for(c->rt, c->ca);
 		if (c->ca && !i.vhost) {
 			/* never fall back to other CAs than the ones asked for */
-			report(c, KAA_ERR_IO, 0, "cannot use the CA file %s", c->ca);
+			kaa__client_report(c, KAA_ERR_IO, 0, "cannot use the CA file %s", c->ca);
 			schedule_retry(c, kaa__sdk_backoff_next(&c->bo));
 			return;
 		}
@@ -514,13 +410,13 @@ static void send_hello(kaa_client *c)
 	size_t l = 0;
 	int rc;
 
-	c->hello_req = next_req(c);
+	c->hello_req = kaa__client_next_req(c);
 	rc = kaa__sdk_frame_hello_token(c->hello_req, c->token, c->pub, c->publen,
 					c->sdk_profile_id, c->profile, c->access_token, &b, &l);
 	c->profile_dirty = false;
-	rc = enqueue(c, rc, &b, &l);
+	rc = kaa__client_enqueue(c, rc, &b, &l);
 	if (rc != KAA_OK)
-		report(c, rc, 0, "cannot build Hello: %s", kaa_strerror(rc));
+		kaa__client_report(c, rc, 0, "cannot build Hello: %s", kaa_strerror(rc));
 }
 
 /* ---- incoming frames ------------------------------------------------------- */
@@ -532,7 +428,7 @@ static void store_config(kaa_client *c, const char *json, size_t len, const char
 	int rc;
 
 	if (!copy) {
-		report(c, KAA_ERR_NOMEM, 0, "no memory for the configuration");
+		kaa__client_report(c, KAA_ERR_NOMEM, 0, "no memory for the configuration");
 		return;
 	}
 	memcpy(copy, json, len);
@@ -544,7 +440,7 @@ static void store_config(kaa_client *c, const char *json, size_t len, const char
 	snprintf(path, sizeof(path), "%s/config.json", c->dir);
 	rc = kaa__sdk_write_file(path, json, len, 0600, !c->state_no_fsync);
 	if (rc != KAA_OK)
-		report(c, rc, 0, "cannot write %s: %s", path, kaa_strerror(rc));
+		kaa__client_report(c, rc, 0, "cannot write %s: %s", path, kaa_strerror(rc));
 	save_state(c);
 	c->stats.configurations++;
 	if (c->cb.on_configuration)
@@ -642,16 +538,21 @@ static void on_hello_ack(kaa_client *c, const Kaa__Endpoint__V1__HelloAck *a)
 		c->cb.on_registered(c, a->endpoint_key_hash, a->registered, c->user);
 	c->in_hello_ack = false;
 	if (c->prev_session[0] && c->st.n_streams > 0)
-		enqueue(c,
-			kaa__sdk_frame_session_resume(next_req(c), c->prev_session, c->st.streams,
-						      c->st.n_streams, &b, &l),
-			&b, &l);
+		kaa__client_enqueue(c,
+				    kaa__sdk_frame_session_resume(kaa__client_next_req(c),
+								  c->prev_session, c->st.streams,
+								  c->st.n_streams, &b, &l),
+				    &b, &l);
 	b = NULL;
-	enqueue(c, kaa__sdk_frame_config_sync(next_req(c), c->st.config_hash, &b, &l), &b, &l);
+	kaa__client_enqueue(
+		c, kaa__sdk_frame_config_sync(kaa__client_next_req(c), c->st.config_hash, &b, &l),
+		&b, &l);
 	c->batches_sent = 0;
 	if (c->profile_dirty) {
 		b = NULL;
-		enqueue(c, kaa__sdk_frame_profile(next_req(c), c->profile, &b, &l), &b, &l);
+		kaa__client_enqueue(
+			c, kaa__sdk_frame_profile(kaa__client_next_req(c), c->profile, &b, &l), &b,
+			&l);
 		c->profile_dirty = false;
 	}
 	/* unacknowledged events and unanswered requests, in order */
@@ -665,7 +566,7 @@ static void on_notification(kaa_client *c, const Kaa__Endpoint__V1__Notification
 	size_t l = 0;
 
 	if (!p) {
-		report(c, KAA_ERR_TOO_BIG, 0, "too many notification streams");
+		kaa__client_report(c, KAA_ERR_TOO_BIG, 0, "too many notification streams");
 		return;
 	}
 	if (n->seq > p->last_seq) {
@@ -677,7 +578,8 @@ static void on_notification(kaa_client *c, const Kaa__Endpoint__V1__Notification
 		 * nothing, a crash before it re-delivers once and we drop it */
 		save_state(c);
 	}
-	enqueue(c, kaa__sdk_frame_notification_ack(n->topic_id, n->seq, &b, &l), &b, &l);
+	kaa__client_enqueue(c, kaa__sdk_frame_notification_ack(n->topic_id, n->seq, &b, &l), &b,
+			    &l);
 }
 
 static void on_delivery(kaa_client *c, const Kaa__Endpoint__V1__LogDeliveryStatus *s)
@@ -694,7 +596,8 @@ static void on_delivery(kaa_client *c, const Kaa__Endpoint__V1__LogDeliveryStatu
 	if (s->status == KAA__ENDPOINT__V1__LOG_DELIVERY_RESULT__LOG_DELIVERY_RESULT_SUCCESS) {
 		rc = kaa__lq_ack(c->lq, s->batch_id);
 		if (rc != KAA_OK)
-			report(c, rc, 0, "log queue: cannot record the ack: %s", kaa_strerror(rc));
+			kaa__client_report(c, rc, 0, "log queue: cannot record the ack: %s",
+					   kaa_strerror(rc));
 		c->stats.records_acked += n;
 		if (c->cb.on_log_delivery)
 			c->cb.on_log_delivery(c, s->batch_id, n, true, c->user);
@@ -704,18 +607,19 @@ static void on_delivery(kaa_client *c, const Kaa__Endpoint__V1__LogDeliveryStatu
 		/* storage unavailable: re-send every open batch a bit later */
 		c->log_hold_until_ms = kaa__now_ms() + 1000;
 		c->batches_sent = 0;
-		report(c, KAA_ERR_UNAVAILABLE, (int)s->code, "log batch %llu not stored: %s",
-		       (unsigned long long)s->batch_id, s->reason);
+		kaa__client_report(c, KAA_ERR_UNAVAILABLE, (int)s->code,
+				   "log batch %llu not stored: %s", (unsigned long long)s->batch_id,
+				   s->reason);
 		return;
 	}
 	if (s->code == KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_INVALID_LOG_RECORD && s->index < n)
 		rc = kaa__lq_reject(c->lq, s->batch_id, s->index);
 	else
 		rc = kaa__lq_ack(c->lq, s->batch_id); /* nothing to fix: drop it */
-	report(c, KAA_ERR_INVAL, (int)s->code, "log batch %llu refused (record %u): %s",
-	       (unsigned long long)s->batch_id, s->index, s->reason);
+	kaa__client_report(c, KAA_ERR_INVAL, (int)s->code, "log batch %llu refused (record %u): %s",
+			   (unsigned long long)s->batch_id, s->index, s->reason);
 	if (rc != KAA_OK)
-		report(c, rc, 0, "log queue: %s", kaa_strerror(rc));
+		kaa__client_report(c, rc, 0, "log queue: %s", kaa_strerror(rc));
 	if (c->cb.on_log_delivery)
 		c->cb.on_log_delivery(c, s->batch_id, n, false, c->user);
 }
@@ -740,8 +644,8 @@ static void on_error_frame(kaa_client *c, const Kaa__Endpoint__V1__Error *e, uin
 	}
 	if (e->fatal)
 		c->close_now = true;
-	report(c, KAA_ERR_PROTOCOL, code, "server error %d%s%s: %s", code,
-	       e->field[0] ? " at " : "", e->field, e->message);
+	kaa__client_report(c, KAA_ERR_PROTOCOL, code, "server error %d%s%s: %s", code,
+			   e->field[0] ? " at " : "", e->field, e->message);
 }
 
 static void on_redirect(kaa_client *c, const Kaa__Endpoint__V1__Redirect *r)
@@ -779,171 +683,20 @@ static void on_redirect(kaa_client *c, const Kaa__Endpoint__V1__Redirect *r)
 	c->close_now = true;
 }
 
-/* ---- owners and events ------------------------------------------------------ */
-
-static void owner_req_free(owner_req *o)
-{
-	if (!o)
-		return;
-	free(o->a);
-	free(o->b);
-	free(o->v);
-	for (size_t i = 0; i < o->nfqns; i++)
-		free(o->fqns[i]);
-	free(o->fqns);
-	free(o);
-}
-
-static void oreq_unlink(kaa_client *c, owner_req *o)
-{
-	for (owner_req **pp = &c->oreqs; *pp; pp = &(*pp)->next)
-		if (*pp == o) {
-			*pp = o->next;
-			c->n_oreqs--;
-			return;
-		}
-}
-
-/* The request sent with request id req among kinds k1/k2; when the server
- * did not echo the id (req 0), the oldest sent one of those kinds. */
-static owner_req *oreq_find(kaa_client *c, uint64_t req, owner_kind k1, owner_kind k2)
-{
-	owner_req *first = NULL;
-
-	for (owner_req *o = c->oreqs; o; o = o->next) {
-		if (!o->req || (o->kind != k1 && o->kind != k2))
-			continue;
-		if (req && o->req == req)
-			return o;
-		if (!first)
-			first = o;
-	}
-	return req ? NULL : first;
-}
-
-static owner_req *oreq_by_req(kaa_client *c, uint64_t req)
-{
-	if (!req)
-		return NULL;
-	for (owner_req *o = c->oreqs; o; o = o->next)
-		if (o->req == req)
-			return o;
-	return NULL;
-}
-
-/* Answers a request with a failure (an Error frame, or a frame too big). */
-static void oreq_fail(kaa_client *c, owner_req *o, int code, const char *msg)
-{
-	oreq_unlink(c, o);
-	switch (o->kind) {
-	case OR_ATTACH_OWNER:
-	case OR_ATTACH_ENDPOINT:
-		if (c->cb.on_attach_result)
-			c->cb.on_attach_result(c, o->kind == OR_ATTACH_ENDPOINT ? o->a : NULL,
-					       false, code, msg, "", "", c->user);
-		break;
-	case OR_DETACH:
-		if (c->cb.on_detach_result)
-			c->cb.on_detach_result(c, o->a, false, code, msg, c->user);
-		break;
-	case OR_LISTENERS:
-		if (c->cb.on_listeners)
-			c->cb.on_listeners(c, (const char *const *)o->fqns, o->nfqns, code, NULL, 0,
-					   c->user);
-		break;
-	}
-	owner_req_free(o);
-}
-
-static int oreq_frame(kaa_client *c, owner_req *o, uint64_t req, uint8_t **b, size_t *l)
-{
-	(void)c;
-	switch (o->kind) {
-	case OR_ATTACH_OWNER: return kaa__sdk_frame_owner_attach(req, o->a, o->b, o->v, b, l);
-	case OR_ATTACH_ENDPOINT: return kaa__sdk_frame_endpoint_attach(req, o->a, b, l);
-	case OR_DETACH: return kaa__sdk_frame_owner_detach(req, o->a, b, l);
-	case OR_LISTENERS: return kaa__sdk_frame_event_listeners(req, o->fqns, o->nfqns, b, l);
-	}
-	return KAA_ERR_INTERNAL;
-}
-
-static void pump_owner_reqs(kaa_client *c)
-{
-	for (owner_req *o = c->oreqs, *nx; o && c->sq_len < SENDQ_MAX; o = nx) {
-		uint8_t *b = NULL;
-		size_t l = 0;
-		uint64_t req;
-		int rc;
-
-		nx = o->next;
-		if (o->req)
-			continue;
-		req = next_req(c);
-		rc = oreq_frame(c, o, req, &b, &l);
-		if (rc == KAA_OK && l > c->max_frame) {
-			free(b);
-			oreq_fail(c, o, KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_TOO_BIG,
-				  "request larger than the server's frame limit");
-			continue;
-		}
-		if (enqueue(c, rc, &b, &l) != KAA_OK)
-			break;
-		o->req = req;
-	}
-}
-
-static void event_result(kaa_client *c, uint64_t seq, int err, int code, const char *msg)
-{
-	if (err == KAA_OK)
-		c->stats.events_acked++;
-	else
-		c->stats.events_failed++;
-	if (c->cb.on_event_result)
-		c->cb.on_event_result(c, seq, err, code, msg, c->user);
-}
-
-static void pump_events(kaa_client *c)
-{
-	kaa__ob_event *e;
-	int64_t now = kaa__now_ms();
-
-	if (kaa__outbox_stale(&c->outbox, now - EVENT_RESEND_MS))
-		kaa__outbox_unsend_from(&c->outbox, 0);
-
-	while (c->sq_len < SENDQ_MAX && (e = kaa__outbox_next_unsent(&c->outbox))) {
-		uint8_t *b = NULL;
-		size_t l = 0;
-		uint64_t req = next_req(c), seq = e->seq;
-		int rc = kaa__sdk_frame_event(req, e->fqn, e->target, e->body, seq, &b, &l);
-
-		if (rc == KAA_OK && l > c->max_frame) {
-			/* this node takes smaller frames than the one it was
-			 * checked against */
-			free(b);
-			kaa__outbox_remove(&c->outbox, c->outbox.nsent);
-			event_result(c, seq, KAA_ERR_TOO_BIG, 0,
-				     "event larger than the server's frame limit");
-			continue;
-		}
-		if (enqueue(c, rc, &b, &l) != KAA_OK)
-			break;
-		kaa__outbox_mark_sent(&c->outbox, req, now);
-		c->stats.events_sent++;
-	}
-}
+/* ---- owner requests and events out ------------------------------------------ */
 
 /* Sends what waits in the outbox and the owner requests (online only). */
 static void pump_out(kaa_client *c)
 {
 	if (!c->hello_acked || !c->wsi || kaa__now_ms() < c->event_hold_until_ms)
 		return;
-	pump_owner_reqs(c);
-	pump_events(c);
+	kaa__owners_pump(c);
+	kaa__events_pump(c);
 }
 
 /* Gets a request made by the API out promptly: directly on the network
  * thread, else by waking it (at most one pending wake-up per runtime). */
-static void kick(kaa_client *c)
+void kaa__client_kick(kaa_client *c)
 {
 	kaa_runtime *rt = c->rt;
 
@@ -958,123 +711,12 @@ static void kick(kaa_client *c)
 		lws_cancel_service(rt->ctx);
 }
 
-static void on_event_ack(kaa_client *c, const Kaa__Endpoint__V1__EventAck *a, uint64_t req)
-{
-	long i = kaa__outbox_find_seq(&c->outbox, a->seq);
-
-	if (i < 0)
-		i = kaa__outbox_find_req(&c->outbox, req);
-	if (i < 0)
-		return; /* a second ack for an event already dropped */
-	uint64_t seq = c->outbox.v[i].seq;
-	kaa__outbox_remove(&c->outbox, (size_t)i);
-	event_result(c, seq, KAA_OK, 0, "");
-}
-
-static void on_event(kaa_client *c, const Kaa__Endpoint__V1__Event *e, uint64_t req)
-{
-	uint8_t *b = NULL;
-	size_t l = 0;
-	int r = kaa__dedup_check(c->dedup, e->source_endpoint_key_hash, e->seq);
-
-	if (r == 0) {
-		c->stats.events_duplicates++;
-	} else {
-		if (r < 0)
-			report(c, r, 0, "event filter: %s (event delivered unchecked)",
-			       kaa_strerror(r));
-		c->stats.events_received++;
-		if (c->cb.on_event)
-			c->cb.on_event(c, e->event_class_fqn, e->source_endpoint_key_hash, e->seq,
-				       e->body_json, c->user);
-	}
-	/* acknowledged after processing: a crash before it means a re-send */
-	enqueue(c, kaa__sdk_frame_event_ack(req, e->seq, e->source_endpoint_key_hash, &b, &l), &b,
-		&l);
-}
-
-static void on_attach_response(kaa_client *c, const Kaa__Endpoint__V1__OwnerAttachResponse *r,
-			       uint64_t req)
-{
-	owner_req *o = oreq_find(c, req, OR_ATTACH_OWNER, OR_ATTACH_ENDPOINT);
-	bool ok = r->result == KAA__ENDPOINT__V1__ATTACH_RESULT__ATTACH_RESULT_SUCCESS;
-
-	if (!o)
-		return; /* nothing asked: an answer to a request of an older session */
-	oreq_unlink(c, o);
-	if (c->cb.on_attach_result)
-		c->cb.on_attach_result(c, o->kind == OR_ATTACH_ENDPOINT ? o->a : NULL, ok,
-				       ok ? 0 : (int)r->code, r->reason, r->owner_id,
-				       r->endpoint_key_hash, c->user);
-	owner_req_free(o);
-}
-
-static void on_listeners(kaa_client *c, const Kaa__Endpoint__V1__EventListenersResponse *r,
-			 uint64_t req)
-{
-	owner_req *o = oreq_find(c, req, OR_LISTENERS, OR_LISTENERS);
-
-	if (!o)
-		return;
-	oreq_unlink(c, o);
-	if (c->cb.on_listeners)
-		c->cb.on_listeners(c, (const char *const *)o->fqns, o->nfqns, 0,
-				   (const char *const *)r->endpoint_key_hashes,
-				   r->n_endpoint_key_hashes, c->user);
-	owner_req_free(o);
-}
-
-static void on_ack(kaa_client *c, uint64_t req)
-{
-	owner_req *o = oreq_by_req(c, req);
-
-	if (!o || o->kind != OR_DETACH)
-		return;
-	oreq_unlink(c, o);
-	if (c->cb.on_detach_result)
-		c->cb.on_detach_result(c, o->a, true, 0, "", c->user);
-	owner_req_free(o);
-}
-
-static bool retry_later_code(int code)
-{
-	return code == KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_RATE_LIMITED ||
-	       code == KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_OVERLOADED ||
-	       code == KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_INTERNAL;
-}
-
-/* An Error answering an event or an owner request: refusals end it (with
- * its callback); overload and server failures send it again later. */
+/* An Error answering an event or an owner request (the request id tells
+ * which). */
 static void event_or_owner_error(kaa_client *c, const Kaa__Endpoint__V1__Error *e, uint64_t req)
 {
-	int code = (int)e->code;
-	long i;
-	owner_req *o;
-
-	if (!req)
-		return;
-	if ((i = kaa__outbox_find_req(&c->outbox, req)) >= 0) {
-		if (retry_later_code(code)) {
-			/* this one and the ones sent after it go again, in order */
-			kaa__outbox_unsend_from(&c->outbox, (size_t)i);
-			c->event_hold_until_ms =
-				kaa__now_ms() + (e->retry_after_ms ? e->retry_after_ms : 1000);
-			return;
-		}
-		uint64_t seq = c->outbox.v[i].seq;
-		kaa__outbox_remove(&c->outbox, (size_t)i);
-		event_result(c, seq, KAA_ERR_PROTOCOL, code, e->message);
-		return;
-	}
-	if ((o = oreq_by_req(c, req))) {
-		if (retry_later_code(code)) {
-			o->req = 0;
-			c->event_hold_until_ms =
-				kaa__now_ms() + (e->retry_after_ms ? e->retry_after_ms : 1000);
-			return;
-		}
-		oreq_fail(c, o, code, e->message);
-	}
+	if (req && !kaa__events_on_error(c, e, req))
+		kaa__owners_on_error(c, e, req);
 }
 
 static void handle_frame(kaa_client *c, const Kaa__Endpoint__V1__Frame *f)
@@ -1089,46 +731,46 @@ static void handle_frame(kaa_client *c, const Kaa__Endpoint__V1__Frame *f)
 		if (!c->close_now)
 			event_or_owner_error(c, f->error, f->request_id);
 		break;
-	case KAA__ENDPOINT__V1__FRAME__BODY_ACK: on_ack(c, f->request_id); break;
-	case KAA__ENDPOINT__V1__FRAME__BODY_EVENT: on_event(c, f->event, f->request_id); break;
+	case KAA__ENDPOINT__V1__FRAME__BODY_ACK: kaa__owners_on_ack(c, f->request_id); break;
+	case KAA__ENDPOINT__V1__FRAME__BODY_EVENT:
+		kaa__events_on_event(c, f->event, f->request_id);
+		break;
 	case KAA__ENDPOINT__V1__FRAME__BODY_EVENT_ACK:
-		on_event_ack(c, f->event_ack, f->request_id);
+		kaa__events_on_ack(c, f->event_ack, f->request_id);
 		break;
 	case KAA__ENDPOINT__V1__FRAME__BODY_EVENT_LISTENERS_RESPONSE:
-		on_listeners(c, f->event_listeners_response, f->request_id);
+		kaa__owners_on_listeners(c, f->event_listeners_response, f->request_id);
 		break;
 	case KAA__ENDPOINT__V1__FRAME__BODY_OWNER_ATTACH_RESPONSE:
-		on_attach_response(c, f->owner_attach_response, f->request_id);
+		kaa__owners_on_attach_response(c, f->owner_attach_response, f->request_id);
 		break;
 	case KAA__ENDPOINT__V1__FRAME__BODY_ATTACH_NOTIFICATION:
-		if (c->cb.on_attach_notification)
-			c->cb.on_attach_notification(c, f->attach_notification->owner_id,
-						     f->attach_notification->endpoint_key_hash,
-						     c->user);
+		kaa__owners_on_attach_notification(c, f->attach_notification);
 		break;
 	case KAA__ENDPOINT__V1__FRAME__BODY_DETACH_NOTIFICATION:
-		if (c->cb.on_detach_notification)
-			c->cb.on_detach_notification(c, f->detach_notification->endpoint_key_hash,
-						     c->user);
+		kaa__owners_on_detach_notification(c, f->detach_notification);
 		break;
 	case KAA__ENDPOINT__V1__FRAME__BODY_PING:
-		enqueue(c,
-			kaa__sdk_frame_pong(f->request_id, f->ping->payload.data,
-					    f->ping->payload.len, &b, &l),
-			&b, &l);
+		kaa__client_enqueue(c,
+				    kaa__sdk_frame_pong(f->request_id, f->ping->payload.data,
+							f->ping->payload.len, &b, &l),
+				    &b, &l);
 		break;
 	case KAA__ENDPOINT__V1__FRAME__BODY_CONFIG_SYNC_RESPONSE: {
 		const Kaa__Endpoint__V1__ConfigSyncResponse *r = f->config_sync_response;
 		if (!apply_config(c, (int)r->result_case, r->up_to_date, r->full, r->patch))
-			enqueue(c, kaa__sdk_frame_config_sync(next_req(c), "", &b, &l), &b, &l);
+			kaa__client_enqueue(
+				c, kaa__sdk_frame_config_sync(kaa__client_next_req(c), "", &b, &l),
+				&b, &l);
 		break;
 	}
 	case KAA__ENDPOINT__V1__FRAME__BODY_CONFIG_PUSH: {
 		const Kaa__Endpoint__V1__ConfigPush *r = f->config_push;
 		if (apply_config(c, (int)r->result_case, r->up_to_date, r->full, r->patch))
-			enqueue(c, kaa__sdk_frame_ack(f->request_id, &b, &l), &b, &l);
+			kaa__client_enqueue(c, kaa__sdk_frame_ack(f->request_id, &b, &l), &b, &l);
 		else
-			enqueue(c, kaa__sdk_frame_config_sync(f->request_id, "", &b, &l), &b, &l);
+			kaa__client_enqueue(
+				c, kaa__sdk_frame_config_sync(f->request_id, "", &b, &l), &b, &l);
 		break;
 	}
 	case KAA__ENDPOINT__V1__FRAME__BODY_NOTIFICATION:
@@ -1152,8 +794,8 @@ static void on_message(kaa_client *c, const unsigned char *buf, size_t len)
 	int rc = kaa__frame_decode(buf, len, NULL, &f, &fe);
 
 	if (rc != KAA_OK) {
-		report(c, KAA_ERR_PROTOCOL, (int)fe.code, "bad frame from the server: %s",
-		       fe.message);
+		kaa__client_report(c, KAA_ERR_PROTOCOL, (int)fe.code,
+				   "bad frame from the server: %s", fe.message);
 		return;
 	}
 	if (!c->hello_acked && f->body_case != KAA__ENDPOINT__V1__FRAME__BODY_HELLO_ACK &&
@@ -1179,7 +821,7 @@ static void pump_logs(kaa_client *c, int64_t now)
 	open_batches = kaa__lq_batches(c->lq);
 	if (c->batches_sent > open_batches)
 		c->batches_sent = open_batches;
-	while (c->sq_len < SENDQ_MAX / 2 && c->batches_sent < c->max_inflight) {
+	while (c->sq_len < KAA__SENDQ_MAX / 2 && c->batches_sent < c->max_inflight) {
 		if (c->batches_sent < open_batches) {
 			if (kaa__lq_batch_at(c->lq, c->batches_sent, &b) != KAA_OK)
 				break;
@@ -1198,8 +840,8 @@ static void pump_logs(kaa_client *c, int64_t now)
 			/* leave room for the frame's own fields */
 			int rc = kaa__lq_new_batch(c->lq, per, c->max_frame - 1024, &b);
 			if (rc != KAA_OK) {
-				report(c, rc, 0, "log queue: cannot form a batch: %s",
-				       kaa_strerror(rc));
+				kaa__client_report(c, rc, 0, "log queue: cannot form a batch: %s",
+						   kaa_strerror(rc));
 				c->log_hold_until_ms = now + 1000;
 				break;
 			}
@@ -1208,8 +850,9 @@ static void pump_logs(kaa_client *c, int64_t now)
 		}
 		uint8_t *buf = NULL;
 		size_t l = 0;
-		int rc = kaa__sdk_frame_log_upload(next_req(c), b.id, b.records, b.n, &buf, &l);
-		if (enqueue(c, rc, &buf, &l) != KAA_OK)
+		int rc = kaa__sdk_frame_log_upload(kaa__client_next_req(c), b.id, b.records, b.n,
+						   &buf, &l);
+		if (kaa__client_enqueue(c, rc, &buf, &l) != KAA_OK)
 			break;
 		c->batches_sent++;
 		c->stats.records_sent += b.n;
@@ -1240,12 +883,13 @@ static void sweep_client(kaa_client *c, int64_t now)
 		    now - c->ka_ping_ms >= c->liveness_ms) {
 			size_t dead = c->cur;
 			c->stats.liveness_timeouts++;
-			report(c, KAA_ERR_TIMEOUT, 0,
-			       "no answer from %s:%u for %lld ms (Ping unanswered for %lld ms): "
-			       "connection closed",
-			       c->cur < c->nnodes ? c->nodes[c->cur].host : "?",
-			       c->cur < c->nnodes ? c->nodes[c->cur].port : 0,
-			       (long long)(now - c->last_rx_ms), (long long)(now - c->ka_ping_ms));
+			kaa__client_report(
+				c, KAA_ERR_TIMEOUT, 0,
+				"no answer from %s:%u for %lld ms (Ping unanswered for %lld ms): "
+				"connection closed",
+				c->cur < c->nnodes ? c->nodes[c->cur].host : "?",
+				c->cur < c->nnodes ? c->nodes[c->cur].port : 0,
+				(long long)(now - c->last_rx_ms), (long long)(now - c->ka_ping_ms));
 			drop_connection(c, "no answer to Ping");
 			/* like a failed attempt: prefer another node next */
 			if (dead < c->nnodes && c->fails_since_boot == 0)
@@ -1256,25 +900,31 @@ static void sweep_client(kaa_client *c, int64_t now)
 			c->ka_ping_ms = 0; /* no liveness verdicts: just keep pinging */
 		if (c->keepalive_ms && !c->ka_ping_ms && now - c->last_rx_ms >= c->keepalive_ms) {
 			c->ka_ping_ms = now;
-			enqueue(c, kaa__sdk_frame_ping(next_req(c), &b, &l), &b, &l);
+			kaa__client_enqueue(c, kaa__sdk_frame_ping(kaa__client_next_req(c), &b, &l),
+					    &b, &l);
 		}
-		while (c->ops && c->sq_len < SENDQ_MAX) {
+		while (c->ops && c->sq_len < KAA__SENDQ_MAX) {
 			pending_op *op = c->ops;
 			c->ops = op->next;
-			enqueue(c,
-				kaa__sdk_frame_subscribe(next_req(c), op->topic, op->unsubscribe,
-							 &b, &l),
-				&b, &l);
+			kaa__client_enqueue(c,
+					    kaa__sdk_frame_subscribe(kaa__client_next_req(c),
+								     op->topic, op->unsubscribe, &b,
+								     &l),
+					    &b, &l);
 			free(op);
 		}
 		if (c->profile_dirty) {
-			enqueue(c, kaa__sdk_frame_profile(next_req(c), c->profile, &b, &l), &b, &l);
+			kaa__client_enqueue(
+				c,
+				kaa__sdk_frame_profile(kaa__client_next_req(c), c->profile, &b, &l),
+				&b, &l);
 			c->profile_dirty = false;
 		}
 		pump_out(c);
 		pump_logs(c, now);
 		if (c->sq_len == 0 && now - c->last_tx_ms >= (int64_t)c->idle_ms / 2)
-			enqueue(c, kaa__sdk_frame_ping(next_req(c), &b, &l), &b, &l);
+			kaa__client_enqueue(c, kaa__sdk_frame_ping(kaa__client_next_req(c), &b, &l),
+					    &b, &l);
 		break;
 	default: break;
 	}
@@ -1404,7 +1054,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 		}
 		if (lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0) {
 			if (c->rx_overflow)
-				report(c, KAA_ERR_TOO_BIG, 0, "message from the server too big");
+				kaa__client_report(c, KAA_ERR_TOO_BIG, 0,
+						   "message from the server too big");
 			else if (lws_frame_is_binary(wsi))
 				on_message(c, c->rx, c->rxlen);
 			c->rxlen = 0;
@@ -1547,11 +1198,7 @@ static void client_destroy(kaa_client *c)
 		c->ops = op->next;
 		free(op);
 	}
-	while (c->oreqs) {
-		owner_req *o = c->oreqs;
-		c->oreqs = o->next;
-		owner_req_free(o);
-	}
+	kaa__owners_clear(c);
 	kaa__outbox_clear(&c->outbox);
 	kaa__dedup_free(c->dedup);
 	free(c->access_token);
@@ -1580,7 +1227,7 @@ static int dup_opt(const char *s, char **out)
 	return *out ? KAA_OK : KAA_ERR_NOMEM;
 }
 
-static int check_json(const char *s, size_t len, size_t max)
+int kaa__client_check_json(const char *s, size_t len, size_t max)
 {
 	kaa__sj *v = NULL;
 	int rc;
@@ -1613,8 +1260,8 @@ int kaa_client_new(kaa_runtime *rt, const kaa_client_options *o, kaa_client **ou
 			return KAA_ERR_INVAL;
 	}
 	if (o->client_profile_json &&
-	    (rc = check_json(o->client_profile_json, strlen(o->client_profile_json),
-			     MAX_PROFILE_BYTES)) != KAA_OK)
+	    (rc = kaa__client_check_json(o->client_profile_json, strlen(o->client_profile_json),
+					 MAX_PROFILE_BYTES)) != KAA_OK)
 		return rc;
 	if (o->endpoint_access_token &&
 	    (!*o->endpoint_access_token || strlen(o->endpoint_access_token) > KAA_OWNER_TOKEN_MAX))
@@ -1750,13 +1397,13 @@ void kaa_client_free(kaa_client *c)
 	client_destroy(c);
 }
 
-static void lock_c(kaa_client *c)
+void kaa__client_lock(kaa_client *c)
 {
 	if (c->rt)
 		pthread_mutex_lock(&c->rt->lock);
 }
 
-static void unlock_c(kaa_client *c)
+void kaa__client_unlock(kaa_client *c)
 {
 	if (c->rt)
 		pthread_mutex_unlock(&c->rt->lock);
@@ -1768,12 +1415,12 @@ int kaa_client_log_add(kaa_client *c, const char *json, size_t len)
 
 	if (!c || !json || len == 0)
 		return KAA_ERR_INVAL;
-	rc = check_json(json, len, MAX_RECORD_BYTES);
+	rc = kaa__client_check_json(json, len, MAX_RECORD_BYTES);
 	if (rc != KAA_OK)
 		return rc;
-	lock_c(c);
+	kaa__client_lock(c);
 	rc = kaa__lq_append(c->lq, json, len);
-	unlock_c(c);
+	kaa__client_unlock(c);
 	return rc;
 }
 
@@ -1790,11 +1437,11 @@ static int add_op(kaa_client *c, const char *topic, bool unsubscribe)
 	op->next = NULL;
 	op->unsubscribe = unsubscribe;
 	memcpy(op->topic, topic, n + 1);
-	lock_c(c);
+	kaa__client_lock(c);
 	for (tail = &c->ops; *tail; tail = &(*tail)->next)
 		;
 	*tail = op;
-	unlock_c(c);
+	kaa__client_unlock(c);
 	return KAA_OK;
 }
 
@@ -1815,17 +1462,17 @@ int kaa_client_set_profile(kaa_client *c, const char *json)
 
 	if (!c || !json)
 		return KAA_ERR_INVAL;
-	rc = check_json(json, strlen(json), MAX_PROFILE_BYTES);
+	rc = kaa__client_check_json(json, strlen(json), MAX_PROFILE_BYTES);
 	if (rc != KAA_OK)
 		return rc;
 	copy = strdup(json);
 	if (!copy)
 		return KAA_ERR_NOMEM;
-	lock_c(c);
+	kaa__client_lock(c);
 	free(c->profile);
 	c->profile = copy;
 	c->profile_dirty = true;
-	unlock_c(c);
+	kaa__client_unlock(c);
 	return KAA_OK;
 }
 
@@ -1833,11 +1480,11 @@ int kaa_client_get_stats(kaa_client *c, kaa_client_stats *out)
 {
 	if (!c || !out)
 		return KAA_ERR_INVAL;
-	lock_c(c);
+	kaa__client_lock(c);
 	*out = c->stats;
 	out->queued_records = kaa__lq_count(c->lq);
 	out->events_outbox = c->outbox.n;
-	unlock_c(c);
+	kaa__client_unlock(c);
 	return KAA_OK;
 }
 
@@ -1847,9 +1494,9 @@ kaa_client_state kaa_client_get_state(kaa_client *c)
 
 	if (!c)
 		return KAA_STATE_STOPPED;
-	lock_c(c);
+	kaa__client_lock(c);
 	s = c->state;
-	unlock_c(c);
+	kaa__client_unlock(c);
 	return s;
 }
 
@@ -1860,10 +1507,10 @@ void kaa_client_get_endpoint_key_hash(kaa_client *c, char *buf, size_t len)
 	buf[0] = '\0';
 	if (!c)
 		return;
-	lock_c(c);
+	kaa__client_lock(c);
 	snprintf(buf, len, "%s",
 		 c->hello_acked || c->stats.registered ? c->st.endpoint_key_hash : "");
-	unlock_c(c);
+	kaa__client_unlock(c);
 }
 
 void kaa_client_get_node(kaa_client *c, char *buf, size_t len)
@@ -1873,158 +1520,23 @@ void kaa_client_get_node(kaa_client *c, char *buf, size_t len)
 	buf[0] = '\0';
 	if (!c)
 		return;
-	lock_c(c);
+	kaa__client_lock(c);
 	if (c->cur < c->nnodes &&
 	    (c->state == KAA_STATE_CONNECTING || c->state == KAA_STATE_ESTABLISHED))
 		snprintf(buf, len, "%s:%u", c->nodes[c->cur].host, c->nodes[c->cur].port);
-	unlock_c(c);
+	kaa__client_unlock(c);
 }
 
-/* ---- owners and events API ------------------------------------------------------ */
+/* ---- shared by the API of sdk_owners.c and sdk_events.c ------------------------- */
 
-static bool str_ok(const char *s, size_t max)
+bool kaa__client_str_ok(const char *s, size_t max)
 {
 	return s && *s && strlen(s) <= max;
 }
 
-/* Queues o (taking ownership) behind the requests waiting. */
-static int add_owner_req(kaa_client *c, owner_req *o)
+bool kaa__client_retry_later(int code)
 {
-	owner_req **tail;
-	int rc = KAA_OK;
-
-	lock_c(c);
-	if (c->n_oreqs >= KAA_OWNER_REQUESTS_MAX) {
-		rc = KAA_ERR_TOO_BIG;
-	} else {
-		for (tail = &c->oreqs; *tail; tail = &(*tail)->next)
-			;
-		*tail = o;
-		c->n_oreqs++;
-		o = NULL;
-		kick(c);
-	}
-	unlock_c(c);
-	owner_req_free(o);
-	return rc;
-}
-
-static owner_req *new_owner_req(owner_kind kind, const char *a, const char *b, const char *v)
-{
-	owner_req *o = calloc(1, sizeof(*o));
-
-	if (!o)
-		return NULL;
-	o->kind = kind;
-	if ((a && !(o->a = strdup(a))) || (b && !(o->b = strdup(b))) ||
-	    (v && !(o->v = strdup(v)))) {
-		owner_req_free(o);
-		return NULL;
-	}
-	return o;
-}
-
-int kaa_client_attach_owner(kaa_client *c, const char *owner_external_id, const char *token,
-			    const char *verifier_token)
-{
-	owner_req *o;
-
-	if (!c || !str_ok(owner_external_id, KAA_EVENT_FQN_MAX) ||
-	    !str_ok(token, KAA_OWNER_TOKEN_MAX) ||
-	    (verifier_token && strlen(verifier_token) > KAA_EVENT_FQN_MAX))
-		return KAA_ERR_INVAL;
-	o = new_owner_req(OR_ATTACH_OWNER, owner_external_id, token,
-			  verifier_token ? verifier_token : "");
-	return o ? add_owner_req(c, o) : KAA_ERR_NOMEM;
-}
-
-int kaa_client_attach_endpoint(kaa_client *c, const char *endpoint_access_token)
-{
-	owner_req *o;
-
-	if (!c || !str_ok(endpoint_access_token, KAA_OWNER_TOKEN_MAX))
-		return KAA_ERR_INVAL;
-	o = new_owner_req(OR_ATTACH_ENDPOINT, endpoint_access_token, NULL, NULL);
-	return o ? add_owner_req(c, o) : KAA_ERR_NOMEM;
-}
-
-int kaa_client_detach(kaa_client *c, const char *endpoint_key_hash)
-{
-	owner_req *o;
-
-	if (!c || (endpoint_key_hash && strlen(endpoint_key_hash) > KAA_EVENT_FQN_MAX))
-		return KAA_ERR_INVAL;
-	o = new_owner_req(OR_DETACH, endpoint_key_hash ? endpoint_key_hash : "", NULL, NULL);
-	return o ? add_owner_req(c, o) : KAA_ERR_NOMEM;
-}
-
-int kaa_client_find_listeners(kaa_client *c, const char *const *fqns, size_t n)
-{
-	owner_req *o;
-	size_t total = 16;
-
-	if (!c || !fqns || n == 0 || n > KAA_EVENT_FQNS_MAX)
-		return KAA_ERR_INVAL;
-	for (size_t i = 0; i < n; i++) {
-		if (!str_ok(fqns[i], KAA_EVENT_FQN_MAX))
-			return KAA_ERR_INVAL;
-		total += strlen(fqns[i]) + 3; /* tag and length */
-	}
-	if (total > 65536)
-		return KAA_ERR_TOO_BIG;
-	o = new_owner_req(OR_LISTENERS, NULL, NULL, NULL);
-	if (!o || !(o->fqns = calloc(n, sizeof(*o->fqns)))) {
-		owner_req_free(o);
-		return KAA_ERR_NOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		o->nfqns = i + 1;
-		if (!(o->fqns[i] = strdup(fqns[i]))) {
-			owner_req_free(o);
-			return KAA_ERR_NOMEM;
-		}
-	}
-	return add_owner_req(c, o);
-}
-
-int kaa_client_send_event(kaa_client *c, const char *fqn, const char *target_key_hash,
-			  const char *body_json, uint64_t *seq_out)
-{
-	size_t fl, tl, bl;
-	uint64_t seq = 0;
-	int rc;
-
-	if (seq_out)
-		*seq_out = 0;
-	if (!c || !str_ok(fqn, KAA_EVENT_FQN_MAX) || !body_json ||
-	    (target_key_hash && strlen(target_key_hash) > KAA_EVENT_FQN_MAX))
-		return KAA_ERR_INVAL;
-	fl = strlen(fqn);
-	tl = target_key_hash ? strlen(target_key_hash) : 0;
-	bl = strlen(body_json);
-	if (bl > KAA_EVENT_BODY_MAX)
-		return KAA_ERR_TOO_BIG;
-	rc = check_json(body_json, bl, KAA_EVENT_BODY_MAX);
-	if (rc != KAA_OK)
-		return rc;
-	lock_c(c);
-	if (c->outbox.n >= c->outbox.max || fl + tl + bl + EVENT_FRAME_OVERHEAD > c->max_frame)
-		rc = KAA_ERR_TOO_BIG;
-	else
-		rc = kaa__sdk_state_take_event_seq(c->dir, &c->st, !c->state_no_fsync, &seq);
-	if (rc == KAA_OK)
-		rc = kaa__outbox_push(&c->outbox, seq, fqn, target_key_hash, body_json);
-	if (rc == KAA_OK) {
-		c->stats.events_queued++;
-		if (seq_out)
-			*seq_out = seq;
-		kick(c);
-	}
-	unlock_c(c);
-	return rc;
-}
-
-const char *kaa_client_endpoint_access_token(kaa_client *c)
-{
-	return c ? c->access_token : NULL;
+	return code == KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_RATE_LIMITED ||
+	       code == KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_OVERLOADED ||
+	       code == KAA__ENDPOINT__V1__ERROR_CODE__ERROR_CODE_INTERNAL;
 }

@@ -1,7 +1,8 @@
 /*
  * sdk_events.h - libkaa's event bookkeeping (not installed): the receive
  * side's duplicate filter (sdk_event_dedup.c) and the send side's outbox
- * (sdk_event_outbox.c). Both are plain data structures without I/O or
+ * (sdk_event_outbox.c), which the client's events (sdk_events.c) drive.
+ * Both are plain data structures without I/O or
  * locking; the client serialises access with the runtime lock. Every
  * function returns KAA_OK or a negative kaa_err unless it says otherwise;
  * none prints or aborts.

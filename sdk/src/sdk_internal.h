@@ -57,9 +57,13 @@ int kaa__sdk_sha256_hex(const void *data, size_t len, char hex[65]);
 /* Canonical hash of a JSON text. Errors of kaa__sj_parse. */
 int kaa__sj_hash_text(const char *s, size_t len, char hex[65]);
 
-/* ---- utilities (sdk_util.c) --------------------------------------------- */
+/* ---- CRC-32 (sdk_crc32.c) ----------------------------------------------- */
 
+/* CRC-32 (IEEE 802.3, as zlib's crc32) of data. */
 uint32_t kaa__sdk_crc32(const void *data, size_t len);
+
+/* ---- randomness and backoff (sdk_random.c) ------------------------------ */
+
 /* 64 random bits from the kernel (getrandom), falling back to a clock mix. */
 uint64_t kaa__sdk_random64(void);
 
@@ -74,6 +78,8 @@ uint32_t kaa__sdk_backoff_next(kaa__sdk_backoff *b);
 void kaa__sdk_backoff_reset(kaa__sdk_backoff *b);
 /* Uniform in [0, n) from the xorshift state *rng (n > 0). */
 uint64_t kaa__sdk_rand_below(uint64_t *rng, uint64_t n);
+
+/* ---- files (sdk_files.c) ------------------------------------------------ */
 
 /* Writes data to path atomically (tmp file, rename); durable: with fsync of
  * the file and its directory, so it survives a power loss. KAA_ERR_IO. */

@@ -23,6 +23,7 @@
 #include "base/log.h"
 #include "control/config_resolve.h"
 #include "control/demo_seed.h"
+#include "control/endpoint_api.h"
 #include "control/leader_jobs.h"
 #include "control/node_admin.h"
 #include "control/rest_auth.h"
@@ -32,6 +33,7 @@
 #include "control/sdk_download.h"
 #include "control/validate.h"
 #include "coord/keys.h"
+#include "store/endpoint_store.h"
 #include "store/meta_store.h"
 
 #include <inttypes.h>
@@ -44,6 +46,7 @@
 
 struct kaa__control {
 	kaa__meta_store *store;
+	kaa__ep_store *eps; /* endpoint data, for the fleet routes (endpoint_api.h) */
 	kaa__coord *coord;
 	char *cluster;
 	kaa__rest_auth *auth;
@@ -299,7 +302,8 @@ static const resource resources[] = {
 	 .fields = {{"name", KAA_RF_STR, OFF(name),
 		     KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ},
 		    {"settings", KAA_RF_JSON, OFF(body),
-		     KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ}}},
+		     KAA_RF_CREATE | KAA_RF_UPDATE | KAA_RF_REQUIRED | KAA_RF_READ |
+			     KAA_RF_SECRET}}},
 	{.coll = "credentials",
 	 .param = "credential",
 	 .kind = KAA_META_CREDENTIAL,
@@ -398,6 +402,101 @@ static void call_undrain(rest_call *k)
 				k->resp);
 }
 
+/* The fleet routes: the application of the path inside the caller's
+ * tenant (404 otherwise, as for resources), then the role for kind. 0, or
+ * answers and returns -1. */
+static int enter_app(rest_call *k, kaa__meta_kind kind, bool write)
+{
+	kaa__meta_obj app = {0};
+	int64_t id = kaa__route_id(k->params, "app");
+	int rc = id < 0 ? KAA_ERR_NOTFOUND
+			: kaa__meta_get(k->c->store, KAA_META_APPLICATION, id, &app);
+	if (rc == KAA_OK && !k->platform && app.tenant_id != k->p->tenant_id)
+		rc = KAA_ERR_NOTFOUND;
+	kaa__meta_obj_clear(&app);
+	if (rc != KAA_OK) {
+		kaa__reply_store_error(k->resp, rc);
+		return -1;
+	}
+	if (!kaa__role_allows(k->p->role, write ? KAA_ACT_WRITE : KAA_ACT_READ, kind)) {
+		kaa__reply_error(k->resp, 403, "forbidden", "your role may not do this", NULL);
+		return -1;
+	}
+	k->app_id = id;
+	return 0;
+}
+
+static kaa__ep_api ep_api(const rest_call *k)
+{
+	return (kaa__ep_api){.meta = k->c->store,
+			     .eps = k->c->eps,
+			     .coord = k->c->coord,
+			     .cluster = k->c->cluster};
+}
+
+/* Endpoints and their profiles and configuration read and write like
+ * configurations (developers write); log records read like log appenders;
+ * the live counts like the application. */
+static void call_ep_list(rest_call *k)
+{
+	kaa__ep_api a = ep_api(k);
+	if (enter_app(k, KAA_META_CONFIGURATION, false) == 0)
+		kaa__ep_api_list(&a, k->app_id, k->req, k->resp);
+}
+
+static void call_ep_get(rest_call *k)
+{
+	kaa__ep_api a = ep_api(k);
+	if (enter_app(k, KAA_META_CONFIGURATION, false) == 0)
+		kaa__ep_api_get(&a, k->app_id, kaa__route_param(k->params, "endpoint"), k->resp);
+}
+
+static void call_ep_profile_get(rest_call *k)
+{
+	kaa__ep_api a = ep_api(k);
+	if (enter_app(k, KAA_META_CONFIGURATION, false) == 0)
+		kaa__ep_api_profile_get(&a, k->app_id, kaa__route_param(k->params, "endpoint"),
+					k->resp);
+}
+
+static void call_ep_profile_put(rest_call *k)
+{
+	kaa__ep_api a = ep_api(k);
+	if (enter_app(k, KAA_META_CONFIGURATION, true) == 0)
+		kaa__ep_api_profile_put(&a, k->app_id, kaa__route_param(k->params, "endpoint"),
+					k->req, k->resp);
+}
+
+static void call_ep_config(rest_call *k)
+{
+	kaa__ep_api a = ep_api(k);
+	if (enter_app(k, KAA_META_CONFIGURATION, false) == 0)
+		kaa__ep_api_configuration(&a, k->app_id, kaa__route_param(k->params, "endpoint"),
+					  k->resp);
+}
+
+static void call_ep_logs(rest_call *k)
+{
+	kaa__ep_api a = ep_api(k);
+	if (enter_app(k, KAA_META_LOG_APPENDER, false) == 0)
+		kaa__ep_api_logs(&a, k->app_id, kaa__route_param(k->params, "endpoint"), k->req,
+				 k->resp);
+}
+
+static void call_app_logs(rest_call *k)
+{
+	kaa__ep_api a = ep_api(k);
+	if (enter_app(k, KAA_META_LOG_APPENDER, false) == 0)
+		kaa__ep_api_logs(&a, k->app_id, NULL, k->req, k->resp);
+}
+
+static void call_app_stats(rest_call *k)
+{
+	kaa__ep_api a = ep_api(k);
+	if (enter_app(k, KAA_META_APPLICATION, false) == 0)
+		kaa__ep_api_stats(&a, k->app_id, k->resp);
+}
+
 typedef struct extra_route {
 	const char *method, *pattern;
 	void (*call)(rest_call *k); /* answers k->resp */
@@ -411,6 +510,17 @@ static const extra_route extra_routes[] = {
 	{"GET", "/api/v1/nodes", call_nodes, true},
 	{"PUT", "/api/v1/nodes/{node}/drain", call_drain, true},
 	{"DELETE", "/api/v1/nodes/{node}/drain", call_undrain, true},
+	{"GET", "/api/v1/applications/{app}/endpoints", call_ep_list, false},
+	{"GET", "/api/v1/applications/{app}/endpoints/{endpoint}", call_ep_get, false},
+	{"GET", "/api/v1/applications/{app}/endpoints/{endpoint}/server-profile",
+	 call_ep_profile_get, false},
+	{"PUT", "/api/v1/applications/{app}/endpoints/{endpoint}/server-profile",
+	 call_ep_profile_put, false},
+	{"GET", "/api/v1/applications/{app}/endpoints/{endpoint}/configuration", call_ep_config,
+	 false},
+	{"GET", "/api/v1/applications/{app}/endpoints/{endpoint}/logs", call_ep_logs, false},
+	{"GET", "/api/v1/applications/{app}/logs", call_app_logs, false},
+	{"GET", "/api/v1/applications/{app}/stats", call_app_stats, false},
 };
 #define N_EXTRA (sizeof(extra_routes) / sizeof(extra_routes[0]))
 
@@ -913,8 +1023,8 @@ static int ensure_admin(kaa__control *c)
 	return KAA_OK;
 }
 
-int kaa__control_new(const char *sql_url, kaa__coord *coord, const char *cluster,
-		     kaa__control **out)
+int kaa__control_new(const char *sql_url, const char *nosql_url, kaa__coord *coord,
+		     const char *cluster, kaa__control **out)
 {
 	kaa__control *c = kaa__xcalloc(1, sizeof(*c));
 	int rc;
@@ -925,6 +1035,11 @@ int kaa__control_new(const char *sql_url, kaa__coord *coord, const char *cluster
 	rc = kaa__meta_store_new(sql_url, NULL, &c->store);
 	if (rc != KAA_OK) {
 		KAA_ERROR("control", "store_open_failed url=%s err=%s", sql_url, kaa_strerror(rc));
+		goto fail;
+	}
+	rc = kaa__ep_store_new(nosql_url, &c->eps);
+	if (rc != KAA_OK) {
+		KAA_ERROR("control", "endpoint_store_open_failed err=%s", kaa_strerror(rc));
 		goto fail;
 	}
 	rc = kaa__rest_auth_new(c->store, &c->auth);
@@ -950,6 +1065,7 @@ void kaa__control_free(kaa__control *c)
 	kaa__leader_jobs_free(c->jobs);
 	kaa__rest_auth_free(c->auth);
 	kaa__meta_store_free(c->store);
+	kaa__ep_store_free(c->eps);
 	free(c->cluster);
 	free(c);
 }

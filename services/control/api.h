@@ -15,7 +15,9 @@
  * dispatcher; rest_auth.h (who is calling), rest_body.h (request bodies),
  * validate.h (payload checks), rest_reply.h (answers), node_admin.h (nodes
  * and drains), sdk_download.h, config_resolve.h, leader_jobs.h and
- * demo_seed.h each own one feature.
+ * demo_seed.h each own one feature; endpoint_api.h the fleet routes
+ * (endpoints, server profiles, log records, live counts) over the
+ * endpoint store.
  *
  * Threads: kaa__control_handle runs on HTTP worker threads concurrently;
  * new/free on the main thread; kaa__control_leader_tick on the main thread.
@@ -31,13 +33,15 @@
 
 typedef struct kaa__control kaa__control;
 
-/* Opens the store at sql_url (migrations applied), ensures a platform
+/* Opens the store at sql_url (migrations applied) and the endpoint store
+ * at nosql_url (endpoint_store.h: for the fleet routes), ensures a platform
  * admin exists: KAA_ADMIN_USER/KAA_ADMIN_PASSWORD from the environment, or
  * user "admin" with a generated password printed once on stdout.
- * coord and cluster are borrowed. Errors of kaa__meta_store_new and of
- * the admin's creation; KAA_ERR_INTERNAL without randomness. */
-int kaa__control_new(const char *sql_url, kaa__coord *coord, const char *cluster,
-		     kaa__control **out);
+ * coord and cluster are borrowed. Errors of kaa__meta_store_new,
+ * kaa__ep_store_new and of the admin's creation; KAA_ERR_INTERNAL without
+ * randomness. */
+int kaa__control_new(const char *sql_url, const char *nosql_url, kaa__coord *coord,
+		     const char *cluster, kaa__control **out);
 void kaa__control_free(kaa__control *c);
 /* Serves one /api/v1/ request. */
 void kaa__control_handle(kaa__control *c, const kaa__http_request *req, kaa__http_response *resp);

@@ -17,6 +17,113 @@
 #include <strings.h>
 #include <yajl/yajl_tree.h>
 
+void kaa__config_result_clear(kaa__config_result *r)
+{
+	if (!r)
+		return;
+	free(r->group_ids);
+	free(r->configuration);
+	memset(r, 0, sizeof(*r));
+}
+
+void kaa__config_result_gen(yajl_gen g, const kaa__config_result *r)
+{
+	kaa__gen_key(g, "schemaVersion");
+	yajl_gen_integer(g, r->schema_version);
+	kaa__gen_key(g, "groupIds");
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < r->n_groups; i++)
+		yajl_gen_integer(g, r->group_ids[i]);
+	yajl_gen_array_close(g);
+	kaa__gen_key(g, "configuration");
+	kaa__gen_json(g, r->configuration, false);
+	kaa__gen_key(g, "hash");
+	kaa__gen_key(g, r->hash);
+}
+
+int kaa__config_compute(kaa__meta_store *store, int64_t app_id, yajl_val cp, yajl_val sp,
+			const char *ekh, int64_t version, kaa__config_result *out)
+{
+	kaa__meta_page groups = {0};
+	kaa__filter_ctx ctx = {.cp = cp, .sp = sp, .ekh = ekh};
+	kaa__config_part *parts = NULL;
+	kaa__meta_obj *cfgs = NULL;
+	char err[KAA_JSON_ERR_SIZE];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	/* Schema version: given, else the latest configuration schema. */
+	if (version == 0) {
+		rc = kaa__latest_schema_version(store, app_id, "configuration", &version);
+		if (rc != KAA_OK)
+			goto out;
+	}
+	out->schema_version = version;
+	kaa__meta_query gq = {.parent_id = app_id, .limit = KAA_META_LIMIT_MAX};
+	rc = kaa__meta_list(store, KAA_META_GROUP, &gq, &groups);
+	if (rc != KAA_OK)
+		goto out;
+	out->group_ids = calloc(groups.n + 1, sizeof(*out->group_ids));
+	parts = calloc(groups.n + 1, sizeof(*parts));
+	cfgs = calloc(groups.n + 1, sizeof(*cfgs));
+	if (!out->group_ids || !parts || !cfgs)
+		kaa__oom();
+	size_t n_parts = 0;
+	for (size_t i = 0; i < groups.n; i++) {
+		kaa__meta_obj *g = &groups.items[i];
+		bool match = true;
+		if (g->body) {
+			kaa__filter *f = NULL;
+			if (kaa__filter_compile(g->body, strlen(g->body), &f, err, sizeof(err)) !=
+			    KAA_OK) {
+				KAA_WARN("control", "stored_filter_invalid group=%lld",
+					 (long long)g->id);
+				continue;
+			}
+			match = kaa__filter_eval(f, &ctx);
+			kaa__filter_free(f);
+		}
+		if (!match)
+			continue;
+		out->group_ids[out->n_groups++] = g->id;
+		kaa__meta_query cq = {
+			.parent_id = app_id, .ref_id = g->id, .limit = KAA_META_LIMIT_MAX};
+		kaa__meta_page cp_page;
+		rc = kaa__meta_list(store, KAA_META_CONFIGURATION, &cq, &cp_page);
+		if (rc != KAA_OK)
+			goto out;
+		for (size_t j = 0; j < cp_page.n; j++) {
+			if (cp_page.items[j].schema_version != version)
+				continue;
+			cfgs[n_parts] = cp_page.items[j];
+			memset(&cp_page.items[j], 0, sizeof(cp_page.items[j]));
+			parts[n_parts].json = cfgs[n_parts].body;
+			parts[n_parts].len = strlen(cfgs[n_parts].body);
+			parts[n_parts].weight = g->weight;
+			n_parts++;
+			break;
+		}
+		kaa__meta_page_clear(&cp_page);
+	}
+	size_t mlen = 0;
+	if (kaa__config_merge(parts, n_parts, &out->configuration, &mlen, out->hash, err,
+			      sizeof(err)) != KAA_OK) {
+		KAA_WARN("control", "config_merge_failed app=%lld err=\"%s\"", (long long)app_id,
+			 err);
+		rc = KAA_ERR_INTERNAL;
+	}
+out:
+	if (cfgs)
+		for (size_t i = 0; i < groups.n; i++)
+			kaa__meta_obj_clear(&cfgs[i]);
+	free(cfgs);
+	free(parts);
+	kaa__meta_page_clear(&groups);
+	if (rc != KAA_OK)
+		kaa__config_result_clear(out);
+	return rc;
+}
+
 void kaa__config_resolve(kaa__meta_store *store, const kaa__principal *p,
 			 const kaa__route_params *params, const kaa__http_request *req,
 			 kaa__http_response *resp)
@@ -32,14 +139,9 @@ void kaa__config_resolve(kaa__meta_store *store, const kaa__principal *p,
 	};
 	kaa__meta_obj app = {0}, in = {0};
 	kaa__rest_body body = {0};
-	kaa__meta_page groups = {0};
-	kaa__filter_ctx ctx = {0};
+	kaa__config_result res = {0};
 	yajl_val cp = NULL, sp = NULL;
-	kaa__config_part *parts = NULL;
-	kaa__meta_obj *cfgs = NULL;
-	int64_t *matched = NULL;
-	size_t n_matched = 0;
-	char *merged = NULL, hash[KAA_SHA256_HEX_SIZE], err[KAA_JSON_ERR_SIZE];
+	char err[KAA_JSON_ERR_SIZE];
 	int64_t app_id = kaa__route_id(params, "app");
 	int rc = app_id < 0 ? KAA_ERR_NOTFOUND
 			    : kaa__meta_get(store, KAA_META_APPLICATION, app_id, &app);
@@ -73,100 +175,26 @@ void kaa__config_resolve(kaa__meta_store *store, const kaa__principal *p,
 		kaa__reply_error(resp, 400, "invalid", "profile is not JSON", NULL);
 		goto out;
 	}
-	ctx.cp = cp;
-	ctx.sp = sp;
-	ctx.ekh = in.endpoint_key_hash;
-	/* Schema version: given, else the latest configuration schema. */
-	int64_t version = in.schema_version;
-	if (version == 0) {
-		rc = kaa__latest_schema_version(store, app_id, "configuration", &version);
-		if (rc != KAA_OK) {
-			kaa__reply_store_error(resp, rc);
-			goto out;
-		}
+	rc = kaa__config_compute(store, app_id, cp, sp, in.endpoint_key_hash, in.schema_version,
+				 &res);
+	if (rc == KAA_ERR_INTERNAL) {
+		kaa__reply_error(resp, 500, "internal", "the configurations do not merge", NULL);
+		goto out;
 	}
-	kaa__meta_query gq = {.parent_id = app_id, .limit = KAA_META_LIMIT_MAX};
-	rc = kaa__meta_list(store, KAA_META_GROUP, &gq, &groups);
 	if (rc != KAA_OK) {
 		kaa__reply_store_error(resp, rc);
 		goto out;
 	}
-	matched = calloc(groups.n + 1, sizeof(*matched));
-	parts = calloc(groups.n + 1, sizeof(*parts));
-	cfgs = calloc(groups.n + 1, sizeof(*cfgs));
-	if (!matched || !parts || !cfgs)
-		kaa__oom();
-	size_t n_parts = 0;
-	for (size_t i = 0; i < groups.n; i++) {
-		kaa__meta_obj *g = &groups.items[i];
-		bool match = true;
-		if (g->body) {
-			kaa__filter *f = NULL;
-			if (kaa__filter_compile(g->body, strlen(g->body), &f, err, sizeof(err)) !=
-			    KAA_OK) {
-				KAA_WARN("control", "stored_filter_invalid group=%lld",
-					 (long long)g->id);
-				continue;
-			}
-			match = kaa__filter_eval(f, &ctx);
-			kaa__filter_free(f);
-		}
-		if (!match)
-			continue;
-		matched[n_matched++] = g->id;
-		kaa__meta_query cq = {
-			.parent_id = app_id, .ref_id = g->id, .limit = KAA_META_LIMIT_MAX};
-		kaa__meta_page cp_page;
-		rc = kaa__meta_list(store, KAA_META_CONFIGURATION, &cq, &cp_page);
-		if (rc != KAA_OK) {
-			kaa__reply_store_error(resp, rc);
-			goto out;
-		}
-		for (size_t j = 0; j < cp_page.n; j++) {
-			if (cp_page.items[j].schema_version != version)
-				continue;
-			cfgs[n_parts] = cp_page.items[j];
-			memset(&cp_page.items[j], 0, sizeof(cp_page.items[j]));
-			parts[n_parts].json = cfgs[n_parts].body;
-			parts[n_parts].len = strlen(cfgs[n_parts].body);
-			parts[n_parts].weight = g->weight;
-			n_parts++;
-			break;
-		}
-		kaa__meta_page_clear(&cp_page);
-	}
-	size_t mlen = 0;
-	if (kaa__config_merge(parts, n_parts, &merged, &mlen, hash, err, sizeof(err)) != KAA_OK) {
-		kaa__reply_error(resp, 500, "internal", err, NULL);
-		goto out;
-	}
 	yajl_gen g = yajl_gen_alloc(NULL);
 	yajl_gen_map_open(g);
-	kaa__gen_key(g, "schemaVersion");
-	yajl_gen_integer(g, version);
-	kaa__gen_key(g, "groupIds");
-	yajl_gen_array_open(g);
-	for (size_t i = 0; i < n_matched; i++)
-		yajl_gen_integer(g, matched[i]);
-	yajl_gen_array_close(g);
-	kaa__gen_key(g, "configuration");
-	kaa__gen_json(g, merged, false);
-	kaa__gen_key(g, "hash");
-	kaa__gen_key(g, hash);
+	kaa__config_result_gen(g, &res);
 	yajl_gen_map_close(g);
 	kaa__reply_gen(resp, 200, g);
 	yajl_gen_free(g);
 out:
-	if (cfgs)
-		for (size_t i = 0; i < groups.n; i++)
-			kaa__meta_obj_clear(&cfgs[i]);
-	free(cfgs);
-	free(parts);
-	free(matched);
-	free(merged);
+	kaa__config_result_clear(&res);
 	yajl_tree_free(cp);
 	yajl_tree_free(sp);
-	kaa__meta_page_clear(&groups);
 	kaa__rest_body_free(&body);
 	kaa__meta_obj_clear(&app);
 }

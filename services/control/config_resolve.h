@@ -10,7 +10,32 @@
 #include "control/rest_auth.h"
 #include "control/router.h"
 #include "http/http_server.h"
+#include "json/json_merge.h"
 #include "store/meta_store.h"
+
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+/* What an endpoint with these profiles gets. Owned by the struct. */
+typedef struct kaa__config_result {
+	int64_t schema_version;
+	int64_t *group_ids; /* matched groups, in the store's group order */
+	size_t n_groups;
+	char *configuration; /* the merged JSON document */
+	char hash[KAA_SHA256_HEX_SIZE];
+} kaa__config_result;
+
+/* Resolves for the parsed profiles cp and sp (borrowed, NULL: none) and
+ * the key hash ekh (borrowed, may be NULL) at configuration schema
+ * version (0: the latest) of app_id. *out is filled on KAA_OK and zeroed
+ * otherwise. Errors: the store's; KAA_ERR_INTERNAL when the stored
+ * configurations do not merge (logged). Any thread. */
+int kaa__config_compute(kaa__meta_store *store, int64_t app_id, yajl_val cp, yajl_val sp,
+			const char *ekh, int64_t version, kaa__config_result *out);
+/* Accepts NULL. */
+void kaa__config_result_clear(kaa__config_result *r);
+/* Members schemaVersion, groupIds, configuration and hash, into an open map. */
+void kaa__config_result_gen(yajl_gen g, const kaa__config_result *r);
 
 /* Body {"clientProfile", "serverProfile" (any JSON), "endpointKeyHash",
  * "schemaVersion" (default: the latest configuration schema)}, all

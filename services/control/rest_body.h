@@ -25,8 +25,9 @@ enum kaa__rest_ftype {
 	KAA_RF_PASSWORD, /* string >= 8 chars, stored as a PBKDF2 hash */
 	KAA_RF_TTL,      /* seconds 1..31536000, into kaa__rest_body.ttl_s */
 };
-/* KAA_RF_SECRET: a JSON object field whose top-level "secret" string is
- * write-only: responses show "********" in its place. */
+/* KAA_RF_SECRET: a JSON object field whose top-level "secret" (and
+ * "sasl_password") string is write-only: responses show "********" in its
+ * place. */
 enum {
 	KAA_RF_CREATE = 1,
 	KAA_RF_UPDATE = 2,

@@ -86,18 +86,23 @@ void kaa__gen_json(yajl_gen g, const char *json, bool redact)
 	/* Write-only secrets: swap the string for the mask while generating,
 	 * and back before the tree is freed. */
 	static char mask[] = "********";
-	yajl_val secret = NULL;
-	char *saved = NULL;
-	for (size_t i = 0; redact && YAJL_IS_OBJECT(v) && i < v->u.object.len; i++)
-		if (strcmp(v->u.object.keys[i], "secret") == 0 &&
-		    YAJL_IS_STRING(v->u.object.values[i]))
-			secret = v->u.object.values[i];
-	if (secret) {
-		saved = secret->u.string;
-		secret->u.string = mask;
+	enum { N_SECRETS = 2 };
+	yajl_val secret[N_SECRETS] = {NULL};
+	char *saved[N_SECRETS] = {NULL};
+	for (size_t i = 0; redact && YAJL_IS_OBJECT(v) && i < v->u.object.len; i++) {
+		const char *k = v->u.object.keys[i];
+		int which = strcmp(k, "secret") == 0 ? 0 : strcmp(k, "sasl_password") == 0 ? 1 : -1;
+		if (which >= 0 && YAJL_IS_STRING(v->u.object.values[i]))
+			secret[which] = v->u.object.values[i];
 	}
+	for (int i = 0; i < N_SECRETS; i++)
+		if (secret[i]) {
+			saved[i] = secret[i]->u.string;
+			secret[i]->u.string = mask;
+		}
 	kaa__json_gen_canonical(g, v);
-	if (secret)
-		secret->u.string = saved;
+	for (int i = 0; i < N_SECRETS; i++)
+		if (secret[i])
+			secret[i]->u.string = saved[i];
 	yajl_tree_free(v);
 }

@@ -30,8 +30,8 @@ void kaa__gen_key(yajl_gen g, const char *k);
 /* Member k with the string v, or null when v is NULL. */
 void kaa__gen_str(yajl_gen g, const char *k, const char *v);
 /* A stored JSON text as a value in canonical form (null when json is NULL
- * or does not parse). redact: a top-level "secret" string member is
- * written as "********" (write-only secrets). */
+ * or does not parse). redact: a top-level "secret" or "sasl_password"
+ * string member is written as "********" (write-only secrets). */
 void kaa__gen_json(yajl_gen g, const char *json, bool redact);
 
 #endif

@@ -397,6 +397,12 @@ int kaa__validate_configuration(kaa__meta_store *store, int64_t app_id, const ka
 				"body");
 }
 
+int kaa__validate_server_profile(kaa__meta_store *store, int64_t app_id, const char *doc,
+				 kaa__http_response *resp)
+{
+	return validate_against(store, app_id, "profile-server", 0, doc, resp, "serverProfile");
+}
+
 int kaa__validate_notification(kaa__meta_store *store, int64_t app_id, const kaa__meta_obj *o,
 			       kaa__http_response *resp)
 {

@@ -70,6 +70,12 @@ int kaa__validate_user_verifier(kaa__meta_store *store, int64_t app_id, const ka
 int kaa__validate_credential(kaa__meta_store *store, int64_t app_id, const kaa__meta_obj *o,
 			     kaa__http_response *resp);
 
+/* The server profile doc (JSON text) against the application's latest
+ * profile-server schema (any JSON when it has none); errors answered with
+ * path $.serverProfile... like the others. */
+int kaa__validate_server_profile(kaa__meta_store *store, int64_t app_id, const char *doc,
+				 kaa__http_response *resp);
+
 /* The highest version of the application's schemas of one kind into
  * *version (0: none). Errors of kaa__meta_list. */
 int kaa__latest_schema_version(kaa__meta_store *store, int64_t app_id, const char *kind,

@@ -34,6 +34,7 @@ enum {
 	OPT_DRAIN_TIMEOUT,
 	OPT_IDLE_TIMEOUT,
 	OPT_APPENDER_DIR,
+	OPT_LOG_INFLIGHT_MB,
 	OPT_REBALANCE_THRESHOLD,
 	OPT_REBALANCE_INTERVAL,
 	OPT_REBALANCE_COOLDOWN,
@@ -65,6 +66,7 @@ static const struct option options[] = {
 	{"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
 	{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
 	{"appender-dir", required_argument, NULL, OPT_APPENDER_DIR},
+	{"log-inflight-mb", required_argument, NULL, OPT_LOG_INFLIGHT_MB},
 	{"rebalance-threshold", required_argument, NULL, OPT_REBALANCE_THRESHOLD},
 	{"rebalance-interval", required_argument, NULL, OPT_REBALANCE_INTERVAL},
 	{"rebalance-cooldown", required_argument, NULL, OPT_REBALANCE_COOLDOWN},
@@ -102,6 +104,8 @@ const char *kaa__node_usage(void)
 	       "  --idle-timeout SECONDS  close device sessions silent this long (default 120;\n"
 	       "                         announced to devices, whose SDK pings at a third of it)\n"
 	       "  --appender-dir DIR     base directory of file log appenders (default ./data/logs)\n"
+	       "  --log-inflight-mb N    log bytes queued for appenders, node-wide (default 64;\n"
+	       "                         beyond it batches are answered RATE_LIMITED)\n"
 	       "  --rebalance-threshold F  control leader: rebalance when the busiest operations node\n"
 	       "                         exceeds the mean by this fraction (default 0.2)\n"
 	       "  --rebalance-interval SECONDS  how often the leader checks (default 30; 0: never)\n"
@@ -196,6 +200,17 @@ static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, 
 	case OPT_TLS_CERT: return set_str(&cfg->tls_cert, v);
 	case OPT_TLS_KEY: return set_str(&cfg->tls_key, v);
 	case OPT_APPENDER_DIR: return set_str(&cfg->appender_dir, v);
+	case OPT_LOG_INFLIGHT_MB: {
+		char *end;
+		errno = 0;
+		long n = strtol(v, &end, 10);
+		if (errno || end == v || *end || n < 1 || n > 65536) {
+			snprintf(err, errlen, "%s: must be 1..65536 MiB, got '%s'", name, v);
+			return -1;
+		}
+		cfg->log_inflight_mb = (int)n;
+		return 0;
+	}
 	case OPT_DRAIN_TIMEOUT:
 	case OPT_IDLE_TIMEOUT: {
 		char *end;
@@ -436,6 +451,7 @@ int kaa__node_config_parse(int argc, char **argv, char **envp, kaa_node_config *
 	cfg->internode_port = 9091;
 	cfg->lease_ttl = 10;
 	cfg->drain_timeout = 30;
+	cfg->log_inflight_mb = 64;
 	cfg->idle_timeout = 120;
 	cfg->rebalance_threshold = 0.2;
 	cfg->rebalance_interval = 30;

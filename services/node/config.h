@@ -20,6 +20,7 @@
  *   --drain-timeout SECONDS KAA_DRAIN_TIMEOUT drain-timeout (SIGTERM drain, default 30)
  *   --idle-timeout SECONDS  KAA_IDLE_TIMEOUT  idle-timeout (device sessions, default 120)
  *   --appender-dir DIR   KAA_APPENDER_DIR    appender-dir (file log appenders, ./data/logs)
+ *   --log-inflight-mb N  KAA_LOG_INFLIGHT_MB log-inflight-mb (log bytes queued for appenders, 64)
  *   --rebalance-threshold F KAA_REBALANCE_THRESHOLD rebalance-threshold (0.2)
  *   --rebalance-interval S  KAA_REBALANCE_INTERVAL  rebalance-interval (30; 0: off)
  *   --rebalance-cooldown S  KAA_REBALANCE_COOLDOWN  rebalance-cooldown (60)
@@ -63,6 +64,7 @@ typedef struct kaa_node_config {
 	int drain_timeout; /* seconds */
 	int idle_timeout;  /* seconds: device sessions silent this long are closed */
 	char *appender_dir;
+	int log_inflight_mb;         /* node-wide budget of log bytes awaiting appenders */
 	double rebalance_threshold;  /* control leader, lib/coord/rebalance.h */
 	int rebalance_interval;      /* seconds; 0: off */
 	int rebalance_cooldown;      /* seconds */

@@ -15,6 +15,7 @@
  * --drain-timeout passed.
  */
 #include "base/alloc.h"
+#include "appender/log_appender.h"
 #include "node/node.h"
 
 #include "control/api.h"
@@ -369,6 +370,7 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 	}
 
 	if (cfg->operations) {
+		kaa__log_inflight_set_max((size_t)cfg->log_inflight_mb * 1024 * 1024);
 		kaa__operations_opts oo = {
 			.node_id = cfg->node_id,
 			.cluster = cfg->cluster,
@@ -395,7 +397,7 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 		}
 	}
 	if (cfg->control) {
-		rc = kaa__control_new(cfg->sql, n->coord, cfg->cluster, &n->control);
+		rc = kaa__control_new(cfg->sql, cfg->nosql, n->coord, cfg->cluster, &n->control);
 		if (rc != KAA_OK)
 			goto fail;
 		kaa__control_set_metrics(n->control, n->metrics);

@@ -12,6 +12,7 @@
 
 #include "operations/delivery.h"
 #include "operations/events.h"
+#include "operations/log_ingest.h"
 #include "operations/ops_app_cache.h"
 #include "operations/ops_jobs.h"
 #include "operations/ops_send.h"
@@ -155,7 +156,37 @@ static void apps_events(void *ud, const kaa__watch_event *ev, size_t n)
 		long long id = strtoll(k + plen, &end, 10);
 		if (id < 1 || *end != '/')
 			continue;
-		kaa__opl_schedule(ops, OPS_JOB_REFRESH, id, 0);
+		if (strncmp(end, "/endpoints/", 11) != 0) {
+			kaa__opl_schedule(ops, OPS_JOB_REFRESH, id, 0);
+			continue;
+		}
+		/* apps/<id>/endpoints/<key> (keys.h): control changed this
+		 * endpoint's server profile. Only the node holding its session
+		 * acts (an in-memory lookup elsewhere): re-read the profile,
+		 * re-evaluate the groups, push what changed. Control deletes
+		 * the key right after the put: deletes carry nothing. */
+		ops_session *s = ev[i].type == KAA_WATCH_PUT
+					 ? kaa__opl_session_by_key(ops, id, end + 11)
+					 : NULL;
+		if (!s)
+			continue;
+		kaa__endpoint fresh = {0};
+		pthread_mutex_lock(&s->mu);
+		if (!s->closed && s->established && atomic_load(&s->in_key_table) &&
+		    kaa__ep_get(ops->eps, id, s->ep.key_hash, &fresh) == KAA_OK) {
+			free(s->ep.server_profile);
+			s->ep.server_profile = fresh.server_profile;
+			fresh.server_profile = NULL;
+			if (kaa__opl_compute_groups(s))
+				kaa__opl_save(ops, s);
+			kaa__opl_topics_send(ops, s, false);
+			kaa__opl_config_push(ops, s, false);
+			if (!s->catchup_pending)
+				kaa__opl_notify(ops, s);
+		}
+		pthread_mutex_unlock(&s->mu);
+		kaa__endpoint_clear(&fresh);
+		kaa__opl_session_put(s);
 	}
 }
 
@@ -371,6 +402,7 @@ int kaa__operations_new(const kaa__operations_opts *o, kaa__operations **out)
 	kaa__metrics *m = o->metrics;
 	if (!m)
 		m = ops->own_metrics = kaa__metrics_new();
+	ops->metrics = m;
 	register_metrics(ops, m);
 
 	rc = kaa__meta_store_new(o->sql_url, NULL, &ops->meta);
@@ -525,6 +557,8 @@ void kaa__operations_free(kaa__operations *ops)
 		pthread_join(ops->thread, NULL);
 	if (ops->ring_thread_started)
 		pthread_join(ops->ring_thread, NULL);
+	/* appender callbacks send through the server */
+	kaa__opl_log_drain(ops);
 	/* closes every session: on_close runs for each */
 	kaa__ops_server_free(ops->server);
 	/* sessions a test io left open */

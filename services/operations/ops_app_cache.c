@@ -388,7 +388,11 @@ int kaa__opl_app_load(kaa__operations *ops, const kaa__meta_obj *app, ops_app **
 	ops_app *a = kaa__xcalloc(1, sizeof(*a));
 	schema_pick sp = {{0}, {NULL}};
 	notif_load nl = {.a = a, .now = kaa__wall_ms()};
-	appender_load al = {.a = a, .env = {.store = ops->eps, .file_dir = ops->appender_dir}};
+	appender_load al = {.a = a,
+			    .env = {.store = ops->eps,
+				    .file_dir = ops->appender_dir,
+				    .metrics = ops->metrics,
+				    .app_token = app->app_token}};
 	int rc;
 
 	atomic_init(&a->refs, 1);

@@ -164,6 +164,8 @@ typedef struct ops_session {
 	/* false once a newer session of the same endpoint took over: this one
 	 * must not write the record any more (written under ops->mu) */
 	atomic_bool in_key_table;
+	/* LogUploads awaiting their appenders (log_ingest.c) */
+	atomic_int log_inflight;
 } ops_session;
 
 /* ---- background jobs ------------------------------------------------------------ */
@@ -236,7 +238,12 @@ struct kaa__operations {
 	atomic_bool drain_running;
 	_Atomic int64_t drain_deadline;
 
+	kaa__metrics *metrics;     /* the caller's or own_metrics */
 	kaa__metrics *own_metrics; /* when the caller gave none */
+	/* LogUploads waiting for appender callbacks (log_ingest.c); after
+	 * log_closing new ones are answered FAILURE at once */
+	atomic_size_t log_uploads;
+	atomic_bool log_closing;
 	kaa__counter *reg_registered, *reg_existing, *reg_unauth, *reg_forbidden, *reg_revoked,
 		*reg_error;
 	kaa__counter *log_records, *log_batches_dup, *notifs_sent, *configs_sent;

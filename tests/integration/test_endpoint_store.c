@@ -156,9 +156,27 @@ static void test_crud(void)
 	CU_ASSERT_EQUAL(got.updated_ms, got.created_ms);
 	int64_t created = got.created_ms;
 
-	/* replace: created kept, absent fields become absent */
+	CU_ASSERT_EQUAL(got.server_profile_version, 0);
+
+	/* the server profile: set only by set_server_profile, with a version
+	 * for compare-and-set; put keeps it */
+	int64_t v = -1;
+	CU_ASSERT_EQUAL(kaa__ep_set_server_profile(s, 1, "k1", "{\"x\":null}", 0, &v), KAA_OK);
+	CU_ASSERT_EQUAL(v, 1);
+	CU_ASSERT_EQUAL(kaa__ep_set_server_profile(s, 1, "k1", "{\"x\":2}", 0, &v),
+			KAA_ERR_CONFLICT);
+	CU_ASSERT_EQUAL(kaa__ep_set_server_profile(s, 1, "nope", "{}", -1, &v), KAA_ERR_NOTFOUND);
+	CU_ASSERT_EQUAL(kaa__ep_set_server_profile(s, 1, "nope", "{}", 0, &v), KAA_ERR_NOTFOUND);
+	CU_ASSERT_EQUAL(kaa__ep_set_server_profile(s, 1, "k1", "{\"x\":", -1, &v), KAA_ERR_INVAL);
+	CU_ASSERT_EQUAL_FATAL(kaa__ep_get(s, 1, "k1", &got), KAA_OK);
+	STREQ_OR_NULL(got.server_profile, "{\"x\":null}");
+	CU_ASSERT_EQUAL(got.server_profile_version, 1);
+	STREQ_OR_NULL(got.config_hash, "abc123");
+
+	/* replace: created kept, absent fields become absent, the server
+	 * profile stays */
 	kaa__sleep_ms_unless(5, NULL);
-	kaa__endpoint ep2 = {.app_id = 1, .key_hash = "k1", .server_profile = "{\"x\":null}"};
+	kaa__endpoint ep2 = {.app_id = 1, .key_hash = "k1", .server_profile = "{\"stale\":1}"};
 	CU_ASSERT_EQUAL(kaa__ep_put(s, &ep2), KAA_OK);
 	CU_ASSERT_EQUAL_FATAL(kaa__ep_get(s, 1, "k1", &got), KAA_OK);
 	CU_ASSERT_EQUAL(got.created_ms, created);
@@ -166,7 +184,15 @@ static void test_crud(void)
 	STREQ_OR_NULL(got.public_key, NULL);
 	STREQ_OR_NULL(got.node_id, NULL);
 	STREQ_OR_NULL(got.server_profile, "{\"x\":null}");
+	CU_ASSERT_EQUAL(got.server_profile_version, 1);
 	CU_ASSERT_EQUAL(got.client_profile_version, 0);
+	CU_ASSERT_EQUAL(kaa__ep_set_server_profile(s, 1, "k1", NULL, 1, &v), KAA_OK);
+	CU_ASSERT_EQUAL(v, 2);
+	CU_ASSERT_EQUAL_FATAL(kaa__ep_get(s, 1, "k1", &got), KAA_OK);
+	STREQ_OR_NULL(got.server_profile, NULL);
+	CU_ASSERT_EQUAL(kaa__ep_set_server_profile(s, 1, "k1", "{\"x\":null}", 1, &v),
+			KAA_ERR_CONFLICT);
+	CU_ASSERT_EQUAL(kaa__ep_set_server_profile(s, 1, "k1", "{\"x\":null}", 2, &v), KAA_OK);
 
 	/* same key in another application is another endpoint */
 	CU_ASSERT_EQUAL(kaa__ep_get(s, 2, "k1", &got), KAA_ERR_NOTFOUND);
@@ -716,13 +742,14 @@ static void test_sqlite_upgrade_v1(void)
 	kaa__endpoint_clear(&got);
 	kaa__ep_store_free(s);
 
-	/* the file is at version 2, with both indexes */
+	/* the file is at version 3, with every index */
 	db = raw_open();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(db);
-	CU_ASSERT_EQUAL(raw_int(db, "PRAGMA user_version"), 2);
+	CU_ASSERT_EQUAL(raw_int(db, "PRAGMA user_version"), 3);
 	CU_ASSERT_EQUAL(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
-				    " AND name IN ('endpoints_by_token', 'endpoints_by_owner')"),
-			2);
+				    " AND name IN ('endpoints_by_token', 'endpoints_by_owner',"
+				    " 'log_batches_by_time')"),
+			3);
 	sqlite3_close(db);
 
 	/* and opens again as it is */
@@ -1315,6 +1342,153 @@ static void test_mongo_outage(void)
 	close_store(s);
 }
 
+/* ---- log queries and stats (the REST API's) --------------------------------------- */
+
+struct qwalk {
+	char got[64][96];
+	int n;
+	kaa__ep_log_pos last;
+	char last_key[KAA_EP_KEY_HASH_MAX + 1], last_batch[KAA_EP_BATCH_ID_MAX + 1];
+};
+
+static int qwalk_cb(void *ud, const kaa__ep_log_rec *r)
+{
+	struct qwalk *w = ud;
+	if (w->n < 64)
+		snprintf(w->got[w->n++], sizeof(w->got[0]), "%" PRId64 "/%s/%s/%" PRId64 "/%s",
+			 r->pos.received_ms, r->pos.key_hash, r->pos.batch_id, r->pos.index,
+			 r->record);
+	snprintf(w->last_key, sizeof(w->last_key), "%s", r->pos.key_hash);
+	snprintf(w->last_batch, sizeof(w->last_batch), "%s", r->pos.batch_id);
+	w->last = (kaa__ep_log_pos){r->pos.received_ms, w->last_key, w->last_batch, r->pos.index};
+	return 0;
+}
+
+/* Every page of limit records from the start; the records, joined. */
+static int query_all(kaa__ep_store *s, const char *key, int64_t from, int64_t to, int limit,
+		     struct qwalk *all)
+{
+	kaa__ep_log_pos *after = NULL;
+	struct qwalk page;
+	memset(all, 0, sizeof(*all));
+	for (int guard = 0; guard < 64; guard++) {
+		memset(&page, 0, sizeof(page));
+		if (after) {
+			page.last = all->last;
+			snprintf(page.last_key, sizeof(page.last_key), "%s", all->last_key);
+			snprintf(page.last_batch, sizeof(page.last_batch), "%s", all->last_batch);
+			page.last.key_hash = page.last_key;
+			page.last.batch_id = page.last_batch;
+		}
+		kaa__ep_log_pos at = page.last;
+		int rc = kaa__ep_logs_query(s, 1, key, from, to, after ? &at : NULL, limit,
+					    qwalk_cb, &page);
+		if (rc != KAA_OK)
+			return rc;
+		for (int i = 0; i < page.n && all->n < 64; i++)
+			memcpy(all->got[all->n++], page.got[i], sizeof(page.got[0]));
+		if (page.n < limit)
+			return KAA_OK;
+		all->last = page.last;
+		snprintf(all->last_key, sizeof(all->last_key), "%s", page.last_key);
+		snprintf(all->last_batch, sizeof(all->last_batch), "%s", page.last_batch);
+		after = &all->last;
+	}
+	return KAA_ERR_INTERNAL;
+}
+
+static void test_logs_query(void)
+{
+	kaa__ep_store *s = open_fresh();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	const char *r3[] = {"{\"i\":0}", "{\"i\":1}", "{\"i\":2}"};
+	const char *r1[] = {"{\"i\":9}"};
+	bool dup;
+	/* received out of key order; two batches at the same millisecond */
+	CU_ASSERT_EQUAL(kaa__ep_logs_append(s, 1, "kb", "b1", 1, r3, 3, 2000, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__ep_logs_append(s, 1, "ka", "b1", 1, r1, 1, 2000, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__ep_logs_append(s, 1, "ka", "b0", 2, r3, 2, 1000, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__ep_logs_append(s, 1, "kc", "z:9", 1, r1, 1, 3000, &dup), KAA_OK);
+	CU_ASSERT_EQUAL(kaa__ep_logs_append(s, 2, "ka", "b1", 1, r1, 1, 2000, &dup), KAA_OK);
+	static const char *const want[] = {
+		"1000/ka/b0/0/{\"i\":0}",  "1000/ka/b0/1/{\"i\":1}", "2000/ka/b1/0/{\"i\":9}",
+		"2000/kb/b1/0/{\"i\":0}",  "2000/kb/b1/1/{\"i\":1}", "2000/kb/b1/2/{\"i\":2}",
+		"3000/kc/z:9/0/{\"i\":9}",
+	};
+	for (int limit = 1; limit <= 8; limit++) {
+		struct qwalk all;
+		CU_ASSERT_EQUAL_FATAL(query_all(s, NULL, 0, INT64_MAX, limit, &all), KAA_OK);
+		CU_ASSERT_EQUAL(all.n, 7);
+		for (int i = 0; i < all.n && i < 7; i++)
+			CU_ASSERT_STRING_EQUAL(all.got[i], want[i]);
+	}
+	/* a time range: [2000, 3000) */
+	struct qwalk w;
+	CU_ASSERT_EQUAL(query_all(s, NULL, 2000, 3000, 2, &w), KAA_OK);
+	CU_ASSERT_EQUAL(w.n, 4);
+	CU_ASSERT_STRING_EQUAL(w.got[0], want[2]);
+	CU_ASSERT_STRING_EQUAL(w.got[3], want[5]);
+	/* one endpoint */
+	CU_ASSERT_EQUAL(query_all(s, "ka", 0, INT64_MAX, 2, &w), KAA_OK);
+	CU_ASSERT_EQUAL(w.n, 3);
+	CU_ASSERT_STRING_EQUAL(w.got[2], want[2]);
+	CU_ASSERT_EQUAL(query_all(s, "nobody", 0, INT64_MAX, 2, &w), KAA_OK);
+	CU_ASSERT_EQUAL(w.n, 0);
+	/* empty range, bad arguments */
+	CU_ASSERT_EQUAL(query_all(s, NULL, 5000, 5000, 2, &w), KAA_OK);
+	CU_ASSERT_EQUAL(w.n, 0);
+	CU_ASSERT_EQUAL(kaa__ep_logs_query(s, 1, NULL, 0, 1, NULL, 0, qwalk_cb, &w), KAA_ERR_INVAL);
+	CU_ASSERT_EQUAL(kaa__ep_logs_query(s, 1, NULL, 0, 1, NULL, 1001, qwalk_cb, &w),
+			KAA_ERR_INVAL);
+	kaa__ep_log_pos bad = {1, "k a", "b", 0};
+	CU_ASSERT_EQUAL(kaa__ep_logs_query(s, 1, NULL, 0, 1, &bad, 1, qwalk_cb, &w), KAA_ERR_INVAL);
+	close_store(s);
+}
+
+static void test_stats(void)
+{
+	kaa__ep_store *s = open_fresh();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	kaa__ep_stats st = {0};
+	CU_ASSERT_EQUAL(kaa__ep_stats_get(s, 1, 0, &st), KAA_OK);
+	CU_ASSERT_EQUAL(st.endpoints, 0);
+	CU_ASSERT_EQUAL(st.n_nodes, 0);
+	kaa__ep_stats_clear(&st);
+	const char *keys[] = {"e1", "e2", "e3", "e4"};
+	const char *nodes[] = {"n1", "n2", "n1", NULL};
+	for (int i = 0; i < 4; i++) {
+		kaa__endpoint ep = sample(1, keys[i]);
+		ep.node_id = (char *)nodes[i];
+		CU_ASSERT_EQUAL(kaa__ep_put(s, &ep), KAA_OK);
+	}
+	kaa__endpoint other = sample(2, "e1");
+	CU_ASSERT_EQUAL(kaa__ep_put(s, &other), KAA_OK);
+	const char *recs[] = {"1", "2", "3"};
+	bool dup;
+	int64_t now = kaa__wall_ms();
+	CU_ASSERT_EQUAL(kaa__ep_logs_append(s, 1, "e1", "old", 1, recs, 3, now - 120000, &dup),
+			KAA_OK);
+	CU_ASSERT_EQUAL(kaa__ep_logs_append(s, 1, "e1", "new", 1, recs, 2, now, &dup), KAA_OK);
+	CU_ASSERT_EQUAL_FATAL(kaa__ep_stats_get(s, 1, now - 60000, &st), KAA_OK);
+	CU_ASSERT_EQUAL(st.endpoints, 4);
+	CU_ASSERT_EQUAL(st.registered_since, 4);
+	CU_ASSERT_EQUAL(st.records_since, 2);
+	CU_ASSERT_EQUAL_FATAL(st.n_nodes, 2);
+	CU_ASSERT_STRING_EQUAL(st.nodes[0].node_id, "n1");
+	CU_ASSERT_EQUAL(st.nodes[0].endpoints, 2);
+	CU_ASSERT_STRING_EQUAL(st.nodes[1].node_id, "n2");
+	CU_ASSERT_EQUAL(st.nodes[1].endpoints, 1);
+	kaa__ep_stats_clear(&st);
+	CU_ASSERT_EQUAL_FATAL(kaa__ep_stats_get(s, 1, kaa__wall_ms() + 1000, &st), KAA_OK);
+	CU_ASSERT_EQUAL(st.endpoints, 4);
+	CU_ASSERT_EQUAL(st.registered_since, 0);
+	CU_ASSERT_EQUAL(st.records_since, 0);
+	kaa__ep_stats_clear(&st);
+	kaa__ep_stats_clear(NULL);
+	CU_ASSERT_EQUAL(kaa__ep_stats_get(s, 0, 0, &st), KAA_ERR_INVAL);
+	close_store(s);
+}
+
 /* ---- main ----------------------------------------------------------------------- */
 
 static int init_sqlite(void)
@@ -1343,6 +1517,8 @@ static const struct {
 	{"mongo_legacy_document", test_mongo_legacy_document},
 	{"bad_input", test_bad_input},
 	{"logs_idempotent", test_logs_idempotent},
+	{"logs_query", test_logs_query},
+	{"stats", test_stats},
 	{"big_batch", test_big_batch},
 	{"concurrent_appends", test_concurrent_appends},
 	{"reopen", test_reopen},

@@ -39,6 +39,7 @@ static void test_defaults(void)
 	CU_ASSERT_DOUBLE_EQUAL(c.rebalance_threshold, 0.2, 1e-9);
 	CU_ASSERT_EQUAL(c.rebalance_interval, 30);
 	CU_ASSERT_EQUAL(c.rebalance_cooldown, 60);
+	CU_ASSERT_EQUAL(c.log_inflight_mb, 64);
 	char host[256];
 	gethostname(host, sizeof(host));
 	host[255] = 0;
@@ -101,6 +102,15 @@ static void test_bad(void)
 	CU_ASSERT_EQUAL(parse(&c, env, 2, "--nosql", "redis://x"), KAA_CONFIG_USAGE);
 	kaa__node_config_clear(&c);
 	CU_ASSERT_EQUAL(parse(&c, env, 2, "--log-level", "loud"), KAA_CONFIG_USAGE);
+	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 2, "--log-inflight-mb", "0"), KAA_CONFIG_USAGE);
+	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 2, "--log-inflight-mb", "65537"), KAA_CONFIG_USAGE);
+	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 2, "--log-inflight-mb", "8x"), KAA_CONFIG_USAGE);
+	kaa__node_config_clear(&c);
+	CU_ASSERT_EQUAL(parse(&c, env, 2, "--log-inflight-mb", "8"), KAA_CONFIG_OK);
+	CU_ASSERT_EQUAL(c.log_inflight_mb, 8);
 	kaa__node_config_clear(&c);
 	CU_ASSERT_EQUAL(parse(&c, env, 2, "--advertise", "https://h/"), KAA_CONFIG_USAGE);
 	kaa__node_config_clear(&c);

@@ -16,6 +16,8 @@
 #include "json/json_merge.h"
 #include "base/log.h"
 #include "store/meta_store.h"
+#include "appender/log_appender.h"
+#include "http/http_server.h"
 
 #include <CUnit/Basic.h>
 #include <ftw.h>
@@ -938,6 +940,156 @@ static void test_logs(void)
 	io_reset();
 }
 
+/* ---- logs through a webhook appender (asynchronous answers) -------------------------------- */
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stall;
+	int status; /* 0: 200 */
+	int requests;
+} hook = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void hook_handler(const kaa__http_request *req, kaa__http_response *resp, void *ud)
+{
+	(void)req;
+	(void)ud;
+	pthread_mutex_lock(&hook.mu);
+	hook.requests++;
+	pthread_cond_broadcast(&hook.cv);
+	while (hook.stall)
+		pthread_cond_wait(&hook.cv, &hook.mu);
+	int status = hook.status ? hook.status : 200;
+	pthread_mutex_unlock(&hook.mu);
+	kaa__http_respond(resp, status, "text/plain", "", 0);
+}
+
+static void hook_set(bool stall, int status)
+{
+	pthread_mutex_lock(&hook.mu);
+	hook.stall = stall;
+	hook.status = status;
+	pthread_cond_broadcast(&hook.cv);
+	pthread_mutex_unlock(&hook.mu);
+}
+
+/* Polls (10 ms) until sid has n frames of a kind, at most 10 s. */
+static bool wait_count(kaa__session_id sid, int body, size_t n)
+{
+	int64_t end = kaa__now_ms() + 10000;
+	while (count(sid, body) < n) {
+		if (kaa__now_ms() > end)
+			return false;
+		nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+	}
+	return true;
+}
+
+static bool hook_saw(int n)
+{
+	struct timespec dl = kaa__timespec_in_ms(CLOCK_REALTIME, 10000);
+	int rc = 0;
+	pthread_mutex_lock(&hook.mu);
+	while (hook.requests < n && rc == 0)
+		rc = pthread_cond_timedwait(&hook.cv, &hook.mu, &dl);
+	bool ok = hook.requests >= n;
+	pthread_mutex_unlock(&hook.mu);
+	return ok;
+}
+
+static void *free_ops_thread(void *arg)
+{
+	kaa__operations_free(arg);
+	return NULL;
+}
+
+/* Statuses wait for the webhook's answers; a fifth batch in flight is
+ * refused RATE_LIMITED, so is one beyond the node budget; a 400 is a
+ * permanent failure; freeing the service waits for the batch in flight. */
+static void test_logs_webhook(void)
+{
+	app_fx a = make_app("hooked", "trustful");
+	kaa__http_server *srv = NULL;
+	CU_ASSERT_EQUAL_FATAL(kaa__http_server_new("127.0.0.1", 0, NULL, hook_handler, NULL, &srv),
+			      KAA_OK);
+	CU_ASSERT_EQUAL_FATAL(kaa__http_server_start(srv), KAA_OK);
+	char body[256];
+	snprintf(body, sizeof(body),
+		 "{\"type\":\"webhook\",\"url\":\"http://127.0.0.1:%d/\",\"secret\":"
+		 "\"0123456789abcdef\",\"max_parallel\":8}",
+		 kaa__http_server_port(srv));
+	kaa__meta_obj la = {.kind = KAA_META_LOG_APPENDER, .app_id = a.id};
+	la.name = "hook";
+	la.body = body;
+	mk(&la);
+	ops = start_ops(NULL, "node-a");
+	connect_dev(1, a.token, "key-w1");
+	connect_dev(2, a.token, "key-w2");
+	const char *recs[] = {"{\"t\":1}"};
+
+	hook_set(true, 0);
+	for (uint64_t i = 0; i < 4; i++)
+		send_logs(1, 40 + i, 6001 + i, recs, 1);
+	CU_ASSERT_TRUE(hook_saw(4));
+	CU_ASSERT_EQUAL(count(1, BODY(LOG_DELIVERY_STATUS)), 0); /* nothing confirmed yet */
+	send_logs(1, 44, 6005, recs, 1);
+	const frame_t *e = nth(1, BODY(ERROR), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	CU_ASSERT_EQUAL(e->error->code, EC(RATE_LIMITED));
+	CU_ASSERT_EQUAL(e->error->request_id, 44);
+	CU_ASSERT_TRUE(e->error->retry_after_ms > 0);
+
+	/* the node budget is full: another session's batch is refused */
+	size_t old_max = kaa__log_inflight_max();
+	kaa__log_inflight_set_max(1);
+	send_logs(2, 50, 7001, recs, 1);
+	const frame_t *st = nth(2, BODY(LOG_DELIVERY_STATUS), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_EQUAL(st->log_delivery_status->status,
+			KAA__ENDPOINT__V1__LOG_DELIVERY_RESULT__LOG_DELIVERY_RESULT_FAILURE);
+	CU_ASSERT_TRUE(st->log_delivery_status->retryable);
+	CU_ASSERT_EQUAL(st->log_delivery_status->code, EC(RATE_LIMITED));
+	kaa__log_inflight_set_max(old_max);
+
+	hook_set(false, 0);
+	CU_ASSERT_TRUE_FATAL(wait_count(1, BODY(LOG_DELIVERY_STATUS), 4));
+	for (size_t k = 0; k < 4; k++) {
+		st = nth(1, BODY(LOG_DELIVERY_STATUS), k);
+		CU_ASSERT_EQUAL(
+			st->log_delivery_status->status,
+			KAA__ENDPOINT__V1__LOG_DELIVERY_RESULT__LOG_DELIVERY_RESULT_SUCCESS);
+	}
+	CU_ASSERT_EQUAL(kaa__log_inflight_used(), 0);
+
+	hook_set(false, 400);
+	send_logs(2, 51, 7002, recs, 1);
+	CU_ASSERT_TRUE_FATAL(wait_count(2, BODY(LOG_DELIVERY_STATUS), 2));
+	st = nth(2, BODY(LOG_DELIVERY_STATUS), 1);
+	CU_ASSERT_EQUAL(st->log_delivery_status->status,
+			KAA__ENDPOINT__V1__LOG_DELIVERY_RESULT__LOG_DELIVERY_RESULT_FAILURE);
+	CU_ASSERT_FALSE(st->log_delivery_status->retryable);
+	CU_ASSERT_EQUAL(st->log_delivery_status->code, EC(FORBIDDEN));
+	CU_ASSERT_PTR_NOT_NULL(strstr(st->log_delivery_status->reason, "HTTP 400"));
+
+	/* a batch in flight when the session closes and the service stops */
+	pthread_mutex_lock(&hook.mu);
+	int seen = hook.requests;
+	pthread_mutex_unlock(&hook.mu);
+	hook_set(true, 0);
+	send_logs(2, 52, 7003, recs, 1);
+	CU_ASSERT_TRUE(hook_saw(seen + 1));
+	close_session(2);
+	close_session(1);
+	pthread_t t;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, free_ops_thread, ops), 0);
+	hook_set(false, 0);
+	pthread_join(t, NULL);
+	ops = NULL;
+	CU_ASSERT_EQUAL(kaa__log_inflight_used(), 0);
+	kaa__http_server_free(srv);
+	io_reset();
+}
+
 /* An application with nothing in it: no groups, schemas or topics but one
  * optional topic; empty sets render as "[]" (and used to overflow). */
 static void test_bare_application(void)
@@ -1550,6 +1702,7 @@ int main(void)
 	CU_add_test(s, "notifications", test_notifications);
 	CU_add_test(s, "catch-up timer", test_catch_up_timer);
 	CU_add_test(s, "logs", test_logs);
+	CU_add_test(s, "logs through a webhook", test_logs_webhook);
 	CU_add_test(s, "bare application", test_bare_application);
 	CU_add_test(s, "watch and drain", test_watch_and_drain);
 	CU_add_test(s, "drain call", test_drain_call);
