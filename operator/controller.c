@@ -1,7 +1,8 @@
 /*
  * controller.c - the KaaCluster controller (see controller.h).
  *
- * Informers on KaaClusters and on the Deployments the operator manages
+ * Informers on KaaClusters and on the Deployments (and operations
+ * StatefulSets, see desired.h: listeners) the operator manages
  * feed a work queue of "namespace/name" keys; workers reconcile one key
  * at a time (the queue guarantees a key is never processed twice at
  * once). A reconcile reads the KaaCluster from the informer cache, builds
@@ -69,6 +70,7 @@ typedef struct cstate {
 	char *etcd;
 	int32_t spec_replicas;
 	int64_t drain_timeout_s;
+	bool sts; /* operations is a StatefulSet: scale-down removes the top ordinals */
 	/* autoscaler */
 	kaa__autoscale_state st;
 	bool pending;          /* a scale-down waits for draining nodes */
@@ -91,7 +93,7 @@ struct kaa__controller {
 	bool started;
 	volatile int stop;
 	kaa__workqueue *q;
-	kaa__kube_informer **kc_inf, **dep_inf;
+	kaa__kube_informer **kc_inf, **dep_inf, **sts_inf;
 	size_t n_inf;
 	pthread_t *workers;
 	int n_workers_running;
@@ -336,8 +338,10 @@ static int finalize(kaa__controller *c, const char *key, yajl_val kc, const kaa_
 
 /* ---- reconcile pieces ---- */
 
-/* metadata.generation of the cached copy of a Deployment, 0 when unknown. */
-static int64_t cached_generation(kaa__controller *c, const kaa__desired *d, const char *name)
+/* metadata.generation of the cached copy of a Deployment (or the
+ * StatefulSet, sts), 0 when unknown. */
+static int64_t cached_generation(kaa__controller *c, const kaa__desired *d, const char *name,
+				 bool sts)
 {
 	const char *gp[] = {"metadata", "generation", NULL};
 	int64_t gen = 0;
@@ -345,7 +349,8 @@ static int64_t cached_generation(kaa__controller *c, const kaa__desired *d, cons
 	for (size_t i = 0; i < c->n_inf && !gen; i++) {
 		char *json = NULL;
 		yajl_val v = NULL;
-		if (kaa__kube_informer_get(c->dep_inf[i], d->ns, name, &json) != KAA_OK)
+		if (kaa__kube_informer_get(sts ? c->sts_inf[i] : c->dep_inf[i], d->ns, name,
+					   &json) != KAA_OK)
 			continue;
 		if (parse(json, KAA_KUBE_BODY_MAX, &v) == KAA_OK) {
 			gen = kaa__kube_int(v, gp, 0);
@@ -434,8 +439,9 @@ static int apply_all(kaa__controller *c, const kaa__desired *d, kaa__status_in *
 
 	for (size_t i = 0; i < d->n; i++) {
 		const kaa__desired_obj *o = &d->objs[i];
-		bool is_dep = strcmp(o->kind, "Deployment") == 0;
-		int64_t old_gen = is_dep ? cached_generation(c, d, o->name) : 0;
+		bool is_dep =
+			strcmp(o->kind, "Deployment") == 0 || strcmp(o->kind, "StatefulSet") == 0;
+		int64_t old_gen = is_dep ? cached_generation(c, d, o->name, o->kind[0] == 'S') : 0;
 		kaa__kube_resp r = {0};
 		int rc;
 
@@ -471,6 +477,83 @@ static int apply_all(kaa__controller *c, const kaa__desired *d, kaa__status_in *
 			}
 		}
 		kaa__kube_resp_clear(&r);
+	}
+	return first;
+}
+
+static bool owned_by(yajl_val item, const char *uid)
+{
+	const char *op[] = {"metadata", "ownerReferences", NULL};
+	static const char *const up[] = {"uid", NULL};
+	yajl_val refs = yajl_tree_get(item, op, yajl_t_array);
+	for (size_t i = 0; YAJL_IS_ARRAY(refs) && i < refs->u.array.len; i++) {
+		const char *u = kaa__kube_str(refs->u.array.values[i], up);
+		if (u && strcmp(u, uid) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Deletes the listener objects (label KAA_DESIRED_LISTENER_LABEL) of this
+ * KaaCluster that the spec no longer wants: a listener removed, fewer
+ * pods. Listener objects are many and named from the spec, so they are
+ * found by label rather than listed in the desired set as absent.
+ */
+static int prune_listeners(kaa__controller *c, const kaa__desired *d, char *msg, size_t msglen)
+{
+	static const struct {
+		const char *kind, *api, *resource;
+	} kinds[] = {{"Service", "/api/v1", "services"},
+		     {"Ingress", "/apis/networking.k8s.io/v1", "ingresses"}};
+	const char *ip[] = {"items", NULL};
+	static const char *const np[] = {"metadata", "name", NULL};
+	int first = KAA_OK;
+
+	for (size_t k = 0; k < 2; k++) {
+		char path[512];
+		kaa__kube_resp r = {0};
+		yajl_val v = NULL, items;
+		int rc;
+
+		snprintf(path, sizeof(path),
+			 "%s/namespaces/%s/%s?labelSelector=app.kubernetes.io%%2Finstance%%3D%s%%2C"
+			 "kaaproject.org%%2Flisteners%%3Dtrue",
+			 kinds[k].api, d->ns, kinds[k].resource, d->name);
+		rc = kaa__kube_request(c->kube, "GET", path, NULL, NULL, &r);
+		if (rc == KAA_OK && r.status != 200)
+			rc = KAA_ERR_UNAVAILABLE;
+		if (rc == KAA_OK && (!r.body || parse(r.body, KAA_KUBE_BODY_MAX, &v) != KAA_OK))
+			rc = KAA_ERR_PROTOCOL;
+		items = v ? yajl_tree_get(v, ip, yajl_t_array) : NULL;
+		for (size_t i = 0; rc == KAA_OK && YAJL_IS_ARRAY(items) && i < items->u.array.len;
+		     i++) {
+			yajl_val it = items->u.array.values[i];
+			const char *name = kaa__kube_str(it, np);
+			bool wanted = false;
+			kaa__desired_obj o = {.kind = kinds[k].kind};
+			char opath[512];
+			if (!name || !owned_by(it, d->uid))
+				continue;
+			for (size_t j = 0; j < d->n && !wanted; j++)
+				wanted = d->objs[j].json &&
+					 strcmp(d->objs[j].kind, kinds[k].kind) == 0 &&
+					 strcmp(d->objs[j].name, name) == 0;
+			if (wanted)
+				continue;
+			snprintf(o.name, sizeof(o.name), "%s", name);
+			snprintf(opath, sizeof(opath), "%s/namespaces/%s/%s/%s", kinds[k].api,
+				 d->ns, kinds[k].resource, name);
+			o.path = opath;
+			rc = delete_unwanted(c, d, &o);
+		}
+		yajl_tree_free(v);
+		kaa__kube_resp_clear(&r);
+		if (rc != KAA_OK && first == KAA_OK) {
+			first = rc;
+			snprintf(msg, msglen, "removing old listener %s objects: %s", kinds[k].kind,
+				 kaa_strerror(rc));
+		}
 	}
 	return first;
 }
@@ -603,6 +686,7 @@ static void remember(kaa__controller *c, const char *key, const kaa__desired *d)
 	snprintf(s->cluster, sizeof(s->cluster), "%s", d->cluster);
 	s->spec_replicas = d->replicas[1];
 	s->drain_timeout_s = d->drain_timeout_s;
+	s->sts = d->ops_statefulset;
 	s->fin_attempts = 0;
 	if (!s->autoscale) {
 		memset(&s->st, 0, sizeof(s->st));
@@ -704,6 +788,8 @@ static int reconcile(kaa__controller *c, const char *key, int64_t *requeue_ms)
 	}
 
 	rc = apply_all(c, &d, &in, err, sizeof(err));
+	if (rc == KAA_OK)
+		rc = prune_listeners(c, &d, err, sizeof(err));
 	if (rc != KAA_OK) {
 		event(c, &d, "Warning", "ApplyFailed", "Reconcile", err);
 		if (!in.problem_reason) {
@@ -795,6 +881,7 @@ typedef struct scale_job {
 	kaa__desired_autoscale as;
 	int32_t current;
 	int64_t drain_timeout_s;
+	bool sts;
 } scale_job;
 
 static void scale_event(kaa__controller *c, const scale_job *j, const char *type,
@@ -1014,24 +1101,30 @@ static void scale_up(kaa__controller *c, const scale_job *j, const scale_view *v
 }
 
 /* Asks the emptiest nodes to drain (deadline now + drainTimeoutSeconds)
- * and remembers the plan; a later pass lowers the replicas. *ids: the
- * chosen node ids (malloc'd), n_ids their count. */
+ * and remembers the plan; a later pass lowers the replicas. A StatefulSet
+ * removes its highest ordinals, so those are the ones drained (node id =
+ * pod name). *ids: the chosen node ids (malloc'd), n_ids their count. */
 static void request_drains(kaa__controller *c, const scale_job *j, const scale_view *v, size_t k,
 			   int64_t deadline, char (**ids)[254], size_t *n_ids)
 {
 	size_t *pick = kaa__xcalloc(k, sizeof(*pick));
-	size_t got = kaa__autoscale_pick_drain(v->nodes, v->n, k, pick);
+	size_t got = j->sts ? k : kaa__autoscale_pick_drain(v->nodes, v->n, k, pick);
 	char val[64];
 
-	*ids = kaa__xcalloc(got, sizeof(**ids));
+	*ids = kaa__xcalloc(got ? got : 1, sizeof(**ids));
 	snprintf(val, sizeof(val), "{\"deadline_ms\":%lld}", (long long)deadline);
 	for (size_t i = 0; i < got; i++) {
 		char key[512];
-		snprintf((*ids)[i], sizeof((*ids)[i]), "%s", v->nodes[pick[i]].id);
+		if (j->sts)
+			snprintf((*ids)[i], sizeof((*ids)[i]), "%s-operations-%d", j->name,
+				 j->current - 1 - (int)i);
+		else
+			snprintf((*ids)[i], sizeof((*ids)[i]), "%s", v->nodes[pick[i]].id);
 		kaa__key_drain(key, sizeof(key), j->cluster, (*ids)[i]);
 		if (kaa__coord_put(v->co, key, val, strlen(val), 0, NULL) != KAA_OK)
 			KAA_WARN(MOD, "drain request failed cluster=%s node=%s", j->key, (*ids)[i]);
-		prefer_removal(c, j, (*ids)[i]);
+		if (!j->sts)
+			prefer_removal(c, j, (*ids)[i]);
 	}
 	free(pick);
 	*n_ids = got;
@@ -1124,6 +1217,7 @@ static void *scaler_main(void *arg)
 			j->as = s->as;
 			j->current = s->spec_replicas;
 			j->drain_timeout_s = s->drain_timeout_s;
+			j->sts = s->sts;
 			n++;
 		}
 		pthread_mutex_unlock(&c->mu);
@@ -1205,10 +1299,13 @@ static void teardown(kaa__controller *c)
 			kaa__kube_informer_free(c->kc_inf[i]);
 		if (c->dep_inf)
 			kaa__kube_informer_free(c->dep_inf[i]);
+		if (c->sts_inf)
+			kaa__kube_informer_free(c->sts_inf[i]);
 	}
 	free(c->kc_inf);
 	free(c->dep_inf);
-	c->kc_inf = c->dep_inf = NULL;
+	free(c->sts_inf);
+	c->kc_inf = c->dep_inf = c->sts_inf = NULL;
 	c->n_inf = 0;
 	free(c->workers);
 	c->workers = NULL;
@@ -1248,18 +1345,22 @@ int kaa__controller_start(kaa__controller *c)
 	n_inf = c->n_namespaces ? c->n_namespaces : 1;
 	c->kc_inf = kaa__xcalloc(n_inf, sizeof(*c->kc_inf));
 	c->dep_inf = kaa__xcalloc(n_inf, sizeof(*c->dep_inf));
+	c->sts_inf = kaa__xcalloc(n_inf, sizeof(*c->sts_inf));
 	c->workers = kaa__xcalloc((size_t)c->opts.workers, sizeof(*c->workers));
 	c->n_inf = n_inf;
 	for (size_t i = 0; i < n_inf; i++) {
-		char kpath[512], dpath[512];
+		char kpath[512], dpath[512], spath[512];
 		if (c->n_namespaces) {
 			snprintf(kpath, sizeof(kpath), KC_API "/namespaces/%s/kaaclusters",
 				 c->namespaces[i]);
 			snprintf(dpath, sizeof(dpath), "/apis/apps/v1/namespaces/%s/deployments",
 				 c->namespaces[i]);
+			snprintf(spath, sizeof(spath), "/apis/apps/v1/namespaces/%s/statefulsets",
+				 c->namespaces[i]);
 		} else {
 			snprintf(kpath, sizeof(kpath), KC_API "/kaaclusters");
 			snprintf(dpath, sizeof(dpath), "/apis/apps/v1/deployments");
+			snprintf(spath, sizeof(spath), "/apis/apps/v1/statefulsets");
 		}
 		rc = kaa__kube_informer_new(c->kube, kpath, NULL, c->opts.resync_ms, on_cluster, c,
 					    &c->kc_inf[i]);
@@ -1268,6 +1369,13 @@ int kaa__controller_start(kaa__controller *c)
 		rc = kaa__kube_informer_new(c->kube, dpath,
 					    "app.kubernetes.io/managed-by=kaa-operator", 0,
 					    on_deployment, c, &c->dep_inf[i]);
+		if (rc != KAA_OK)
+			goto fail;
+		/* the operations StatefulSet of clusters with listeners; not part
+		 * of readiness, so a role without statefulsets only loses this */
+		rc = kaa__kube_informer_new(c->kube, spath,
+					    "app.kubernetes.io/managed-by=kaa-operator", 0,
+					    on_deployment, c, &c->sts_inf[i]);
 		if (rc != KAA_OK)
 			goto fail;
 	}

@@ -344,6 +344,356 @@ static void test_invalid(void)
 	}
 }
 
+/* ---- listeners ---- */
+
+/* A small KaaCluster with operations replicas and listeners (JSON array
+ * text); malloc'd. */
+static char *with_listeners(int replicas, const char *extra_ops, const char *listeners)
+{
+	char *j = NULL;
+	int n = asprintf(
+		&j,
+		"{\"metadata\":{\"name\":\"demo\",\"namespace\":\"ns1\",\"uid\":\"u-123\"},"
+		"\"spec\":{\"etcd\":{\"endpoints\":[\"http://e1:2379\"]},"
+		"\"sql\":{\"secretRef\":{\"name\":\"sqlsec\"}},"
+		"\"documentStore\":{\"secretRef\":{\"name\":\"docsec\"}},"
+		"\"operations\":{\"replicas\":%d%s,\"listeners\":%s}}}",
+		replicas, extra_ops, listeners);
+	CU_ASSERT_FATAL(n > 0);
+	return j;
+}
+
+static yajl_val at(yajl_val v, const char *a, const char *b, const char *c, const char *e)
+{
+	const char *p[] = {a, b, c, e, NULL};
+	return yajl_tree_get(v, p, yajl_t_any);
+}
+
+static const char *sat(yajl_val v, const char *a, const char *b, const char *c, const char *e)
+{
+	yajl_val x = at(v, a, b, c, e);
+	return YAJL_IS_STRING(x) ? YAJL_GET_STRING(x) : "";
+}
+
+static yajl_val idx(yajl_val arr, size_t i)
+{
+	CU_ASSERT_FATAL(YAJL_IS_ARRAY(arr) && i < arr->u.array.len);
+	return arr->u.array.values[i];
+}
+
+/* The kaa-node container's env, as name -> index (-1: absent) and value. */
+static int env_at(yajl_val sts, const char *name, const char **value)
+{
+	yajl_val env = at(idx(at(sts, "spec", "template", "spec", "containers"), 0), "env", NULL,
+			  NULL, NULL);
+	for (size_t i = 0; YAJL_IS_ARRAY(env) && i < env->u.array.len; i++)
+		if (!strcmp(sat(env->u.array.values[i], "name", NULL, NULL, NULL), name)) {
+			if (value)
+				*value = sat(env->u.array.values[i], "value", NULL, NULL, NULL);
+			return (int)i;
+		}
+	return -1;
+}
+
+static void test_listener_ingress_path(void)
+{
+	kaa__desired d;
+	char err[256] = "", name[64];
+	char *j = with_listeners(
+		3, "",
+		"[{\"name\":\"edge\",\"type\":\"ingress\","
+		"\"host\":\"devices.example.com\",\"pathPrefix\":\"/ops/{pod}\","
+		"\"tls\":{\"secretName\":\"edge-tls\"},\"ingressClassName\":\"nginx\"}]");
+	const kaa__desired_obj *o;
+	const char *adv = NULL;
+	yajl_val v, rules, paths;
+
+	CU_ASSERT_EQUAL_FATAL(build(j, &d, err, sizeof(err)), KAA_OK);
+	CU_ASSERT(d.ops_statefulset);
+	/* operations is a StatefulSet, the Deployment of the same name goes */
+	CU_ASSERT_PTR_NULL(find(&d, "Deployment", "demo-operations")->json);
+	CU_ASSERT_PTR_NOT_NULL(find(&d, "Deployment", "demo-control")->json);
+	o = find(&d, "StatefulSet", "demo-operations");
+	CU_ASSERT_FATAL(o && o->json);
+	CU_ASSERT_STRING_EQUAL(o->path,
+			       "/apis/apps/v1/namespaces/ns1/statefulsets/demo-operations");
+	v = parse(o->json);
+	CU_ASSERT_STRING_EQUAL(sat(v, "spec", "serviceName", NULL, NULL), "demo-operations");
+	CU_ASSERT_STRING_EQUAL(sat(v, "spec", "podManagementPolicy", NULL, NULL), "Parallel");
+	/* POD_NAME comes before KAA_ADVERTISE, which the kubelet expands with it */
+	CU_ASSERT(env_at(v, "POD_NAME", NULL) >= 0);
+	CU_ASSERT(env_at(v, "POD_NAME", NULL) < env_at(v, "KAA_ADVERTISE", &adv));
+	CU_ASSERT_STRING_EQUAL(adv, "wss://devices.example.com:443/ops/$(POD_NAME)/");
+	CU_ASSERT_PTR_NULL(at(idx(at(v, "spec", "template", "spec", "containers"), 0), "command",
+			      NULL, NULL, NULL));
+	yajl_tree_free(v);
+	/* one Service per pod, selecting that pod */
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "demo-operations-%d", i);
+		o = find(&d, "Service", name);
+		CU_ASSERT_FATAL(o && o->json);
+		v = parse(o->json);
+		CU_ASSERT_STRING_EQUAL(
+			sat(v, "spec", "selector", "statefulset.kubernetes.io/pod-name", NULL),
+			name);
+		CU_ASSERT_STRING_EQUAL(sat(v, "spec", "type", NULL, NULL), "ClusterIP");
+		CU_ASSERT_STRING_EQUAL(
+			sat(v, "metadata", "labels", KAA_DESIRED_LISTENER_LABEL, NULL), "true");
+		CU_ASSERT_STRING_EQUAL(sat(idx(at(v, "metadata", "ownerReferences", NULL, NULL), 0),
+					   "uid", NULL, NULL, NULL),
+				       "u-123");
+		yajl_tree_free(v);
+	}
+	CU_ASSERT_PTR_NULL(find(&d, "Service", "demo-operations-3"));
+	/* the Ingress: a path per pod on the one host, /v1/ to bootstrap */
+	o = find(&d, "Ingress", "demo-edge");
+	CU_ASSERT_FATAL(o && o->json);
+	CU_ASSERT_STRING_EQUAL(o->path,
+			       "/apis/networking.k8s.io/v1/namespaces/ns1/ingresses/demo-edge");
+	v = parse(o->json);
+	CU_ASSERT_STRING_EQUAL(sat(v, "spec", "ingressClassName", NULL, NULL), "nginx");
+	CU_ASSERT_STRING_EQUAL(sat(v, "metadata", "annotations",
+				   "nginx.ingress.kubernetes.io/proxy-read-timeout", NULL),
+			       "3600");
+	CU_ASSERT_STRING_EQUAL(sat(v, "metadata", "labels", "kaaproject.org/listener", NULL),
+			       "edge");
+	CU_ASSERT_STRING_EQUAL(
+		sat(idx(at(v, "spec", "tls", NULL, NULL), 0), "secretName", NULL, NULL, NULL),
+		"edge-tls");
+	rules = at(v, "spec", "rules", NULL, NULL);
+	CU_ASSERT_EQUAL(rules->u.array.len, 1);
+	CU_ASSERT_STRING_EQUAL(sat(idx(rules, 0), "host", NULL, NULL, NULL), "devices.example.com");
+	paths = at(idx(rules, 0), "http", "paths", NULL, NULL);
+	CU_ASSERT_EQUAL_FATAL(paths->u.array.len, 4);
+	for (int i = 0; i < 3; i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "/ops/demo-operations-%d", i);
+		CU_ASSERT_STRING_EQUAL(sat(idx(paths, (size_t)i), "path", NULL, NULL, NULL), want);
+		CU_ASSERT_STRING_EQUAL(sat(idx(paths, (size_t)i), "pathType", NULL, NULL, NULL),
+				       "Prefix");
+		CU_ASSERT_STRING_EQUAL(
+			sat(idx(paths, (size_t)i), "backend", "service", "name", NULL), want + 5);
+		CU_ASSERT_STRING_EQUAL(
+			sat(at(idx(paths, (size_t)i), "backend", "service", "port", NULL), "name",
+			    NULL, NULL, NULL),
+			"operations");
+	}
+	CU_ASSERT_STRING_EQUAL(sat(idx(paths, 3), "path", NULL, NULL, NULL), "/v1/");
+	CU_ASSERT_STRING_EQUAL(sat(idx(paths, 3), "backend", "service", "name", NULL),
+			       "demo-bootstrap");
+	yajl_tree_free(v);
+	kaa__desired_clear(&d);
+	free(j);
+
+	/* no listeners: a Deployment as before, no StatefulSet, no KAA_ADVERTISE */
+	j = with_listeners(2, "", "[]");
+	CU_ASSERT_EQUAL_FATAL(build(j, &d, err, sizeof(err)), KAA_OK);
+	CU_ASSERT_FALSE(d.ops_statefulset);
+	CU_ASSERT_PTR_NULL(find(&d, "StatefulSet", "demo-operations")->json);
+	o = find(&d, "Deployment", "demo-operations");
+	CU_ASSERT_FATAL(o && o->json);
+	CU_ASSERT_PTR_NULL(strstr(o->json, "KAA_ADVERTISE"));
+	CU_ASSERT_PTR_NULL(find(&d, "Service", "demo-operations-0"));
+	kaa__desired_clear(&d);
+	free(j);
+}
+
+static void test_listener_hosts(void)
+{
+	kaa__desired d;
+	char err[256] = "";
+	/* a host per pod, bootstrap on its own host, no TLS; and a cluster listener */
+	char *j = with_listeners(
+		2, "",
+		"[{\"name\":\"pods\",\"type\":\"ingress\","
+		"\"host\":\"{pod}.d.example.com\",\"bootstrapHost\":\"boot.example.com\","
+		"\"advertisedHosts\":[{\"pod\":1,\"host\":\"special.example.com\"}]},"
+		"{\"name\":\"in\",\"type\":\"cluster\"}]");
+	const kaa__desired_obj *o;
+	const char *adv = NULL, *script;
+	yajl_val v, rules, cmd;
+
+	CU_ASSERT_EQUAL_FATAL(build(j, &d, err, sizeof(err)), KAA_OK);
+	o = find(&d, "StatefulSet", "demo-operations");
+	CU_ASSERT_FATAL(o && o->json);
+	v = parse(o->json);
+	env_at(v, "KAA_ADVERTISE", &adv);
+	CU_ASSERT_STRING_EQUAL(adv, "ws://$(POD_NAME).d.example.com:80/,ws://$(POD_IP):9080/");
+	CU_ASSERT(env_at(v, "POD_IP", NULL) < env_at(v, "KAA_ADVERTISE", NULL));
+	/* pod 1's override: the wrapper sets its own URLs and execs kaa-node */
+	cmd = at(idx(at(v, "spec", "template", "spec", "containers"), 0), "command", NULL, NULL,
+		 NULL);
+	CU_ASSERT_FATAL(YAJL_IS_ARRAY(cmd) && cmd->u.array.len == 4);
+	CU_ASSERT_STRING_EQUAL(YAJL_GET_STRING(idx(cmd, 0)), "/bin/sh");
+	CU_ASSERT_STRING_EQUAL(YAJL_GET_STRING(idx(cmd, 3)), "kaa-node");
+	script = YAJL_GET_STRING(idx(cmd, 2));
+	CU_ASSERT_STRING_EQUAL(script,
+			       "case \"$POD_NAME\" in\n"
+			       "demo-operations-1) KAA_ADVERTISE='ws://special.example.com:80/,"
+			       "ws://$(POD_IP):9080/' ;;\n"
+			       "esac\nexport KAA_ADVERTISE\nexec kaa-node \"$@\"\n");
+	yajl_tree_free(v);
+	o = find(&d, "Ingress", "demo-pods");
+	CU_ASSERT_FATAL(o && o->json);
+	v = parse(o->json);
+	CU_ASSERT_PTR_NULL(at(v, "spec", "tls", NULL, NULL));
+	rules = at(v, "spec", "rules", NULL, NULL);
+	CU_ASSERT_EQUAL_FATAL(rules->u.array.len, 3);
+	CU_ASSERT_STRING_EQUAL(sat(idx(rules, 0), "host", NULL, NULL, NULL),
+			       "demo-operations-0.d.example.com");
+	CU_ASSERT_STRING_EQUAL(sat(idx(rules, 1), "host", NULL, NULL, NULL), "special.example.com");
+	CU_ASSERT_STRING_EQUAL(sat(idx(rules, 2), "host", NULL, NULL, NULL), "boot.example.com");
+	CU_ASSERT_STRING_EQUAL(sat(idx(at(idx(rules, 1), "http", "paths", NULL, NULL), 0), "path",
+				   NULL, NULL, NULL),
+			       "/");
+	CU_ASSERT_STRING_EQUAL(sat(idx(at(idx(rules, 1), "http", "paths", NULL, NULL), 0),
+				   "backend", "service", "name", NULL),
+			       "demo-operations-1");
+	yajl_tree_free(v);
+	kaa__desired_clear(&d);
+	free(j);
+}
+
+static void test_listener_services(void)
+{
+	kaa__desired d;
+	char err[256] = "";
+	char *j = with_listeners(
+		2, ",\"autoscaling\":{\"enabled\":true,\"maxReplicas\":3}",
+		"[{\"name\":\"lb\",\"type\":\"loadbalancer\",\"host\":\"{pod}.lb.example.com\","
+		"\"port\":443,\"annotations\":{\"external-dns.alpha.kubernetes.io/hostname\":"
+		"\"{pod}.lb.example.com\"}},"
+		"{\"name\":\"np\",\"type\":\"nodeport\",\"nodePortBase\":31000}]");
+	const kaa__desired_obj *o;
+	const char *adv = NULL, *script;
+	yajl_val v;
+
+	CU_ASSERT_EQUAL_FATAL(build(j, &d, err, sizeof(err)), KAA_OK);
+	o = find(&d, "Service", "demo-operations-1-lb");
+	CU_ASSERT_FATAL(o && o->json);
+	v = parse(o->json);
+	CU_ASSERT_STRING_EQUAL(sat(v, "spec", "type", NULL, NULL), "LoadBalancer");
+	CU_ASSERT_STRING_EQUAL(
+		sat(v, "spec", "selector", "statefulset.kubernetes.io/pod-name", NULL),
+		"demo-operations-1");
+	CU_ASSERT_EQUAL(YAJL_GET_INTEGER(at(idx(at(v, "spec", "ports", NULL, NULL), 0), "port",
+					    NULL, NULL, NULL)),
+			443);
+	CU_ASSERT_STRING_EQUAL(sat(v, "metadata", "annotations",
+				   "external-dns.alpha.kubernetes.io/hostname", NULL),
+			       "demo-operations-1.lb.example.com");
+	CU_ASSERT_STRING_EQUAL(sat(v, "metadata", "labels", "kaaproject.org/listener", NULL), "lb");
+	yajl_tree_free(v);
+	o = find(&d, "Service", "demo-operations-1-np");
+	CU_ASSERT_FATAL(o && o->json);
+	v = parse(o->json);
+	CU_ASSERT_STRING_EQUAL(sat(v, "spec", "type", NULL, NULL), "NodePort");
+	CU_ASSERT_EQUAL(YAJL_GET_INTEGER(at(idx(at(v, "spec", "ports", NULL, NULL), 0), "nodePort",
+					    NULL, NULL, NULL)),
+			31001);
+	yajl_tree_free(v);
+	/* no per-pod ClusterIP Services and no Ingress without an ingress listener */
+	CU_ASSERT_PTR_NULL(find(&d, "Service", "demo-operations-0"));
+	CU_ASSERT_PTR_NULL(find(&d, "Ingress", "demo-lb"));
+	o = find(&d, "StatefulSet", "demo-operations");
+	v = parse(o->json);
+	env_at(v, "KAA_ADVERTISE", &adv);
+	CU_ASSERT_STRING_EQUAL(adv, "ws://$(POD_NAME).lb.example.com:443/,ws://$(HOST_IP):31000/");
+	CU_ASSERT(env_at(v, "HOST_IP", NULL) < env_at(v, "KAA_ADVERTISE", NULL));
+	/* the NodePorts differ per pod: arms up to the autoscaler's maximum,
+	 * so scaling does not change the pod template */
+	script = YAJL_GET_STRING(idx(at(idx(at(v, "spec", "template", "spec", "containers"), 0),
+					"command", NULL, NULL, NULL),
+				     2));
+	CU_ASSERT_PTR_NULL(strstr(script, "demo-operations-0)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(script, "demo-operations-1) KAA_ADVERTISE='ws://"
+					      "demo-operations-1.lb.example.com:443/,"
+					      "ws://$(HOST_IP):31001/' ;;\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(script, "demo-operations-2) "));
+	CU_ASSERT_PTR_NULL(strstr(script, "demo-operations-3)"));
+	yajl_tree_free(v);
+	kaa__desired_clear(&d);
+	free(j);
+}
+
+static void test_listener_invalid(void)
+{
+	static const struct {
+		const char *listeners, *msg;
+	} cases[] = {
+		{"[{\"name\":\"a\",\"type\":\"ingress\"}]",
+		 "listener a: an ingress listener needs a host"},
+		{"[{\"name\":\"a\",\"type\":\"ingress\",\"host\":\"x.example.com\"}]",
+		 "listener a: host or pathPrefix must contain {pod} (each pod needs its own address)"},
+		{"[{\"name\":\"a\",\"type\":\"ingres\"}]",
+		 "listener a: type must be cluster, ingress, loadbalancer or nodeport"},
+		{"[{\"name\":\"A\",\"type\":\"cluster\"}]",
+		 "spec.operations.listeners[].name must be a DNS label of at most 20 characters"},
+		{"[{\"name\":\"a\",\"type\":\"cluster\"},{\"name\":\"a\",\"type\":\"cluster\"}]",
+		 "listener name a is used twice"},
+		{"[{\"name\":\"a\",\"type\":\"nodeport\"}]",
+		 "listener a: a nodeport listener needs nodePortBase in 30000..32767"},
+		{"[{\"name\":\"a\",\"type\":\"loadbalancer\",\"tls\":{\"secretName\":\"s\"}}]",
+		 "listener a: tls, pathPrefix and ingressClassName are for type ingress"},
+		{"[{\"name\":\"a\",\"type\":\"ingress\",\"host\":\"x\",\"pathPrefix\":\"/v1/{pod}\"}]",
+		 "listener a: pathPrefix must not start with /v1 (the bootstrap path)"},
+		{"[{\"name\":\"a\",\"type\":\"ingress\",\"host\":\"{pod}.x'y\"}]",
+		 "listener a: host, bootstrapHost or pathPrefix has a character outside [a-z0-9.-] "
+		 "(paths: also A-Z _ /, starting with / and not ending with /)"},
+		{"[{\"name\":\"a\",\"type\":\"ingress\",\"host\":\"x\",\"pathPrefix\":\"/o/{pod}/\"}]",
+		 "listener a: host, bootstrapHost or pathPrefix has a character outside [a-z0-9.-] "
+		 "(paths: also A-Z _ /, starting with / and not ending with /)"},
+		{"[{\"name\":\"a\",\"type\":\"loadbalancer\",\"advertisedHosts\":[{\"host\":\"h\"}]}]",
+		 "listener a: advertisedHosts[0] needs pod (0..999), an optional host ([a-z0-9.-], no "
+		 "{pod}) and an optional port (1..65535)"},
+		{"[{\"name\":\"a-very-long-name-x\",\"type\":\"loadbalancer\",\"host\":\"{pod}.x\"}]",
+		 NULL}, /* fits: demo-operations-0-a-very-long-name-x */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		kaa__desired d;
+		char err[256] = "";
+		char *j = with_listeners(2, "", cases[i].listeners);
+		int rc = build(j, &d, err, sizeof(err));
+		if (cases[i].msg) {
+			CU_ASSERT_EQUAL(rc, KAA_ERR_INVAL);
+			if (strcmp(err, cases[i].msg) != 0)
+				fprintf(stderr, "listener case %zu: %s\n", i, err);
+			CU_ASSERT_STRING_EQUAL(err, cases[i].msg);
+		} else {
+			if (rc != KAA_OK)
+				fprintf(stderr, "listener case %zu: %s\n", i, err);
+			CU_ASSERT_EQUAL(rc, KAA_OK);
+		}
+		kaa__desired_clear(&d);
+		free(j);
+	}
+	{
+		/* a Service name over 63 characters */
+		kaa__desired d;
+		char err[256] = "";
+		char *j = with_listeners(
+			1, "",
+			"[{\"name\":\"abcdefghijklmnopqrst\",\"type\":\"nodeport\",\"nodePortBase\":30000}]");
+		char *k = NULL;
+		CU_ASSERT_FATAL(asprintf(&k, "%s", j) > 0);
+		free(j);
+		j = NULL;
+		{
+			const char *from = "\"name\":\"demo\"";
+			char *p = strstr(k, from);
+			CU_ASSERT_FATAL(p != NULL);
+			CU_ASSERT_FATAL(asprintf(&j, "%.*s\"name\":\"%s\"%s", (int)(p - k), k,
+						 "a-kaacluster-with-a-rather-long-name-of-40",
+						 p + strlen(from)) > 0);
+		}
+		CU_ASSERT_EQUAL(build(j, &d, err, sizeof(err)), KAA_ERR_INVAL);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "longer than 63 characters"));
+		kaa__desired_clear(&d);
+		free(j);
+		free(k);
+	}
+}
+
 static const char *cond(yajl_val st, const char *type, const char *field)
 {
 	const char *cp[] = {"status", "conditions", NULL};
@@ -423,6 +773,11 @@ static const kaa__cu_test tests[] = {
 	{"config hash and spec variants", test_hash_and_variants},
 	{"invalid specs give clear errors", test_invalid},
 	{"status, conditions and lastTransitionTime", test_status},
+	{"ingress listener with per-pod paths: StatefulSet, pod Services, Ingress",
+	 test_listener_ingress_path},
+	{"ingress listener with per-pod hosts, overrides, cluster listener", test_listener_hosts},
+	{"loadbalancer and nodeport listeners", test_listener_services},
+	{"invalid listeners give clear errors", test_listener_invalid},
 };
 
 int main(void)

@@ -62,7 +62,7 @@ app.kubernetes.io/part-of: kaa
   verbs: [update]
 # owned objects, applied server-side (patch) and removed when the spec drops them
 - apiGroups: [apps]
-  resources: [deployments]
+  resources: [deployments, statefulsets]
   verbs: [get, list, watch, create, update, patch, delete]
 - apiGroups: [""]
   resources: [services, configmaps]
