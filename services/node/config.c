@@ -578,7 +578,6 @@ int kaa__node_config_parse(int argc, char **argv, char **envp, kaa_node_config *
 	}
 	if (cfg->tls_key && !*cfg->tls_key) {
 		free(cfg->tls_key);
-		free(cfg->https_services);
 		cfg->tls_key = NULL;
 	}
 	if (!cfg->tls_cert != !cfg->tls_key) {
@@ -646,6 +645,7 @@ void kaa__node_config_clear(kaa_node_config *cfg)
 	free(cfg->log_level);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
+	free(cfg->https_services);
 	free(cfg->appender_dir);
 	free(cfg->console_dir);
 	free(cfg->config_file);
