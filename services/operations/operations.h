@@ -1,6 +1,6 @@
 /*
  * operations.h - the operations service: the device-facing logic of the
- * kaa.v1 protocol (docs/protocol.md) on top of the WebSocket transport
+ * kaa.v2/kaa.v1 protocol (docs/protocol.md) on top of the WebSocket transport
  * (ops_server.h). Registration, profiles and group membership,
  * configuration delivery, notifications, log ingestion, drain.
  *

@@ -143,7 +143,6 @@ size_t kaa__opl_drain(kaa__operations *ops, int64_t deadline_ms)
 
 /* Plans older than this are history (e.g. seen at start-up): not applied. */
 #define REBALANCE_PLAN_MAX_AGE_MS 120000
-/* Redirected devices come back over this window (retry_after_ms). */
 
 /* Redirects up to n sessions to node `to` (from the registry view). */
 static size_t rebalance_move(kaa__operations *ops, const char *to, int64_t n)
