@@ -115,6 +115,9 @@ mkdir -p "$work/ep"
 	--seconds "${BENCH_SECONDS:-3}" --threads "${BENCH_THREADS:-4}" || status=1
 "$harness" stop ferretdb "$work/ferretdb" >/dev/null 2>&1 || true
 
+echo "== webhook log appender vs bare libcurl POSTs (bench/webhook_bench.c)"
+"$root/$build/bench/webhook_bench" --seconds "${BENCH_SECONDS:-3}" || status=1
+
 echo "== Kafka log appender vs bare librdkafka producer (Kafka $("$root/e2e/tools/kafka/fetch.sh" version), KRaft, harness)"
 "$root/e2e/tools/kafka/fetch.sh" >/dev/null
 eval "$("$harness" start kafka "$work/kafka")"
