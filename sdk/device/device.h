@@ -39,6 +39,7 @@ typedef struct kaa__sim_config {
 	const char *token, *state_dir, *profile, *profile_file;
 	char *file_profile; /* --profile-file's contents (profile points at it) */
 	const char *tpl, *ca, *sub;
+	const char *client_cert; /* --client-cert: mutual TLS (one device) */
 	uint64_t count, duration, total, batch;
 	double rate;
 	bool until_acked, fsync_each, json, verbose;

@@ -26,6 +26,7 @@ enum {
 	O_UNTIL,
 	O_SUB,
 	O_CA,
+	O_CLIENT_CERT,
 	O_FSYNC,
 	O_BATCH,
 	O_VERBOSE,
@@ -57,6 +58,7 @@ static const struct option opts[] = {
 	{"until-acked", no_argument, NULL, O_UNTIL},
 	{"subscribe", required_argument, NULL, O_SUB},
 	{"ca", required_argument, NULL, O_CA},
+	{"client-cert", required_argument, NULL, O_CLIENT_CERT},
 	{"fsync", no_argument, NULL, O_FSYNC},
 	{"log-batch", required_argument, NULL, O_BATCH},
 	{"verbose", no_argument, NULL, O_VERBOSE},
@@ -84,7 +86,7 @@ static void usage(FILE *out)
 		"                  [--count N] [--duration S] [--state-dir DIR] [--profile JSON]\n"
 		"                  [--profile-file FILE]\n"
 		"                  [--log-rate R] [--log-record JSON] [--log-total N] [--until-acked]\n"
-		"                  [--subscribe TOPIC] [--ca FILE] [--fsync] [--log-batch N]\n"
+		"                  [--subscribe TOPIC] [--ca FILE] [--client-cert FILE] [--fsync] [--log-batch N]\n"
 		"                  [--owner ID --owner-token TOK] [--attach-endpoint-token TOK]\n"
 		"                  [--endpoint-token-prefix P] [--send-event FQN]\n"
 		"                  [--event-interval-ms N] [--event-count N] [--event-target KEYHASH]\n"
@@ -112,6 +114,8 @@ static void usage(FILE *out)
 		"  --ca FILE           CA bundle that verifies https bootstrap servers and wss\n"
 		"                      nodes (default: the system's CAs); nodes given as\n"
 		"                      host:port only are then reached with wss\n"
+		"  --client-cert FILE  mutual TLS: a certificate for this device's key\n"
+		"                      (STATE_DIR/dev-0/key.pem); with --count 1 only\n"
 		"  --fsync             fsync the log queue and state files on every change, as a\n"
 		"                      real device does (the simulator's default is not to, so\n"
 		"                      thousands of devices do not queue on one disk)\n"
@@ -206,6 +210,7 @@ static bool parse_option(int c, char *arg, kaa__sim_config *cfg)
 	case O_UNTIL: cfg->until_acked = true; return true;
 	case O_SUB: cfg->sub = arg; return true;
 	case O_CA: cfg->ca = arg; return true;
+	case O_CLIENT_CERT: cfg->client_cert = arg; return true;
 	case O_FSYNC: cfg->fsync_each = true; return true;
 	case O_BATCH: return parse_u64(arg, 1000, &cfg->batch) && cfg->batch != 0;
 	case O_VERBOSE: cfg->verbose = true; return true;
@@ -282,8 +287,8 @@ bool kaa__sim_flags_parse(int argc, char **argv, kaa__sim_config *cfg, int *exit
 			goto bad;
 	}
 	if (optind != argc || !cfg->boot_list || !cfg->token || !*cfg->token ||
-	    !split_bootstrap(cfg) || !config_ok(cfg))
-		goto bad;
+	    !split_bootstrap(cfg) || !config_ok(cfg) || (cfg->client_cert && cfg->count != 1))
+		goto bad; /* a certificate is for one device's key */
 	if (cfg->profile_file) {
 		cfg->file_profile = kaa__sim_read_profile(cfg->profile_file);
 		if (!cfg->file_profile) {

@@ -179,6 +179,7 @@ static int start_device(fleet *f, uint64_t i)
 		.state_dir = d->dir,
 		.client_profile_json = cfg->profile,
 		.ca_file = cfg->ca,
+		.client_cert_file = cfg->client_cert,
 		.callbacks = &kaa__sim_callbacks,
 		.user = d,
 		.log_no_fsync = !cfg->fsync_each,

@@ -63,10 +63,11 @@ typedef struct kaa__pending_op {
 	char topic[];
 } pending_op;
 
+/* One client vhost per TLS setup: CA file, client certificate, key. */
 typedef struct ca_vhost {
 	struct ca_vhost *next;
 	struct lws_vhost *vh;
-	char ca[];
+	char ca[]; /* "CA\nCERT\nKEY" (empty parts: none) */
 } ca_vhost;
 
 struct kaa_runtime {
@@ -273,26 +274,33 @@ static const struct lws_protocols protocols[] = {
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-static struct lws_vhost *vhost_for(kaa_runtime *rt, const char *ca)
+static struct lws_vhost *vhost_for(kaa_runtime *rt, const char *ca, const char *cert,
+				   const char *key)
 {
 	struct lws_context_creation_info info;
+	size_t len;
 
-	if (!ca)
+	if (!ca && !cert)
 		return NULL;
-	for (ca_vhost *v = rt->vhosts; v; v = v->next)
-		if (strcmp(v->ca, ca) == 0)
-			return v->vh;
-	ca_vhost *v = malloc(sizeof(*v) + strlen(ca) + 1);
+	len = strlen(ca ? ca : "") + strlen(cert ? cert : "") + strlen(key ? key : "") + 3;
+	ca_vhost *v = malloc(sizeof(*v) + len);
 	if (!v)
 		return NULL;
+	snprintf(v->ca, len, "%s\n%s\n%s", ca ? ca : "", cert ? cert : "", key ? key : "");
+	for (ca_vhost *o = rt->vhosts; o; o = o->next)
+		if (strcmp(o->ca, v->ca) == 0) {
+			free(v);
+			return o->vh;
+		}
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.client_ssl_ca_filepath = ca;
+	info.client_ssl_cert_filepath = cert;
+	info.client_ssl_private_key_filepath = cert ? key : NULL;
 	info.vhost_name = "kaa-ca";
 	info.protocols = protocols;
 	v->vh = NULL;
-	strcpy(v->ca, ca);
 	v->next = rt->vhosts;
 	v->vh = lws_create_vhost(rt->ctx, &info);
 	rt->vhosts = v;
@@ -383,11 +391,17 @@ static void attempt(kaa_client *c)
 	i.local_protocol_name = KAA__PROTOCOL_SUBPROTOCOL;
 	i.opaque_user_data = c;
 	if (n->tls || (c->ca && !n->from_url)) {
+		char key[PATH_MAX];
+		snprintf(key, sizeof(key), "%s/key.pem", c->dir);
 		i.ssl_connection = LCCSCF_USE_SSL;
-		i.vhost = vhost_for(c->rt, c->ca);
-		if (c->ca && !i.vhost) {
-			/* never fall back to other CAs than the ones asked for */
-			kaa__client_report(c, KAA_ERR_IO, 0, "cannot use the CA file %s", c->ca);
+		i.vhost = vhost_for(c->rt, c->ca, c->cert, key);
+		if ((c->ca || c->cert) && !i.vhost) {
+			/* never fall back to other CAs or no certificate */
+			kaa__client_report(c, KAA_ERR_IO, 0,
+					   "cannot use the CA file %s or the "
+					   "client certificate %s",
+					   c->ca ? c->ca : "(system)",
+					   c->cert ? c->cert : "(none)");
 			schedule_retry(c, kaa__sdk_backoff_next(&c->bo));
 			return;
 		}
@@ -1240,6 +1254,7 @@ static void client_destroy(kaa_client *c)
 	free(c->profile);
 	free(c->sdk_profile_id);
 	free(c->ca);
+	free(c->cert);
 	free(c->pub);
 	EVP_PKEY_free(c->key);
 	free(c->config);
@@ -1327,6 +1342,8 @@ int kaa_client_new(kaa_runtime *rt, const kaa_client_options *o, kaa_client **ou
 		rc = dup_opt(o->sdk_profile_id, &c->sdk_profile_id);
 	if (rc == KAA_OK)
 		rc = dup_opt(o->ca_file, &c->ca);
+	if (rc == KAA_OK)
+		rc = dup_opt(o->client_cert_file, &c->cert);
 	if (rc == KAA_OK && !(c->boot = calloc(o->bootstrap_count, sizeof(*c->boot))))
 		rc = KAA_ERR_NOMEM;
 	for (size_t i = 0; rc == KAA_OK && i < o->bootstrap_count; i++) {

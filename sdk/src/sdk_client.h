@@ -35,6 +35,7 @@ struct kaa_client {
 
 	/* options */
 	char *token, *dir, *profile, *sdk_profile_id, *ca;
+	char *cert; /* client_cert_file: mutual TLS with the key in dir/key.pem */
 	char **boot;
 	size_t nboot;
 	kaa_callbacks cb;

@@ -32,6 +32,7 @@ enum {
 	OPT_TLS_CERT,
 	OPT_HELLO_PROOF,
 	OPT_HTTPS_SERVICES,
+	OPT_CLIENT_CA,
 	OPT_TLS_KEY,
 	OPT_DRAIN_TIMEOUT,
 	OPT_IDLE_TIMEOUT,
@@ -67,6 +68,7 @@ static const struct option options[] = {
 	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	{"hello-proof", required_argument, NULL, OPT_HELLO_PROOF},
 	{"https-services", required_argument, NULL, OPT_HTTPS_SERVICES},
+	{"client-ca", required_argument, NULL, OPT_CLIENT_CA},
 	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	{"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
 	{"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
@@ -106,6 +108,9 @@ const char *kaa__node_usage(void)
 	       "  --lease-ttl SECONDS    registry and election lease TTL (default 10)\n"
 	       "  --tls-cert FILE        PEM certificate for wss on the operations port (with --tls-key)\n"
 	       "  --tls-key FILE         PEM private key for --tls-cert\n"
+	       "  --client-ca FILE       mutual TLS on the operations port: devices present a\n"
+	       "                         certificate from this CA for the key they register\n"
+	       "                         (needs --tls-cert)\n"
 	       "  --https-services LIST  control,bootstrap: serve these ports over HTTPS with\n"
 	       "                         --tls-cert/--tls-key (default: none, plain HTTP)\n"
 	       "  --hello-proof MODE     devices must prove they hold their key (kaa.v2): for\n"
@@ -245,6 +250,7 @@ static int apply(kaa_node_config *cfg, int id, const char *name, const char *v, 
 	case OPT_TLS_CERT: return set_str(&cfg->tls_cert, v);
 	case OPT_TLS_KEY: return set_str(&cfg->tls_key, v);
 	case OPT_HTTPS_SERVICES: return set_str(&cfg->https_services, v);
+	case OPT_CLIENT_CA: return set_str(&cfg->client_ca, v);
 	case OPT_HELLO_PROOF:
 		if (strcmp(v, "always") && strcmp(v, "provisioned")) {
 			snprintf(err, errlen, "%s: must be provisioned or always, got '%s'", name,
@@ -586,6 +592,14 @@ int kaa__node_config_parse(int argc, char **argv, char **envp, kaa_node_config *
 	}
 	if (cfg->https_services && parse_https(cfg, err, errlen) != 0)
 		return KAA_CONFIG_USAGE;
+	if (cfg->client_ca && !*cfg->client_ca) {
+		free(cfg->client_ca);
+		cfg->client_ca = NULL;
+	}
+	if (cfg->client_ca && !cfg->tls_cert) {
+		snprintf(err, errlen, "--client-ca needs --tls-cert and --tls-key");
+		return KAA_CONFIG_USAGE;
+	}
 	if (cfg->advertise && !*cfg->advertise) {
 		free(cfg->advertise);
 		cfg->advertise = NULL;
@@ -646,6 +660,7 @@ void kaa__node_config_clear(kaa_node_config *cfg)
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	free(cfg->https_services);
+	free(cfg->client_ca);
 	free(cfg->appender_dir);
 	free(cfg->console_dir);
 	free(cfg->config_file);

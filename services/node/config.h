@@ -62,6 +62,9 @@ typedef struct kaa_node_config {
 	 * (proto/device_url.h). NULL: ws[s]://host:operations-port/. */
 	char *advertise;
 	char *tls_cert; /* NULL: plain ws */
+	/* --client-ca: the operations port requires device certificates from
+	 * this CA (mutual TLS; with tls_cert) */
+	char *client_ca;
 	/* --https-services: these ports serve HTTPS with tls_cert/tls_key */
 	bool https_control, https_bootstrap;
 	char *https_services;

@@ -393,6 +393,7 @@ int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 			.port = cfg->operations_port,
 			.tls_cert = cfg->tls_cert,
 			.tls_key = cfg->tls_key,
+			.client_ca = cfg->client_ca,
 			.appender_dir = cfg->appender_dir,
 			.drain_timeout_ms = cfg->drain_timeout * 1000,
 			.proof_always = cfg->proof_always,

@@ -495,6 +495,7 @@ int kaa__operations_new(const kaa__operations_opts *o, kaa__operations **out)
 			.port = o->port,
 			.tls_cert = o->tls_cert,
 			.tls_key = o->tls_key,
+			.client_ca = o->client_ca,
 			.workers = o->workers,
 			.max_sessions = o->max_sessions,
 			.idle_timeout_ms = ops->idle_timeout_ms,

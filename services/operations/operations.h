@@ -68,6 +68,9 @@ typedef struct kaa__operations_opts {
 	const char *bind_host;
 	int port;
 	const char *tls_cert, *tls_key;
+	/* mutual TLS (with tls_cert): devices present a certificate from this
+	 * CA whose public key must be the one they register with */
+	const char *client_ca;
 	int workers, max_sessions, idle_timeout_ms;
 	/* base directory of "file" log appenders (NULL: ./data/logs) */
 	const char *appender_dir;

@@ -35,6 +35,11 @@ static int srv_nonce(void *ud, kaa__session_id sid, uint8_t out[32])
 	return kaa__ops_server_nonce(ud, sid, out);
 }
 
+static int srv_client_key(void *ud, kaa__session_id sid, uint8_t out[32])
+{
+	return kaa__ops_server_client_key(ud, sid, out);
+}
+
 kaa__ops_io kaa__opl_io_server(kaa__ops_server *srv)
 {
 	return (kaa__ops_io){.ud = srv,
@@ -43,5 +48,6 @@ kaa__ops_io kaa__opl_io_server(kaa__ops_server *srv)
 			     .established = srv_established,
 			     .set_accepting = srv_set_accepting,
 			     .sessions = srv_sessions,
-			     .nonce = srv_nonce};
+			     .nonce = srv_nonce,
+			     .client_key = srv_client_key};
 }

@@ -29,6 +29,9 @@ typedef struct kaa__ops_io {
 	 * an error when none was issued. NULL: this transport issues none
 	 * (every Hello proof is then refused). */
 	int (*nonce)(void *ud, kaa__session_id sid, uint8_t out[32]);
+	/* mTLS: SHA-256 of the client certificate's public key (KAA_OK), or
+	 * an error when the session presented none. NULL: no mTLS. */
+	int (*client_key)(void *ud, kaa__session_id sid, uint8_t out[32]);
 } kaa__ops_io;
 
 /* The io that drives the real transport srv (borrowed: it must outlive

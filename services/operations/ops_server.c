@@ -36,6 +36,9 @@
 
 #include <libwebsockets.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -89,7 +92,8 @@ struct ops_session {
 	struct lws *wsi; /* NULL once the socket closed */
 	struct ops_session *lprev, *lnext;
 	uint64_t opened_ms, last_seen_ms, close_req_ms;
-	uint8_t *rx; /* reassembly of a message spread over several reads */
+	uint8_t *rx;       /* reassembly of a message spread over several reads */
+	uint8_t *cert_key; /* mTLS: SHA-256 of the client certificate's public key */
 	size_t rx_len;
 	bool rx_skip;   /* discarding the rest of a refused message */
 	bool rx_paused; /* lws_rx_flow_control(wsi, 0) in force */
@@ -125,7 +129,7 @@ struct kaa__ops_server {
 	bool (*ready)(void *ud);
 	void *ready_ud;
 	kaa__metrics *metrics;
-	char *bind_host, *tls_cert, *tls_key;
+	char *bind_host, *tls_cert, *tls_key, *client_ca;
 
 	struct lws_context *ctx;
 	struct lws_protocols protocols[4];
@@ -199,6 +203,7 @@ static void sess_free(struct ops_session *ss)
 	}
 	out_free_all(ss->sq_head);
 	free(ss->rx);
+	free(ss->cert_key);
 	pthread_mutex_destroy(&ss->mu);
 	free(ss);
 }
@@ -359,6 +364,38 @@ static int sq_push(kaa__ops_server *s, struct ops_session *ss, struct out_msg *m
 	}
 	if (notify)
 		sess_schedule(s, ss);
+	return rc;
+}
+
+/* The SHA-256 of the DER public key of the client certificate that the
+ * handshake verified; without one (cannot happen: the handshake required
+ * it) the session keeps none and registration refuses it. */
+static void keep_cert_key(struct ops_session *ss, struct lws *wsi)
+{
+	SSL *ssl = lws_get_ssl(wsi);
+	X509 *x = ssl ? SSL_get1_peer_certificate(ssl) : NULL;
+	EVP_PKEY *pk = x ? X509_get0_pubkey(x) : NULL;
+	unsigned char *der = NULL;
+	int n = pk ? i2d_PUBKEY(pk, &der) : -1;
+	if (n > 0) {
+		ss->cert_key = kaa__xmalloc(SHA256_DIGEST_LENGTH);
+		SHA256(der, (size_t)n, ss->cert_key);
+	}
+	OPENSSL_free(der);
+	X509_free(x);
+}
+
+int kaa__ops_server_client_key(kaa__ops_server *s, kaa__session_id sid, uint8_t out[32])
+{
+	struct ops_session *ss = sess_get(s, sid);
+	int rc = KAA_ERR_NOTFOUND;
+	if (!ss)
+		return rc;
+	if (ss->cert_key) {
+		memcpy(out, ss->cert_key, SHA256_DIGEST_LENGTH);
+		rc = KAA_OK;
+	}
+	sess_unref(s, ss);
 	return rc;
 }
 
@@ -833,10 +870,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	switch (reason) {
 	case LWS_CALLBACK_HTTP: return on_http(s, wsi, in ? (const char *)in : "/");
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: return on_confirm_upgrade(s, wsi, in);
+	case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
+		/* lws asks us with OpenSSL's verdict in len (preverify_ok) and
+		 * accepts whatever 0 we return: a certificate that did not
+		 * verify against --client-ca must fail the handshake */
+		return len ? 0 : 1;
 	case LWS_CALLBACK_ESTABLISHED:
 		if (lws_get_opaque_user_data(wsi) != &s->hs_marker)
 			return -1; /* not admitted by us (cannot happen) */
 		ss = sess_new(s, wsi);
+		if (s->client_ca)
+			keep_cert_key(ss, wsi);
 		/* lws may copy the protocol table: compare names */
 		if (lws_get_protocol(wsi) &&
 		    !strcmp(lws_get_protocol(wsi)->name, KAA__PROTOCOL_SUBPROTOCOL_V2))
@@ -1140,6 +1184,7 @@ static void stop_threads_and_free(kaa__ops_server *s)
 	free(s->bind_host);
 	free(s->tls_cert);
 	free(s->tls_key);
+	free(s->client_ca);
 	pthread_mutex_destroy(&s->tab_mu);
 	pthread_mutex_destroy(&s->pend_mu);
 	pthread_mutex_destroy(&s->pool_mu);
@@ -1160,7 +1205,8 @@ int kaa__ops_server_new(const kaa__ops_server_opts *opts, const kaa__ops_handler
 		*out = NULL;
 	if (!opts || !h || !out || opts->port < 0 || opts->port > 65535 || opts->workers < 0 ||
 	    opts->max_sessions < 0 || opts->rx_buffer < 0 || opts->idle_timeout_ms < 0 ||
-	    opts->hello_timeout_ms < 0 || (!opts->tls_cert != !opts->tls_key))
+	    opts->hello_timeout_ms < 0 || (!opts->tls_cert != !opts->tls_key) ||
+	    (opts->client_ca && !opts->tls_cert))
 		return KAA_ERR_INVAL;
 	kaa__lws_log_init();
 
@@ -1188,6 +1234,7 @@ int kaa__ops_server_new(const kaa__ops_server_opts *opts, const kaa__ops_handler
 	s->bind_host = opts->bind_host ? kaa__xstrdup(opts->bind_host) : NULL;
 	s->tls_cert = opts->tls_cert ? kaa__xstrdup(opts->tls_cert) : NULL;
 	s->tls_key = opts->tls_key ? kaa__xstrdup(opts->tls_key) : NULL;
+	s->client_ca = opts->client_ca ? kaa__xstrdup(opts->client_ca) : NULL;
 	atomic_init(&s->accepting, true);
 	atomic_init(&s->stopping, false);
 	atomic_init(&s->nsessions, 0);
@@ -1265,6 +1312,12 @@ int kaa__ops_server_new(const kaa__ops_server_opts *opts, const kaa__ops_handler
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = s->tls_cert;
 		info.ssl_private_key_filepath = s->tls_key;
+		if (s->client_ca) {
+			/* mutual TLS: a device without a certificate from this CA
+			 * does not complete the handshake */
+			info.ssl_ca_filepath = s->client_ca;
+			info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+		}
 	}
 	s->ctx = lws_create_context(&info);
 	if (!s->ctx) {

@@ -49,6 +49,9 @@ typedef struct kaa__ops_server_opts {
 	int port;              /* 0: any free port (see kaa__ops_server_port) */
 	const char *tls_cert;  /* PEM files; both set: wss, else ws */
 	const char *tls_key;
+	/* with tls_cert: mutual TLS, devices must present a certificate this
+	 * CA file signed (kaa__ops_server_client_key) */
+	const char *client_ca;
 	int workers;          /* default 4 */
 	int max_sessions;     /* 0: derived from RLIMIT_NOFILE */
 	int rx_buffer;        /* default 1024 */
@@ -118,6 +121,11 @@ void kaa__ops_session_set_established(kaa__ops_server *s, kaa__session_id sid);
  * e.g. 1008 after a fatal Error, 1001 when draining. KAA_ERR_INVAL: code
  * outside 1000..4999; KAA_ERR_NOTFOUND: the session is gone. */
 int kaa__ops_close_code(kaa__ops_server *s, kaa__session_id sid, int ws_code);
+/* mTLS: the SHA-256 of the public key (DER SubjectPublicKeyInfo) of the
+ * client certificate session sid presented. Any thread. KAA_OK, or
+ * KAA_ERR_NOTFOUND (no such session, or not mTLS). */
+int kaa__ops_server_client_key(kaa__ops_server *s, kaa__session_id sid, uint8_t out[32]);
+
 /* The proof-of-possession nonce of session sid (proto/hello_proof.h):
  * HMAC of a per-process random secret and sid, the same value this server
  * sent in the kaa.v2 session's Challenge. Any thread. KAA_OK,

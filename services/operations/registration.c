@@ -235,9 +235,25 @@ void kaa__opl_hello(kaa__operations *ops, ops_session *s, const frame_t *f)
 			       "application_token and public_key are required");
 		return;
 	}
-	/* the proof first: a forged or replayed one learns nothing else */
+	/* the proof first: a forged or replayed one learns nothing else. With
+	 * mTLS the handshake already proved the certificate's key: it must be
+	 * the key this Hello registers (a certificate of another device's key
+	 * does not make this one), and then needs no Challenge. */
 	bool proven = false;
-	if (h->proof.len) {
+	uint8_t ck[SHA256_DIGEST_LENGTH], hk[SHA256_DIGEST_LENGTH];
+	if (ops->io.client_key && ops->io.client_key(ops->io.ud, s->sid, ck) == KAA_OK) {
+		SHA256(h->public_key.data, h->public_key.len, hk);
+		if (memcmp(ck, hk, sizeof(ck)) != 0) {
+			kaa__counter_inc(ops->reg_bad_proof);
+			kaa__opl_error(ops, s->sid, f->request_id, EC(INVALID_PROOF), true,
+				       "hello.public_key", NULL,
+				       "the client certificate's public key is not this Hello's "
+				       "public_key");
+			return;
+		}
+		proven = true;
+	}
+	if (h->proof.len && !proven) {
 		if (!verify_proof(ops, s, h)) {
 			kaa__counter_inc(ops->reg_bad_proof);
 			kaa__opl_error(ops, s->sid, f->request_id, EC(INVALID_PROOF), true,

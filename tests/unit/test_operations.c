@@ -138,6 +138,20 @@ static int io_nonce(void *ud, kaa__session_id sid, uint8_t out[32])
 	return kaa__proof_nonce(io_secret, sid, out);
 }
 
+/* mTLS: the key hash of the client certificate the test transport
+ * reports for every session (unset: no mTLS). */
+static uint8_t io_cert_key[32];
+static bool io_cert_set;
+static int io_client_key(void *ud, kaa__session_id sid, uint8_t out[32])
+{
+	(void)ud;
+	(void)sid;
+	if (!io_cert_set)
+		return KAA_ERR_NOTFOUND;
+	memcpy(out, io_cert_key, 32);
+	return KAA_OK;
+}
+
 static const kaa__ops_io test_io = {
 	.send = io_send,
 	.close = io_close,
@@ -145,6 +159,7 @@ static const kaa__ops_io test_io = {
 	.set_accepting = io_set_accepting,
 	.sessions = io_sessions,
 	.nonce = io_nonce,
+	.client_key = io_client_key,
 };
 
 static void io_reset(void)
@@ -691,6 +706,27 @@ static void test_provisioned(void)
 	send_hello_proof(7, a.token, good, good, 7);
 	expect_fatal(7, EC(REVOKED));
 
+	kaa__operations_free(ops);
+	ops = NULL;
+	io_reset();
+
+	/* mTLS: the handshake proved the certificate's key; a Hello with that
+	 * key needs no Challenge proof (even provisioned), one with another
+	 * key is refused */
+	ops = start_ops(NULL, "node-a");
+	kaa__meta_obj u2 = {.kind = KAA_META_CREDENTIAL, .id = cred};
+	u2.status = "provisioned";
+	CU_ASSERT_EQUAL_FATAL(kaa__meta_update(meta, &u2, NULL, NULL), KAA_OK);
+	uint8_t der2[256], *dp2 = der2;
+	int dl2 = i2d_PUBKEY(good, &dp2);
+	SHA256(der2, (size_t)dl2, io_cert_key);
+	io_cert_set = true;
+	send_hello_proof(8, a.token, good, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL(nth(8, BODY(HELLO_ACK), 0));
+	close_session(8);
+	send_hello_proof(9, a.token, other, other, 9); /* a valid proof, but not the cert's key */
+	expect_fatal(9, EC(INVALID_PROOF));
+	io_cert_set = false;
 	kaa__operations_free(ops);
 	ops = NULL;
 	io_reset();

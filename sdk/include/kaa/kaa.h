@@ -240,6 +240,12 @@ typedef struct kaa_client_options {
 	 * HelloAck) not complete after this long is abandoned and retried with
 	 * backoff (0: KAA_CONNECT_TIMEOUT_DEFAULT_MS). */
 	uint32_t connect_timeout_ms;
+	/* Optional: a PEM certificate for this device's own key (state_dir's
+	 * key.pem, created at the first start), presented on wss connections
+	 * to nodes that require mutual TLS (kaa-node --client-ca). Issue it
+	 * for the key the device registers with: the node refuses a
+	 * certificate of another key. */
+	const char *client_cert_file;
 } kaa_client_options;
 
 #define KAA_KEEPALIVE_OFF (-1)
