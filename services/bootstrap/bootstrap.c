@@ -1,6 +1,8 @@
 #include "bootstrap/bootstrap.h"
 
+#include "base/alloc.h"
 #include "base/error.h"
+#include "json/json_merge.h"
 #include "proto/device_url.h"
 
 #include <math.h>
@@ -59,12 +61,10 @@ static void gen_urls(yajl_gen g, const kaa__node_record *r, int port)
 
 int kaa__bootstrap_render(const kaa__node_record *nodes, size_t n, char **out, size_t *len)
 {
-	yajl_gen g = yajl_gen_alloc(NULL);
+	yajl_gen g = kaa__json_gen_new();
 	const unsigned char *buf;
 	size_t blen;
 
-	if (!g)
-		return KAA_ERR_NOMEM;
 	yajl_gen_map_open(g);
 	key(g, "nodes");
 	yajl_gen_array_open(g);
@@ -90,11 +90,7 @@ int kaa__bootstrap_render(const kaa__node_record *nodes, size_t n, char **out, s
 	yajl_gen_array_close(g);
 	yajl_gen_map_close(g);
 	yajl_gen_get_buf(g, &buf, &blen);
-	*out = malloc(blen + 1);
-	if (!*out) {
-		yajl_gen_free(g);
-		return KAA_ERR_NOMEM;
-	}
+	*out = kaa__xmalloc(blen + 1);
 	memcpy(*out, buf, blen);
 	(*out)[blen] = '\0';
 	*len = blen;

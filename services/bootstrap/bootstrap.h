@@ -29,7 +29,8 @@
 
 /* The weight of one node as documented above. */
 int kaa__bootstrap_weight(const kaa__node_record *r);
-/* The response body for nodes[0..n): malloc'd JSON in *out. KAA_ERR_NOMEM. */
+/* The response body for nodes[0..n): malloc'd JSON in *out. KAA_OK (out of
+ * memory aborts through the daemon hook). */
 int kaa__bootstrap_render(const kaa__node_record *nodes, size_t n, char **out, size_t *len);
 
 #endif

@@ -1,5 +1,6 @@
 #include "control/sdk_gen.h"
 
+#include "base/alloc.h"
 #include "base/buf.h"
 #include "base/error.h"
 #include "json/json_merge.h"
@@ -123,9 +124,7 @@ int kaa__tar_single(const char *name, const char *data, size_t len, int64_t mtim
 
 	if (strlen(name) >= 100)
 		return KAA_ERR_INVAL;
-	t = calloc(1, total);
-	if (!t)
-		return KAA_ERR_NOMEM;
+	t = kaa__xcalloc(1, total);
 	memcpy(t, name, strlen(name));
 	memcpy(t + 100, "0000644", 7);
 	memcpy(t + 108, "0000000", 7);

@@ -248,23 +248,16 @@ static int build_self(kaa__node *n)
 		{n->ops && kaa__operations_internode_port(n->ops) > 0, "internode",
 		 n->ops ? kaa__operations_internode_port(n->ops) : 0},
 	};
-	r->id = strdup(cfg->node_id);
-	r->host = strdup(cfg->host);
-	r->version = strdup(KAA_NODE_VERSION);
-	if (!r->id || !r->host || !r->version)
-		return KAA_ERR_NOMEM;
+	r->id = kaa__xstrdup(cfg->node_id);
+	r->host = kaa__xstrdup(cfg->host);
+	r->version = kaa__xstrdup(KAA_NODE_VERSION);
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
 		if (!s[i].on)
 			continue;
-		if (i < 3) {
-			r->services[r->n_services] = strdup(s[i].name);
-			if (!r->services[r->n_services++])
-				return KAA_ERR_NOMEM;
-		}
-		r->ports[r->n_ports].name = strdup(s[i].name);
-		r->ports[r->n_ports].port = s[i].port;
-		if (!r->ports[r->n_ports++].name)
-			return KAA_ERR_NOMEM;
+		if (i < 3)
+			r->services[r->n_services++] = kaa__xstrdup(s[i].name);
+		r->ports[r->n_ports].name = kaa__xstrdup(s[i].name);
+		r->ports[r->n_ports++].port = s[i].port;
 	}
 	r->load = n->last_load = read_load();
 	if (cfg->operations)
@@ -327,13 +320,11 @@ static void print_demo(const kaa_node_config *cfg, const char *token)
 
 int kaa__node_start(const kaa_node_config *cfg, kaa__node **out)
 {
-	kaa__node *n = calloc(1, sizeof(*n));
+	kaa__node *n = kaa__xcalloc(1, sizeof(*n));
 	char demo_token[128] = "";
 	int rc;
 
 	*out = NULL;
-	if (!n)
-		return KAA_ERR_NOMEM;
 	n->cfg = cfg;
 	n->metrics = kaa__metrics_new();
 	if (!n->metrics) {
